@@ -1,0 +1,50 @@
+"""Form capture: ``POST /forms/{form_id}`` and its CORS preflight, from the HTTP API.
+
+Decodes the post (urlencoded, multipart or JSON) and calls ``CaptureService``: validate
+against the workspace form, de-duplicate on the email, store lead, activity, consent and
+outbox events in one DynamoDB transaction, or keep the post on the intake queue when the
+table cannot take it. Answers 303 / 201 / 200 / 202, or a 4xx naming what is wrong.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadflow.adapters.clock import SystemClock
+from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.adapters.sqs import SqsIntakeQueue
+from leadflow.config.workspace import Workspace
+from leadflow.services.capture import CaptureService
+from leadflow.settings import CaptureSettings
+from leadflow.transport.forms import handle_form_request
+
+logger = Logger()
+metrics = Metrics()
+
+
+@cache
+def dependencies() -> CaptureService:
+    settings = CaptureSettings.from_env()
+    return CaptureService(
+        workspace=Workspace(settings.leadflow_workspace),
+        store=DynamoLeadStore(settings.leads_table),
+        intake=SqsIntakeQueue(settings.intake_queue_url),
+        clock=SystemClock(),
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = handle_form_request(event, dependencies())
+    status = response["statusCode"]
+    # Ids and status only: no field values, no email, no IP in logs.
+    logger.info("form post answered", form_id=(event.get("pathParameters") or {}).get("form_id"), status=status)
+    metrics.add_metric(name=f"FormPost{status}", unit=MetricUnit.Count, value=1)
+    return response

@@ -1,0 +1,75 @@
+"""Intake replay: SQS (IntakeQueue) -> DynamoDB.
+
+Form posts the table could not take at the time wait on the intake queue; this stores
+them through the same ``CaptureService.replay`` as a live post. Batch processing reports
+partial failures, so a message that fails again (table still down) is retried alone and
+lands in the IntakeDLQ after five tries; a post that is invalid is dropped with a log
+line (it would never succeed). Idempotent: each queued post carries its own key.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadflow.adapters.clock import SystemClock
+from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.adapters.sqs import SqsIntakeQueue
+from leadflow.config.workspace import Workspace
+from leadflow.domain.errors import FormNotFound, InvalidSubmission
+from leadflow.services.capture import CaptureService
+from leadflow.settings import ReplaySettings
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def dependencies() -> CaptureService:
+    settings = ReplaySettings.from_env()
+    return CaptureService(
+        workspace=Workspace(settings.leadflow_workspace),
+        store=DynamoLeadStore(settings.leads_table),
+        intake=SqsIntakeQueue(""),  # replays never re-queue: a failure is retried by SQS
+        clock=SystemClock(),
+        rate_limit_per_minute=1,
+    )
+
+
+def record_handler(record: SQSRecord) -> None:
+    message = json.loads(record.body)
+    try:
+        result = dependencies().replay(message)
+    except (InvalidSubmission, FormNotFound) as error:
+        logger.error(
+            "queued submission can never be stored",
+            submission_id=message.get("submission_id"),
+            error=type(error).__name__,
+        )
+        metrics.add_metric(name="IntakeDropped", unit=MetricUnit.Count, value=1)
+        return
+    logger.info(
+        "queued submission stored",
+        submission_id=message.get("submission_id"),
+        lead_id=result.lead_id,
+        outcome=result.outcome.value,
+        replayed=result.replayed,
+    )
+    metrics.add_metric(name="IntakeReplayed", unit=MetricUnit.Count, value=1)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -1,0 +1,89 @@
+"""Admin API: ``/api/v1/...`` on the HTTP API (IAM-authenticated), and its OpenAPI document.
+
+Routes: ``GET /api/v1/leads/{lead_id}`` (profile, attribution, consent, activities),
+``GET /api/v1/leads?email=`` (find by address; without it, the newest leads) and
+``GET /api/v1/openapi.json``. Reads through ``LeadQueries``; never writes.
+"""
+
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadflow import __version__
+from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.config.workspace import Workspace
+from leadflow.domain.errors import LeadNotFound
+from leadflow.services.leads import LeadQueries
+from leadflow.settings import ApiSettings
+from leadflow.transport.api_models import ErrorBody, LeadDetail, LeadList
+
+logger = Logger()
+tracer = Tracer()
+app = APIGatewayHttpResolver(enable_validation=True)
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+
+
+@cache
+def dependencies() -> LeadQueries:
+    settings = ApiSettings.from_env()
+    return LeadQueries(DynamoLeadStore(settings.leads_table), Workspace(settings.leadflow_workspace))
+
+
+def require_authorizer(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
+    """Defence in depth: refuse any request the gateway did not authenticate (IAM or JWT)."""
+    if app.current_event.path not in PUBLIC_PATHS:
+        authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+        if not (authorizer.get("iam") or authorizer.get("jwt") or authorizer.get("lambda")):
+            return Response(401, "application/json", '{"message":"Unauthorized"}')
+    return next_middleware(app)
+
+
+app.use(middlewares=[require_authorizer])
+
+
+@app.exception_handler(LeadNotFound)  # type: ignore[untyped-decorator]
+def lead_not_found(_: LeadNotFound) -> Response[str]:
+    return Response(404, "application/json", ErrorBody(message="There is no such lead.").model_dump_json())
+
+
+@app.get(
+    "/api/v1/leads/<lead_id>",
+    summary="A lead with its attribution, consent and activities",
+    responses={404: {"description": "No such lead"}, 401: {"description": "Not authenticated"}},
+)
+@tracer.capture_method
+def get_lead(lead_id: Annotated[str, Path(min_length=1, max_length=64)]) -> LeadDetail:
+    return LeadDetail.model_validate(dependencies().get(lead_id))
+
+
+@app.get(
+    "/api/v1/leads",
+    summary="Find a lead by email, or list the newest leads",
+    responses={401: {"description": "Not authenticated"}},
+)
+@tracer.capture_method
+def find_leads(
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> LeadList:
+    queries = dependencies()
+    leads = queries.find_by_email(email) if email is not None else queries.recent(limit)
+    return LeadList.model_validate({"leads": leads})
+
+
+@app.get("/api/v1/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    schema = app.get_openapi_json_schema(title="leadflow admin API", version=__version__)
+    return Response(200, "application/json", schema)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,403 @@
+"""The lead store on one DynamoDB table (key design: docs/data-model.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from leadflow.domain.errors import RateLimited, StorageUnavailable
+from leadflow.domain.events import DomainEvent
+from leadflow.domain.leads import CapturePlan, CaptureWrite, LeadChanges
+from leadflow.domain.ratelimit import RateWindow
+from leadflow.ports import SpamRecord, StoredCapture
+
+OUTBOX_TTL = timedelta(days=7)
+IDEMPOTENCY_TTL = timedelta(hours=24)
+SPAM_TTL = timedelta(days=30)
+CONFLICT_RETRIES = 6
+# Errors that mean "the table cannot take this write now" (after botocore's own retries).
+UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "TransactionInProgressException",
+        "LimitExceededException",
+    }
+)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items()}
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def lead_key(lead_id: str) -> dict[str, str]:
+    return {"PK": f"LEAD#{lead_id}", "SK": "PROFILE"}
+
+
+def update_expression(changes: LeadChanges) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``changes`` as one DynamoDB update (the semantics of ``apply_changes``)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets: list[str] = []
+    for i, (name, value) in enumerate(changes.set_always.items()):
+        names[f"#s{i}"] = name
+        values[f":s{i}"] = value
+        sets.append(f"#s{i} = :s{i}")
+    for i, (name, value) in enumerate(changes.set_if_absent.items()):
+        names[f"#o{i}"] = name
+        values[f":o{i}"] = value
+        sets.append(f"#o{i} = if_not_exists(#o{i}, :o{i})")
+    adds = []
+    for i, (name, amount) in enumerate(changes.increment.items()):
+        names[f"#n{i}"] = name
+        values[f":n{i}"] = amount
+        adds.append(f"#n{i} :n{i}")
+    expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+    return expression, names, serialize(values)
+
+
+class DynamoLeadStore:
+    """``LeadStore`` on DynamoDB: every submission is one transaction (two for a returning lead)."""
+
+    def __init__(self, table_name: str, client: Any = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.table = table_name
+        self._client = client
+        self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from leadflow.adapters.aws import client
+
+            self._client = client("dynamodb")
+        return self._client
+
+    # ------------------------------------------------------------------ writes
+    def capture(self, plan: CapturePlan, window: RateWindow | None, day: str) -> StoredCapture:
+        write = plan.for_lead(plan.new_lead_id, is_new=True)
+        for _attempt in range(2):
+            items, roles = self._capture_items(plan, write, window, day)
+            reasons = self._transact(items)
+            if reasons is None:
+                return StoredCapture(write.lead_id, created=write.is_new)
+            failed = {roles[i]: r for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
+            if "idempotency" in failed:
+                old = deserialize(failed["idempotency"]["Item"])
+                return StoredCapture(old["lead_id"], created=bool(old.get("created")), replayed=True)
+            if "rate" in failed and window is not None:
+                raise RateLimited(window.retry_after_seconds)
+            if "guard" in failed:
+                existing = deserialize(failed["guard"]["Item"])["lead_id"]
+                write = plan.for_lead(existing, is_new=False)
+                continue
+            raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+        raise StorageUnavailable("lead changed twice during one submission")
+
+    def record_spam(self, spam: SpamRecord, window: RateWindow | None, day: str) -> None:
+        expires = int(datetime.fromisoformat(spam.at).timestamp() + SPAM_TTL.total_seconds())
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": serialize(
+                        {
+                            "PK": f"SPAM#{spam.form_id}#{day}",
+                            "SK": f"{spam.at}#{spam.record_id}",
+                            "reason": spam.reason,
+                            "fields": spam.fields,
+                            "at": spam.at,
+                            "expires_at": expires,
+                        }
+                    ),
+                }
+            },
+            self._stats_item(day, spam.form_id, {"spam": 1, f"spam_{spam.reason}": 1}),
+        ]
+        if window:
+            items.append(self._rate_item(window))
+        reasons = self._transact(items)
+        if reasons and window and reasons[-1].get("Code") == "ConditionalCheckFailed":
+            raise RateLimited(window.retry_after_seconds)
+        if reasons:
+            raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
+    def _capture_items(
+        self, plan: CapturePlan, write: CaptureWrite, window: RateWindow | None, day: str
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        at = write.activity["at"]
+        items: list[dict[str, Any]] = []
+        roles: list[str] = []
+
+        def add(role: str, item: dict[str, Any]) -> None:
+            items.append(item)
+            roles.append(role)
+
+        if plan.idempotency_key:
+            digest = hashlib.sha256(plan.idempotency_key.encode()).hexdigest()
+            expires = int(plan.submission.received_at.timestamp() + IDEMPOTENCY_TTL.total_seconds())
+            add(
+                "idempotency",
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {
+                                "PK": f"IDEM#{write.activity['form_id']}#{digest}",
+                                "SK": "IDEM",
+                                "lead_id": write.lead_id,
+                                "created": write.is_new,
+                                "expires_at": expires,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+            )
+        if window:
+            add("rate", self._rate_item(window))
+        if write.is_new:
+            add(
+                "guard",
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {
+                                "PK": f"EMAIL#{write.email_key}",
+                                "SK": "EMAIL",
+                                "lead_id": write.lead_id,
+                                "created_at": at,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+            )
+        changes = write.changes
+        indexes: dict[str, Any] = {
+            "GSI2PK": f"LEADS#{at[:7]}",
+            "GSI2SK": f"{at}#{write.lead_id}",
+        }
+        if "account_domain" in changes.set_if_absent:
+            indexes.update(GSI1PK=f"ACCOUNT#{changes.set_if_absent['account_domain']}", GSI1SK=f"LEAD#{write.lead_id}")
+        changes = LeadChanges(changes.set_always, {**changes.set_if_absent, **indexes}, changes.increment)
+        expression, names, values = update_expression(changes)
+        add(
+            "lead",
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": serialize(lead_key(write.lead_id)),
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+        )
+        add(
+            "activity",
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": serialize(
+                        {
+                            "PK": f"LEAD#{write.lead_id}",
+                            "SK": f"ACT#{at}#{write.activity['activity_id']}",
+                            **write.activity,
+                        }
+                    ),
+                }
+            },
+        )
+        if write.consent is not None:
+            add(
+                "consent",
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {
+                                "PK": f"LEAD#{write.lead_id}",
+                                "SK": f"CONSENT#{at}#{write.activity['activity_id']}",
+                                **write.consent,
+                            }
+                        ),
+                    }
+                },
+            )
+        for event in write.events:
+            add("outbox", {"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(event))}})
+        counters = {"submissions": 1, "new_leads": 1 if write.is_new else 0}
+        add("stats", self._stats_item(day, write.activity["form_id"], counters))
+        return items, roles
+
+    def _outbox_item(self, event: DomainEvent) -> dict[str, Any]:
+        expires = int(datetime.fromisoformat(event.occurred_at).timestamp() + OUTBOX_TTL.total_seconds())
+        return {
+            "PK": f"OUTBOX#{event.event_id}",
+            "SK": "EVENT",
+            "source": event.source,
+            "detail_type": event.detail_type,
+            "detail": json.dumps(event.envelope(), separators=(",", ":")),
+            "expires_at": expires,
+        }
+
+    def _rate_item(self, window: RateWindow) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": serialize({"PK": window.counter_key, "SK": "RATE"}),
+                "UpdateExpression": "ADD #n :one SET #e = :exp",
+                "ConditionExpression": "attribute_not_exists(#n) OR #n < :limit",
+                "ExpressionAttributeNames": {"#n": "n", "#e": "expires_at"},
+                "ExpressionAttributeValues": serialize({":one": 1, ":exp": window.expires_at, ":limit": window.limit}),
+            }
+        }
+
+    def _stats_item(self, day: str, form_id: str, counters: dict[str, int]) -> dict[str, Any]:
+        names = {f"#c{i}": name for i, name in enumerate(counters)}
+        values = {f":c{i}": amount for i, amount in enumerate(counters.values())}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": serialize({"PK": f"STATS#{day}", "SK": f"FORM#{form_id}"}),
+                "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counters))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": serialize(values),
+            }
+        }
+
+    def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """Run a transaction; None on success, else the cancellation reasons.
+
+        Conflicts with a concurrent transaction on the same items are retried here.
+
+        Raises:
+            StorageUnavailable: throttled, down, or unreachable after retries.
+        """
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return None
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code == "TransactionCanceledException":
+                    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])
+                    codes = {r.get("Code") for r in reasons}
+                    if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
+                        self._sleep(random.uniform(0.005, 0.02) * 2**attempt)
+                        continue
+                    if codes & UNAVAILABLE_CODES:
+                        raise StorageUnavailable(code) from error
+                    return reasons
+                if code in UNAVAILABLE_CODES:
+                    raise StorageUnavailable(code) from error
+                raise
+            except BotoCoreError as error:  # timeouts, connection errors
+                raise StorageUnavailable(type(error).__name__) from error
+        raise StorageUnavailable("TransactionConflict")
+
+    # ------------------------------------------------------------------ reads
+    def get_lead(self, lead_id: str) -> dict[str, Any] | None:
+        response = self.client.get_item(TableName=self.table, Key=serialize(lead_key(lead_id)))
+        return deserialize(response["Item"]) if "Item" in response else None
+
+    def lead_id_for_email(self, email_key: str) -> str | None:
+        response = self.client.get_item(
+            TableName=self.table, Key=serialize({"PK": f"EMAIL#{email_key}", "SK": "EMAIL"})
+        )
+        return deserialize(response["Item"])["lead_id"] if "Item" in response else None
+
+    def _query_prefix(self, pk: str, prefix: str, limit: int | None, newest_first: bool) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": serialize({":pk": pk, ":prefix": prefix}),
+            "ScanIndexForward": not newest_first,
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(found)
+            response = self.client.query(**kwargs)
+            found.extend(deserialize(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response or (limit is not None and len(found) >= limit):
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def lead_history(self, lead_id: str, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        activities = self._query_prefix(f"LEAD#{lead_id}", "ACT#", limit, newest_first=True)
+        consents = self._query_prefix(f"LEAD#{lead_id}", "CONSENT#", None, newest_first=False)
+        return activities, consents
+
+    def recent_leads(self, limit: int, now: datetime | None = None) -> list[dict[str, Any]]:
+        """The newest leads, scanning back month by month (GSI2) for up to a year."""
+        month = (now or datetime.now()).replace(day=1)
+        keys: list[dict[str, Any]] = []
+        for _ in range(12):
+            response = self.client.query(
+                TableName=self.table,
+                IndexName="GSI2",
+                Limit=limit - len(keys),
+                ScanIndexForward=False,
+                KeyConditionExpression="GSI2PK = :pk",
+                ExpressionAttributeValues=serialize({":pk": f"LEADS#{month:%Y-%m}"}),
+            )
+            keys.extend({"PK": i["PK"], "SK": i["SK"]} for i in response.get("Items", []))
+            if len(keys) >= limit:
+                break
+            month = (month - timedelta(days=1)).replace(day=1)
+        if not keys:
+            return []
+        response = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})
+        leads = [deserialize(item) for item in response["Responses"][self.table]]
+        return sorted(leads, key=lambda lead: lead.get("created_at", ""), reverse=True)
+
+    def form_stats(self, day: str) -> dict[str, dict[str, int]]:
+        items = self._query_prefix(f"STATS#{day}", "FORM#", None, newest_first=False)
+        return {
+            item["SK"].removeprefix("FORM#"): {k: v for k, v in item.items() if k not in ("PK", "SK")} for item in items
+        }

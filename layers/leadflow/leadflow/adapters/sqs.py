@@ -1,0 +1,30 @@
+"""The intake queue: raw submissions kept for replay when the table cannot take them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from leadflow.domain.errors import IntakeUnavailable
+
+
+class SqsIntakeQueue:
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:  # only needed when the table is down: created then
+            from leadflow.adapters.aws import client
+
+            self._client = client("sqs")
+        return self._client
+
+    def enqueue(self, message: dict[str, Any]) -> None:
+        try:
+            self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message))
+        except (ClientError, BotoCoreError) as error:
+            raise IntakeUnavailable(type(error).__name__) from error

@@ -1,0 +1,1 @@
+"""Workspace configuration: plain YAML files validated by pydantic models."""

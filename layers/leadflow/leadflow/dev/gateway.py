@@ -1,0 +1,296 @@
+"""The local HTTP gateway: the template's HttpApi routes as API Gateway v2 events, plus /_dev/.
+
+Requests to a template route become real payload-2.0 events (lowercase headers, cookies,
+base64 bodies for non-text content, ``requestContext.http.sourceIp``, path parameters);
+routes with an IAM authorizer take the dev admin token as a bearer token instead of a
+SigV4 signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from leadflow.config.forms import ATTRIBUTION_FIELDS, NONCE_FIELD, TIMESTAMP_FIELD
+from leadflow.config.workspace import Workspace
+from leadflow.dev.faults import Fault
+from leadflow.dev.runner import HandlerError
+
+if TYPE_CHECKING:
+    from leadflow.dev.stack import LocalStack
+
+log = logging.getLogger("leadflow.dev")
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/problem+json")
+STATIC = Path(__file__).parent / "static"
+
+
+def _is_text(content_type: str) -> bool:
+    media = content_type.split(";", maxsplit=1)[0].strip().lower()
+    return media.startswith(TEXT_TYPES) or media.endswith("+json")
+
+
+def api_gateway_event(request: Request, route_key: str, path_parameters: dict[str, str], body: bytes) -> dict[str, Any]:
+    """A payload-2.0 event as API Gateway HTTP APIs send it."""
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        if key == "cookie":
+            continue
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    cookies = [c.strip() for c in request.headers.get("Cookie", "").split(";") if c.strip()]
+    query: dict[str, str] = {}
+    for key, values in request.args.lists():
+        query[key] = ",".join(values)
+    now = datetime.now(UTC)
+    content_type = request.headers.get("Content-Type", "")
+    text = _is_text(content_type) if body else True
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.path,
+        "rawQueryString": request.query_string.decode("latin-1"),
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "leadflowdev",
+            "domainName": request.host.split(":")[0],
+            "domainPrefix": "leadflowdev",
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                "sourceIp": request.remote_addr or "127.0.0.1",
+                "userAgent": request.headers.get("User-Agent", ""),
+            },
+            "requestId": uuid.uuid4().hex,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": not text,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if body:
+        event["body"] = body.decode("utf-8", errors="replace") if text else base64.b64encode(body).decode()
+    return event
+
+
+def lambda_response(result: Any) -> Response:
+    """A payload-2.0 Lambda result as the HTTP response API Gateway would send."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return Response(json.dumps(result), 200, content_type="application/json")
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+    response = Response(data, int(result["statusCode"]))
+    response.headers.clear()
+    for name, value in (result.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        for value in values:
+            response.headers.add(name, str(value))
+    for cookie in result.get("cookies") or []:
+        response.headers.add("Set-Cookie", cookie)
+    if "content-type" not in response.headers and data:
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
+class DevGateway:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.templates = Environment(
+            loader=FileSystemLoader(STATIC), autoescape=select_autoescape(["html", "html.j2"]), trim_blocks=True
+        )
+        self.dev_routes = Map(
+            [
+                Rule("/", endpoint="landing"),
+                Rule("/f/<form_id>", endpoint="landing"),
+                Rule("/thank-you", endpoint="thank_you"),
+                Rule("/_dev/", endpoint="console"),
+                Rule("/_dev/leads/<lead_id>", endpoint="console_lead"),
+                Rule("/_dev/stack", endpoint="stack"),
+                Rule("/_dev/outbox", endpoint="outbox"),
+                Rule("/_dev/events", endpoint="events"),
+                Rule("/_dev/clock", endpoint="clock", methods=["GET", "POST"]),
+                Rule("/_dev/tick", endpoint="tick", methods=["POST"]),
+                Rule("/_dev/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+                Rule("/_dev/queues", endpoint="queues"),
+            ],
+            strict_slashes=False,
+        )
+        self.api_routes = [(route, route.pattern()) for route in stack.routes]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except HTTPException as error:
+            response = error.get_response()
+        except Exception:
+            log.exception("gateway")
+            response = Response('{"message":"Internal Server Error"}', 500, content_type="application/json")
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        for route, pattern in self.api_routes:
+            match = pattern.match(request.path)
+            if match and route.method in (request.method, "ANY"):
+                return self.call_route(request, route, match.groupdict())
+        adapter = self.dev_routes.bind_to_environ(request.environ)
+        try:
+            endpoint, values = adapter.match()
+        except NotFound:
+            if any(p.match(request.path) for _, p in self.api_routes):
+                return Response('{"message":"Not Found"}', 404, content_type="application/json")
+            raise
+        return getattr(self, f"on_{endpoint}")(request, **values)
+
+    def call_route(self, request: Request, route: Any, params: dict[str, str]) -> Response:
+        body = request.get_data(cache=False)
+        event = api_gateway_event(request, route.route_key, params, body)
+        if route.authorizer == "AWS_IAM":
+            supplied = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(supplied.encode(), f"Bearer {self.stack.admin_token}".encode()):
+                return Response(
+                    '{"message":"Unauthorized"}',
+                    401,
+                    content_type="application/json",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            event["requestContext"]["authorizer"] = {
+                "iam": {
+                    "accessKey": "LEADFLOWDEV",
+                    "accountId": "123456789012",
+                    "callerId": "leadflow-dev",
+                    "userArn": "arn:aws:iam::123456789012:user/leadflow-dev",
+                    "userId": "leadflow-dev",
+                }
+            }
+        try:
+            result = self.stack.runner.invoke(route.function, event)
+        except HandlerError as error:
+            log.error("%s", error)
+            return Response('{"message":"Internal Server Error"}', 500, content_type="application/json")
+        return lambda_response(result)
+
+    # ------------------------------------------------------------------ pages
+    def _html(self, template: str, **context: Any) -> Response:
+        html = self.templates.get_template(template).render(stack=self.stack, **context)
+        return Response(html, 200, content_type="text/html; charset=utf-8")
+
+    def _json(self, data: Any, status: int = 200) -> Response:
+        return Response(json.dumps(data, default=str), status, content_type="application/json")
+
+    def on_landing(self, request: Request, form_id: str | None = None) -> Response:
+        workspace = Workspace(self.stack.workspace)
+        forms = workspace.forms()
+        if not forms:
+            raise NotFound("the workspace has no forms")
+        form = next((f for f in forms if f.id == (form_id or "demo-signup")), None)
+        if form is None:
+            if form_id:
+                raise NotFound()
+            form = forms[0]
+        return self._html(
+            "landing.html.j2",
+            form=form,
+            forms=forms,
+            attribution_fields=ATTRIBUTION_FIELDS,
+            rendered_at=int(self.stack.clock.now().timestamp() * 1000),
+            nonce=uuid.uuid4().hex,
+            timestamp_field=TIMESTAMP_FIELD,
+            nonce_field=NONCE_FIELD,
+        )
+
+    def on_thank_you(self, request: Request) -> Response:
+        return self._html("thank_you.html.j2")
+
+    def on_console(self, request: Request) -> Response:
+        from leadflow.adapters.dynamo import DynamoLeadStore
+        from leadflow.services.leads import LeadQueries
+
+        store = DynamoLeadStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
+        leads = LeadQueries(store, Workspace(self.stack.workspace)).recent(50)
+        today = self.stack.clock.now().date().isoformat()
+        return self._html(
+            "console.html.j2",
+            leads=leads,
+            queues=self.stack.queue_depths(),
+            stats=store.form_stats(today),
+            today=today,
+            events=list(reversed(self.stack.read_bus_events()[-30:])),
+            now=self.stack.clock.now(),
+            invocations=dict(self.stack.runner.invocations),
+            faults=self.stack.faults.listing(),
+        )
+
+    def on_console_lead(self, request: Request, lead_id: str) -> Response:
+        from leadflow.adapters.dynamo import DynamoLeadStore
+        from leadflow.domain.errors import LeadNotFound
+        from leadflow.services.leads import LeadQueries
+
+        store = DynamoLeadStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
+        try:
+            lead = LeadQueries(store, Workspace(self.stack.workspace)).get(lead_id)
+        except LeadNotFound:
+            raise NotFound() from None
+        return self._html("lead.html.j2", lead=lead, lead_json=json.dumps(lead, indent=2, default=str))
+
+    # ------------------------------------------------------------------ /_dev JSON
+    def on_stack(self, request: Request) -> Response:
+        return self._json(self.stack.stack_info())
+
+    def on_outbox(self, request: Request) -> Response:
+        return self._json(self.stack.sent_emails())
+
+    def on_events(self, request: Request) -> Response:
+        return self._json(self.stack.read_bus_events())
+
+    def on_queues(self, request: Request) -> Response:
+        return self._json(self.stack.queue_depths())
+
+    def on_clock(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                seconds = float((request.get_json(force=True, silent=True) or {}).get("advance_seconds", "x"))
+            except (TypeError, ValueError):
+                return self._json({"message": 'send {"advance_seconds": N} with N >= 0'}, 400)
+            if not seconds >= 0:
+                return self._json({"message": "advance_seconds must be >= 0"}, 400)
+            self.stack.clock.advance(seconds)
+        return self._json({"now": self.stack.clock.now().isoformat()})
+
+    def on_tick(self, request: Request) -> Response:
+        started = time.perf_counter()
+        result = self.stack.tick()
+        result["seconds"] = round(time.perf_counter() - started, 3)
+        return self._json(result)
+
+    def on_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.stack.faults.clear()
+        elif request.method == "POST":
+            body = request.get_json(force=True, silent=True) or {}
+            try:
+                self.stack.faults.add(Fault(**body))
+            except TypeError:
+                return self._json({"message": "send service, operation, error and optionally count, status"}, 400)
+        return self._json(self.stack.faults.listing())

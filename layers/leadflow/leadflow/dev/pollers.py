@@ -1,0 +1,188 @@
+"""Event source mappings, as Lambda runs them: SQS queues and DynamoDB streams.
+
+moto's own mappings fire synchronously inside the write and drop partial-failure
+semantics, so the local stack detaches them and polls here instead: batches of the
+mapping's size, ``batchItemFailures`` honoured, failed SQS messages retried until the
+queue's redrive policy moves them to the DLQ, failed stream batches retried and then
+recorded in the on-failure destination.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from leadflow.dev.runner import HandlerError, LambdaRunner
+
+log = logging.getLogger("leadflow.dev")
+SQS_RETRY_DELAY_SECONDS = 2
+
+
+def matches(pattern: Any, data: Any) -> bool:
+    """EventBridge-style pattern matching (the subset filter criteria use: nested keys, value lists)."""
+    if isinstance(pattern, dict):
+        return isinstance(data, dict) and all(k in data and matches(v, data[k]) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        return any(
+            (matches(p, data) if isinstance(p, dict) else data == p)
+            or (isinstance(p, dict) and "exists" in p and p["exists"] == (data is not None))
+            for p in pattern
+        )
+    return bool(pattern == data)
+
+
+@dataclass
+class SqsMapping:
+    uuid: str
+    function: str
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+    report_failures: bool
+
+    def poll(self, sqs: Any, runner: LambdaRunner) -> int:
+        """Deliver one batch; return how many messages it held."""
+        response = sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(self.batch_size, 10),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        region = self.queue_arn.split(":")[3]
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {
+                    k: {
+                        "stringValue": v.get("StringValue"),
+                        "binaryValue": v.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": v["DataType"],
+                    }
+                    for k, v in m.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": self.queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+        failed: set[str] = set()
+        try:
+            result = runner.invoke(self.function, {"Records": records})
+            if self.report_failures and isinstance(result, dict):
+                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures") or []}
+        except HandlerError as error:
+            log.warning("%s failed on a batch of %d: %s", self.function, len(messages), error)
+            failed = {m["MessageId"] for m in messages}
+        for message in messages:
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=SQS_RETRY_DELAY_SECONDS,
+                )
+            else:
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+
+@dataclass
+class StreamMapping:
+    uuid: str
+    function: str
+    table_name: str
+    stream_arn: str
+    batch_size: int
+    filters: list[Any]
+    report_failures: bool
+    max_retries: int
+    on_failure_queue_url: str | None
+    position: int = 0
+    attempts: int = 0
+    retry_after: float = 0.0
+
+    def _records(self, backend: Any) -> list[dict[str, Any]]:
+        table = backend.get_table(self.table_name)
+        shard = table.stream_shard
+        return [item.record for item in shard.items[self.position :]] if shard else []
+
+    def poll(self, backend: Any, sqs: Any, runner: LambdaRunner) -> int:
+        if time.monotonic() < self.retry_after:
+            return 0
+        pending = self._records(backend)
+        if not pending:
+            return 0
+        batch_raw: list[dict[str, Any]] = []
+        consumed = 0
+        for record in pending:
+            consumed += 1
+            if not self.filters or any(matches(f, record) for f in self.filters):
+                batch_raw.append(record)
+            if len(batch_raw) >= self.batch_size:
+                break
+        if not batch_raw:
+            self.position += consumed
+            return consumed
+        batch = [self._event_record(r) for r in batch_raw]
+        try:
+            result = runner.invoke(self.function, {"Records": batch})
+            failures = (
+                [f["itemIdentifier"] for f in (result or {}).get("batchItemFailures") or []]
+                if self.report_failures and isinstance(result, dict)
+                else []
+            )
+        except HandlerError as error:
+            log.warning("%s failed on a stream batch: %s", self.function, error)
+            failures = [batch[0]["dynamodb"]["SequenceNumber"]]
+        if not failures:
+            self.position += consumed
+            self.attempts = 0
+            return consumed
+        first = min(int(seq) for seq in failures)
+        self.attempts += 1
+        if self.attempts > self.max_retries:
+            self._give_up(sqs, batch)
+            self.position += consumed
+            self.attempts = 0
+            return consumed
+        # Skip what succeeded; retry from the first failure after a pause.
+        self.position += next(i for i, r in enumerate(pending) if int(r["dynamodb"]["SequenceNumber"]) >= first)
+        self.retry_after = time.monotonic() + min(2**self.attempts * 0.1, 5)
+        return len(batch)
+
+    def _give_up(self, sqs: Any, batch: list[dict[str, Any]]) -> None:
+        if not self.on_failure_queue_url:
+            return
+        info = {
+            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": self.attempts},
+            "DDBStreamBatchInfo": {
+                "streamArn": self.stream_arn,
+                "batchSize": len(batch),
+                "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+            },
+            "records": batch,  # local stack only: AWS sends the batch info, not the records
+        }
+        sqs.send_message(QueueUrl=self.on_failure_queue_url, MessageBody=json.dumps(info, default=str))
+
+    def _event_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        event = json.loads(json.dumps(record, default=str))
+        created = record["dynamodb"].get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            event["dynamodb"]["ApproximateCreationDateTime"] = int(created.timestamp())
+        event["eventSourceARN"] = self.stream_arn
+        return event

@@ -1,0 +1,164 @@
+"""Running Lambda handlers in this process, as moto's Lambda would run them in containers.
+
+Every invocation (HTTP gateway, queue and stream pollers, moto's Invoke API, Step Functions
+tasks, SNS deliveries) comes through ``LambdaRunner.invoke``, which also counts them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+# Variables read when a handler module is imported (so they may differ per function).
+IMPORT_TIME_VARIABLES = frozenset({"POWERTOOLS_SERVICE_NAME"})
+
+
+class HandlerError(Exception):
+    """The handler raised: the invocation failed as a Lambda function error."""
+
+    def __init__(self, function: str, error: BaseException) -> None:
+        super().__init__(f"{function}: {type(error).__name__}: {error}")
+        self.error = error
+        self.payload = {
+            "errorMessage": str(error),
+            "errorType": type(error).__name__,
+            "stackTrace": traceback.format_tb(error.__traceback__),
+        }
+
+
+@dataclass
+class LocalFunction:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+    module: ModuleType | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LambdaContext:
+    """The parts of the Lambda context object handlers and Powertools read."""
+
+    def __init__(self, function: LocalFunction) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.memory
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + function.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LambdaRunner:
+    def __init__(self, overrides: dict[str, str]) -> None:
+        self.functions: dict[str, LocalFunction] = {}
+        self.overrides = overrides
+        self.invocations: Counter[str] = Counter()
+        self.durations_ms: Counter[str] = Counter()
+        self._env_lock = threading.Lock()
+
+    def add(self, function: LocalFunction) -> None:
+        function.environment = {**function.environment, **self.overrides}
+        self.functions[function.name] = function
+        self.functions[function.arn] = function
+        self.functions[function.logical_id] = function
+
+    def shared_environment(self) -> dict[str, str]:
+        """The variables every function agrees on, set once for the whole process.
+
+        Raises:
+            ValueError: two functions give one variable different values (other than the
+                import-time ones), which one process cannot honour.
+        """
+        merged: dict[str, str] = {}
+        for function in {id(f): f for f in self.functions.values()}.values():
+            for key, value in function.environment.items():
+                if key in IMPORT_TIME_VARIABLES:
+                    continue
+                if key in merged and merged[key] != value:
+                    raise ValueError(f"{key} differs between functions; the local stack runs them in one process")
+                merged[key] = value
+        return merged
+
+    def _load(self, function: LocalFunction) -> ModuleType:
+        with function.lock:
+            if function.module is not None:
+                return function.module
+            module_file, _, _ = function.handler.rpartition(".")
+            path = function.code_dir / f"{module_file.replace('.', '/')}.py"
+            spec = importlib.util.spec_from_file_location(f"leadflow_fn_{function.logical_id}", path)
+            if spec is None or spec.loader is None:
+                raise FileNotFoundError(path)
+            module = importlib.util.module_from_spec(spec)
+            with self._env_lock:  # import-time variables are per function
+                saved = {k: os.environ.get(k) for k in IMPORT_TIME_VARIABLES}
+                for key in IMPORT_TIME_VARIABLES:
+                    if key in function.environment:
+                        os.environ[key] = function.environment[key]
+                try:
+                    spec.loader.exec_module(module)
+                finally:
+                    for key, value in saved.items():
+                        if value is None:
+                            os.environ.pop(key, None)
+                        else:
+                            os.environ[key] = value
+            function.module = module
+            return module
+
+    def invoke(self, function_ref: str, event: Any) -> Any:
+        """Run the function's handler on ``event``.
+
+        Raises:
+            KeyError: no such function.
+            HandlerError: the handler raised.
+        """
+        function = self.functions[function_ref]
+        module = self._load(function)
+        handler = getattr(module, function.handler.rpartition(".")[2])
+        # A JSON round trip, as across the Lambda API: handlers get plain data.
+        payload = json.loads(json.dumps(event, default=str))
+        started = time.perf_counter()
+        self.invocations[function.logical_id] += 1
+        try:
+            result = handler(payload, LambdaContext(function))
+        except Exception as error:
+            raise HandlerError(function.logical_id, error) from error
+        finally:
+            self.durations_ms[function.logical_id] += int((time.perf_counter() - started) * 1000)
+        return json.loads(json.dumps(result, default=str)) if result is not None else None
+
+    def patch_moto(self) -> None:
+        """Make moto's Lambda (Invoke API, SNS, Step Functions tasks) run handlers here."""
+        from moto.awslambda.models import LambdaFunction
+
+        runner = self
+
+        def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+            event = json.loads(body) if body else {}
+            try:
+                result = runner.invoke(self.function_name, event)
+            except HandlerError as error:
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps(error.payload)
+            return json.dumps(result)
+
+        LambdaFunction.invoke = invoke  # type: ignore[method-assign]

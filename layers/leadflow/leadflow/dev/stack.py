@@ -1,0 +1,417 @@
+"""The local stack: the real template.yaml on an embedded moto, handlers in this process.
+
+``LocalStack.start()`` transforms the template with aws-sam-translator, creates it in
+moto's CloudFormation, wires the handlers in, detaches moto's synchronous event source
+mappings in favour of pollers with Lambda's batch semantics, reads what moto skips
+(HTTP API routes, schedules) from the template itself, and serves the HTTP gateway.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from leadflow.dev.clock import DevClock
+from leadflow.dev.faults import FaultInjector
+from leadflow.dev.pollers import SqsMapping, StreamMapping
+from leadflow.dev.runner import LambdaRunner, LocalFunction
+from leadflow.dev.template import ARTIFACT_BUCKET, ARTIFACT_KEY, http_routes, load_template, transform
+
+log = logging.getLogger("leadflow.dev")
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+PUMP_INTERVAL_SECONDS = 0.2
+BUS_TAP_QUEUE = "leadflow-dev-bus-tap"
+
+
+def _ref_target(value: Any) -> str | None:
+    """The logical id a Ref / GetAtt points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    return None
+
+
+def _rate_seconds(expression: str) -> float | None:
+    match = re.fullmatch(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not match:
+        return None
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
+    return int(match.group(1)) * unit
+
+
+@dataclass
+class LocalSchedule:
+    """An EventBridge Scheduler schedule, fired on the local clock."""
+
+    name: str
+    period_seconds: float
+    target: str  # logical id of a state machine or function
+    input: str
+    next_due: datetime
+
+
+class LocalStack:
+    def __init__(  # noqa: PLR0917
+        self,
+        root: Path,
+        workspace: Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        parameters: dict[str, str] | None = None,
+        stack_name: str = "leadflow",
+        log_level: str = "WARNING",
+    ) -> None:
+        self.root = root.resolve()
+        self.workspace = workspace.resolve()
+        self.port = port
+        self.host = host
+        self.parameters = parameters or {}
+        self.stack_name = stack_name
+        self.log_level = log_level
+        self.clock = DevClock()
+        self.faults = FaultInjector()
+        self.admin_token = "lfdev_" + secrets.token_urlsafe(24)
+        self.template = load_template(self.root / "template.yaml")
+        self.routes = http_routes(self.template)
+        self.physical: dict[str, str] = {}
+        self.outputs: dict[str, str] = {}
+        self.sqs_mappings: list[SqsMapping] = []
+        self.stream_mappings: list[StreamMapping] = []
+        self.schedules: list[LocalSchedule] = []
+        self.bus_events: list[dict[str, Any]] = []
+        self.runner: LambdaRunner
+        self._pump_lock = threading.Lock()
+        self._pump_sqs: Any = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._moto: Any = None
+        self._http: Any = None
+        self.aws_endpoint_url = ""
+        self.url = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LocalStack:
+        os.environ.update(
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            AWS_ACCESS_KEY_ID="leadflow-dev",
+            AWS_SECRET_ACCESS_KEY="leadflow-dev",  # noqa: S106 - moto takes any
+            AWS_SESSION_TOKEN="leadflow-dev",  # noqa: S106
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        self._start_moto()
+        self._deploy()
+        self._start_http()
+        self.outputs["ApiUrl"] = self.url
+        for target in (self._pump_forever,):
+            thread = threading.Thread(target=target, name="leadflow-pump", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._http is not None:
+            self._http.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._moto is not None:
+            self._moto.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _start_moto(self) -> None:
+        import moto.events.models as events_models
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        # moto's CloudFormation returns the EventBus object itself for !Ref: give it the name.
+        events_models.EventBus.physical_resource_id = property(lambda bus: bus.name)  # type: ignore[attr-defined]
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        self.faults.install()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        _, port = self._moto.get_host_and_port()
+        self.aws_endpoint_url = f"http://127.0.0.1:{port}"
+        os.environ["AWS_ENDPOINT_URL"] = self.aws_endpoint_url
+        os.environ["MOTO_PORT"] = str(port)
+        self.clock.install()
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.aws_endpoint_url, region_name=REGION)
+
+    # ------------------------------------------------------------------ deploy
+    def _deploy(self) -> None:
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+        placeholder = io.BytesIO()
+        with zipfile.ZipFile(placeholder, "w") as archive:
+            archive.writestr("README.txt", "leadflow dev: handlers run in-process from the working tree")
+        s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=placeholder.getvalue())
+
+        self.cfn_template = transform(self.template, self.root, self.parameters)
+        cfn = self.client("cloudformation")
+        cfn.create_stack(
+            StackName=self.stack_name,
+            TemplateBody=json.dumps(self.cfn_template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cfn.describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(f"moto could not create the stack: {stack.get('StackStatusReason')}")
+        paginator = cfn.get_paginator("list_stack_resources")
+        for page in paginator.paginate(StackName=self.stack_name):
+            for resource in page["StackResourceSummaries"]:
+                self.physical[resource["LogicalResourceId"]] = resource.get("PhysicalResourceId", "")
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        self._pump_sqs = self.client("sqs")
+        self._wire_functions()
+        self._wire_mappings()
+        self._wire_schedules()
+        self._tap_bus()
+
+    def _wire_functions(self) -> None:
+        overrides = {
+            "LEADFLOW_WORKSPACE": str(self.workspace),
+            "POWERTOOLS_LOG_LEVEL": self.log_level,
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_DEV": "false",
+        }
+        self.runner = LambdaRunner(overrides)
+        lam = self.client("lambda")
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] != "AWS::Serverless::Function":
+                continue
+            config = lam.get_function_configuration(FunctionName=self.physical[logical_id])
+            props = resource["Properties"]
+            self.runner.add(
+                LocalFunction(
+                    logical_id=logical_id,
+                    name=config["FunctionName"],
+                    arn=config["FunctionArn"],
+                    code_dir=self.root / props["CodeUri"],
+                    handler=config["Handler"],
+                    environment={k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()},
+                    timeout=config.get("Timeout", 3),
+                    memory=config.get("MemorySize", 128),
+                )
+            )
+        os.environ.update(self.runner.shared_environment())
+        self.runner.patch_moto()
+
+    def _queue(self, logical_id: str) -> tuple[str, str]:
+        url = self.physical[logical_id]
+        arn = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        return url, arn
+
+    def _wire_mappings(self) -> None:
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.sqs.models import sqs_backends
+
+        for queue in sqs_backends[ACCOUNT_ID][REGION].queues.values():
+            queue.lambda_event_source_mappings.clear()
+        for table in dynamodb_backends[ACCOUNT_ID][REGION].tables.values():
+            table.lambda_event_source_mappings.clear()
+        for logical_id, resource in self.cfn_template["Resources"].items():
+            if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+                continue
+            props = resource["Properties"]
+            source = _ref_target(props["EventSourceArn"]) or ""
+            function = _ref_target(props["FunctionName"]) or ""
+            report = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+            source_type = self.cfn_template["Resources"][source]["Type"]
+            if source_type == "AWS::SQS::Queue":
+                url, arn = self._queue(source)
+                self.sqs_mappings.append(
+                    SqsMapping(self.physical[logical_id], function, url, arn, int(props.get("BatchSize", 10)), report)
+                )
+            elif source_type == "AWS::DynamoDB::Table":
+                table_name = self.physical[source]
+                described = self.client("dynamodb").describe_table(TableName=table_name)["Table"]
+                destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+                filters = [json.loads(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters", [])]
+                dlq = self._queue(_ref_target(destination) or "")[0] if destination else None
+                self.stream_mappings.append(
+                    StreamMapping(
+                        self.physical[logical_id],
+                        function,
+                        table_name,
+                        described["LatestStreamArn"],
+                        int(props.get("BatchSize", 100)),
+                        filters,
+                        report,
+                        int(props.get("MaximumRetryAttempts", 3)),
+                        dlq,
+                    )
+                )
+
+    def _wire_schedules(self) -> None:
+        now = self.clock.now()
+        for logical_id, resource in self.cfn_template["Resources"].items():
+            if resource["Type"] != "AWS::Scheduler::Schedule":
+                continue
+            props = resource["Properties"]
+            if props.get("State", "ENABLED") != "ENABLED":
+                continue
+            period = _rate_seconds(props.get("ScheduleExpression", ""))
+            target = _ref_target(props["Target"]["Arn"])
+            if period is None or target is None:
+                log.warning("schedule %s: only rate() expressions are run locally", logical_id)
+                continue
+            first_due = datetime.fromtimestamp(now.timestamp() + period, now.tzinfo)
+            self.schedules.append(
+                LocalSchedule(logical_id, period, target, props["Target"].get("Input", "{}"), first_due)
+            )
+
+    def _tap_bus(self) -> None:
+        """A dev-only queue subscribed to every leadflow event on the bus, for the console."""
+        sqs, events = self.client("sqs"), self.client("events")
+        url = sqs.create_queue(QueueName=BUS_TAP_QUEUE)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bus = self.outputs.get("EventBusName") or self.physical.get("EventBus", "")
+        events.put_rule(
+            Name="leadflow-dev-tap", EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": "leadflow."}]})
+        )
+        events.put_targets(Rule="leadflow-dev-tap", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
+        self._tap_url = url
+
+    # ------------------------------------------------------------------ running
+    def fire_due_schedules(self) -> int:
+        fired = 0
+        now = self.clock.now()
+        for schedule in self.schedules:
+            while schedule.next_due <= now:
+                self._fire(schedule)
+                schedule.next_due = datetime.fromtimestamp(
+                    schedule.next_due.timestamp() + schedule.period_seconds, now.tzinfo
+                )
+                fired += 1
+        return fired
+
+    def _fire(self, schedule: LocalSchedule) -> None:
+        kind = self.cfn_template["Resources"][schedule.target]["Type"]
+        if kind == "AWS::StepFunctions::StateMachine":
+            self.client("stepfunctions").start_execution(
+                stateMachineArn=self.physical[schedule.target], input=schedule.input
+            )
+        else:
+            self.runner.invoke(schedule.target, json.loads(schedule.input))
+
+    def pump_once(self) -> int:
+        """One pass over every event source; returns how much was delivered."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        sqs = self._pump_sqs
+        backend = dynamodb_backends[ACCOUNT_ID][REGION]
+        delivered = 0
+        for stream in self.stream_mappings:
+            delivered += stream.poll(backend, sqs, self.runner)
+        for queue in self.sqs_mappings:
+            delivered += queue.poll(sqs, self.runner)
+        return delivered
+
+    def _pump_forever(self) -> None:
+        while not self._stop.wait(PUMP_INTERVAL_SECONDS):
+            try:
+                with self._pump_lock:
+                    self.fire_due_schedules()
+                    while self.pump_once():
+                        pass
+            except Exception:
+                log.exception("event pump")
+
+    def tick(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Run every schedule that is due, then drain the event sources until idle."""
+        deadline = time.monotonic() + timeout
+        delivered = 0
+        with self._pump_lock:
+            fired = self.fire_due_schedules()
+            idle_passes = 0
+            while time.monotonic() < deadline and idle_passes < 2:
+                count = self.pump_once()
+                delivered += count
+                idle_passes = idle_passes + 1 if count == 0 else 0
+                if count == 0:
+                    time.sleep(0.01)
+        return {"fired_schedules": fired, "delivered": delivered, "now": self.clock.now().isoformat()}
+
+    # ------------------------------------------------------------------ looking inside
+    def queue_depths(self) -> dict[str, dict[str, int]]:
+        sqs = self.client("sqs")
+        depths = {}
+        for logical_id, resource in self.cfn_template["Resources"].items():
+            if resource["Type"] != "AWS::SQS::Queue":
+                continue
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=self.physical[logical_id],
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            depths[logical_id] = {
+                "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+                "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            }
+        return depths
+
+    def read_bus_events(self) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._tap_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                self.bus_events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self._tap_url, ReceiptHandle=message["ReceiptHandle"])
+        del self.bus_events[:-1000]
+        return list(self.bus_events)
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        from leadflow.dev.outbox import sent_emails
+
+        return sent_emails(ACCOUNT_ID, REGION)
+
+    def stack_info(self) -> dict[str, Any]:
+        return {
+            "outputs": dict(self.outputs),
+            "aws_endpoint_url": self.aws_endpoint_url,
+            "admin_token": self.admin_token,
+            "region": REGION,
+            "stack_name": self.stack_name,
+            "workspace": str(self.workspace),
+        }
+
+    def _start_http(self) -> None:
+        from werkzeug.serving import make_server
+
+        from leadflow.dev.gateway import DevGateway
+
+        self._http = make_server(self.host, self.port, DevGateway(self), threaded=True)
+        self.port = self._http.server_port
+        self.url = f"http://{self.host}:{self.port}"
+        thread = threading.Thread(target=self._http.serve_forever, name="leadflow-http", daemon=True)
+        thread.start()
+        self._threads.append(thread)

@@ -1,0 +1,30 @@
+"""Fixed-window rate limiting per client: the window a post falls in and its counter key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """The counter a post increments: at most ``limit`` posts per client per window."""
+
+    counter_key: str
+    limit: int
+    retry_after_seconds: int
+    expires_at: int
+
+
+def rate_window(client_ip: str, now: datetime, limit: int) -> RateWindow:
+    """The one-minute window of ``client_ip`` at ``now``."""
+    epoch = int(now.timestamp())
+    start = epoch - epoch % WINDOW_SECONDS
+    return RateWindow(
+        counter_key=f"RATE#{client_ip}#{start}",
+        limit=limit,
+        retry_after_seconds=start + WINDOW_SECONDS - epoch,
+        expires_at=start + WINDOW_SECONDS * 10,
+    )

@@ -1,0 +1,1 @@
+"""Use cases: each wires domain rules to ports."""

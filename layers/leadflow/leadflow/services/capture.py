@@ -1,0 +1,145 @@
+"""Capturing a form post: validate, de-duplicate, store, or keep it for replay."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from leadflow.config.workspace import Workspace
+from leadflow.domain.errors import StorageUnavailable
+from leadflow.domain.ids import new_id
+from leadflow.domain.leads import CapturePlan
+from leadflow.domain.ratelimit import RateWindow, rate_window
+from leadflow.domain.submissions import (
+    ClientInfo,
+    FormPost,
+    Submission,
+    idempotency_key,
+    spam_verdict,
+    trim_raw_fields,
+    validate_submission,
+)
+from leadflow.ports import Clock, IntakeQueue, LeadStore, SpamRecord
+
+INTAKE_MESSAGE_VERSION = 1
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    QUEUED = "queued"
+    SPAM = "spam"
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    outcome: Outcome
+    lead_id: str | None = None
+    submission_id: str | None = None
+    replayed: bool = False
+
+
+class CaptureService:
+    """Takes form posts for every form of one workspace."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        store: LeadStore,
+        intake: IntakeQueue,
+        clock: Clock,
+        rate_limit_per_minute: int,
+    ) -> None:
+        self.workspace = workspace
+        self.store = store
+        self.intake = intake
+        self.clock = clock
+        self.rate_limit_per_minute = rate_limit_per_minute
+
+    def capture(self, form_id: str, post: FormPost) -> CaptureResult:
+        """Capture one post of ``form_id``.
+
+        Returns:
+            CREATED or UPDATED with the lead id; SPAM (answered like a success, kept
+            only as spam); QUEUED when the store was unavailable and the post went to
+            the intake queue for replay.
+
+        Raises:
+            FormNotFound, InvalidSubmission: bad input, nothing stored.
+            RateLimited: too many posts from this client this minute.
+            IntakeUnavailable: neither the store nor the intake queue took the post.
+        """
+        form = self.workspace.form(form_id)
+        now = self.clock.now()
+        window = rate_window(post.client.ip, now, self.rate_limit_per_minute)
+        reason = spam_verdict(form, post.fields, now)
+        if reason is not None:
+            return self._spam(form_id, post, now, reason.value, window)
+        submission = validate_submission(form, post, now)
+        plan = self._plan(submission.received_at, submission)
+        try:
+            stored = self.store.capture(plan, window, now.date().isoformat())
+        except StorageUnavailable:
+            return self._enqueue(form_id, post, now)
+        return CaptureResult(
+            Outcome.CREATED if stored.created else Outcome.UPDATED, stored.lead_id, replayed=stored.replayed
+        )
+
+    def replay(self, message: dict[str, Any]) -> CaptureResult:
+        """Store a post that the intake queue kept, as it was when it arrived.
+
+        Idempotent: the queued post carries a key, so replaying it twice stores it once.
+        Not rate limited (it was counted when it arrived). Raises like ``capture``, and
+        StorageUnavailable when the store is still down (the message is retried).
+        """
+        form = self.workspace.form(message["form_id"])
+        received_at = datetime.fromisoformat(message["received_at"])
+        post = FormPost(
+            fields={k: list(v) for k, v in message["fields"].items()},
+            client=ClientInfo(**message["client"]),
+            idempotency_key=message["idempotency_key"],
+        )
+        reason = spam_verdict(form, post.fields, received_at)
+        if reason is not None:
+            return self._spam(form.id, post, received_at, reason.value, None)
+        submission = validate_submission(form, post, received_at)
+        stored = self.store.capture(self._plan(received_at, submission), None, received_at.date().isoformat())
+        return CaptureResult(
+            Outcome.CREATED if stored.created else Outcome.UPDATED, stored.lead_id, replayed=stored.replayed
+        )
+
+    def _plan(self, now: datetime, submission: Submission) -> CapturePlan:
+        return CapturePlan(
+            submission=submission,
+            activity_id=new_id(now),
+            new_lead_id=new_id(now),
+            event_ids=(new_id(now), new_id(now)),
+            idempotency_key=submission.idempotency_key,
+        )
+
+    def _spam(
+        self, form_id: str, post: FormPost, now: datetime, reason: str, window: RateWindow | None
+    ) -> CaptureResult:
+        record = SpamRecord(form_id, reason, now.isoformat(), trim_raw_fields(post.fields), new_id(now))
+        with contextlib.suppress(StorageUnavailable):  # spam is not worth a replay
+            self.store.record_spam(record, window, now.date().isoformat())
+        return CaptureResult(Outcome.SPAM, lead_id=new_id(now))
+
+    def _enqueue(self, form_id: str, post: FormPost, now: datetime) -> CaptureResult:
+        submission_id = new_id(now)
+        self.intake.enqueue(
+            {
+                "kind": "form_submission",
+                "version": INTAKE_MESSAGE_VERSION,
+                "submission_id": submission_id,
+                "form_id": form_id,
+                "received_at": now.isoformat(),
+                "fields": {k: list(v) for k, v in post.fields.items()},
+                "client": asdict(post.client),
+                "idempotency_key": idempotency_key(post) or f"intake-{submission_id}",
+            }
+        )
+        return CaptureResult(Outcome.QUEUED, submission_id=submission_id)

@@ -1,0 +1,1 @@
+"""Turning Lambda events into domain input, and results and errors into responses."""
