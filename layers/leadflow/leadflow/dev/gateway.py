@@ -41,6 +41,19 @@ def _is_text(content_type: str) -> bool:
     return media.startswith(TEXT_TYPES) or media.endswith("+json")
 
 
+def _source_ip(request: Request) -> str:
+    """The client address; a loopback client may name another with X-Forwarded-For.
+
+    API Gateway takes ``sourceIp`` from the connection. Locally every client is on
+    loopback, so tests and load scripts name the visitor they play this way.
+    """
+    remote = request.remote_addr or "127.0.0.1"
+    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+    if forwarded and remote in ("127.0.0.1", "::1"):
+        return forwarded[:64]
+    return remote
+
+
 def api_gateway_event(request: Request, route_key: str, path_parameters: dict[str, str], body: bytes) -> dict[str, Any]:
     """A payload-2.0 event as API Gateway HTTP APIs send it."""
     headers: dict[str, str] = {}
@@ -71,7 +84,7 @@ def api_gateway_event(request: Request, route_key: str, path_parameters: dict[st
                 "method": request.method,
                 "path": request.path,
                 "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-                "sourceIp": request.remote_addr or "127.0.0.1",
+                "sourceIp": _source_ip(request),
                 "userAgent": request.headers.get("User-Agent", ""),
             },
             "requestId": uuid.uuid4().hex,

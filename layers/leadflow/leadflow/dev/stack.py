@@ -140,12 +140,12 @@ class LocalStack:
         self.stop()
 
     def _start_moto(self) -> None:
-        import moto.events.models as events_models
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
-        # moto's CloudFormation returns the EventBus object itself for !Ref: give it the name.
-        events_models.EventBus.physical_resource_id = property(lambda bus: bus.name)  # type: ignore[attr-defined]
+        from leadflow.dev import moto_patches
+
+        moto_patches.apply()
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         self.faults.install()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -1,0 +1,239 @@
+"""Builds the sample events in this folder from the real ones in ../shared/external.
+
+Run from the repository root: ``python events/make_events.py``. Each output keeps the
+shape of its source (see README.md for provenance) and changes only what a route needs:
+route key, path, path parameters, headers and body.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL = ROOT.parent / "shared" / "external"
+OUT = ROOT / "events"
+
+
+def read(relative: str) -> dict[str, Any]:
+    return json.loads((EXTERNAL / relative).read_text(encoding="utf-8"))
+
+
+def write(name: str, event: dict[str, Any]) -> None:
+    (OUT / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def http_event(
+    source: dict[str, Any], method: str, route: str, path: str, params: dict[str, str] | None
+) -> dict[str, Any]:
+    event = copy.deepcopy(source)
+    event["routeKey"] = route
+    event["rawPath"] = path
+    event["requestContext"]["routeKey"] = route
+    event["requestContext"]["http"].update(
+        method=method, path=path, sourceIp="203.0.113.10", userAgent="Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0"
+    )
+    event.pop("stageVariables", None)
+    if params:
+        event["pathParameters"] = params
+    else:
+        event.pop("pathParameters", None)
+    return event
+
+
+def main() -> None:
+    # --- POST /forms/{form_id}: the SAM CLI's own HTTP API sample, urlencoded body base64-encoded.
+    form = http_event(
+        read("apigw/sam_HttpApi_v2_POST_form-urlencoded_base64.json"),
+        "POST",
+        "POST /forms/{form_id}",
+        "/forms/demo-signup",
+        {"form_id": "demo-signup"},
+    )
+    form["rawQueryString"] = ""
+    form.pop("queryStringParameters", None)
+    form["requestContext"].pop("authorizer", None)
+    form["requestContext"].pop("authentication", None)
+    form["headers"] = {
+        "content-type": "application/x-www-form-urlencoded",
+        "origin": "https://www.example.com",
+        "referer": "https://www.example.com/pricing?utm_source=newsletter&utm_medium=email",
+        "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0",
+        "accept": "text/html,application/xhtml+xml",
+    }
+    form.pop("cookies", None)
+    write("form_capture_post_urlencoded.json", form)
+
+    as_json = copy.deepcopy(form)
+    as_json["headers"].update({"content-type": "application/json", "accept": "application/json"})
+    as_json["isBase64Encoded"] = False
+    as_json["body"] = json.dumps(
+        {
+            "email": "jane@example.com",
+            "first_name": "Jane",
+            "company": "Example Inc",
+            "title": "Head of Marketing",
+            "company_size": "51-200",
+            "consent": True,
+            "utm_source": "linkedin",
+            "utm_campaign": "spring launch",
+            "ref": "ana-k",
+        }
+    )
+    write("form_capture_post_json.json", as_json)
+
+    # The real Mautic form's fields, posted as Mautic posts them: multipart with bracketed names.
+    fields = json.loads((EXTERNAL / "forms/mautic_form_fields.json").read_text(encoding="utf-8"))["fields"]
+    values = {
+        "mauticform[full_name]": "Jane Doe",
+        "mauticform[email_address]": "jane.doe@example.com",
+        "mauticform[phonenumber]": "+1 (555) 010-7788",
+        "mauticform[resortname]": "Sunny Shores Resort",
+        "mauticform[comments]": "We would like a demo.",
+        "mauticform[utm_source]": "google",
+        "mauticform[utm_medium]": "cpc",
+        "mauticform[utm_campaign]": "resorts-q4",
+        "mauticform[crmleadsource]": "RESORT RELEASE",
+        "mauticform[formId]": "12",
+    }
+    boundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
+    parts = []
+    for field in fields:
+        name = field["name"]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{values.get(name, "")}\r\n')
+    body = "".join(parts) + f"--{boundary}--\r\n"
+    mautic = http_event(
+        form, "POST", "POST /forms/{form_id}", "/forms/mautic-resort-enquiry", {"form_id": "mautic-resort-enquiry"}
+    )
+    mautic["headers"]["content-type"] = f"multipart/form-data; boundary={boundary}"
+    mautic["headers"]["origin"] = "https://www.example.com"
+    mautic["body"] = base64.b64encode(body.encode()).decode()
+    mautic["isBase64Encoded"] = True
+    write("form_capture_post_multipart_mautic.json", mautic)
+
+    preflight = http_event(
+        form, "OPTIONS", "OPTIONS /forms/{form_id}", "/forms/demo-signup", {"form_id": "demo-signup"}
+    )
+    preflight["headers"] = {
+        "origin": "https://www.example.com",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    preflight.pop("body", None)
+    preflight["isBase64Encoded"] = False
+    write("form_capture_options.json", preflight)
+
+    # --- Admin API: Powertools' HTTP API event with an IAM authorizer.
+    iam = read("apigw/powertools_apiGatewayProxyV2IamEvent.json")
+    get_lead = http_event(
+        iam,
+        "GET",
+        "GET /api/v1/leads/{lead_id}",
+        "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+        {"lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"},
+    )
+    get_lead.update(rawQueryString="", body=None, isBase64Encoded=False, headers={"accept": "application/json"})
+    get_lead.pop("queryStringParameters", None)
+    get_lead.pop("cookies", None)
+    write("lead_api_get_lead.json", get_lead)
+
+    find = http_event(iam, "GET", "GET /api/v1/leads", "/api/v1/leads", None)
+    find.update(
+        rawQueryString="email=jane%40example.com",
+        queryStringParameters={"email": "jane@example.com"},
+        body=None,
+        isBase64Encoded=False,
+        headers={"accept": "application/json"},
+    )
+    find.pop("cookies", None)
+    write("lead_api_find_by_email.json", find)
+
+    openapi = http_event(
+        read("apigw/aws-lambda-go_apigw-v2-request-no-authorizer.json"),
+        "GET",
+        "GET /api/v1/openapi.json",
+        "/api/v1/openapi.json",
+        None,
+    )
+    openapi.update(rawQueryString="", body=None, isBase64Encoded=False)
+    openapi.pop("queryStringParameters", None)
+    write("lead_api_openapi.json", openapi)
+
+    # --- IntakeQueue -> IntakeReplayFunction: Powertools' SQS event with a queued submission.
+    sqs = read("aws-events/powertools_sqsEvent.json")
+    record = copy.deepcopy(sqs["Records"][0])
+    record["body"] = json.dumps(
+        {
+            "kind": "form_submission",
+            "version": 1,
+            "submission_id": "01JD3Z9A1B2C3D4E5F6G7H8J9K",
+            "form_id": "demo-signup",
+            "received_at": "2026-11-20T09:15:02.120000+00:00",
+            "fields": {"email": ["queued.jane@example.com"], "first_name": ["Jane"], "utm_source": ["newsletter"]},
+            "client": {"ip": "203.0.113.10", "user_agent": "Mozilla/5.0", "referer": "https://www.example.com/"},
+            "idempotency_key": "intake-01JD3Z9A1B2C3D4E5F6G7H8J9K",
+        }
+    )
+    record["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-IntakeQueue"
+    record["awsRegion"] = "us-east-1"
+    write("intake_replay_sqs.json", {"Records": [record]})
+
+    # --- LeadsTable stream -> OutboxRelayFunction: Powertools' DynamoDB stream event, outbox items.
+    stream = read("aws-events/powertools_dynamoStreamEvent.json")
+    records = []
+    for i, (detail_type, detail) in enumerate(
+        [
+            (
+                "lead.captured",
+                {
+                    "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+                    "new": True,
+                    "form_id": "demo-signup",
+                    "touch": {"channel": "form", "form_id": "demo-signup", "utm_source": "newsletter"},
+                    "account_domain": "example.com",
+                },
+            ),
+            (
+                "activity.recorded",
+                {
+                    "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+                    "activity_id": "01JD3Z8Q4WACT00000000000000",
+                    "type": "form_submitted",
+                    "form_id": "demo-signup",
+                    "touch": {"channel": "form"},
+                },
+            ),
+        ]
+    ):
+        event_id = f"01JD3Z8Q4WEVT0000000000000{i}"
+        envelope = {
+            "schema_version": 1,
+            "event_id": event_id,
+            "occurred_at": "2026-11-20T09:15:02.120000+00:00",
+            **detail,
+        }
+        record = copy.deepcopy(stream["Records"][0])
+        record["eventID"] = str(i + 1)
+        record["eventSourceARN"] = (
+            "arn:aws:dynamodb:us-east-1:123456789012:table/leadflow-LeadsTable/stream/2026-11-20T00:00:00.000"
+        )
+        record["awsRegion"] = "us-east-1"
+        record["dynamodb"]["Keys"] = {"PK": {"S": f"OUTBOX#{event_id}"}, "SK": {"S": "EVENT"}}
+        record["dynamodb"]["NewImage"] = {
+            "PK": {"S": f"OUTBOX#{event_id}"},
+            "SK": {"S": "EVENT"},
+            "source": {"S": "leadflow.forms"},
+            "detail_type": {"S": detail_type},
+            "detail": {"S": json.dumps(envelope, separators=(",", ":"))},
+            "expires_at": {"N": "1764234902"},
+        }
+        record["dynamodb"]["SequenceNumber"] = str(111 + i)
+        records.append(record)
+    write("outbox_relay_stream.json", {"Records": records})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Where moto falls short of AWS in ways the local stack would feel, and how we mend it.
+
+- ``!Ref`` of an ``AWS::Events::EventBus`` resolves to moto's Python object instead of
+  the bus name.
+- ``TransactWriteItems`` deep-copies every table it touches, once per item, to roll back
+  on failure: O(table size) per transaction, and not thread-safe (a rollback can put back
+  a stale copy over another request's writes). DynamoDB evaluates every condition against
+  the state before the transaction and then applies all writes atomically; we do the same
+  under one lock, snapshotting only the items the transaction touches.
+- Concurrent DynamoDB requests iterate and mutate the same dicts; one lock serializes
+  them (DynamoDB's own per-item atomicity, as a local stack needs it).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_DYNAMODB_LOCK = threading.RLock()
+_applied = False
+
+
+def apply() -> None:
+    global _applied  # noqa: PLW0603 - patches apply once per process
+    if _applied:
+        return
+    _applied = True
+    _event_bus_ref()
+    _dynamodb_serialized()
+    _dynamodb_transactions()
+
+
+def _event_bus_ref() -> None:
+    import moto.events.models as events_models
+
+    events_models.EventBus.physical_resource_id = property(lambda bus: bus.name)  # type: ignore[attr-defined]
+
+
+def _dynamodb_serialized() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
+def _dynamodb_transactions() -> None:
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        with _DYNAMODB_LOCK:
+            plan: list[tuple[str, dict[str, Any], str, dict[str, Any], Any]] = []
+            errors: list[tuple[Any, Any, Any]] = []
+            touched: set[tuple[str, str]] = set()
+            for entry in transact_items:
+                if len(entry) > 1:
+                    raise TransactWriteSingleOpException
+                op_type, op = next(iter(entry.items()))
+                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                    raise ValueError("Unsupported transaction operation")
+                table_name = op["TableName"]
+                if op_type == "Put":
+                    table = self.get_table(table_name)
+                    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+                else:
+                    key = op["Key"]
+                marker = (str(table_name), str(dict(sorted(key.items()))))
+                if marker in touched:
+                    raise MultipleTransactionsException()
+                touched.add(marker)
+                current = self.get_item(table_name, key)
+                condition = op.get("ConditionExpression")
+                if condition is not None:
+                    check = get_filter_expression(
+                        condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                    )
+                    if not check.expr(current):
+                        old = None
+                        if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                            old = current.to_json()["Attributes"]
+                        errors.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
+                        continue
+                errors.append((None, None, None))
+                plan.append((op_type, op, table_name, key, current.to_json()["Attributes"] if current else None))
+            if any(code is not None for code, _, _ in errors):
+                raise TransactionCanceledException(errors)
+            applied: list[tuple[str, dict[str, Any], Any]] = []
+            try:
+                for op_type, op, table_name, key, before in plan:
+                    names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                    condition = op.get("ConditionExpression")
+                    if op_type == "Put":
+                        self.put_item(
+                            table_name,
+                            op["Item"],
+                            condition_expression=condition,
+                            expression_attribute_names=names,
+                            expression_attribute_values=values,
+                        )
+                    elif op_type == "Delete":
+                        self.delete_item(
+                            table_name,
+                            key,
+                            condition_expression=condition,
+                            expression_attribute_names=names,
+                            expression_attribute_values=values,
+                        )
+                    elif op_type == "Update":
+                        self.update_item(
+                            table_name,
+                            key,
+                            update_expression=op["UpdateExpression"],
+                            condition_expression=condition,
+                            expression_attribute_names=names,
+                            expression_attribute_values=values,
+                        )
+                    if op_type != "ConditionCheck":
+                        applied.append((table_name, key, before))
+            except Exception as error:
+                for table_name, key, before in reversed(applied):
+                    if before is None:
+                        self.delete_item(table_name, key)
+                    else:
+                        self.put_item(table_name, before)
+                if isinstance(error, MockValidationException):
+                    raise
+                raise TransactionCanceledException(
+                    [(type(error).__name__, str(error), None)] + [(None, None, None)] * (len(transact_items) - 1)
+                ) from error
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -1,0 +1,108 @@
+"""Shared fixtures: paths, the third-party material in ../shared/external, the local stack."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL = ROOT.parent / "shared" / "external"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EVENTS = ROOT / "events"
+WORKSPACE = ROOT / "workspace"
+
+
+def external(relative: str) -> Path:
+    """A file of the shared third-party material (skips the test when it is not beside the repo)."""
+    path = EXTERNAL / relative
+    if not path.is_file():
+        pytest.skip(f"third-party material not found: {path}")
+    return path
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def unique_email(prefix: str = "lead") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:12]}@example.com"
+
+
+def unique_ip() -> str:
+    value = uuid.uuid4().int
+    return f"10.{value % 250}.{(value >> 8) % 250}.{(value >> 16) % 250 + 1}"
+
+
+class StackClient:
+    """HTTP access to a running local stack, the way a browser or integrator would use it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+        self.info = self.http.get(f"{self.url}/_dev/stack", timeout=10).json()
+
+    @property
+    def token(self) -> str:
+        return str(self.info["admin_token"])
+
+    def post_form(
+        self,
+        form_id: str,
+        data: dict[str, Any] | None = None,
+        *,
+        as_json: bool = False,
+        ip: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        sent_headers = {"X-Forwarded-For": ip or unique_ip(), **(headers or {})}
+        if as_json:
+            return self.http.post(
+                f"{self.url}/forms/{form_id}",
+                json=data,
+                headers=sent_headers,
+                allow_redirects=False,
+                timeout=30,
+                **kwargs,
+            )
+        return self.http.post(
+            f"{self.url}/forms/{form_id}", data=data, headers=sent_headers, allow_redirects=False, timeout=30, **kwargs
+        )
+
+    def api(self, path: str, **params: Any) -> requests.Response:
+        return self.http.get(
+            f"{self.url}/api/v1{path}", params=params, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+
+    def lead_by_email(self, email: str) -> dict[str, Any] | None:
+        leads = self.api("/leads", email=email).json()["leads"]
+        return leads[0] if leads else None
+
+    def tick(self) -> dict[str, Any]:
+        return self.http.post(f"{self.url}/_dev/tick", timeout=120).json()
+
+    def bus_events(self) -> list[dict[str, Any]]:
+        return self.http.get(f"{self.url}/_dev/events", timeout=30).json()
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[Any]:
+    """The real template.yaml on an embedded moto, in this process (handlers run here too)."""
+    from leadflow.dev.stack import LocalStack
+
+    stack = LocalStack(ROOT, WORKSPACE, port=0, parameters={"RateLimitPerMinute": "30"}).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def client(local_stack: Any) -> StackClient:
+    return StackClient(local_stack.url)

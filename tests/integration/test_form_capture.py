@@ -1,0 +1,276 @@
+"""Form capture over HTTP on the local stack: the public contract of POST /forms/{form_id}."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import unique_email, unique_ip
+
+pytestmark = pytest.mark.integration
+
+
+def test_new_then_returning_lead_is_one_record_merged(client):
+    # GIVEN a first submission with a company and a campaign
+    email = unique_email("merge")
+    first = client.post_form(
+        "demo-signup", {"email": email, "company": "Acme", "utm_campaign": "spring", "consent": True}, as_json=True
+    )
+    # WHEN the same person comes back with another case, a blank company and a job title
+    second = client.post_form(
+        "demo-signup", {"email": email.upper(), "company": "", "title": "CMO", "utm_campaign": "autumn"}, as_json=True
+    )
+    # THEN one lead: 201 then 200, the known company kept, the title added, both touches kept
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["lead_id"] == second.json()["lead_id"]
+    lead = client.api(f"/leads/{first.json()['lead_id']}").json()
+    assert lead["profile"]["company"] == "Acme"
+    assert lead["profile"]["title"] == "CMO"
+    assert lead["attribution"]["first_touch"]["utm_campaign"] == "spring"
+    assert lead["attribution"]["last_touch"]["utm_campaign"] == "autumn"
+    assert lead["submissions"] == 2
+    assert [a["type"] for a in lead["activities"]] == ["form_submitted", "form_submitted"]
+    # AND consent is the append-only record of the opt-in, with its wording version, IP and agent
+    assert len(lead["consent_history"]) == 1
+    record = lead["consent_history"][0]
+    assert record["granted"] is True
+    assert record["version"] == "2026-11-01"
+    assert record["ip"].startswith("10.")
+    assert lead["consent"]["marketing_email"]["granted"] is True
+
+
+def test_concurrent_posts_of_one_email_make_one_lead(client):
+    # GIVEN 40 posts of one new address, released at once from 40 clients
+    email = unique_email("race")
+    barrier = threading.Barrier(40)
+    answers: list[tuple[int, str]] = []
+
+    def post() -> None:
+        barrier.wait()
+        response = client.post_form("demo-signup", {"email": email}, as_json=True)
+        answers.append((response.status_code, response.json()["lead_id"]))
+
+    threads = [threading.Thread(target=post) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly one was new, all name the same lead, and the lead counts 40 submissions
+    assert sorted(status for status, _ in answers).count(201) == 1
+    assert len({lead_id for _, lead_id in answers}) == 1
+    assert client.lead_by_email(email)["submissions"] == 40
+
+
+def test_html_post_redirects_and_errors_are_named(client):
+    ok = client.post_form("demo-signup", {"email": unique_email("html")})
+    assert ok.status_code == 303
+    assert ok.headers["location"] == "/thank-you"
+    bad = client.post_form("demo-signup", {"email": "not-an-address", "company_size": "huge"})
+    assert bad.status_code == 422
+    assert "text/html" in bad.headers["content-type"]
+    assert "email" in bad.text
+    assert "company_size" in bad.text
+
+
+def test_json_errors_name_each_bad_field(client):
+    response = client.post_form("demo-signup", {"email": "x@", "company_size": "huge"}, as_json=True)
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"email", "company_size"}
+    required = client.post_form("webinar-registration", {"email": unique_email()}, as_json=True)
+    assert required.status_code == 422
+    assert {e["field"] for e in required.json()["errors"]} == {"first_name", "company", "webinar_id", "consent"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status"),
+    [
+        ("/forms/no-such-form", b"email=a%40example.com", "application/x-www-form-urlencoded", 404),
+        ("/forms/demo-signup", b"email=" + b"a" * 70_000, "application/x-www-form-urlencoded", 413),
+        ("/forms/demo-signup", b"<lead/>", "application/xml", 415),
+        ("/forms/demo-signup", b"email=a@example.com", "", 415),
+        ("/forms/demo-signup", b"{not json", "application/json", 400),
+        ("/forms/demo-signup", b"[1, 2]", "application/json", 400),
+        ("/forms/demo-signup", b'{"email": {"nested": 1}}', "application/json", 400),
+        ("/forms/demo-signup", b"email=%FF%FE", "application/x-www-form-urlencoded", 400),
+        ("/forms/demo-signup", b"--x\r\nbroken", "multipart/form-data", 400),
+        ("/forms/../etc/passwd", b"", "application/json", 404),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(client, path, body, content_type, status):
+    headers = {"X-Forwarded-For": unique_ip(), "Accept": "application/json"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = client.http.post(client.url + path, data=body, headers=headers, allow_redirects=False, timeout=30)
+    assert response.status_code == status
+
+
+def test_unknown_and_protected_fields_are_ignored(client):
+    email = unique_email("protected")
+    response = client.post_form(
+        "demo-signup",
+        {"email": email, "score": 999, "stage": "customer", "owner": "mallory", "is_admin": True},
+        as_json=True,
+    )
+    assert response.status_code == 201
+    lead = client.api(f"/leads/{response.json()['lead_id']}").json()
+    assert lead["stage"] == "lead"
+    assert "score" not in lead["custom"] and "is_admin" not in lead["custom"]
+    assert "owner" not in lead
+
+
+def test_spam_is_answered_like_success_but_only_counted(local_stack, client):
+    today = local_stack.clock.now().date().isoformat()
+
+    def spam_count() -> int:
+        from leadflow.adapters.dynamo import DynamoLeadStore
+
+        store = DynamoLeadStore(local_stack.outputs["LeadsTableName"], local_stack.client("dynamodb"))
+        return int(store.form_stats(today).get("demo-signup", {}).get("spam", 0))
+
+    before = spam_count()
+    # GIVEN a bot that fills the honeypot, and one that posts 0.2 s after the page rendered
+    honeypot_email, fast_email = unique_email("bot"), unique_email("fast")
+    rendered_ms = int(local_stack.clock.now().timestamp() * 1000)
+    bot = client.post_form("demo-signup", {"email": honeypot_email, "website": "http://spam.example"}, as_json=True)
+    fast = client.post_form("demo-signup", {"email": fast_email, "_lf_ts": str(rendered_ms)}, as_json=True)
+    # THEN both look accepted, neither is a lead, and both are counted as spam
+    assert bot.status_code == 201 and "lead_id" in bot.json()
+    assert fast.status_code == 201
+    assert client.lead_by_email(honeypot_email) is None
+    assert client.lead_by_email(fast_email) is None
+    assert spam_count() == before + 2
+    # AND a person who took their time is a lead
+    slow = client.post_form("demo-signup", {"email": unique_email(), "_lf_ts": str(rendered_ms - 10_000)}, as_json=True)
+    assert slow.status_code == 201
+
+
+def test_rate_limit_per_client_ip(client):
+    # GIVEN the session stack allows 30 posts per IP per minute
+    ip = unique_ip()
+    statuses = [
+        client.post_form("demo-signup", {"email": unique_email()}, as_json=True, ip=ip).status_code for _ in range(31)
+    ]
+    # THEN the 31st is refused with Retry-After, and another visitor is not affected
+    assert statuses[:30] == [201] * 30
+    limited = client.post_form("demo-signup", {"email": unique_email()}, as_json=True, ip=ip)
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert client.post_form("demo-signup", {"email": unique_email()}, as_json=True).status_code == 201
+
+
+def test_double_click_is_one_submission(client):
+    email = unique_email("double")
+    key = uuid.uuid4().hex
+    first = client.post_form("demo-signup", {"email": email}, as_json=True, headers={"Idempotency-Key": key})
+    again = client.post_form("demo-signup", {"email": email}, as_json=True, headers={"Idempotency-Key": key})
+    nonce = uuid.uuid4().hex
+    html_first = client.post_form("demo-signup", {"email": email, "_lf_nonce": nonce})
+    html_again = client.post_form("demo-signup", {"email": email, "_lf_nonce": nonce})
+    assert first.status_code == again.status_code == 201
+    assert first.json()["lead_id"] == again.json()["lead_id"]
+    assert html_first.status_code == html_again.status_code == 303
+    assert client.lead_by_email(email)["submissions"] == 2
+
+
+def test_cors_only_for_allowed_origins(client):
+    allowed = client.post_form(
+        "demo-signup", {"email": unique_email()}, as_json=True, headers={"Origin": "https://shop.example.com"}
+    )
+    foreign = client.post_form(
+        "demo-signup", {"email": unique_email()}, as_json=True, headers={"Origin": "https://evil.example.net"}
+    )
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example.com"
+    assert "access-control-allow-origin" not in foreign.headers
+    preflight = client.http.options(
+        client.url + "/forms/demo-signup",
+        headers={"Origin": "http://localhost:8000", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code == 204
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+def test_events_are_published_versioned_without_contact_details(client):
+    email = unique_email("events")
+    lead_id = client.post_form("demo-signup", {"email": email, "utm_source": "ads"}, as_json=True).json()["lead_id"]
+    client.tick()
+    mine = [e for e in client.bus_events() if e["detail"].get("lead_id") == lead_id]
+    assert sorted(e["detail-type"] for e in mine) == ["activity.recorded", "lead.captured"]
+    for published in mine:
+        assert published["source"] == "leadflow.forms"
+        assert published["detail"]["schema_version"] == 1
+        assert email not in str(published)
+    captured = next(e for e in mine if e["detail-type"] == "lead.captured")
+    assert captured["detail"]["new"] is True
+    assert captured["detail"]["touch"]["utm_source"] == "ads"
+
+
+def test_table_outage_queues_the_post_and_replay_stores_it(local_stack, client):
+    # GIVEN DynamoDB refuses every transaction (throttled)
+    local_stack.faults.clear()
+    client.http.post(
+        client.url + "/_dev/faults",
+        json={
+            "service": "dynamodb",
+            "operation": "TransactWriteItems",
+            "error": "ProvisionedThroughputExceededException",
+        },
+        timeout=10,
+    )
+    email, html_email = unique_email("outage"), unique_email("outage-html")
+    try:
+        # WHEN a JSON post and an HTML post arrive
+        queued = client.post_form("demo-signup", {"email": email, "first_name": "Queued"}, as_json=True)
+        html = client.post_form("demo-signup", {"email": html_email})
+        # THEN the JSON client gets 202 with a submission id, the visitor the thank-you page
+        assert queued.status_code == 202
+        assert queued.json()["status"] == "queued"
+        assert html.status_code == 303
+        assert client.lead_by_email(email) is None
+    finally:
+        client.http.delete(client.url + "/_dev/faults", timeout=10)
+    # WHEN the table is back and the intake queue is drained
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and client.lead_by_email(email) is None:
+        client.tick()
+    # THEN both posts are leads, nothing is left in the queue or its DLQ
+    lead = client.lead_by_email(email)
+    assert lead is not None and lead["profile"]["first_name"] == "Queued"
+    assert client.lead_by_email(html_email) is not None
+    depths = local_stack.queue_depths()
+    assert depths["IntakeQueue"]["visible"] == 0
+    assert depths["IntakeDLQ"]["visible"] == 0
+
+
+def test_table_and_queue_down_is_503_not_a_silent_loss(local_stack, client):
+    for service, operation, error in [
+        ("dynamodb", "TransactWriteItems", "InternalServerError"),
+        ("sqs", "SendMessage", "AWS.SimpleQueueService.ServiceUnavailable"),
+    ]:
+        client.http.post(
+            client.url + "/_dev/faults",
+            json={"service": service, "operation": operation, "error": error, "status": 500},
+            timeout=10,
+        )
+    try:
+        response = client.post_form("demo-signup", {"email": unique_email()}, as_json=True)
+    finally:
+        client.http.delete(client.url + "/_dev/faults", timeout=10)
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+
+
+def test_admin_api_requires_the_token_and_serves_openapi(client):
+    assert client.http.get(client.url + "/api/v1/leads", timeout=10).status_code == 401
+    assert (
+        client.http.get(client.url + "/api/v1/leads", headers={"Authorization": "Bearer nope"}, timeout=10).status_code
+        == 401
+    )
+    assert client.api("/leads", limit=5).status_code == 200
+    assert client.api("/leads/does-not-exist").status_code == 404
+    assert client.api("/leads", limit=0).status_code == 422
+    document = client.http.get(client.url + "/api/v1/openapi.json", timeout=10).json()
+    assert "/api/v1/leads/{lead_id}" in document["paths"]

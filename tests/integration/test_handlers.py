@@ -1,0 +1,137 @@
+"""Every sample event in events/ through its handler, on the local stack (moto, real template)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import EVENTS, load_json, unique_email, unique_ip
+
+pytestmark = pytest.mark.integration
+
+
+def event(name: str) -> dict[str, Any]:
+    return load_json(EVENTS / name)
+
+
+def with_email(sample: dict[str, Any], email: str) -> dict[str, Any]:
+    """The sample with another address (so tests do not share leads) and a fresh client IP."""
+    copy = json.loads(json.dumps(sample))
+    copy["requestContext"]["http"]["sourceIp"] = unique_ip()
+    body = base64.b64decode(copy["body"]).decode() if copy.get("isBase64Encoded") else copy["body"]
+    for old in ("jane%40example.com", "jane.doe@example.com", "jane@example.com"):
+        body = body.replace(old, email)
+    copy["body"] = base64.b64encode(body.encode()).decode() if copy.get("isBase64Encoded") else body
+    return copy
+
+
+def test_urlencoded_sample_redirects_to_thank_you_and_stores_the_lead(local_stack, client):
+    # GIVEN the SAM CLI's urlencoded HTTP API event, posted to the demo form
+    email = unique_email("sam")
+    # WHEN the form capture handler runs on it
+    response = local_stack.runner.invoke(
+        "FormCaptureFunction", with_email(event("form_capture_post_urlencoded.json"), email)
+    )
+    # THEN the browser is sent to the thank-you page, with CORS for the allowed origin
+    assert response["statusCode"] == 303
+    assert response["headers"]["location"] == "/thank-you"
+    lead = client.lead_by_email(email)
+    assert lead is not None
+    assert lead["profile"]["first_name"] == "Jane"
+    assert lead["attribution"]["first_touch"]["utm_source"] == "newsletter"
+    assert lead["attribution"]["first_touch"]["utm_campaign"] == "spring launch"
+
+
+def test_json_sample_answers_201_then_200_with_the_same_lead(local_stack):
+    sample = with_email(event("form_capture_post_json.json"), unique_email("json"))
+    first = local_stack.runner.invoke("FormCaptureFunction", sample)
+    sample["requestContext"]["http"]["sourceIp"] = unique_ip()
+    second = local_stack.runner.invoke("FormCaptureFunction", sample)
+    assert first["statusCode"] == 201
+    assert second["statusCode"] == 200
+    assert json.loads(first["body"])["lead_id"] == json.loads(second["body"])["lead_id"]
+
+
+def test_real_mautic_form_post_maps_bracketed_fields(local_stack, client):
+    # GIVEN every field of a real Mautic form, multipart with bracketed names
+    email = unique_email("mautic")
+    response = local_stack.runner.invoke(
+        "FormCaptureFunction", with_email(event("form_capture_post_multipart_mautic.json"), email)
+    )
+    # THEN the aliases map them onto the lead
+    assert response["statusCode"] == 303
+    lead = client.lead_by_email(email)
+    assert lead["profile"]["company"] == "Sunny Shores Resort"
+    assert lead["profile"]["phone"] == "+1 (555) 010-7788"
+    assert lead["custom"]["full_name"] == "Jane Doe"
+    assert lead["custom"]["lead_source"] == "RESORT RELEASE"
+    assert lead["attribution"]["first_touch"]["utm_medium"] == "cpc"
+
+
+def test_preflight_allows_only_configured_origins(local_stack):
+    allowed = local_stack.runner.invoke("FormCaptureFunction", event("form_capture_options.json"))
+    assert allowed["statusCode"] == 204
+    assert allowed["headers"]["access-control-allow-origin"] == "https://www.example.com"
+    foreign = event("form_capture_options.json")
+    foreign["headers"]["origin"] = "https://evil.example.net"
+    refused = local_stack.runner.invoke("FormCaptureFunction", foreign)
+    assert "access-control-allow-origin" not in refused["headers"]
+
+
+def test_lead_api_samples(local_stack, client):
+    # GIVEN a lead
+    email = unique_email("api")
+    created = client.post_form("demo-signup", {"email": email, "first_name": "Ada"}, as_json=True).json()
+    # WHEN the IAM-authorized samples ask for it
+    get_event = event("lead_api_get_lead.json")
+    get_event["pathParameters"]["lead_id"] = created["lead_id"]
+    get_event["rawPath"] = get_event["requestContext"]["http"]["path"] = f"/api/v1/leads/{created['lead_id']}"
+    found = local_stack.runner.invoke("LeadApiFunction", get_event)
+    find_event = event("lead_api_find_by_email.json")
+    find_event["queryStringParameters"] = {"email": email}
+    by_email = local_stack.runner.invoke("LeadApiFunction", find_event)
+    # THEN both answer with the lead
+    assert found["statusCode"] == 200
+    assert json.loads(found["body"])["profile"]["first_name"] == "Ada"
+    assert [lead["lead_id"] for lead in json.loads(by_email["body"])["leads"]] == [created["lead_id"]]
+    # AND a lead that does not exist is a 404
+    get_event["pathParameters"]["lead_id"] = "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"
+    get_event["rawPath"] = get_event["requestContext"]["http"]["path"] = "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S"
+    assert local_stack.runner.invoke("LeadApiFunction", get_event)["statusCode"] == 404
+
+
+def test_lead_api_refuses_unauthenticated_events(local_stack):
+    # GIVEN the sample without its authorizer context (as if the gateway were misconfigured)
+    unsigned = event("lead_api_find_by_email.json")
+    unsigned["requestContext"].pop("authorizer")
+    assert local_stack.runner.invoke("LeadApiFunction", unsigned)["statusCode"] == 401
+
+
+def test_openapi_sample_serves_the_document(local_stack):
+    response = local_stack.runner.invoke("LeadApiFunction", event("lead_api_openapi.json"))
+    document = json.loads(response["body"])
+    assert response["statusCode"] == 200
+    assert document["openapi"].startswith("3.")
+    assert "/api/v1/leads/{lead_id}" in document["paths"]
+    assert "/api/v1/leads" in document["paths"]
+
+
+def test_intake_sample_is_replayed_once(local_stack, client):
+    sample = event("intake_replay_sqs.json")
+    first = local_stack.runner.invoke("IntakeReplayFunction", sample)
+    second = local_stack.runner.invoke("IntakeReplayFunction", sample)
+    assert first == {"batchItemFailures": []}
+    assert second == {"batchItemFailures": []}
+    lead = client.lead_by_email("queued.jane@example.com")
+    assert lead["submissions"] == 1
+    assert lead["created_at"] == "2026-11-20T09:15:02.120000+00:00"
+
+
+def test_outbox_sample_publishes_both_events(local_stack, client):
+    result = local_stack.runner.invoke("OutboxRelayFunction", event("outbox_relay_stream.json"))
+    assert result == {"batchItemFailures": []}
+    published = {e["detail"]["event_id"] for e in client.bus_events()}
+    assert {"01JD3Z8Q4WEVT00000000000000", "01JD3Z8Q4WEVT00000000000001"} <= published
