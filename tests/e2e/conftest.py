@@ -1,0 +1,75 @@
+"""The product as a user starts it: `leadflow dev` in its own process, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, StackClient
+
+READY_WITHIN_SECONDS = 15
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DevServer:
+    def __init__(self, process: subprocess.Popen[str], url: str, started_in: float, output: list[str]) -> None:
+        self.process = process
+        self.url = url
+        self.started_in = started_in
+        self.output = output
+
+
+@pytest.fixture(scope="session")
+def dev_server() -> Iterator[DevServer]:
+    port = free_port()
+    leadflow = Path(sys.executable).parent / "leadflow"
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [str(leadflow), "dev", "--port", str(port), "--verbose"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    output: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("leadflow dev ready: "):
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(60):
+        process.kill()
+        pytest.fail("leadflow dev did not print its ready line:\n" + "".join(output[-40:]))
+    server = DevServer(process, f"http://127.0.0.1:{port}", time.monotonic() - started, output)
+    yield server
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def dev(dev_server: DevServer) -> StackClient:
+    return StackClient(dev_server.url)

@@ -1,0 +1,158 @@
+"""`leadflow dev` end to end: start, serve the contract of /_dev/, capture leads, stop cleanly."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, unique_email
+from tests.e2e.conftest import READY_WITHIN_SECONDS, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_ready_line_within_15_seconds(dev_server):
+    assert dev_server.started_in < READY_WITHIN_SECONDS
+    ready = [line for line in dev_server.output if line.startswith("leadflow dev ready: ")]
+    assert ready == [f"leadflow dev ready: {dev_server.url}\n"]
+
+
+def test_stack_route_follows_the_contract(dev):
+    info = dev.info
+    assert set(info) >= {"outputs", "aws_endpoint_url", "admin_token"}
+    assert info["outputs"]["ApiUrl"] == dev.url
+    assert {"LeadsTableName", "EventBusName", "IntakeQueueUrl", "IntakeDLQUrl"} <= set(info["outputs"])
+    # the endpoint is a real AWS API: boto3 can look inside
+    import boto3
+
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=info["aws_endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    assert info["outputs"]["LeadsTableName"] in dynamodb.list_tables()["TableNames"]
+
+
+def test_clock_tick_and_outbox_routes(dev):
+    before = dev.http.post(dev.url + "/_dev/clock", json={"advance_seconds": 0}, timeout=10).json()["now"]
+    after = dev.http.post(dev.url + "/_dev/clock", json={"advance_seconds": 3600}, timeout=10).json()["now"]
+    from datetime import datetime
+
+    assert (datetime.fromisoformat(after) - datetime.fromisoformat(before)).total_seconds() >= 3600
+    assert dev.http.post(dev.url + "/_dev/clock", json={"advance_seconds": -5}, timeout=10).status_code == 400
+    assert "now" in dev.tick()
+    outbox = dev.http.get(dev.url + "/_dev/outbox", timeout=10)
+    assert outbox.status_code == 200
+    assert isinstance(outbox.json(), list)
+
+
+def test_landing_page_post_lands_in_console_and_api(dev):
+    # GIVEN the demo landing page, as served (a plain HTML form)
+    page = dev.http.get(dev.url + "/?utm_source=newsletter", timeout=10).text
+    action = re.search(r'<form id="lead-form" method="post" action="([^"]+)"', page).group(1)
+    rendered = re.search(r'name="_lf_ts" value="(\d+)"', page).group(1)
+    nonce = re.search(r'name="_lf_nonce" value="([0-9a-f]+)"', page).group(1)
+    email = unique_email("landing")
+    # WHEN it is posted as a browser would, from that page, after 3 seconds of typing
+    response = dev.post_form(
+        action.split("/")[-1],
+        {
+            "email": email,
+            "first_name": "Grace",
+            "company": "Example Ltd",
+            "consent": "yes",
+            "_lf_ts": str(int(rendered) - 3000),
+            "_lf_nonce": nonce,
+            "website": "",
+            "utm_source": "",
+            "page_url": "",
+            "referrer": "",
+        },
+        headers={"Referer": dev.url + "/?utm_source=newsletter&utm_campaign=launch"},
+    )
+    # THEN thank-you; the lead is in the console and the API, attributed from the page's address
+    assert response.status_code == 303
+    assert dev.http.get(dev.url + response.headers["location"], timeout=10).status_code == 200
+    lead = dev.lead_by_email(email)
+    assert lead["attribution"]["first_touch"]["utm_source"] == "newsletter"
+    assert lead["attribution"]["first_touch"]["utm_campaign"] == "launch"
+    console = dev.http.get(dev.url + "/_dev/", timeout=10).text
+    assert email in console
+    assert "IntakeDLQ" in console
+    detail = dev.http.get(f"{dev.url}/_dev/leads/{lead['lead_id']}", timeout=10).text
+    assert "form_submitted" in detail and "2026-11-01" in detail
+
+
+def test_console_escapes_what_visitors_typed(dev):
+    email = unique_email("xss")
+    dev.post_form(
+        "demo-signup",
+        {"email": email, "first_name": "<script>alert(1)</script>", "company": '"><img src=x onerror=alert(1)>'},
+        as_json=True,
+    )
+    console = dev.http.get(dev.url + "/_dev/", timeout=10).text
+    assert "<script>alert(1)</script>" not in console
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in console
+    assert "<img src=x" not in console
+
+
+def test_no_personal_data_in_logs(dev_server, dev):
+    # GIVEN the server runs with function logs on (--verbose)
+    email = unique_email("private")
+    dev.post_form("demo-signup", {"email": email, "first_name": "Zebulon", "phone": "+44 20 7946 0999"}, as_json=True)
+    dev.tick()
+    logged = "".join(dev_server.output)
+    # THEN the logs name the form and the status, never the person
+    assert "form post answered" in logged
+    assert email not in logged and "Zebulon" not in logged and "7946" not in logged
+
+
+def test_ctrl_c_stops_cleanly():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leadflow.dev.cli", "dev", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("leadflow dev ready:")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=15) == 0
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_workspace_and_port_options(tmp_path):
+    # GIVEN a workspace of one's own with one form
+    (tmp_path / "forms").mkdir()
+    (tmp_path / "forms" / "contact.yaml").write_text(
+        "id: contact\nname: Contact us\nthank_you_url: /thank-you\nfields:\n  - {name: email, type: email, required: true}\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leadflow.dev.cli", "dev", "--port", str(port), "--workspace", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == f"leadflow dev ready: http://127.0.0.1:{port}\n"
+        import requests
+
+        ok = requests.post(f"http://127.0.0.1:{port}/forms/contact", json={"email": unique_email()}, timeout=10)
+        missing = requests.post(
+            f"http://127.0.0.1:{port}/forms/demo-signup", json={"email": unique_email()}, timeout=10
+        )
+        assert ok.status_code == 201
+        assert missing.status_code == 404
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
