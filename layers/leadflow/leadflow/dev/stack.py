@@ -97,6 +97,7 @@ class LocalStack:
         self.runner: LambdaRunner
         self._pump_lock = threading.Lock()
         self._pump_sqs: Any = None
+        self._tap_url = ""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
@@ -290,10 +291,13 @@ class LocalStack:
 
     def _tap_bus(self) -> None:
         """A dev-only queue subscribed to every leadflow event on the bus, for the console."""
+        buses = [k for k, r in self.cfn_template["Resources"].items() if r["Type"] == "AWS::Events::EventBus"]
+        if not buses:
+            return
         sqs, events = self.client("sqs"), self.client("events")
         url = sqs.create_queue(QueueName=BUS_TAP_QUEUE)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        bus = self.outputs.get("EventBusName") or self.physical.get("EventBus", "")
+        bus = self.physical[buses[0]]
         events.put_rule(
             Name="leadflow-dev-tap", EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": "leadflow."}]})
         )
@@ -379,7 +383,7 @@ class LocalStack:
 
     def read_bus_events(self) -> list[dict[str, Any]]:
         sqs = self.client("sqs")
-        while True:
+        while self._tap_url:
             messages = sqs.receive_message(QueueUrl=self._tap_url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
                 break

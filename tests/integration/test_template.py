@@ -1,0 +1,107 @@
+"""template.yaml: it transforms, lints clean, and keeps the rules we deploy by."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from leadflow.dev.template import function_sources, http_routes, load_template, transform
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+TEMPLATE = ROOT / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template(TEMPLATE)
+
+
+def test_sam_translator_transforms_the_template(template, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # WHEN aws-sam-translator transforms it, as `sam deploy` would
+    output = transform(template, ROOT)
+    types = {resource["Type"] for resource in output["Resources"].values()}
+    # THEN it is plain CloudFormation with the pieces the product needs
+    assert not any(t.startswith("AWS::Serverless::") for t in types)
+    assert {
+        "AWS::ApiGatewayV2::Api",
+        "AWS::DynamoDB::Table",
+        "AWS::Events::EventBus",
+        "AWS::SQS::Queue",
+        "AWS::Lambda::LayerVersion",
+        "AWS::Lambda::EventSourceMapping",
+    } <= types
+
+
+def test_cfn_lint_is_clean():
+    from cfnlint.api import lint_file
+
+    assert [str(match) for match in lint_file(TEMPLATE)] == []
+
+
+def test_functions_target_python312_on_arm64_with_the_layers(template):
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.12"
+    assert globals_["Architectures"] == ["arm64"]
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert "Runtime" not in resource["Properties"], logical_id
+
+
+def test_every_queue_has_a_dead_letter_queue(template):
+    queues = {k for k, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+    dlqs = {q for q in queues if q.endswith("DLQ")}
+    for queue in queues - dlqs:
+        target = template["Resources"][queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+        assert target["Fn::GetAtt"][0] in dlqs
+    stream = template["Resources"]["OutboxRelayFunction"]["Properties"]["Events"]["Outbox"]["Properties"]
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] in dlqs
+
+
+def test_only_sam_policy_templates(template):
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            assert isinstance(policy, dict) and len(policy) == 1, logical_id
+            (name,) = policy
+            assert name.endswith("Policy") and name != "Statement", (logical_id, name)
+
+
+def test_no_secret_in_the_template():
+    text = TEMPLATE.read_text().lower()
+    for marker in ("whsec_", "secretkey", "password:", "aws_secret_access_key", "token:"):
+        assert marker not in text
+
+
+def test_every_function_is_a_thin_documented_handler(template):
+    sources = function_sources(template, ROOT)
+    assert set(sources) == {"FormCaptureFunction", "IntakeReplayFunction", "OutboxRelayFunction", "LeadApiFunction"}
+    for logical_id, (folder, handler) in sources.items():
+        module, _, function = handler.rpartition(".")
+        tree = ast.parse((folder / f"{module}.py").read_text())
+        assert ast.get_docstring(tree), f"{logical_id}: app.py opens with a docstring (trigger, what, which service)"
+        assert any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body), logical_id
+        imports = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not any(m.startswith("boto3") for m in imports), f"{logical_id}: no boto3 in a handler"
+
+
+def test_http_routes_of_the_public_contract(template):
+    routes = {(r.method, r.path): r.authorizer for r in http_routes(template)}
+    assert routes[("POST", "/forms/{form_id}")] is None
+    assert routes[("OPTIONS", "/forms/{form_id}")] is None
+    assert routes[("GET", "/api/v1/leads/{lead_id}")] == "AWS_IAM"
+    assert routes[("GET", "/api/v1/leads")] == "AWS_IAM"
+    assert routes[("GET", "/api/v1/openapi.json")] is None
+
+
+def test_domain_code_never_touches_aws_or_the_clock():
+    domain = ROOT / "layers" / "leadflow" / "leadflow" / "domain"
+    for path in domain.glob("*.py"):
+        source = path.read_text()
+        assert "boto" not in source, path
+        assert "datetime.now" not in source and "time.time" not in source, path
+        assert "os.environ" not in source, path
