@@ -134,7 +134,8 @@ def test_workspace_and_port_options(tmp_path):
     # GIVEN a workspace of one's own with one form
     (tmp_path / "forms").mkdir()
     (tmp_path / "forms" / "contact.yaml").write_text(
-        "id: contact\nname: Contact us\nthank_you_url: /thank-you\nfields:\n  - {name: email, type: email, required: true}\n"
+        "id: contact\nname: Contact us\nthank_you_url: /thank-you\n"
+        "fields:\n  - {name: email, type: email, required: true}\n"
     )
     port = free_port()
     process = subprocess.Popen(
