@@ -89,7 +89,7 @@ class Consent(_Strict):
     """The consent checkbox: its wording is versioned so every record says what was agreed to."""
 
     field: str = "consent"
-    purpose: str = Field("marketing_email", description="What the person agrees to.")
+    purpose: str = Field("marketing_email", pattern=r"^[a-z][a-z0-9_]{0,63}$", description="What the person agrees to.")
     text: str = Field(min_length=1, description="The wording shown next to the checkbox.")
     version: str = Field(min_length=1, description="Version of the wording, e.g. a date.")
     required: bool = Field(False, description="Refuse the submission when not ticked.")

@@ -200,7 +200,7 @@ class DevGateway:
         try:
             result = self.stack.runner.invoke(route.function, event)
         except HandlerError as error:
-            log.error("%s", error)
+            log.error("%s\n%s", error, "".join(error.payload["stackTrace"]))
             return Response('{"message":"Internal Server Error"}', 500, content_type="application/json")
         return lambda_response(result)
 

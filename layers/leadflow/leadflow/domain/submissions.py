@@ -173,7 +173,10 @@ def _check(form_field: FormField, raw: str) -> tuple[str | float | bool | None, 
             number = float(value)
         except ValueError:
             return None, "must be a number"
-        return (number, None) if math.isfinite(number) else (None, "must be a finite number")
+        # DynamoDB numbers span 1e-130 to 1e126 in magnitude: refuse what it would refuse.
+        if not math.isfinite(number) or abs(number) >= 1e125:
+            return None, "must be a number between -1e125 and 1e125"
+        return (0.0 if abs(number) < 1e-128 else number), None
     if kind is FieldType.PHONE and not _PHONE.match(value):
         return None, "must be a phone number (digits, spaces, + ( ) . - /)"
     if kind is FieldType.URL:
@@ -210,12 +213,16 @@ def _attribution(form: FormDefinition, fields: Fields, client: ClientInfo, at: s
 
 
 def trim_raw_fields(fields: Fields) -> dict[str, list[str]]:
+    """The posted fields as kept on the activity: bounded in count and size, valid Unicode.
+
+    Names that are blank once cleaned are dropped: DynamoDB refuses empty map keys.
+    """
     raw: dict[str, list[str]] = {}
     for name, values in list(fields.items())[:RAW_FIELDS_MAX]:
-        if name in (TIMESTAMP_FIELD, NONCE_FIELD) or not _is_encodable(name):
+        key = clean_text(name)[:200] if _is_encodable(name) else ""
+        if not key or name in (TIMESTAMP_FIELD, NONCE_FIELD):
             continue
-        kept = [clean_text(v)[:RAW_VALUE_MAX_LENGTH] for v in values[:10] if _is_encodable(v)]
-        raw[clean_text(name)[:200]] = kept
+        raw[key] = [clean_text(v)[:RAW_VALUE_MAX_LENGTH] for v in values[:10] if _is_encodable(v)]
     return raw
 
 
