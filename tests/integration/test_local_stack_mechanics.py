@@ -216,3 +216,65 @@ def test_schedules_fire_on_the_local_clock(tmp_path: Path):
         assert [json.loads(line) for line in marker.read_text().splitlines()] == [{"job": "hourly"}] * 2
     finally:
         stack.stop()
+
+
+STATE_MACHINE_TEMPLATE = textwrap.dedent("""
+    AWSTemplateFormatVersion: "2010-09-09"
+    Transform: AWS::Serverless-2016-10-31
+    Resources:
+      DoubleFunction:
+        Type: AWS::Serverless::Function
+        Properties:
+          Runtime: python3.12
+          CodeUri: fn/
+          Handler: app.lambda_handler
+      DoubleStateMachine:
+        Type: AWS::Serverless::StateMachine
+        Properties:
+          DefinitionUri: machine.asl.json
+          DefinitionSubstitutions:
+            DoubleFunctionArn: !GetAtt DoubleFunction.Arn
+          Policies:
+            - LambdaInvokePolicy:
+                FunctionName: !Ref DoubleFunction
+""")
+MACHINE = {
+    "StartAt": "Double",
+    "States": {
+        "Double": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "${DoubleFunctionArn}", "Payload.$": "$"},
+            "OutputPath": "$.Payload",
+            "End": True,
+        }
+    },
+}
+
+
+def test_step_functions_tasks_run_handlers_in_process(tmp_path: Path):
+    import time
+
+    from leadflow.dev.stack import LocalStack
+
+    # GIVEN a state machine (DefinitionUri + DefinitionSubstitutions) whose task invokes a function
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text("def lambda_handler(event, context):\n    return {'n': event['n'] * 2}\n")
+    (tmp_path / "machine.asl.json").write_text(json.dumps(MACHINE))
+    (tmp_path / "template.yaml").write_text(STATE_MACHINE_TEMPLATE)
+    (tmp_path / "workspace" / "forms").mkdir(parents=True)
+    stack = LocalStack(tmp_path, tmp_path / "workspace", stack_name="machines").start()
+    try:
+        sfn = stack.client("stepfunctions")
+        # WHEN it is started
+        execution = sfn.start_execution(stateMachineArn=stack.physical["DoubleStateMachine"], input='{"n": 21}')
+        deadline = time.monotonic() + 20
+        while (status := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        # THEN the placeholder was resolved and the handler ran here, once
+        assert status["status"] == "SUCCEEDED", status
+        assert json.loads(status["output"]) == {"n": 42}
+        assert stack.runner.invocations["DoubleFunction"] == 1
+    finally:
+        stack.stop()

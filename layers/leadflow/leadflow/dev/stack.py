@@ -191,6 +191,7 @@ class LocalStack:
         self._wire_functions()
         self._wire_mappings()
         self._wire_schedules()
+        self._wire_state_machines()
         self._tap_bus()
 
     def _wire_functions(self) -> None:
@@ -287,6 +288,49 @@ class LocalStack:
             first_due = datetime.fromtimestamp(now.timestamp() + period, now.tzinfo)
             self.schedules.append(
                 LocalSchedule(logical_id, period, target, props["Target"].get("Input", "{}"), first_due)
+            )
+
+    def resolve(self, value: Any) -> str:
+        """A Ref / GetAtt of the transformed template, as CloudFormation would resolve it."""
+        if isinstance(value, str):
+            return value
+        target = _ref_target(value) or ""
+        kind = self.cfn_template["Resources"].get(target, {}).get("Type", "")
+        if "Ref" in value or kind == "AWS::StepFunctions::StateMachine":
+            return self.physical[target]
+        if kind == "AWS::Lambda::Function":
+            return str(self.runner.functions[target].arn)
+        if kind == "AWS::SQS::Queue":
+            return self._queue(target)[1]
+        if kind == "AWS::DynamoDB::Table":
+            return str(self.client("dynamodb").describe_table(TableName=self.physical[target])["Table"]["TableArn"])
+        if kind == "AWS::Events::EventBus":
+            return str(self.client("events").describe_event_bus(Name=self.physical[target])["Arn"])
+        raise ValueError(f"cannot resolve {value} locally")
+
+    def _wire_state_machines(self) -> None:
+        """Move CloudFormation's state machines to the executing backend, placeholders resolved.
+
+        moto's CloudFormation creates state machines in the plain Step Functions backend,
+        while the API (with ``execute_state_machine``) serves the interpreting one; and it
+        ignores ``DefinitionSubstitutions``. Same name, same ARN, runnable definition.
+        """
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        created = stepfunctions_backends[ACCOUNT_ID][REGION]
+        sfn = self.client("stepfunctions")
+        for logical_id, resource in self.cfn_template["Resources"].items():
+            if resource["Type"] != "AWS::StepFunctions::StateMachine":
+                continue
+            machine = created.describe_state_machine(self.physical[logical_id])
+            definition = machine.definition
+            for name, value in (resource["Properties"].get("DefinitionSubstitutions") or {}).items():
+                definition = definition.replace("${" + name + "}", self.resolve(value))
+            sfn.create_state_machine(
+                name=machine.name,
+                definition=definition,
+                roleArn=machine.roleArn,
+                type=resource["Properties"].get("StateMachineType", "STANDARD"),
             )
 
     def _tap_bus(self) -> None:
