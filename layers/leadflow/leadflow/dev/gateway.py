@@ -295,6 +295,8 @@ class DevGateway:
         started = time.perf_counter()
         result = self.stack.tick()
         result["seconds"] = round(time.perf_counter() - started, 3)
+        if request.form.get("return_to") == "/_dev/":  # the console's button
+            return Response("", 303, headers={"Location": "/_dev/"})
         return self._json(result)
 
     def on_faults(self, request: Request) -> Response:
