@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import textwrap
-from pathlib import Path
+import uuid
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from leadflow.dev.pollers import SqsMapping, StreamMapping, matches
 from leadflow.dev.runner import HandlerError
@@ -28,11 +25,14 @@ class ScriptedRunner:
         return self.answer(event["Records"])
 
 
-@mock_aws
-def test_sqs_partial_failures_are_retried_then_dead_lettered(monkeypatch):
+def queue_name(role: str) -> str:
+    return f"mechanics-{role}-{uuid.uuid4().hex[:8]}"
+
+
+def test_sqs_partial_failures_are_retried_then_dead_lettered(local_stack, monkeypatch):
     monkeypatch.setattr("leadflow.dev.pollers.SQS_RETRY_DELAY_SECONDS", 0)
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    sqs = local_stack.client("sqs")
+    dlq = sqs.create_queue(QueueName=queue_name("dlq"))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue = sqs.create_queue(
         QueueName="work",
@@ -61,11 +61,10 @@ def test_sqs_partial_failures_are_retried_then_dead_lettered(monkeypatch):
     assert [m["Body"] for m in moved] == ["poison"]
 
 
-@mock_aws
-def test_sqs_handler_error_fails_the_whole_batch(monkeypatch):
+def test_sqs_handler_error_fails_the_whole_batch(local_stack, monkeypatch):
     monkeypatch.setattr("leadflow.dev.pollers.SQS_RETRY_DELAY_SECONDS", 0)
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    queue = sqs.create_queue(QueueName="work")["QueueUrl"]
+    sqs = local_stack.client("sqs")
+    queue = sqs.create_queue(QueueName=queue_name("work"))["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sqs.send_message(QueueUrl=queue, MessageBody="a")
     calls = []
@@ -165,116 +164,3 @@ def test_filter_patterns():
     assert not matches({"a": ["x"]}, {"a": "z"})
     assert matches({"n": {"m": ["v"]}}, {"n": {"m": "v"}})
     assert not matches({"n": {"m": ["v"]}}, {"n": {}})
-
-
-SCHEDULED_TEMPLATE = textwrap.dedent("""
-    AWSTemplateFormatVersion: "2010-09-09"
-    Transform: AWS::Serverless-2016-10-31
-    Resources:
-      HourlyFunction:
-        Type: AWS::Serverless::Function
-        Properties:
-          Runtime: python3.12
-          CodeUri: fn/
-          Handler: app.lambda_handler
-          Environment:
-            Variables:
-              MARKER_FILE: "{marker}"
-          Events:
-            Hourly:
-              Type: ScheduleV2
-              Properties:
-                ScheduleExpression: rate(1 hour)
-                Input: '{{"job": "hourly"}}'
-""")
-
-
-def test_schedules_fire_on_the_local_clock(tmp_path: Path):
-    from leadflow.dev.stack import LocalStack
-
-    # GIVEN a template with a function on an hourly EventBridge Scheduler schedule
-    marker = tmp_path / "fired.jsonl"
-    (tmp_path / "fn").mkdir()
-    (tmp_path / "fn" / "app.py").write_text(
-        "import json, os\n"
-        "def lambda_handler(event, context):\n"
-        "    with open(os.environ['MARKER_FILE'], 'a') as f:\n"
-        "        f.write(json.dumps(event) + '\\n')\n"
-    )
-    (tmp_path / "template.yaml").write_text(SCHEDULED_TEMPLATE.format(marker=marker))
-    (tmp_path / "workspace" / "forms").mkdir(parents=True)
-    stack = LocalStack(tmp_path, tmp_path / "workspace", stack_name="scheduled").start()
-    try:
-        # WHEN nothing is due, a tick fires nothing
-        assert stack.tick()["fired_schedules"] == 0
-        assert not marker.exists()
-        # WHEN the local clock moves 2.5 hours on
-        stack.clock.advance(2.5 * 3600)
-        result = stack.tick()
-        # THEN the schedule fired twice, with its input
-        assert result["fired_schedules"] == 2
-        assert [json.loads(line) for line in marker.read_text().splitlines()] == [{"job": "hourly"}] * 2
-    finally:
-        stack.stop()
-
-
-STATE_MACHINE_TEMPLATE = textwrap.dedent("""
-    AWSTemplateFormatVersion: "2010-09-09"
-    Transform: AWS::Serverless-2016-10-31
-    Resources:
-      DoubleFunction:
-        Type: AWS::Serverless::Function
-        Properties:
-          Runtime: python3.12
-          CodeUri: fn/
-          Handler: app.lambda_handler
-      DoubleStateMachine:
-        Type: AWS::Serverless::StateMachine
-        Properties:
-          DefinitionUri: machine.asl.json
-          DefinitionSubstitutions:
-            DoubleFunctionArn: !GetAtt DoubleFunction.Arn
-          Policies:
-            - LambdaInvokePolicy:
-                FunctionName: !Ref DoubleFunction
-""")
-MACHINE = {
-    "StartAt": "Double",
-    "States": {
-        "Double": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": "${DoubleFunctionArn}", "Payload.$": "$"},
-            "OutputPath": "$.Payload",
-            "End": True,
-        }
-    },
-}
-
-
-def test_step_functions_tasks_run_handlers_in_process(tmp_path: Path):
-    import time
-
-    from leadflow.dev.stack import LocalStack
-
-    # GIVEN a state machine (DefinitionUri + DefinitionSubstitutions) whose task invokes a function
-    (tmp_path / "fn").mkdir()
-    (tmp_path / "fn" / "app.py").write_text("def lambda_handler(event, context):\n    return {'n': event['n'] * 2}\n")
-    (tmp_path / "machine.asl.json").write_text(json.dumps(MACHINE))
-    (tmp_path / "template.yaml").write_text(STATE_MACHINE_TEMPLATE)
-    (tmp_path / "workspace" / "forms").mkdir(parents=True)
-    stack = LocalStack(tmp_path, tmp_path / "workspace", stack_name="machines").start()
-    try:
-        sfn = stack.client("stepfunctions")
-        # WHEN it is started
-        execution = sfn.start_execution(stateMachineArn=stack.physical["DoubleStateMachine"], input='{"n": 21}')
-        deadline = time.monotonic() + 20
-        while (status := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        # THEN the placeholder was resolved and the handler ran here, once
-        assert status["status"] == "SUCCEEDED", status
-        assert json.loads(status["output"]) == {"n": 42}
-        assert stack.runner.invocations["DoubleFunction"] == 1
-    finally:
-        stack.stop()

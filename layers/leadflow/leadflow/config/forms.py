@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
@@ -73,6 +73,15 @@ class FormField(_Strict):
         if value in PROTECTED_FIELDS:
             raise ValueError(f"'{value}' is managed by leadflow and cannot be set by a form")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _email_is_an_email(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("name") == "email":
+            if data.get("type", "email") != "email":
+                raise ValueError("the 'email' field must have type: email")
+            data = {**data, "type": "email"}
+        return data
 
     @model_validator(mode="after")
     def _select_has_options(self) -> FormField:

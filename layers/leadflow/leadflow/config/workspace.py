@@ -85,6 +85,9 @@ class Workspace:
     def forms(self) -> list[FormDefinition]:
         """Every form of the workspace, sorted by id."""
         folder = self.root / "forms"
+        problems = self.validate()
+        if problems:
+            raise InvalidWorkspace("\n".join(problems))
         return [self.form(p.stem) for p in sorted(folder.glob("*.yaml"))] if folder.is_dir() else []
 
     @cached_property
@@ -101,7 +104,9 @@ class Workspace:
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             try:
                 self.form(path.stem)
-            except (InvalidWorkspace, FormNotFound) as error:
+            except FormNotFound:
+                problems.append(f"{path}: the file name must be the form id (a-z, 0-9, - and _, at most 64)")
+            except InvalidWorkspace as error:
                 problems.append(str(error))
         try:
             _ = self.referrers

@@ -57,6 +57,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         log_level="INFO" if args.verbose else "WARNING",
     ).start()
     stopped = threading.Event()
+    # Ctrl-C and SIGTERM set the event instead of raising wherever the main thread happens to be.
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     print(f"leadflow dev ready: {stack.url}", flush=True)
     print(
@@ -65,10 +67,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+    while not stopped.wait(0.5):
         pass
     print("leadflow dev: stopping", file=sys.stderr, flush=True)
     stack.stop()

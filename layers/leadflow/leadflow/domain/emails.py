@@ -90,7 +90,8 @@ def normalize_email(raw: str) -> NormalizedEmail:
         InvalidEmail: with email-validator's explanation.
     """
     try:
-        valid = validate_email(raw.strip(), check_deliverability=False)
+        # strict: local parts over 64 characters (RFC 5321) are refused, as mail servers refuse them
+        valid = validate_email(raw.strip(), check_deliverability=False, strict=True)
     except EmailNotValidError as error:
         raise InvalidEmail(str(error)) from None
     domain = valid.ascii_domain.lower()

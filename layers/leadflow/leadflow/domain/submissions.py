@@ -180,7 +180,10 @@ def _check(form_field: FormField, raw: str) -> tuple[str | float | bool | None, 
     if kind is FieldType.PHONE and not _PHONE.match(value):
         return None, "must be a phone number (digits, spaces, + ( ) . - /)"
     if kind is FieldType.URL:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return None, "must be an http(s) URL"
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return None, "must be an http(s) URL"
     if kind is FieldType.SELECT and value not in (form_field.options or ()):
@@ -203,7 +206,10 @@ def _attribution(form: FormDefinition, fields: Fields, client: ClientInfo, at: s
         touch["page_url"] = clean_text(client.referer)[:ATTRIBUTION_MAX_LENGTH]
     # UTM parameters left in the landing page's address count when the hidden fields were empty.
     if "page_url" in touch:
-        query = parse_qs(urlsplit(touch["page_url"]).query)
+        try:
+            query = parse_qs(urlsplit(touch["page_url"]).query)
+        except ValueError:  # not a URL (e.g. "http://["): kept as data, no UTM to read from it
+            query = {}
         for name in UTM_FIELDS:
             if name not in touch and query.get(name):
                 touch[name] = clean_text(query[name][0])[:ATTRIBUTION_MAX_LENGTH]
@@ -295,7 +301,9 @@ def validate_submission(form: FormDefinition, post: FormPost, received_at: datet
         # A ticked box is an opt-in, recorded with its wording; an unticked one records
         # nothing (it is no withdrawal of an earlier opt-in: that is what unsubscribing is).
         ticked = (_first(post.fields, [form.consent.field]) or "").strip().casefold()
-        if ticked not in FALSE_VALUES:
+        if not _is_encodable(ticked):
+            errors.append(FieldError(form.consent.field, "contains characters that are not valid Unicode"))
+        elif ticked not in FALSE_VALUES:
             consent = ConsentRecord(
                 purpose=form.consent.purpose,
                 granted=True,

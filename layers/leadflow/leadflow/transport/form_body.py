@@ -61,7 +61,7 @@ def _scalar(name: str, value: Any) -> str:
 def _json_fields(data: bytes, charset: str) -> dict[str, list[str]]:
     try:
         document = json.loads(_text(data, charset))
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, and integers past Python's digit limit
         raise MalformedBody("body is not valid JSON") from None
     if not isinstance(document, dict):
         raise MalformedBody("JSON body must be an object of field names to values")
