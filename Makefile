@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/leadflow/pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8000
 
-.PHONY: dev test test-fast lint format schema validate events bench clean browser
+.PHONY: dev test test-fast lint format schema validate events bench clean browser deploy
 
 $(STAMP): requirements-dev.txt layers/leadflow/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "note: install chromium and chromium-driver to run the browser tests (they are skipped otherwise)"; fi; }
+
+## deploy: build (inside the virtualenv: the workspace layer is compiled by leadflow) and deploy with SAM
+deploy: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" sam build
+	sam deploy --guided
 
 schema: $(STAMP)
 	$(BIN)/leadflow schema

@@ -1,51 +1,69 @@
-"""Environment settings of each function, validated at cold start.
+"""Environment settings of each function, read and checked at cold start.
 
 Field names are the environment variable names (lower-cased). A missing or malformed
 setting fails the cold start with a message naming the variable, never a silent default.
+Plain dataclasses: no pydantic on the cold-start path of form capture.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Self
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class MissingSetting(RuntimeError):
-    """The function's environment lacks a variable it needs."""
+    """The function's environment lacks a variable it needs, or has a malformed one."""
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
+@dataclass(frozen=True)
+class _Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k.lower(): v for k, v in env.items()})
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
-            raise MissingSetting(f"{cls.__name__}: {problems}") from None
+        values: dict[str, object] = {}
+        problems: list[str] = []
+        for field in fields(cls):
+            name = field.name.upper()
+            raw = env.get(name, "").strip()
+            if not raw:
+                problems.append(f"{name} is not set")
+            elif field.type in ("int", int):
+                try:
+                    values[field.name] = int(raw)
+                except ValueError:
+                    problems.append(f"{name} must be a whole number, not {raw!r}")
+                else:
+                    if values[field.name] < 1:  # type: ignore[operator]
+                        problems.append(f"{name} must be at least 1")
+            else:
+                values[field.name] = raw
+        if problems:
+            raise MissingSetting(f"{cls.__name__}: " + "; ".join(problems))
+        return cls(**values)
 
 
+@dataclass(frozen=True)
 class CaptureSettings(_Settings):
-    leads_table: str = Field(min_length=1)
-    intake_queue_url: str = Field(min_length=1)
-    leadflow_workspace: str = Field(min_length=1)
-    rate_limit_per_minute: int = Field(ge=1)
+    leads_table: str
+    intake_queue_url: str
+    leadflow_workspace: str
+    rate_limit_per_minute: int
 
 
+@dataclass(frozen=True)
 class ReplaySettings(_Settings):
-    leads_table: str = Field(min_length=1)
-    leadflow_workspace: str = Field(min_length=1)
+    leads_table: str
+    leadflow_workspace: str
 
 
+@dataclass(frozen=True)
 class RelaySettings(_Settings):
-    event_bus_name: str = Field(min_length=1)
+    event_bus_name: str
 
 
+@dataclass(frozen=True)
 class ApiSettings(_Settings):
-    leads_table: str = Field(min_length=1)
-    leadflow_workspace: str = Field(min_length=1)
+    leads_table: str
+    leadflow_workspace: str

@@ -1,1 +1,1 @@
-"""Workspace configuration: plain YAML files validated by pydantic models."""
+"""Workspace configuration: plain YAML files, validated by pydantic into plain dataclasses."""

@@ -1,25 +1,28 @@
-"""Form definitions: what a landing-page form may post and what happens to it."""
+"""Form definitions: what a landing-page form may post and what happens to it.
+
+Plain dataclasses (no pydantic at import: form capture's cold start reads them); untrusted
+YAML is validated into them by ``FormDefinition.model_validate`` (see ``config.models``).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from annotated_types import Ge, Le, MinLen
+
+from leadflow.config import models
+from leadflow.config.models import ConfigProblem
 
 # Fields every form accepts without declaring them (the public contract).
 PROFILE_FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "country")
 ATTRIBUTION_FIELDS = (
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "page_url",
-    "referrer",
-    "ref",
-)
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    "page_url", "referrer", "ref",
+)  # fmt: skip
 # Hidden fields the leadflow form snippet adds: render time (for the minimum fill time)
 # and a nonce (one submission per rendered form, however often it is posted).
 TIMESTAMP_FIELD = "_lf_ts"
@@ -32,6 +35,7 @@ PROTECTED_FIELDS = frozenset(
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 FORM_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+ORIGIN_PATTERN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d+)?$")
 
 
 class FieldType(StrEnum):
@@ -47,113 +51,142 @@ class FieldType(StrEnum):
     HIDDEN = "hidden"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FormField(_Strict):
+@dataclass(frozen=True, slots=True)
+class FormField:
     """One field of a form: a standard profile field, an attribution field or a custom one."""
 
-    name: Annotated[str, Field(description="Field name as posted (lowercase identifier).")]
-    type: FieldType = FieldType.TEXT
+    __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
+
+    name: str
+    """Field name as posted: a lowercase identifier (a-z, 0-9, _)."""
+    type: FieldType | None = None
+    """How the value is checked; text by default (email for the field named email)."""
     label: str | None = None
+    """The label a landing page shows."""
     required: bool = False
-    max_length: Annotated[int, Field(ge=1, le=10_000)] = 500
-    options: list[str] | None = Field(default=None, description="Allowed values of a select.")
-    aliases: list[str] = Field(
-        default_factory=list,
-        description="Other posted names for this field, e.g. mauticform[email_address].",
-    )
+    """Refuse the submission when the field is blank."""
+    max_length: Annotated[int, Ge(1), Le(10_000)] = 500
+    """Longest accepted value, in characters."""
+    options: tuple[str, ...] | None = None
+    """Allowed values of a select."""
+    aliases: tuple[str, ...] = ()
+    """Other posted names for this field, e.g. mauticform[email_address]."""
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_identifier(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError("must be a lowercase identifier: a-z, 0-9 and _, starting with a letter")
-        if value in PROTECTED_FIELDS:
-            raise ValueError(f"'{value}' is managed by leadflow and cannot be set by a form")
-        return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _email_is_an_email(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("name") == "email":
-            if data.get("type", "email") != "email":
-                raise ValueError("the 'email' field must have type: email")
-            data = {**data, "type": "email"}
-        return data
-
-    @model_validator(mode="after")
-    def _select_has_options(self) -> FormField:
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.name):
+            raise ConfigProblem("name", "must be a lowercase identifier: a-z, 0-9 and _, starting with a letter")
+        if self.name in PROTECTED_FIELDS:
+            raise ConfigProblem("name", f"'{self.name}' is managed by leadflow and cannot be set by a form")
+        if self.name == "email" and self.type not in (None, FieldType.EMAIL):
+            raise ConfigProblem("type", "the 'email' field must have type: email")
+        if self.type is None:
+            object.__setattr__(self, "type", FieldType.EMAIL if self.name == "email" else FieldType.TEXT)
         if self.type is FieldType.SELECT and not self.options:
-            raise ValueError("a select field needs options")
-        return self
+            raise ConfigProblem("options", "a select field needs options")
+
+    @property
+    def kind(self) -> FieldType:
+        return self.type or FieldType.TEXT
 
     @property
     def is_custom(self) -> bool:
         return self.name not in RESERVED_FIELDS
 
 
-class Consent(_Strict):
+@dataclass(frozen=True, slots=True)
+class Consent:
     """The consent checkbox: its wording is versioned so every record says what was agreed to."""
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
+
+    text: Annotated[str, MinLen(1)]
+    """The wording shown next to the checkbox."""
+    version: Annotated[str, MinLen(1)]
+    """Version of the wording, e.g. a date."""
     field: str = "consent"
-    purpose: str = Field("marketing_email", pattern=r"^[a-z][a-z0-9_]{0,63}$", description="What the person agrees to.")
-    text: str = Field(min_length=1, description="The wording shown next to the checkbox.")
-    version: str = Field(min_length=1, description="Version of the wording, e.g. a date.")
-    required: bool = Field(False, description="Refuse the submission when not ticked.")
+    """Name of the checkbox field."""
+    purpose: str = "marketing_email"
+    """What the person agrees to (a lowercase identifier)."""
+    required: bool = False
+    """Refuse the submission when the box is not ticked."""
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.purpose):
+            raise ConfigProblem("purpose", "must be a lowercase identifier")
 
 
-class FormDefinition(_Strict):
+@dataclass(frozen=True, slots=True)
+class FormDefinition:
     """A landing-page form, one YAML file in the workspace's ``forms/`` folder."""
 
-    id: Annotated[str, Field(pattern=FORM_ID_PATTERN)]
+    __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
+
+    id: str
+    """The form id: the file name and the last part of POST /forms/{form_id}."""
     name: str
-    thank_you_url: str = Field(description="Where an HTML form post is redirected (303) on success.")
-    fields: list[FormField] = Field(min_length=1)
+    """A human name for the form."""
+    thank_you_url: str
+    """Where an HTML form post is redirected (303) on success: absolute, or rooted (/thanks)."""
+    fields: Annotated[tuple[FormField, ...], MinLen(1)]
+    """The fields; one must be email."""
     consent: Consent | None = None
-    allowed_origins: list[str] = Field(
-        default_factory=list,
-        description="Origins allowed to post with CORS (e.g. https://www.example.com, https://*.example.com).",
-    )
-    honeypot: str | None = Field(
-        None, description="A hidden field people leave empty; a filled one marks the post as spam."
-    )
-    min_fill_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
-        0, description="Posts faster than this after the form was rendered are spam."
-    )
-    lifecycle_stage: Literal["subscriber", "lead"] = Field(
-        "lead", description="Stage of a lead this form creates (never changes an existing lead's stage)."
-    )
-    channel: str = Field("form", description="Channel recorded in attribution (form, event, webinar...).")
+    """The consent checkbox, if the form has one."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins allowed to post with CORS (e.g. https://www.example.com, https://*.example.com)."""
+    honeypot: str | None = None
+    """A hidden field people leave empty; a filled one marks the post as spam."""
+    min_fill_seconds: Annotated[float, Ge(0), Le(3600)] = 0
+    """Posts sooner than this after the form was rendered (_lf_ts) are spam."""
+    lifecycle_stage: Literal["subscriber", "lead"] = "lead"
+    """Stage of a lead this form creates (never changes an existing lead's stage)."""
+    channel: str = "form"
+    """Channel recorded in attribution (form, event, webinar...)."""
 
-    @field_validator("thank_you_url")
-    @classmethod
-    def _absolute_or_rooted(cls, value: str) -> str:
-        if value.startswith("/") and not value.startswith("//"):
-            return value
-        HttpUrl(value)
-        return value
-
-    @field_validator("allowed_origins")
-    @classmethod
-    def _origins(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not re.match(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d+)?$", value):
-                raise ValueError(f"'{value}' is not an origin like https://www.example.com")
-        return values
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FormDefinition:
+    def __post_init__(self) -> None:
+        if not re.match(FORM_ID_PATTERN, self.id):
+            raise ConfigProblem("id", "must be 1-64 of a-z, 0-9, - and _, starting with a letter or digit")
+        if not (self.thank_you_url.startswith("/") and not self.thank_you_url.startswith("//")):
+            try:
+                parts = urlsplit(self.thank_you_url)
+            except ValueError:
+                parts = urlsplit("")
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigProblem("thank_you_url", "must be an http(s) URL or a path starting with /")
+        for origin in self.allowed_origins:
+            if not ORIGIN_PATTERN.match(origin):
+                raise ConfigProblem("allowed_origins", f"'{origin}' is not an origin like https://www.example.com")
         names = [f.name for f in self.fields]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
-            raise ValueError(f"fields declared twice: {sorted(duplicates)}")
+            raise ConfigProblem("fields", f"fields declared twice: {sorted(duplicates)}")
         if "email" not in names:
-            raise ValueError("a form needs an 'email' field: it is how leads are told apart")
+            raise ConfigProblem("fields", "a form needs an 'email' field: it is how leads are told apart")
         if self.honeypot and self.honeypot in names:
-            raise ValueError("the honeypot must not be a declared field")
-        return self
+            raise ConfigProblem("honeypot", "must not be a declared field")
+
+    @classmethod
+    def model_validate(cls, data: Any) -> FormDefinition:
+        """Validate untrusted data (a parsed YAML file). Raises pydantic.ValidationError."""
+        return models.validate(cls, data)
+
+    @classmethod
+    def from_trusted(cls, data: dict[str, Any]) -> FormDefinition:
+        """Rebuild a form that ``model_validate`` already checked (a compiled workspace), without pydantic."""
+        fields = tuple(
+            FormField(
+                **{
+                    **f,
+                    "type": FieldType(f["type"]),
+                    "options": _tuple(f.get("options")),
+                    "aliases": tuple(f.get("aliases", ())),
+                }
+            )
+            for f in data["fields"]
+        )
+        consent = Consent(**data["consent"]) if data.get("consent") else None
+        return cls(
+            **{**data, "fields": fields, "consent": consent, "allowed_origins": tuple(data.get("allowed_origins", ()))}
+        )
 
     def field_named(self, name: str) -> FormField | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -168,3 +201,7 @@ class FormDefinition(_Strict):
                 if origin.startswith(scheme + "://") and origin.endswith("." + suffix):
                     return True
         return False
+
+
+def _tuple(value: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None

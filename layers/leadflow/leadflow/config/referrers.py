@@ -2,23 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from leadflow.config import models
+from leadflow.config.models import ConfigProblem
 
 REF_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
-class Referrer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    """A rep or partner whose share link brings leads."""
 
-    code: Annotated[str, Field(pattern=REF_CODE_PATTERN)]
+    __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
+
+    code: str
+    """The code in ?ref=<code>: 1-64 of A-Z, a-z, 0-9, - and _."""
     name: str
+    """Who it is."""
     kind: Literal["rep", "partner", "customer", "employee"] = "rep"
+    """What kind of referrer."""
     email: str | None = None
+    """Where to reach them."""
+
+    def __post_init__(self) -> None:
+        if not re.match(REF_CODE_PATTERN, self.code):
+            raise ConfigProblem("code", "must be 1-64 of A-Z, a-z, 0-9, - and _")
 
 
-class ReferrerList(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, slots=True)
+class ReferrerList:
+    """referrers.yaml: every share code of the workspace."""
 
-    referrers: list[Referrer] = Field(default_factory=list)
+    __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
+
+    referrers: tuple[Referrer, ...] = ()
+    """The share codes."""
+
+    @classmethod
+    def model_validate(cls, data: Any) -> ReferrerList:
+        return models.validate(cls, data)
+
+    @classmethod
+    def from_trusted(cls, data: dict[str, Any]) -> ReferrerList:
+        return cls(tuple(Referrer(**r) for r in data.get("referrers", ())))

@@ -6,30 +6,36 @@ Layout::
     referrers.yaml           share codes of reps and partners (ReferrerList)
 
 Files are read on first use and cached; a broken file raises ``InvalidWorkspace`` naming
-the file and each bad field.
+the file and each bad field. A *compiled* workspace (``workspace.json``, written by
+``leadflow compile`` when the Lambda layer is built) holds the same content already
+validated, and is read without YAML or pydantic: that keeps cold starts short.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
-
+from leadflow.config import models
 from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
 from leadflow.config.referrers import Referrer, ReferrerList
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 
-Model = TypeVar("Model", bound=BaseModel)
+COMPILED_FILE = "workspace.json"
+COMPILED_VERSION = 1
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+class _Validating(Protocol):
+    @classmethod
+    def model_validate(cls, data: Any) -> Any: ...
 
 
-def _describe(error: ValidationError, path: Path) -> str:
+Model = TypeVar("Model", bound=_Validating)
+
+
+def _describe(error: Any, path: Path) -> str:
     lines = [f"{path}: {error.error_count()} problem(s)"]
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(file)"
@@ -44,22 +50,36 @@ def load_model(path: Path, model: type[Model]) -> Model:
         InvalidWorkspace: the file is not YAML or breaks the model; the message names
             the file and every bad field.
     """
+    import yaml
+    from pydantic import ValidationError
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a safe loader
+        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise InvalidWorkspace(f"{path}: not valid YAML: {error}") from None
     try:
-        return model.model_validate(data)
+        result: Model = model.model_validate(data)
     except ValidationError as error:
         raise InvalidWorkspace(_describe(error, path)) from None
+    return result
 
 
 class Workspace:
-    """Read access to one workspace folder."""
+    """Read access to one workspace folder (its YAML files, or its compiled form)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._forms: dict[str, FormDefinition] = {}
+        self._referrers: dict[str, Referrer] | None = None
+        compiled = self.root / COMPILED_FILE
+        self._compiled: dict[str, Any] | None = (
+            json.loads(compiled.read_text(encoding="utf-8")) if compiled.is_file() else None
+        )
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
 
     def form(self, form_id: str) -> FormDefinition:
         """The form with this id.
@@ -73,38 +93,57 @@ class Workspace:
             return cached
         if not re.match(FORM_ID_PATTERN, form_id):
             raise FormNotFound(form_id)
-        path = self.root / "forms" / f"{form_id}.yaml"
-        if not path.is_file():
-            raise FormNotFound(form_id)
-        form = load_model(path, FormDefinition)
-        if form.id != form_id:
-            raise InvalidWorkspace(f"{path}: id '{form.id}' does not match the file name")
+        if self._compiled is not None:
+            data = self._compiled["forms"].get(form_id)
+            if data is None:
+                raise FormNotFound(form_id)
+            form = FormDefinition.from_trusted(data)
+        else:
+            path = self.root / "forms" / f"{form_id}.yaml"
+            if not path.is_file():
+                raise FormNotFound(form_id)
+            form = load_model(path, FormDefinition)
+            if form.id != form_id:
+                raise InvalidWorkspace(f"{path}: id '{form.id}' does not match the file name")
         self._forms[form_id] = form
         return form
 
-    def forms(self) -> list[FormDefinition]:
-        """Every form of the workspace, sorted by id."""
+    def form_ids(self) -> list[str]:
+        if self._compiled is not None:
+            return sorted(self._compiled["forms"])
         folder = self.root / "forms"
+        return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+    def forms(self) -> list[FormDefinition]:
+        """Every form of the workspace, sorted by id.
+
+        Raises:
+            InvalidWorkspace: listing every problem of the workspace.
+        """
         problems = self.validate()
         if problems:
             raise InvalidWorkspace("\n".join(problems))
-        return [self.form(p.stem) for p in sorted(folder.glob("*.yaml"))] if folder.is_dir() else []
+        return [self.form(form_id) for form_id in self.form_ids()]
 
-    @cached_property
+    @property
     def referrers(self) -> dict[str, Referrer]:
-        path = self.root / "referrers.yaml"
-        if not path.is_file():
-            return {}
-        return {r.code: r for r in load_model(path, ReferrerList).referrers}
+        if self._referrers is None:
+            if self._compiled is not None:
+                listing = ReferrerList.from_trusted(self._compiled["referrers"])
+            else:
+                path = self.root / "referrers.yaml"
+                listing = load_model(path, ReferrerList) if path.is_file() else ReferrerList()
+            self._referrers = {r.code: r for r in listing.referrers}
+        return self._referrers
 
     def validate(self) -> list[str]:
         """Load every file; return the problems found (empty when the workspace is sound)."""
         problems: list[str] = []
-        folder = self.root / "forms"
-        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        for form_id in self.form_ids():
             try:
-                self.form(path.stem)
+                self.form(form_id)
             except FormNotFound:
+                path = self.root / "forms" / f"{form_id}.yaml"
                 problems.append(f"{path}: the file name must be the form id (a-z, 0-9, - and _, at most 64)")
             except InvalidWorkspace as error:
                 problems.append(str(error))
@@ -115,11 +154,30 @@ class Workspace:
         return problems
 
 
+def compile_workspace(source: Path, out: Path) -> Path:
+    """Validate a workspace and write it as one ``workspace.json`` into ``out``.
+
+    Raises:
+        InvalidWorkspace: listing every problem; nothing is written.
+    """
+    workspace = Workspace(source)
+    forms = workspace.forms()
+    compiled = {
+        "version": COMPILED_VERSION,
+        "forms": {form.id: models.dump(FormDefinition, form) for form in forms},
+        "referrers": models.dump(ReferrerList, ReferrerList(tuple(workspace.referrers.values()))),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / COMPILED_FILE
+    target.write_text(json.dumps(compiled, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
     return {
-        "form.schema.json": FormDefinition.model_json_schema(),
-        "referrers.schema.json": ReferrerList.model_json_schema(),
+        "form.schema.json": models.json_schema(FormDefinition),
+        "referrers.schema.json": models.json_schema(ReferrerList),
     }
 
 

@@ -2,6 +2,7 @@
 
 leadflow dev [--port N] [--workspace PATH] [--parameter KEY=VALUE ...]
 leadflow validate [--workspace PATH]
+leadflow compile --out DIR [--workspace PATH]
 leadflow schema [--out DIR]
 """
 
@@ -87,6 +88,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from leadflow.config.workspace import compile_workspace
+    from leadflow.domain.errors import InvalidWorkspace
+
+    workspace = Path(args.workspace) if args.workspace else project_root() / "workspace"
+    try:
+        target = compile_workspace(workspace, Path(args.out))
+    except InvalidWorkspace as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(target)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from leadflow.config.workspace import write_json_schemas
 
@@ -109,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     validate = commands.add_parser("validate", help="check every workspace file against its schema")
     validate.add_argument("--workspace")
     validate.set_defaults(run=cmd_validate)
+    compile_ = commands.add_parser(
+        "compile", help="validate a workspace and write it as workspace.json (the layer build)"
+    )
+    compile_.add_argument("--workspace")
+    compile_.add_argument("--out", required=True, help="folder to write workspace.json into")
+    compile_.set_defaults(run=cmd_compile)
     schema = commands.add_parser("schema", help="write the JSON Schemas of workspace files (for editors)")
     schema.add_argument("--out")
     schema.set_defaults(run=cmd_schema)

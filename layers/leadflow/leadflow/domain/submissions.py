@@ -161,7 +161,7 @@ def _check(form_field: FormField, raw: str) -> tuple[str | float | bool | None, 
     if not _is_encodable(raw):
         return None, "contains characters that are not valid Unicode"
     value = clean_text(raw)
-    kind = form_field.type
+    kind = form_field.kind
     if kind is FieldType.CHECKBOX:
         return value.casefold() not in FALSE_VALUES, None
     if not value:
@@ -266,7 +266,7 @@ def validate_submission(form: FormDefinition, post: FormPost, received_at: datet
         if name in ATTRIBUTION_FIELDS:
             continue
         raw = _first(post.fields, [name, *form_field.aliases])
-        if form_field.type is FieldType.EMAIL and name == "email":
+        if form_field.kind is FieldType.EMAIL and name == "email":
             if not raw or not raw.strip():
                 errors.append(FieldError(name, "is required"))
                 continue
@@ -284,7 +284,7 @@ def validate_submission(form: FormDefinition, post: FormPost, received_at: datet
             continue
         if value is None:
             continue
-        if form_field.type is FieldType.EMAIL and isinstance(value, str):
+        if form_field.kind is FieldType.EMAIL and isinstance(value, str):
             try:
                 value = normalize_email(value).address
             except InvalidEmail as error:

@@ -1,0 +1,68 @@
+"""Validation of workspace files, kept off the Lambda hot path.
+
+The config classes are stdlib dataclasses, cheap to import; pydantic validates untrusted
+data into them (with every error named) and exports their JSON Schemas. pydantic is only
+imported when this is used: by the CLI, the local stack, and a workspace that was not
+compiled (`leadflow compile`). A compiled workspace is read without it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# What every config dataclass tells pydantic: unknown keys are errors, attribute docstrings
+# become descriptions in the JSON Schema.
+STRICT = {"extra": "forbid", "use_attribute_docstrings": True}
+
+
+@cache
+def _adapter(kind: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(kind)
+
+
+class ConfigProblem(ValueError):
+    """A rule a config dataclass checks itself (``__post_init__``), about one of its fields."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def validate(kind: type[T], data: Any) -> T:
+    """``data`` (e.g. parsed YAML) as a ``kind`` instance.
+
+    Raises:
+        pydantic.ValidationError: naming each bad field (a ``ConfigProblem`` raised by a
+            dataclass's own checks is located at its field, not at the dataclass).
+    """
+    from pydantic import ValidationError
+
+    try:
+        result: T = _adapter(kind).validate_python(data)
+    except ValidationError as error:
+        details: list[Any] = []
+        for item in error.errors():
+            problem = (item.get("ctx") or {}).get("error")
+            field = problem.field if isinstance(problem, ConfigProblem) else None
+            loc = (*item["loc"], field) if field else item["loc"]
+            detail = {"type": item["type"], "loc": loc, "input": item["input"]}
+            if item.get("ctx"):
+                detail["ctx"] = item["ctx"]
+            details.append(detail)
+        raise ValidationError.from_exception_data(error.title, details) from None
+    return result
+
+
+def dump(kind: type[T], value: T) -> Any:
+    """``value`` as JSON-compatible data that ``validate`` and ``from_trusted`` read back."""
+    return _adapter(kind).dump_python(value, mode="json")
+
+
+def json_schema(kind: type) -> dict[str, Any]:
+    schema: dict[str, Any] = _adapter(kind).json_schema()
+    return schema
