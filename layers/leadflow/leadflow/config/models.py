@@ -8,7 +8,6 @@ compiled (`leadflow compile`). A compiled workspace is read without it.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -18,11 +17,16 @@ T = TypeVar("T")
 STRICT = {"extra": "forbid", "use_attribute_docstrings": True}
 
 
-@cache
-def _adapter(kind: Any) -> Any:
-    from pydantic import TypeAdapter
+_ADAPTERS: dict[Any, Any] = {}
 
-    return TypeAdapter(kind)
+
+def _adapter(kind: Any) -> Any:
+    """One pydantic TypeAdapter per config class, built on first use."""
+    if kind not in _ADAPTERS:
+        from pydantic import TypeAdapter
+
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
 
 
 class ConfigProblem(ValueError):
