@@ -48,6 +48,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     workspace = Path(args.workspace) if args.workspace else root / "workspace"
     if not (workspace / "forms").is_dir():
         raise SystemExit(f"leadflow: {workspace} is not a workspace (no forms/ folder)")
+    from leadflow.config.workspace import Workspace
+
+    problems = Workspace(workspace).validate()
+    if problems:
+        raise SystemExit("leadflow: the workspace has problems:\n" + "\n".join(problems))
     started = time.perf_counter()
     stack = LocalStack(
         root,
