@@ -17,6 +17,7 @@ The goal stated in the issue is at most 3 calls per accepted submission.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import logging
@@ -239,7 +240,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="write the results as JSON to stdout")
     args = parser.parse_args()
     quiet()
-    report = run()
+    with contextlib.redirect_stdout(sys.stderr):  # handlers print logs and EMF lines
+        report = run()
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -1,9 +1,9 @@
 """Cold-start cost of the form capture handler against the floor any such function pays.
 
-Each run is a FRESH Python process. The parent starts one moto server (ThreadedMotoServer)
-and creates the leads table (the template's LeadsTable keys and indexes) and an intake
-queue on it; the children reach it through ``AWS_ENDPOINT_URL``, so moto is never
-imported in a measured process.
+Each run is a FRESH Python process. The parent starts one moto server (ThreadedMotoServer),
+an intake queue and, before each run, a new empty leads table (the template's LeadsTable
+keys, indexes and stream); the children reach it through ``AWS_ENDPOINT_URL``, so moto is
+never imported in a measured process.
 
 - handler child: import ``functions/form_capture/app.py`` (``spec_from_file_location``, as
   the Lambda runtime loads ``app.lambda_handler``) and call ``lambda_handler`` once with a
@@ -71,14 +71,22 @@ class Context:
         return 10000
 
 
+event = json.loads(os.environ["BENCH_EVENT"])
 started = time.perf_counter()
 if mode == "handler":
-    event = json.loads(os.environ["BENCH_EVENT"])
     spec = importlib.util.spec_from_file_location("app", os.environ["BENCH_APP"])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     imported = time.perf_counter()
-    response = module.lambda_handler(event, Context())
+    if os.environ.get("BENCH_CPROFILE"):
+        import cProfile, pstats
+
+        profiler = cProfile.Profile()
+        response = profiler.runcall(module.lambda_handler, event, Context())
+        rows = sorted(pstats.Stats(profiler).stats.items(), key=lambda kv: -kv[1][3])
+        print(MARKER + "CPROFILE " + json.dumps([[f"{k[0]}:{k[2]}", v[3] * 1000, v[2] * 1000] for k, v in rows[:400]]))
+    else:
+        response = module.lambda_handler(event, Context())
     status = response["statusCode"]
 else:
     import boto3
@@ -105,37 +113,50 @@ print(MARKER + json.dumps({
 
 
 # ---------------------------------------------------------------------- the server
-def start_server() -> tuple[Any, str, str, str]:
-    """A moto server with the leads table and an intake queue; (server, endpoint, table, queue url)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+class Moto:
+    """A moto server in this process, and fresh leads tables on it."""
 
-    from leadflow.dev.template import load_template
+    def __init__(self) -> None:
+        import boto3
+        from moto.server import ThreadedMotoServer
 
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION
-    )
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    props = load_template(ROOT / "template.yaml")["Resources"]["LeadsTable"]["Properties"]
-    table = f"leadflow-bench-{uuid.uuid4().hex[:8]}"
-    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
-    dynamodb.create_table(
-        TableName=table,
-        BillingMode=props["BillingMode"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]},
-    )
-    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
-    queue = sqs.create_queue(QueueName=f"{table}-intake")["QueueUrl"]
-    return server, endpoint, table, queue
+        from leadflow.dev.template import load_template
+
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION
+        )
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.table_props = load_template(ROOT / "template.yaml")["Resources"]["LeadsTable"]["Properties"]
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name=REGION)
+        sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name=REGION)
+        self.queue = sqs.create_queue(QueueName=f"leadflow-bench-intake-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+
+    def new_table(self) -> str:
+        """A new, empty table shaped like the template's LeadsTable.
+
+        One per run: moto's TransactWriteItems copies the tables it touches, so a table
+        that grew over the runs would slow the later runs down.
+        """
+        props = self.table_props
+        table = f"leadflow-bench-{uuid.uuid4().hex[:12]}"
+        self.dynamodb.create_table(
+            TableName=table,
+            BillingMode=props["BillingMode"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+            StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]},
+        )
+        return table
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
-def child_env(endpoint: str, table: str, queue: str) -> dict[str, str]:
+def child_env(endpoint: str, queue: str) -> dict[str, str]:
     """The function's environment as the template gives it (no inherited variables)."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -150,7 +171,6 @@ def child_env(endpoint: str, table: str, queue: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": "/nonexistent/aws-config",
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
         "AWS_EC2_METADATA_DISABLED": "true",
-        "LEADS_TABLE": table,
         "INTAKE_QUEUE_URL": queue,
         "EVENT_BUS_NAME": "leadflow-bench",
         "LEADFLOW_WORKSPACE": str(ROOT / "workspace"),
@@ -173,13 +193,17 @@ def form_event(run: int) -> str:
     return json.dumps(event)
 
 
-def run_child(mode: str, env: dict[str, str], run: int, importtime: bool = False) -> dict[str, Any]:
-    env = {**env, "BENCH_EVENT": form_event(run)}
+def run_child(mode: str, moto: Moto, run: int, importtime: bool = False, cprofile: bool = False) -> dict[str, Any]:
+    env = {**child_env(moto.endpoint, moto.queue), "LEADS_TABLE": moto.new_table(), "BENCH_EVENT": form_event(run)}
+    if cprofile:
+        env["BENCH_CPROFILE"] = "1"
     command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", CHILD, mode]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=120, cwd=ROOT)
     process_ms = (time.perf_counter() - started) * 1000
-    lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    output = done.stdout.splitlines()
+    cprofile = [line for line in output if line.startswith(MARKER + "CPROFILE ")]
+    lines = [line for line in output if line.startswith(MARKER) and line not in cprofile]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"{mode} child failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(lines[-1].removeprefix(MARKER))
@@ -190,6 +214,8 @@ def run_child(mode: str, env: dict[str, str], run: int, importtime: bool = False
     result["stdout_lines"] = len(done.stdout.splitlines()) - 1
     if importtime:
         result["importtime"] = done.stderr
+    if cprofile:
+        result["cprofile"] = json.loads(cprofile[-1].removeprefix(MARKER + "CPROFILE "))
     return result
 
 
@@ -240,13 +266,13 @@ def parse_importtime(text: str) -> dict[str, dict[str, Any]]:
     return modules
 
 
-def import_profile(env: dict[str, str], runs: int) -> dict[str, Any]:
+def import_profile(moto: Moto, runs: int) -> dict[str, Any]:
     """The imports the handler makes that the floor does not, medians over ``runs`` runs per side."""
     handler_runs = [
-        parse_importtime(run_child("handler", env, 900 + i, importtime=True)["importtime"]) for i in range(runs)
+        parse_importtime(run_child("handler", moto, 900 + i, importtime=True)["importtime"]) for i in range(runs)
     ]
     floor_runs = [
-        parse_importtime(run_child("floor", env, 950 + i, importtime=True)["importtime"]) for i in range(runs)
+        parse_importtime(run_child("floor", moto, 950 + i, importtime=True)["importtime"]) for i in range(runs)
     ]
     floor_modules = set().union(*floor_runs)
     first = handler_runs[0]
@@ -266,7 +292,7 @@ def import_profile(env: dict[str, str], runs: int) -> dict[str, Any]:
         return own + sum(extra_ms(child) for child in children[name])
 
     def package(name: str) -> str:
-        return name.split(".")[0]
+        return name.split(".", maxsplit=1)[0]
 
     # Import statements worth a look: the handler's own imports, and every place where one
     # package pulls in another one (leadflow.settings -> pydantic, ...). Nested rows overlap.
@@ -289,6 +315,9 @@ def import_profile(env: dict[str, str], runs: int) -> dict[str, Any]:
         ({"package": name, "self_ms": round(ms, 1)} for name, ms in packages.items()),
         key=lambda row: -row["self_ms"],
     )
+    by_module = sorted(
+        ({"module": name, "self_ms": round(own_ms(name), 1)} for name in extra), key=lambda row: -row["self_ms"]
+    )
     floor_total = statistics.median(sum(m["self_us"] for m in run.values()) for run in floor_runs) / 1000
     return {
         "runs": runs,
@@ -297,26 +326,47 @@ def import_profile(env: dict[str, str], runs: int) -> dict[str, Any]:
         "extra_import_self_ms": round(sum(own_ms(name) for name in extra), 1),
         "top_imports_beyond_floor": by_edge[:15],
         "top_packages_beyond_floor": by_package[:15],
+        "top_modules_beyond_floor": by_module[:15],
     }
+
+
+PRODUCT_CODE = (str(ROOT / "layers" / "leadflow") + "/", str(ROOT / "functions") + "/")
+
+
+def first_request_profile(moto: Moto, runs: int) -> list[dict[str, Any]]:
+    """Where the handler's first request goes: the product's functions (layers/leadflow,
+    functions/) by cumulative time under cProfile, median over runs."""
+    samples: dict[str, list[float]] = defaultdict(list)
+    for i in range(runs):
+        for name, cumulative_ms, _own_ms in run_child("handler", moto, 980 + i, cprofile=True)["cprofile"]:
+            if name.startswith(PRODUCT_CODE):
+                samples[name.removeprefix(str(ROOT) + "/")].append(cumulative_ms)
+    rows = [
+        {"function": name, "cumulative_ms": round(statistics.median(values), 1)}
+        for name, values in samples.items()
+        if len(values) == runs
+    ]
+    return sorted(rows, key=lambda row: -row["cumulative_ms"])[:15]
 
 
 # ---------------------------------------------------------------------- main
 def measure(runs: int, profile: bool, profile_runs: int) -> dict[str, Any]:
-    server, endpoint, table, queue = start_server()
+    load_before = os.getloadavg()[0]
+    moto = Moto()
     try:
-        env = child_env(endpoint, table, queue)
-        run_child("handler", env, 0)  # warm-up: .pyc files, page cache, moto's first request
-        run_child("floor", env, 0)
+        run_child("handler", moto, 0)  # warm-up: .pyc files, page cache, moto's first request
+        run_child("floor", moto, 0)
         handler, floor = [], []
         for i in range(runs):
             # Alternate (and swap the order every run) so drift hits both alike.
             pair = ("handler", "floor") if i % 2 == 0 else ("floor", "handler")
             for mode in pair:
-                (handler if mode == "handler" else floor).append(run_child(mode, env, i + 1))
+                (handler if mode == "handler" else floor).append(run_child(mode, moto, i + 1))
         bare = bare_interpreter_ms(runs)
         report: dict[str, Any] = {
             "runs": runs,
             "python": sys.version.split()[0],
+            "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
             "handler": {key: summary([r[key] for r in handler]) for key in KEYS},
             "floor": {
                 key: summary([r[key] for r in floor])
@@ -342,12 +392,17 @@ def measure(runs: int, profile: bool, profile_runs: int) -> dict[str, Any]:
             "goal_percent": GOAL_OVERHEAD_PERCENT,
             "goal_met": overhead <= GOAL_OVERHEAD_PERCENT,
             "allowed_ms_at_goal": round(floor_median * (1 + GOAL_OVERHEAD_PERCENT / 100), 1),
+            # The fastest run of each side is the least disturbed by other work on the machine.
+            "percent_on_fastest_runs": round(
+                (min(r["total_ms"] for r in handler) / min(r["total_ms"] for r in floor) - 1) * 100, 1
+            ),
         }
         if profile:
-            report["profile"] = import_profile(env, profile_runs)
+            report["profile"] = import_profile(moto, profile_runs)
+            report["profile"]["first_request"] = first_request_profile(moto, profile_runs)
         return report
     finally:
-        server.stop()
+        moto.stop()
 
 
 def text(report: dict[str, Any]) -> str:
@@ -370,10 +425,13 @@ def text(report: dict[str, Any]) -> str:
         row("whole process (spawn to exit)", f["process_ms"]),
         row("bare interpreter (python -c pass)", report["bare_interpreter_process_ms"]),
         "",
+        f"1-minute load average before/after: {report['load_average_1min']['before']} / "
+        f"{report['load_average_1min']['after']} (other work on the machine skews these timings)",
         f"modules loaded: handler {report['handler_modules_loaded']:.0f}, floor {report['floor_modules_loaded']:.0f}",
         f"overhead: {o['handler_median_ms']} ms vs floor {o['floor_median_ms']} ms = +{o['extra_ms']} ms "
         f"(+{o['percent']}%); goal <= {o['goal_percent']:.0f}% (<= {o['allowed_ms_at_goal']} ms): "
         + ("MET" if o["goal_met"] else f"MISSED by {o['percent'] - o['goal_percent']:.1f} points"),
+        f"overhead on the fastest run of each side: +{o['percent_on_fastest_runs']}%",
     ]
     if "profile" in report:
         p = report["profile"]
@@ -391,6 +449,13 @@ def text(report: dict[str, Any]) -> str:
         ]
         lines.append("top packages beyond the floor (own import time of their modules):")
         lines += [f"  {r['self_ms']:7.1f} ms  {r['package']}" for r in p["top_packages_beyond_floor"]]
+        lines.append("top modules beyond the floor (own import time; pydantic models are built when imported):")
+        lines += [f"  {r['self_ms']:7.1f} ms  {r['module']}" for r in p["top_modules_beyond_floor"]]
+        lines.append(
+            "first request under cProfile: the product's functions, cumulative (nested rows overlap; "
+            "cProfile inflates these):"
+        )
+        lines += [f"  {r['cumulative_ms']:7.1f} ms  {r['function']}" for r in p["first_request"]]
     return "\n".join(lines)
 
 

@@ -274,3 +274,57 @@ def test_admin_api_requires_the_token_and_serves_openapi(client):
     assert client.api("/leads", limit=0).status_code == 422
     document = client.http.get(client.url + "/api/v1/openapi.json", timeout=10).json()
     assert "/api/v1/leads/{lead_id}" in document["paths"]
+
+
+def test_a_write_that_landed_but_answered_an_error_is_stored_once(local_stack, client):
+    # GIVEN DynamoDB carries out the transaction and then answers an error, on every retry
+    # (botocore retries with the same ClientRequestToken, which DynamoDB applies once)
+    email = unique_email("ambiguous")
+    client.http.post(
+        client.url + "/_dev/faults",
+        json={
+            "service": "dynamodb",
+            "operation": "TransactWriteItems",
+            "error": "InternalServerError",
+            "status": 500,
+            "after": True,
+        },
+        timeout=10,
+    )
+    try:
+        # WHEN a post arrives (no Idempotency-Key, no nonce)
+        response = client.post_form("demo-signup", {"email": email, "first_name": "Once"}, as_json=True)
+    finally:
+        client.http.delete(client.url + "/_dev/faults", timeout=10)
+    # THEN the client was told it is queued, and after the replay the post is stored exactly once
+    assert response.status_code == 202
+    client.tick()
+    lead = client.lead_by_email(email)
+    assert lead["submissions"] == 1
+    detail = client.api(f"/leads/{lead['lead_id']}").json()
+    assert len(detail["activities"]) == 1
+    assert local_stack.queue_depths()["IntakeQueue"] == {"visible": 0, "in_flight": 0}
+
+
+def test_a_retried_transaction_is_applied_once(client):
+    # GIVEN the first two attempts land but answer an error; botocore retries with the same token
+    email = unique_email("retried")
+    client.http.post(
+        client.url + "/_dev/faults",
+        json={
+            "service": "dynamodb",
+            "operation": "TransactWriteItems",
+            "error": "InternalServerError",
+            "status": 500,
+            "after": True,
+            "count": 2,
+        },
+        timeout=10,
+    )
+    try:
+        response = client.post_form("demo-signup", {"email": email}, as_json=True)
+    finally:
+        client.http.delete(client.url + "/_dev/faults", timeout=10)
+    # THEN the third attempt succeeds, and the submission counted once
+    assert response.status_code == 201
+    assert client.lead_by_email(email)["submissions"] == 1

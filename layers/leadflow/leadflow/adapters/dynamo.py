@@ -21,7 +21,7 @@ from leadflow.domain.ratelimit import RateWindow
 from leadflow.ports import SpamRecord, StoredCapture
 
 OUTBOX_TTL = timedelta(days=7)
-IDEMPOTENCY_TTL = timedelta(hours=24)
+IDEMPOTENCY_TTL = timedelta(days=15)  # longer than the intake queue keeps a post (14 days)
 SPAM_TTL = timedelta(days=30)
 CONFLICT_RETRIES = 6
 # Errors that mean "the table cannot take this write now" (after botocore's own retries).

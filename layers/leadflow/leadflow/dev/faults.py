@@ -2,7 +2,9 @@
 
 ``POST /_dev/faults`` with ``{"service": "dynamodb", "operation": "TransactWriteItems",
 "error": "ProvisionedThroughputExceededException", "count": 10}`` makes the next ten
-calls fail as AWS would fail them (``count`` -1: until cleared with ``DELETE``).
+calls fail as AWS would fail them (``count`` -1: until cleared with ``DELETE``). With
+``"after": true`` the call is carried out first and then answered with the error: a
+timeout whose write landed anyway, the case idempotency exists for.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Fault:
     error: str
     count: int = -1
     status: int = 400
+    after: bool = False
 
 
 class FaultInjector:
@@ -60,6 +63,8 @@ class FaultInjector:
             fault = injector.take(str(self.service_name), self._get_action()) if injector.faults else None
             if fault is None:
                 return original(self)
+            if fault.after:
+                original(self)
             body = json.dumps({"__type": fault.error, "message": f"injected by leadflow dev: {fault.error}"})
             return (
                 fault.status,

@@ -9,6 +9,8 @@
   under one lock, snapshotting only the items the transaction touches.
 - Concurrent DynamoDB requests iterate and mutate the same dicts; one lock serializes
   them (DynamoDB's own per-item atomicity, as a local stack needs it).
+- ``TransactWriteItems`` ignores ``ClientRequestToken``: botocore retries a timed-out
+  transaction with the same token, and DynamoDB applies it once; moto applied it again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def apply() -> None:
     _event_bus_ref()
     _dynamodb_serialized()
     _dynamodb_transactions()
+    _dynamodb_transaction_tokens()
 
 
 def _event_bus_ref() -> None:
@@ -46,6 +49,31 @@ def _dynamodb_serialized() -> None:
             return original(self)
 
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
+def _dynamodb_transaction_tokens() -> None:
+    """A token seen in the last ten minutes answers success again without writing."""
+    import time
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+    seen: dict[str, tuple[float, Any]] = {}
+
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        now = time.monotonic()
+        with _DYNAMODB_LOCK:
+            for old in [t for t, (at, _) in seen.items() if now - at > 600]:
+                del seen[old]
+            if token and token in seen:
+                return seen[token][1]
+            response = original(self)
+            if token:
+                seen[token] = (now, response)
+            return response
+
+    DynamoHandler.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _dynamodb_transactions() -> None:

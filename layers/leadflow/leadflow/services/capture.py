@@ -17,7 +17,6 @@ from leadflow.domain.submissions import (
     ClientInfo,
     FormPost,
     Submission,
-    idempotency_key,
     spam_verdict,
     trim_raw_fields,
     validate_submission,
@@ -79,11 +78,15 @@ class CaptureService:
         if reason is not None:
             return self._spam(form_id, post, now, reason.value, window)
         submission = validate_submission(form, post, now)
-        plan = self._plan(submission.received_at, submission)
+        # Every post carries an idempotency key into its transaction (the client's, or one of
+        # its own): when a write's outcome is unknown (a timeout) and the post is queued, the
+        # replay then finds the write if it did land, and stores nothing twice.
+        submission_id = new_id(now)
+        key = submission.idempotency_key or f"post-{submission_id}"
         try:
-            stored = self.store.capture(plan, window, now.date().isoformat())
+            stored = self.store.capture(self._plan(now, submission, key), window, now.date().isoformat())
         except StorageUnavailable:
-            return self._enqueue(form_id, post, now)
+            return self._enqueue(form_id, post, now, submission_id, key)
         return CaptureResult(
             Outcome.CREATED if stored.created else Outcome.UPDATED, stored.lead_id, replayed=stored.replayed
         )
@@ -106,18 +109,19 @@ class CaptureService:
         if reason is not None:
             return self._spam(form.id, post, received_at, reason.value, None)
         submission = validate_submission(form, post, received_at)
-        stored = self.store.capture(self._plan(received_at, submission), None, received_at.date().isoformat())
+        plan = self._plan(received_at, submission, message["idempotency_key"])
+        stored = self.store.capture(plan, None, received_at.date().isoformat())
         return CaptureResult(
             Outcome.CREATED if stored.created else Outcome.UPDATED, stored.lead_id, replayed=stored.replayed
         )
 
-    def _plan(self, now: datetime, submission: Submission) -> CapturePlan:
+    def _plan(self, now: datetime, submission: Submission, key: str) -> CapturePlan:
         return CapturePlan(
             submission=submission,
             activity_id=new_id(now),
             new_lead_id=new_id(now),
             event_ids=(new_id(now), new_id(now)),
-            idempotency_key=submission.idempotency_key,
+            idempotency_key=key,
         )
 
     def _spam(
@@ -128,8 +132,7 @@ class CaptureService:
             self.store.record_spam(record, window, now.date().isoformat())
         return CaptureResult(Outcome.SPAM, lead_id=new_id(now))
 
-    def _enqueue(self, form_id: str, post: FormPost, now: datetime) -> CaptureResult:
-        submission_id = new_id(now)
+    def _enqueue(self, form_id: str, post: FormPost, now: datetime, submission_id: str, key: str) -> CaptureResult:
         self.intake.enqueue(
             {
                 "kind": "form_submission",
@@ -139,7 +142,7 @@ class CaptureService:
                 "received_at": now.isoformat(),
                 "fields": {k: list(v) for k, v in post.fields.items()},
                 "client": asdict(post.client),
-                "idempotency_key": idempotency_key(post) or f"intake-{submission_id}",
+                "idempotency_key": key,
             }
         )
         return CaptureResult(Outcome.QUEUED, submission_id=submission_id)
