@@ -5,7 +5,8 @@ an intake queue and, before each run, a new empty leads table (the template's Le
 keys, indexes and stream); the children reach it through ``AWS_ENDPOINT_URL``, so moto is
 never imported in a measured process.
 
-- handler child: import ``functions/form_capture/app.py`` (``spec_from_file_location``, as
+- handler child: with the ``leadflow`` package on ``PYTHONPATH`` and the workspace compiled
+  (``leadflow compile``), as the Lambda layers ship them, import ``functions/form_capture/app.py`` (``spec_from_file_location``, as
   the Lambda runtime loads ``app.lambda_handler``) and call ``lambda_handler`` once with a
   real API Gateway v2 event posting a valid JSON form (a new lead each run). Powertools
   metrics stay enabled, as in AWS: the EMF line and the log line go to the child's stdout.
@@ -156,6 +157,22 @@ class Moto:
         self.server.stop()
 
 
+_COMPILED: list[Path] = []
+
+
+def compiled_workspace() -> Path:
+    """The demo workspace compiled as `sam build` ships it in the workspace layer (once per run)."""
+    if not _COMPILED:
+        import tempfile
+
+        from leadflow.config.workspace import compile_workspace
+
+        folder = Path(tempfile.mkdtemp(prefix="leadflow-bench-workspace-"))
+        compile_workspace(ROOT / "workspace", folder)
+        _COMPILED.append(folder)
+    return _COMPILED[0]
+
+
 def child_env(endpoint: str, queue: str) -> dict[str, str]:
     """The function's environment as the template gives it (no inherited variables)."""
     return {
@@ -173,7 +190,9 @@ def child_env(endpoint: str, queue: str) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "INTAKE_QUEUE_URL": queue,
         "EVENT_BUS_NAME": "leadflow-bench",
-        "LEADFLOW_WORKSPACE": str(ROOT / "workspace"),
+        # As the layers ship it: the package on the path (/opt/python), the workspace compiled.
+        "PYTHONPATH": str(ROOT / "layers" / "leadflow"),
+        "LEADFLOW_WORKSPACE": str(compiled_workspace()),
         "RATE_LIMIT_PER_MINUTE": "1000",
         "POWERTOOLS_SERVICE_NAME": "form_capture",
         "POWERTOOLS_METRICS_NAMESPACE": "leadflow",
