@@ -6,8 +6,9 @@ keys, indexes and stream); the children reach it through ``AWS_ENDPOINT_URL``, s
 never imported in a measured process.
 
 - handler child: with the ``leadflow`` package on ``PYTHONPATH`` and the workspace compiled
-  (``leadflow compile``), as the Lambda layers ship them, import ``functions/form_capture/app.py`` (``spec_from_file_location``, as
-  the Lambda runtime loads ``app.lambda_handler``) and call ``lambda_handler`` once with a
+  (``leadflow compile``), as the Lambda layers ship them, import
+  ``functions/form_capture/app.py`` (``spec_from_file_location``, as the Lambda runtime loads
+  ``app.lambda_handler``) and call ``lambda_handler`` once with a
   real API Gateway v2 event posting a valid JSON form (a new lead each run). Powertools
   metrics stay enabled, as in AWS: the EMF line and the log line go to the child's stdout.
 - floor child: import boto3 and ``aws_lambda_powertools`` (``Logger``, ``Metrics``), create
