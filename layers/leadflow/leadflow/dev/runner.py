@@ -162,3 +162,21 @@ class LambdaRunner:
             return json.dumps(result)
 
         LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+
+def quiet_disabled_metrics() -> None:
+    """Keep disabled Powertools metrics from piling up and printing every 100 values.
+
+    The local stack disables metrics (POWERTOOLS_METRICS_DISABLED), but Powertools 3.37
+    still publishes a metric set once it holds 100 values, and a disabled flush never
+    empties it: every function in this one process would print EMF lines now and then.
+    """
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    original = AmazonCloudWatchEMFProvider.flush_metrics
+
+    def flush_metrics(self: Any, raise_on_empty_metrics: bool = False) -> None:
+        original(self, raise_on_empty_metrics)
+        self.clear_metrics()
+
+    AmazonCloudWatchEMFProvider.flush_metrics = flush_metrics  # type: ignore[method-assign]

@@ -25,7 +25,7 @@ from typing import Any
 from leadflow.dev.clock import DevClock
 from leadflow.dev.faults import FaultInjector
 from leadflow.dev.pollers import SqsMapping, StreamMapping
-from leadflow.dev.runner import LambdaRunner, LocalFunction
+from leadflow.dev.runner import LambdaRunner, LocalFunction, quiet_disabled_metrics
 from leadflow.dev.template import ARTIFACT_BUCKET, ARTIFACT_KEY, http_routes, load_template, transform
 
 log = logging.getLogger("leadflow.dev")
@@ -223,6 +223,7 @@ class LocalStack:
             )
         os.environ.update(self.runner.shared_environment())
         self.runner.patch_moto()
+        quiet_disabled_metrics()
 
     def _queue(self, logical_id: str) -> tuple[str, str]:
         url = self.physical[logical_id]
