@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
-
-from annotated_types import Ge, Le, MinLen
 
 from leadflow.config import models
 from leadflow.config.models import ConfigProblem
+
+if TYPE_CHECKING:  # config.models provides these when pydantic validates: off the cold-start path
+    from annotated_types import Ge, Le, MinLen
 
 # Fields every form accepts without declaring them (the public contract).
 PROFILE_FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "country")

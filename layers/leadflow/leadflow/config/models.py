@@ -21,10 +21,21 @@ _ADAPTERS: dict[Any, Any] = {}
 
 
 def _adapter(kind: Any) -> Any:
-    """One pydantic TypeAdapter per config class, built on first use."""
+    """One pydantic TypeAdapter per config class, built on first use.
+
+    Config modules name their constraints (``Ge``, ``MinLen``...) in string annotations
+    and import annotated_types only for type checkers, to keep it off the cold-start path;
+    the names are provided to the module here, when pydantic resolves the annotations.
+    """
     if kind not in _ADAPTERS:
+        import sys
+
+        import annotated_types
         from pydantic import TypeAdapter
 
+        namespace = vars(sys.modules[kind.__module__])
+        for name in ("Ge", "Gt", "Le", "Lt", "MinLen", "MaxLen", "Len"):
+            namespace.setdefault(name, getattr(annotated_types, name))
         _ADAPTERS[kind] = TypeAdapter(kind)
     return _ADAPTERS[kind]
 
