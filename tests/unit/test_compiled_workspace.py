@@ -26,6 +26,7 @@ def test_compiled_forms_and_referrers_equal_the_yaml_ones(tmp_path: Path):
     assert compiled.form_ids() == source.form_ids()
     assert compiled.forms() == source.forms()
     assert compiled.referrers == source.referrers
+    assert compiled.tracking == source.tracking
 
 
 def test_a_broken_workspace_does_not_compile(tmp_path: Path):

@@ -67,3 +67,10 @@ class RelaySettings(_Settings):
 class ApiSettings(_Settings):
     leads_table: str
     leadflow_workspace: str
+
+
+@dataclass(frozen=True)
+class TrackingSettings(_Settings):
+    leads_table: str
+    leadflow_workspace: str
+    tracking_secret_arn: str

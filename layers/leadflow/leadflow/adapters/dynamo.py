@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from leadflow.domain.errors import RateLimited, StorageUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.leads import CapturePlan, CaptureWrite, LeadChanges
-from leadflow.domain.ratelimit import RateWindow
+from leadflow.domain.ratelimit import HitCounter, RateWindow
 from leadflow.ports import SpamRecord, StoredCapture
 
 OUTBOX_TTL = timedelta(days=7)
@@ -339,6 +339,60 @@ class DynamoLeadStore:
             except BotoCoreError as error:  # timeouts, connection errors
                 raise StorageUnavailable(type(error).__name__) from error
         raise StorageUnavailable("TransactionConflict")
+
+    def record_activity(
+        self, owner_pk: str, activity: dict[str, Any], events: list[DomainEvent], counter: HitCounter | None = None
+    ) -> bool:
+        """Store one activity (under ``LEAD#id`` or ``VISITOR#id``) with its outbox events.
+
+        Returns:
+            False when nothing was written: the hit counter is full, or an activity with
+            this id is already stored (a redelivery).
+
+        Raises:
+            StorageUnavailable: throttled or down.
+        """
+        items: list[dict[str, Any]] = []
+        if counter is not None:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": serialize({"PK": counter.key, "SK": "HITS"}),
+                        "UpdateExpression": "ADD #n :one SET #e = :exp",
+                        "ConditionExpression": "attribute_not_exists(#n) OR #n < :cap",
+                        "ExpressionAttributeNames": {"#n": "n", "#e": "expires_at"},
+                        "ExpressionAttributeValues": serialize(
+                            {":one": 1, ":exp": counter.expires_at, ":cap": counter.cap}
+                        ),
+                    }
+                }
+            )
+        items.append(
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": serialize(
+                        {"PK": owner_pk, "SK": f"ACT#{activity['at']}#{activity['activity_id']}", **activity}
+                    ),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            }
+        )
+        items.extend({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events)
+        reasons = self._transact(items)
+        if reasons is None:
+            return True
+        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+            return False
+        raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
+    def visitor_lead(self, visitor_id: str) -> str | None:
+        """The lead an anonymous visitor turned out to be, once they submitted a form."""
+        response = self.client.get_item(
+            TableName=self.table, Key=serialize({"PK": f"VISITOR#{visitor_id}", "SK": "LINK"})
+        )
+        return deserialize(response["Item"])["lead_id"] if "Item" in response else None
 
     # ------------------------------------------------------------------ reads
     def get_lead(self, lead_id: str) -> dict[str, Any] | None:

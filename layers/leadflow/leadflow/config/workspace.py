@@ -4,6 +4,7 @@ Layout::
 
     forms/<form_id>.yaml     one form each (FormDefinition)
     referrers.yaml           share codes of reps and partners (ReferrerList)
+    tracking.yaml            click redirect hosts, site-event origins, token lifetime (TrackingConfig)
 
 Files are read on first use and cached; a broken file raises ``InvalidWorkspace`` naming
 the file and each bad field. A *compiled* workspace (``workspace.json``, written by
@@ -21,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from leadflow.config import models
 from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
 from leadflow.config.referrers import Referrer, ReferrerList
+from leadflow.config.tracking import TrackingConfig
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 
 COMPILED_FILE = "workspace.json"
@@ -72,6 +74,7 @@ class Workspace:
         self.root = Path(root)
         self._forms: dict[str, FormDefinition] = {}
         self._referrers: dict[str, Referrer] | None = None
+        self._tracking: TrackingConfig | None = None
         compiled = self.root / COMPILED_FILE
         self._compiled: dict[str, Any] | None = (
             json.loads(compiled.read_text(encoding="utf-8")) if compiled.is_file() else None
@@ -136,6 +139,16 @@ class Workspace:
             self._referrers = {r.code: r for r in listing.referrers}
         return self._referrers
 
+    @property
+    def tracking(self) -> TrackingConfig:
+        if self._tracking is None:
+            if self._compiled is not None:
+                self._tracking = TrackingConfig.from_trusted(self._compiled.get("tracking", {}))
+            else:
+                path = self.root / "tracking.yaml"
+                self._tracking = load_model(path, TrackingConfig) if path.is_file() else TrackingConfig()
+        return self._tracking
+
     def validate(self) -> list[str]:
         """Load every file; return the problems found (empty when the workspace is sound)."""
         problems: list[str] = []
@@ -147,10 +160,11 @@ class Workspace:
                 problems.append(f"{path}: the file name must be the form id (a-z, 0-9, - and _, at most 64)")
             except InvalidWorkspace as error:
                 problems.append(str(error))
-        try:
-            _ = self.referrers
-        except InvalidWorkspace as error:
-            problems.append(str(error))
+        for part in ("referrers", "tracking"):
+            try:
+                getattr(self, part)
+            except InvalidWorkspace as error:
+                problems.append(str(error))
         return problems
 
 
@@ -166,6 +180,7 @@ def compile_workspace(source: Path, out: Path) -> Path:
         "version": COMPILED_VERSION,
         "forms": {form.id: models.dump(FormDefinition, form) for form in forms},
         "referrers": models.dump(ReferrerList, ReferrerList(tuple(workspace.referrers.values()))),
+        "tracking": models.dump(TrackingConfig, workspace.tracking),
     }
     out.mkdir(parents=True, exist_ok=True)
     target = out / COMPILED_FILE
@@ -178,6 +193,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return {
         "form.schema.json": models.json_schema(FormDefinition),
         "referrers.schema.json": models.json_schema(ReferrerList),
+        "tracking.schema.json": models.json_schema(TrackingConfig),
     }
 
 

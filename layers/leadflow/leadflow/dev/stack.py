@@ -46,6 +46,24 @@ def _ref_target(value: Any) -> str | None:
     return None
 
 
+def _without(template: dict[str, Any], provisioned: dict[str, str]) -> dict[str, Any]:
+    """The template minus resources created outside moto's CloudFormation, their Refs made literal."""
+    if not provisioned:
+        return template
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"Ref"} and node["Ref"] in provisioned:
+                return provisioned[node["Ref"]]
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resources = {k: v for k, v in template["Resources"].items() if k not in provisioned}
+    return resolve({**template, "Resources": resources})
+
+
 def _rate_seconds(expression: str) -> float | None:
     match = re.fullmatch(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", expression.strip())
     if not match:
@@ -172,10 +190,11 @@ class LocalStack:
         s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=placeholder.getvalue())
 
         self.cfn_template = transform(self.template, self.root, self.parameters)
+        provisioned = self._provision_secrets()
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=self.stack_name,
-            TemplateBody=json.dumps(self.cfn_template),
+            TemplateBody=json.dumps(_without(self.cfn_template, provisioned)),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
@@ -186,6 +205,7 @@ class LocalStack:
         for page in paginator.paginate(StackName=self.stack_name):
             for resource in page["StackResourceSummaries"]:
                 self.physical[resource["LogicalResourceId"]] = resource.get("PhysicalResourceId", "")
+        self.physical.update(provisioned)
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         self._pump_sqs = self.client("sqs")
         self._wire_functions()
@@ -193,6 +213,21 @@ class LocalStack:
         self._wire_schedules()
         self._wire_state_machines()
         self._tap_bus()
+
+    def _provision_secrets(self) -> dict[str, str]:
+        """moto's CloudFormation skips Secrets Manager secrets: create them here (generated values)."""
+        created = {}
+        secrets_client = self.client("secretsmanager")
+        for logical_id, resource in self.cfn_template["Resources"].items():
+            if resource["Type"] != "AWS::SecretsManager::Secret":
+                continue
+            props = resource.get("Properties", {})
+            value = props.get("SecretString") or secrets.token_urlsafe(
+                int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
+            )
+            arn = secrets_client.create_secret(Name=f"{self.stack_name}-{logical_id}", SecretString=value)["ARN"]
+            created[logical_id] = arn
+        return created
 
     def _wire_functions(self) -> None:
         overrides = {

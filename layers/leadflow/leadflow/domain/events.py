@@ -15,6 +15,28 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 SOURCE_FORMS = "leadflow.forms"
+SOURCE_TRACKING = "leadflow.tracking"
+SOURCE_EMAIL = "leadflow.email"
+# Activity attributes that travel with activity.recorded (what scoring rules match on);
+# never contact details, IPs or user agents.
+ACTIVITY_ATTRIBUTES = (
+    "form_id",
+    "touch",
+    "url",
+    "title",
+    "seconds",
+    "asset",
+    "percent",
+    "name",
+    "message_id",
+    "link_id",
+    "link_tag",
+    "campaign",
+    "visitor_id",
+    "sequence",
+    "bounce_type",
+    "referrer",
+)
 
 
 @dataclass(frozen=True)
@@ -58,12 +80,12 @@ def lead_captured(event_id: str, submission: Submission, lead_id: str, is_new: b
     return DomainEvent(event_id, SOURCE_FORMS, "lead.captured", submission.received_at.isoformat(), detail)
 
 
-def activity_recorded(event_id: str, activity: dict[str, Any], at: datetime) -> DomainEvent:
+def activity_recorded(event_id: str, activity: dict[str, Any], at: datetime, source: str = SOURCE_FORMS) -> DomainEvent:
     detail = {
-        "lead_id": activity["lead_id"],
+        "lead_id": activity.get("lead_id"),
         "activity_id": activity["activity_id"],
         "type": activity["type"],
-        "form_id": activity.get("form_id"),
-        "touch": activity.get("touch", {}),
+        "at": activity.get("at", at.isoformat()),
+        **{k: activity[k] for k in ACTIVITY_ATTRIBUTES if activity.get(k) is not None},
     }
-    return DomainEvent(event_id, SOURCE_FORMS, "activity.recorded", at.isoformat(), detail)
+    return DomainEvent(event_id, source, "activity.recorded", at.isoformat(), detail)

@@ -18,6 +18,15 @@ class RateWindow:
     expires_at: int
 
 
+@dataclass(frozen=True)
+class HitCounter:
+    """Caps how often one tracking token is recorded: at most ``cap`` hits, counted under ``key``."""
+
+    key: str
+    cap: int
+    expires_at: int
+
+
 def rate_window(client_ip: str, now: datetime, limit: int) -> RateWindow:
     """The one-minute window of ``client_ip`` at ``now``."""
     epoch = int(now.timestamp())

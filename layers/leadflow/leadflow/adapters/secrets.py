@@ -1,0 +1,21 @@
+"""Signing keys from AWS Secrets Manager, through Powertools Parameters (cached)."""
+
+from __future__ import annotations
+
+CACHE_SECONDS = 300
+
+
+class SecretsManagerKeys:
+    """The tracking keys: the secret's string, comma-separated (newest first) during a rotation."""
+
+    def __init__(self, secret_id: str) -> None:
+        self.secret_id = secret_id
+
+    def __call__(self) -> list[bytes]:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = str(parameters.get_secret(self.secret_id, max_age=CACHE_SECONDS))
+        keys = [part.strip().encode("utf-8") for part in value.split(",") if part.strip()]
+        if not keys:
+            raise RuntimeError(f"secret {self.secret_id} holds no key")
+        return keys

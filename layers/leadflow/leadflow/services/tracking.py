@@ -1,0 +1,108 @@
+"""Recording what leads do: email opens and clicks (signed tokens) and site events (snippet)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Protocol
+
+from leadflow.config.workspace import Workspace
+from leadflow.domain.events import SOURCE_TRACKING, DomainEvent, activity_recorded
+from leadflow.domain.ids import new_id
+from leadflow.domain.ratelimit import HitCounter
+from leadflow.domain.tokens import InvalidToken, TokenKind, TrackingToken, sign, token_digest, verify
+from leadflow.domain.tracking import parse_site_event, safe_redirect, site_activity
+from leadflow.ports import Clock
+
+HIT_COUNTER_DAYS = 30
+
+
+class ActivityStore(Protocol):
+    def record_activity(
+        self, owner_pk: str, activity: dict[str, Any], events: list[DomainEvent], counter: HitCounter | None = None
+    ) -> bool: ...
+
+    def visitor_lead(self, visitor_id: str) -> str | None: ...
+
+
+class TrackingService:
+    def __init__(
+        self, workspace: Workspace, store: ActivityStore, keys: Callable[[], list[bytes]], clock: Clock
+    ) -> None:
+        self.workspace = workspace
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+
+    # ------------------------------------------------------------------ links in emails
+    def issue(
+        self,
+        kind: TokenKind,
+        lead_id: str,
+        message_id: str,
+        *,
+        url: str | None = None,
+        link_id: str | None = None,
+        campaign: str | None = None,
+    ) -> str:
+        """A signed token for an email's open pixel, tracked link or unsubscribe link."""
+        expires = self.clock.now() + timedelta(days=self.workspace.tracking.token_days)
+        token = TrackingToken(kind, lead_id, message_id, int(expires.timestamp()), link_id, url, campaign)
+        return sign(token, self.keys()[0])
+
+    def _email_activity(self, text: str, kind: TokenKind, user_agent: str) -> TrackingToken | None:
+        now = self.clock.now()
+        try:
+            token = verify(text, self.keys(), kind, now)
+        except InvalidToken:
+            return None
+        activity = {
+            "activity_id": new_id(now),
+            "lead_id": token.lead_id,
+            "type": "email_opened" if kind is TokenKind.OPEN else "email_clicked",
+            "at": now.isoformat(),
+            "message_id": token.message_id,
+            "user_agent": user_agent[:500],
+        }
+        for name, value in (("link_id", token.link_id), ("url", token.url), ("campaign", token.campaign)):
+            if value:
+                activity[name] = value
+        if token.link_id:
+            activity["link_tag"] = token.link_id
+        counter = HitCounter(
+            key=f"HITS#{token_digest(text)}",
+            cap=self.workspace.tracking.hits_per_token,
+            expires_at=int((now + timedelta(days=HIT_COUNTER_DAYS)).timestamp()),
+        )
+        event = activity_recorded(new_id(now), activity, now, SOURCE_TRACKING)
+        self.store.record_activity(f"LEAD#{token.lead_id}", activity, [event], counter)
+        return token
+
+    def open(self, text: str, user_agent: str = "") -> bool:
+        """Record an open when the token is genuine (the pixel is served either way)."""
+        return self._email_activity(text, TokenKind.OPEN, user_agent) is not None
+
+    def click(self, text: str, user_agent: str = "") -> str | None:
+        """Where a tracked click goes, recording it; None for forged, expired or unsafe links."""
+        now = self.clock.now()
+        try:
+            token = verify(text, self.keys(), TokenKind.CLICK, now)
+        except InvalidToken:
+            return None
+        target = safe_redirect(token.url, self.workspace.tracking)
+        if target is None:
+            return None
+        self._email_activity(text, TokenKind.CLICK, user_agent)
+        return target
+
+    # ------------------------------------------------------------------ the site snippet
+    def site_event(self, body: Any, user_agent: str = "") -> str:
+        """Record a site event for its visitor (the lead, once known). Raises InvalidSubmission."""
+        event = parse_site_event(body)
+        now = self.clock.now()
+        lead_id = self.store.visitor_lead(event.visitor_id)
+        activity = site_activity(event, new_id(now), lead_id, now, user_agent)
+        owner = f"LEAD#{lead_id}" if lead_id else f"VISITOR#{event.visitor_id}"
+        recorded = activity_recorded(new_id(now), activity, now, SOURCE_TRACKING)
+        self.store.record_activity(owner, activity, [recorded] if lead_id else [])
+        return str(activity["activity_id"])
