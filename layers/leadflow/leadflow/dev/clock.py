@@ -29,4 +29,4 @@ class DevClock:
         def now(_self: object) -> datetime:
             return dev.now()
 
-        clock_module.SystemClock.now = now  # type: ignore[method-assign]
+        clock_module.SystemClock.now = now  # type: ignore[method-assign,assignment]

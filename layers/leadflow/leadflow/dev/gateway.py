@@ -146,6 +146,7 @@ class DevGateway:
                 Rule("/_dev/tick", endpoint="tick", methods=["POST"]),
                 Rule("/_dev/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
                 Rule("/_dev/queues", endpoint="queues"),
+                Rule("/_dev/tokens", endpoint="tokens", methods=["POST"]),
             ],
             strict_slashes=False,
         )
@@ -298,6 +299,34 @@ class DevGateway:
         if request.form.get("return_to") == "/_dev/":  # the console's button
             return Response("", 303, headers={"Location": "/_dev/"})
         return self._json(result)
+
+    def tracking_service(self) -> Any:
+        """The TrackFunction's own service (its keys, its workspace), to issue signed links locally."""
+        function = self.stack.runner.functions.get("TrackFunction")
+        if function is None:
+            raise NotFound("this template has no TrackFunction")
+        return self.stack.runner.load(function).dependencies()
+
+    def on_tokens(self, request: Request) -> Response:
+        """``POST /_dev/tokens {"kind": "o"|"c"|"u", "lead_id", "message_id", "url"?, "link_id"?}``."""
+        from leadflow.domain.tokens import TokenKind
+
+        body = request.get_json(force=True, silent=True) or {}
+        try:
+            kind = TokenKind(str(body.get("kind")))
+            token = self.tracking_service().issue(
+                kind,
+                str(body["lead_id"]),
+                str(body.get("message_id", "dev")),
+                url=body.get("url"),
+                link_id=body.get("link_id"),
+                campaign=body.get("campaign"),
+            )
+        except (ValueError, KeyError):
+            usage = "send kind (o, c or u), lead_id and optionally message_id, url, link_id"
+            return self._json({"message": usage}, 400)
+        path = {TokenKind.OPEN: "/t/o/", TokenKind.CLICK: "/t/c/", TokenKind.UNSUBSCRIBE: "/u/"}[kind]
+        return self._json({"token": token, "url": self.stack.url + path + token})
 
     def on_faults(self, request: Request) -> Response:
         if request.method == "DELETE":

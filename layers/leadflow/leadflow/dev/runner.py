@@ -98,7 +98,7 @@ class LambdaRunner:
                 merged[key] = value
         return merged
 
-    def _load(self, function: LocalFunction) -> ModuleType:
+    def load(self, function: LocalFunction) -> ModuleType:
         with function.lock:
             if function.module is not None:
                 return function.module
@@ -132,7 +132,7 @@ class LambdaRunner:
             HandlerError: the handler raised.
         """
         function = self.functions[function_ref]
-        module = self._load(function)
+        module = self.load(function)
         handler = getattr(module, function.handler.rpartition(".")[2])
         # A JSON round trip, as across the Lambda API: handlers get plain data.
         payload = json.loads(json.dumps(event, default=str))

@@ -1,0 +1,99 @@
+"""Tracking over HTTP on the local stack: the pixel, signed clicks, site events and visitor stitching."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import unique_email
+
+pytestmark = pytest.mark.integration
+
+
+def new_lead(client) -> str:
+    return client.post_form("demo-signup", {"email": unique_email("track")}, as_json=True).json()["lead_id"]
+
+
+def token(client, **body) -> str:
+    response = client.http.post(client.url + "/_dev/tokens", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def activities(client, lead_id: str, kind: str) -> list[dict]:
+    return [a for a in client.api(f"/leads/{lead_id}").json()["activities"] if a["type"] == kind]
+
+
+def test_open_pixel_is_always_a_gif_and_records_only_genuine_opens(client):
+    lead_id = new_lead(client)
+    genuine = token(client, kind="o", lead_id=lead_id, message_id="welcome-1")
+    for text in (genuine, "forged.token", genuine[:-3] + "abc"):
+        response = client.http.get(f"{client.url}/t/o/{text}", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/gif"
+        assert response.content.startswith(b"GIF89a")
+        assert "no-store" in response.headers["cache-control"]
+    opens = activities(client, lead_id, "email_opened")
+    assert len(opens) == 1
+    assert opens[0]["message_id"] == "welcome-1"
+
+
+def test_clicks_redirect_only_where_signed_and_allowed(client):
+    lead_id = new_lead(client)
+    good = token(
+        client, kind="c", lead_id=lead_id, message_id="m", url="https://www.example.com/pricing", link_id="pricing"
+    )
+    foreign = token(client, kind="c", lead_id=lead_id, message_id="m", url="https://evil.example.net/")
+    script = token(client, kind="c", lead_id=lead_id, message_id="m", url="javascript:alert(1)")
+    response = client.http.get(f"{client.url}/t/c/{good}", allow_redirects=False, timeout=10)
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://www.example.com/pricing"
+    for text in (foreign, script, good + "x", "nothing"):
+        assert client.http.get(f"{client.url}/t/c/{text}", allow_redirects=False, timeout=10).status_code == 404
+    clicks = activities(client, lead_id, "email_clicked")
+    assert [(c["url"], c["link_tag"]) for c in clicks] == [("https://www.example.com/pricing", "pricing")]
+
+
+def test_repeated_hits_of_one_token_are_capped(client):
+    lead_id = new_lead(client)
+    text = token(client, kind="o", lead_id=lead_id, message_id="m")
+    for _ in range(25):
+        client.http.get(f"{client.url}/t/o/{text}", timeout=10)
+    assert len(activities(client, lead_id, "email_opened")) == 20  # hits_per_token in workspace/tracking.yaml
+
+
+def test_site_events_from_allowed_origins(client):
+    body = {
+        "visitor_id": "visitor-abc123",
+        "type": "page_view",
+        "url": "https://www.example.com/pricing",
+        "title": "<b>Pricing</b>",
+        "seconds": 30,
+    }
+    sent = client.http.post(
+        client.url + "/t/e",
+        data=json.dumps(body),
+        timeout=10,
+        headers={"Content-Type": "text/plain", "Origin": "https://www.example.com"},
+    )
+    foreign = client.http.post(
+        client.url + "/t/e",
+        data=json.dumps(body),
+        timeout=10,
+        headers={"Content-Type": "text/plain", "Origin": "https://evil.example.net"},
+    )
+    assert sent.status_code == 204
+    assert sent.headers["access-control-allow-origin"] == "https://www.example.com"
+    assert "access-control-allow-origin" not in foreign.headers
+    too_big = client.http.post(client.url + "/t/e", data="x" * 9000, timeout=10)
+    assert too_big.status_code == 413
+    assert client.http.post(client.url + "/t/e", data="{", timeout=10).status_code == 400
+    assert client.http.post(client.url + "/t/e", json={"type": "x"}, timeout=10).status_code == 422
+
+
+def test_snippet_is_served(client):
+    response = client.http.get(client.url + "/t/lf.js", timeout=10)
+    assert response.status_code == 200
+    assert "javascript" in response.headers["content-type"]
+    assert "sendBeacon" in response.text and "_lf_vid" in response.text
