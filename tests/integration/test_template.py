@@ -86,6 +86,7 @@ def test_every_function_is_a_thin_documented_handler(template):
         "OutboxRelayFunction",
         "LeadApiFunction",
         "TrackFunction",
+        "SesEventsFunction",
     }
     for logical_id, (folder, handler) in sources.items():
         module, _, function = handler.rpartition(".")

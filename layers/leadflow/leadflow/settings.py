@@ -74,3 +74,8 @@ class TrackingSettings(_Settings):
     leads_table: str
     leadflow_workspace: str
     tracking_secret_arn: str
+
+
+@dataclass(frozen=True)
+class FeedbackSettings(_Settings):
+    leads_table: str

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,6 +19,9 @@ from leadflow.domain.events import DomainEvent
 from leadflow.domain.leads import CapturePlan, CaptureWrite, LeadChanges
 from leadflow.domain.ratelimit import HitCounter, RateWindow
 from leadflow.ports import SpamRecord, StoredCapture
+
+if TYPE_CHECKING:
+    from leadflow.services.feedback import FeedbackWrite
 
 OUTBOX_TTL = timedelta(days=7)
 IDEMPOTENCY_TTL = timedelta(days=15)  # longer than the intake queue keeps a post (14 days)
@@ -385,6 +388,98 @@ class DynamoLeadStore:
             return True
         if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
             return False
+        raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
+    def record_feedback(self, write: FeedbackWrite) -> bool:
+        """One SES feedback: suppression, unsubscribe (consent withdrawn), activity, events.
+
+        The activity's id is the feedback's own id, so a redelivered or duplicated
+        notification is refused by its condition and changes nothing twice.
+        """
+        at = write.at
+        items: list[dict[str, Any]] = []
+        if write.activity is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {"PK": f"LEAD#{write.lead_id}", "SK": f"ACT#{at}#{write.feedback_id}", **write.activity}
+                        ),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+            )
+        else:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {
+                                "PK": f"FEEDBACK#{write.feedback_id}",
+                                "SK": "SEEN",
+                                "at": at,
+                                "expires_at": int(datetime.fromisoformat(at).timestamp()) + 30 * 86400,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+            )
+        if write.suppress_reason:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": serialize({"PK": f"SUPPRESS#{write.email_key}", "SK": "SUPPRESS"}),
+                        "UpdateExpression": "SET #r = if_not_exists(#r, :r), #a = if_not_exists(#a, :a), #l = :l",
+                        "ExpressionAttributeNames": {"#r": "reason", "#a": "at", "#l": "last_feedback"},
+                        "ExpressionAttributeValues": serialize(
+                            {":r": write.suppress_reason, ":a": at, ":l": write.feedback_id}
+                        ),
+                    }
+                }
+            )
+        if write.unsubscribe and write.lead_id:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": serialize(lead_key(write.lead_id)),
+                        "UpdateExpression": "SET #c = :c",
+                        "ConditionExpression": "attribute_exists(PK)",
+                        "ExpressionAttributeNames": {"#c": "consent_marketing_email"},
+                        "ExpressionAttributeValues": serialize(
+                            {":c": {"granted": False, "at": at, "source": "complaint"}}
+                        ),
+                    }
+                }
+            )
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {
+                                "PK": f"LEAD#{write.lead_id}",
+                                "SK": f"CONSENT#{at}#{write.feedback_id}",
+                                "purpose": "marketing_email",
+                                "granted": False,
+                                "at": at,
+                                "source": "ses_feedback",
+                                "reason": write.suppress_reason or "unsubscribe",
+                            }
+                        ),
+                    }
+                }
+            )
+        items.extend({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in write.events)
+        reasons = self._transact(items)
+        if reasons is None:
+            return True
+        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            return False  # seen before
         raise StorageUnavailable(f"unexpected cancellation: {reasons}")
 
     def visitor_lead(self, visitor_id: str) -> str | None:

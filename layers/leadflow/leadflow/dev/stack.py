@@ -190,7 +190,7 @@ class LocalStack:
         s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=placeholder.getvalue())
 
         self.cfn_template = transform(self.template, self.root, self.parameters)
-        provisioned = self._provision_secrets()
+        provisioned = self._provision_unsupported()
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=self.stack_name,
@@ -214,19 +214,28 @@ class LocalStack:
         self._wire_state_machines()
         self._tap_bus()
 
-    def _provision_secrets(self) -> dict[str, str]:
-        """moto's CloudFormation skips Secrets Manager secrets: create them here (generated values)."""
-        created = {}
-        secrets_client = self.client("secretsmanager")
-        for logical_id, resource in self.cfn_template["Resources"].items():
-            if resource["Type"] != "AWS::SecretsManager::Secret":
-                continue
+    def _provision_unsupported(self) -> dict[str, str]:
+        """Create through the API what moto's CloudFormation skips (secrets, SES configuration sets).
+
+        Returns logical id -> physical id; the template given to moto loses these resources
+        and their Refs become literals.
+        """
+        created: dict[str, str] = {}
+        resources = self.cfn_template["Resources"]
+        for logical_id, resource in resources.items():
             props = resource.get("Properties", {})
-            value = props.get("SecretString") or secrets.token_urlsafe(
-                int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
-            )
-            arn = secrets_client.create_secret(Name=f"{self.stack_name}-{logical_id}", SecretString=value)["ARN"]
-            created[logical_id] = arn
+            if resource["Type"] == "AWS::SecretsManager::Secret":
+                value = props.get("SecretString") or secrets.token_urlsafe(
+                    int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
+                )
+                secret = self.client("secretsmanager").create_secret(
+                    Name=f"{self.stack_name}-{logical_id}", SecretString=value
+                )
+                created[logical_id] = secret["ARN"]
+            elif resource["Type"] == "AWS::SES::ConfigurationSet":
+                name = f"{self.stack_name}-leadflow"
+                self.client("sesv2").create_configuration_set(ConfigurationSetName=name)
+                created[logical_id] = name
         return created
 
     def _wire_functions(self) -> None:

@@ -55,7 +55,7 @@ TAGS_LIMIT = 64
 TAG_VALUES_LIMIT = 16
 
 
-class MalformedFeedback(LeadflowError):  # Any when mypy runs without mypy_path
+class MalformedFeedback(LeadflowError):
     """The message is not a usable SES feedback message; it belongs in the DLQ."""
 
     def __init__(self, reason: str) -> None:
@@ -63,7 +63,7 @@ class MalformedFeedback(LeadflowError):  # Any when mypy runs without mypy_path
         self.reason = reason
 
 
-class NotFeedback(LeadflowError):  # Any when mypy runs without mypy_path
+class NotFeedback(LeadflowError):
     """A well-formed message that is not feedback about a sent email; acknowledge and drop it."""
 
     def __init__(self, reason: str) -> None:

@@ -1,0 +1,59 @@
+"""SES feedback: SNS topic (the configuration set's event destination) -> SQS -> this function.
+
+Parses each SNS-wrapped SES message, in either format (notifications and event
+publishing), and applies it through ``FeedbackService``: permanent bounces and complaints
+suppress the address, complaints withdraw consent, every kind with an activity type is
+recorded for scoring. Batch processing reports partial failures: a malformed message is
+retried alone and lands in SesEventsDLQ; duplicates change nothing twice.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadflow.adapters.clock import SystemClock
+from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.domain.ses import MalformedFeedback, NotFeedback, parse_message
+from leadflow.services.feedback import FeedbackService
+from leadflow.settings import FeedbackSettings
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def dependencies() -> FeedbackService:
+    return FeedbackService(DynamoLeadStore(FeedbackSettings.from_env().leads_table), SystemClock())
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        feedback = parse_message(record.body)
+    except NotFeedback as skipped:
+        logger.info("not SES feedback, dropped", reason=skipped.args[0] if skipped.args else "")
+        return
+    except MalformedFeedback:
+        metrics.add_metric(name="SesFeedbackMalformed", unit=MetricUnit.Count, value=1)
+        raise  # retried, then kept in the DLQ for a replay
+    for item in feedback:
+        applied = dependencies().handle(item)
+        # Kinds and ids only: never the address.
+        logger.info("SES feedback", kind=item.kind.value, message_id=item.message_id, applied=applied)
+        metrics.add_metric(name=f"SesFeedback_{item.kind.value}", unit=MetricUnit.Count, value=1)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)
