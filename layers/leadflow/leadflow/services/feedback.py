@@ -57,7 +57,7 @@ class FeedbackService:
             }
             optional = {
                 "url": feedback.link,
-                "link_tag": (feedback.link_tags.get("tag") or [None])[0] if feedback.link_tags else None,
+                "link_tag": next(iter((feedback.link_tags or {}).get("tag") or []), None),
                 "campaign": feedback.tag("campaign"),
                 "sequence": feedback.tag("sequence"),
                 "bounce_type": feedback.bounce_type,
