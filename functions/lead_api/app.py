@@ -16,12 +16,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadflow import __version__
+from leadflow.adapters.clock import SystemClock
 from leadflow.adapters.dynamo import DynamoLeadStore
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import LeadNotFound
 from leadflow.services.leads import LeadQueries
+from leadflow.services.scoring import ScoringService
 from leadflow.settings import ApiSettings
-from leadflow.transport.api_models import ErrorBody, LeadDetail, LeadList
+from leadflow.transport.api_models import AccountView, ErrorBody, LeadDetail, LeadList, LeadScore
 
 logger = Logger()
 tracer = Tracer()
@@ -33,6 +35,12 @@ PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 def dependencies() -> LeadQueries:
     settings = ApiSettings.from_env()
     return LeadQueries(DynamoLeadStore(settings.leads_table), Workspace(settings.leadflow_workspace))
+
+
+@cache
+def scoring() -> ScoringService:
+    queries = dependencies()
+    return ScoringService(queries.workspace, queries.store, SystemClock())  # type: ignore[arg-type]
 
 
 def require_authorizer(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
@@ -75,6 +83,26 @@ def find_leads(
     queries = dependencies()
     leads = queries.find_by_email(email) if email is not None else queries.recent(limit)
     return LeadList.model_validate({"leads": leads})
+
+
+@app.get(
+    "/api/v1/leads/<lead_id>/score",
+    summary="Score per model, fit grade, stage and the top reasons",
+    responses={404: {"description": "No such lead"}, 401: {"description": "Not authenticated"}},
+)
+@tracer.capture_method
+def get_score(lead_id: Annotated[str, Path(min_length=1, max_length=64)]) -> LeadScore:
+    return LeadScore.model_validate(scoring().explain_lead(lead_id))
+
+
+@app.get(
+    "/api/v1/accounts/<domain>",
+    summary="A key account: its leads scored as one buying committee",
+    responses={404: {"description": "No lead of that domain"}, 401: {"description": "Not authenticated"}},
+)
+@tracer.capture_method
+def get_account(domain: Annotated[str, Path(min_length=3, max_length=253)]) -> AccountView:
+    return AccountView.model_validate(scoring().account(domain))
 
 
 @app.get("/api/v1/openapi.json", include_in_schema=False)

@@ -26,6 +26,15 @@ class StoredCapture:
 
 
 @dataclass(frozen=True)
+class ScoreState:
+    """A lead as scoring reads it: its profile (None: no such lead), ledger and score version."""
+
+    profile: dict[str, Any] | None
+    ledger: list[dict[str, Any]]
+    version: int
+
+
+@dataclass(frozen=True)
 class SpamRecord:
     form_id: str
     reason: str

@@ -79,3 +79,9 @@ class TrackingSettings(_Settings):
 @dataclass(frozen=True)
 class FeedbackSettings(_Settings):
     leads_table: str
+
+
+@dataclass(frozen=True)
+class ScoringSettings(_Settings):
+    leads_table: str
+    leadflow_workspace: str

@@ -18,10 +18,11 @@ from leadflow.domain.errors import RateLimited, StorageUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.leads import CapturePlan, CaptureWrite, LeadChanges
 from leadflow.domain.ratelimit import HitCounter, RateWindow
-from leadflow.ports import SpamRecord, StoredCapture
+from leadflow.ports import ScoreState, SpamRecord, StoredCapture
 
 if TYPE_CHECKING:
     from leadflow.services.feedback import FeedbackWrite
+    from leadflow.services.scoring import ScoreWrite
 
 OUTBOX_TTL = timedelta(days=7)
 IDEMPOTENCY_TTL = timedelta(days=15)  # longer than the intake queue keeps a post (14 days)
@@ -223,6 +224,8 @@ class DynamoLeadStore:
         indexes: dict[str, Any] = {
             "GSI2PK": f"LEADS#{at[:7]}",
             "GSI2SK": f"{at}#{write.lead_id}",
+            "GSI3PK": f"STAGE#{changes.set_if_absent['stage']}",
+            "GSI3SK": write.lead_id,
         }
         if "account_domain" in changes.set_if_absent:
             indexes.update(GSI1PK=f"ACCOUNT#{changes.set_if_absent['account_domain']}", GSI1SK=f"LEAD#{write.lead_id}")
@@ -481,6 +484,97 @@ class DynamoLeadStore:
         if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
             return False  # seen before
         raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
+    # ------------------------------------------------------------------ scoring
+    def score_state(self, lead_id: str) -> ScoreState:
+        """The lead's profile (None if there is no such lead), its score ledger and version."""
+        profile = self.get_lead(lead_id)
+        if profile is None:
+            return ScoreState(None, [], 0)
+        ledger = self._query_prefix(f"LEAD#{lead_id}", "LEDGER#", None, newest_first=False)
+        return ScoreState(profile, ledger, int(profile.get("score_version", 0)))
+
+    def apply_score(self, write: ScoreWrite) -> bool:
+        """New ledger entries, the score summary and a stage move, if the version is still current."""
+        names = {"#v": "score_version", "#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"}
+        values: dict[str, Any] = {
+            ":next": write.expected_version + 1,
+            ":s": write.summary["scores"],
+            ":g": write.summary["grade"],
+            ":gp": write.summary["grade_points"],
+            ":at": write.summary["scored_at"],
+        }
+        expression = "SET #v = :next, #s = :s, #g = :g, #gp = :gp, #at = :at"
+        condition = "attribute_exists(PK) AND " + (
+            "attribute_not_exists(#v)" if write.expected_version == 0 else "#v = :v"
+        )
+        if write.expected_version:
+            values[":v"] = write.expected_version
+        if write.stage:
+            names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"})
+            values.update({":new": write.stage[1], ":p3": f"STAGE#{write.stage[1]}", ":s3": write.lead_id})
+            expression += ", #st = :new, #p3 = :p3, #s3 = :s3"
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": serialize(lead_key(write.lead_id)),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": serialize(values),
+                }
+            }
+        ]
+        for entry in write.entries:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {"PK": f"LEAD#{write.lead_id}", "SK": f"LEDGER#{entry['at']}#{entry['entry_id']}", **entry}
+                        ),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+            )
+        items.extend({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in write.events)
+        reasons = self._transact(items)
+        if reasons is None:
+            return True
+        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+            return False
+        raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
+    def leads_in_stage(self, stage: str) -> list[str]:
+        found: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI3",
+            "KeyConditionExpression": "GSI3PK = :p",
+            "ExpressionAttributeValues": serialize({":p": f"STAGE#{stage}"}),
+        }
+        while True:
+            response = self.client.query(**kwargs)
+            found.extend(deserialize(item)["GSI3SK"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def account_leads(self, domain: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :p",
+            "ExpressionAttributeValues": serialize({":p": f"ACCOUNT#{domain}"}),
+        }
+        while True:
+            response = self.client.query(**kwargs)
+            items.extend(deserialize(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def visitor_lead(self, visitor_id: str) -> str | None:
         """The lead an anonymous visitor turned out to be, once they submitted a form."""

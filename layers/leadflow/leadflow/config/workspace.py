@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from leadflow.config import models
 from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
 from leadflow.config.referrers import Referrer, ReferrerList
+from leadflow.config.scoring import ScoringConfig
 from leadflow.config.tracking import TrackingConfig
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 
@@ -75,6 +76,7 @@ class Workspace:
         self._forms: dict[str, FormDefinition] = {}
         self._referrers: dict[str, Referrer] | None = None
         self._tracking: TrackingConfig | None = None
+        self._scoring: ScoringConfig | None = None
         compiled = self.root / COMPILED_FILE
         self._compiled: dict[str, Any] | None = (
             json.loads(compiled.read_text(encoding="utf-8")) if compiled.is_file() else None
@@ -149,6 +151,23 @@ class Workspace:
                 self._tracking = load_model(path, TrackingConfig) if path.is_file() else TrackingConfig()
         return self._tracking
 
+    @property
+    def scoring(self) -> ScoringConfig:
+        """scoring.yaml (required once anything is scored).
+
+        Raises:
+            InvalidWorkspace: the file is missing or broken.
+        """
+        if self._scoring is None:
+            if self._compiled is not None:
+                self._scoring = ScoringConfig.from_trusted(self._compiled["scoring"])
+            else:
+                path = self.root / "scoring.yaml"
+                if not path.is_file():
+                    raise InvalidWorkspace(f"{path}: missing (scoring rules, grade and stage rules)")
+                self._scoring = load_model(path, ScoringConfig)
+        return self._scoring
+
     def validate(self) -> list[str]:
         """Load every file; return the problems found (empty when the workspace is sound)."""
         problems: list[str] = []
@@ -160,7 +179,10 @@ class Workspace:
                 problems.append(f"{path}: the file name must be the form id (a-z, 0-9, - and _, at most 64)")
             except InvalidWorkspace as error:
                 problems.append(str(error))
-        for part in ("referrers", "tracking"):
+        parts = ["referrers", "tracking"]
+        if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
+            parts.append("scoring")
+        for part in parts:
             try:
                 getattr(self, part)
             except InvalidWorkspace as error:
@@ -182,6 +204,8 @@ def compile_workspace(source: Path, out: Path) -> Path:
         "referrers": models.dump(ReferrerList, ReferrerList(tuple(workspace.referrers.values()))),
         "tracking": models.dump(TrackingConfig, workspace.tracking),
     }
+    if (source / "scoring.yaml").is_file():
+        compiled["scoring"] = models.dump(ScoringConfig, workspace.scoring)
     out.mkdir(parents=True, exist_ok=True)
     target = out / COMPILED_FILE
     target.write_text(json.dumps(compiled, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -194,6 +218,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "form.schema.json": models.json_schema(FormDefinition),
         "referrers.schema.json": models.json_schema(ReferrerList),
         "tracking.schema.json": models.json_schema(TrackingConfig),
+        "scoring.schema.json": models.json_schema(ScoringConfig),
     }
 
 

@@ -27,7 +27,7 @@ ACTIVITY_ATTRIBUTES = (
     "seconds",
     "asset",
     "percent",
-    "name",
+    "event",
     "message_id",
     "link_id",
     "link_tag",

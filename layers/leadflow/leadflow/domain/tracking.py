@@ -134,7 +134,7 @@ def parse_site_event(data: Any) -> SiteEvent:
     if kind == "custom":
         name = _text(data, "name", 100, errors, required=True)
         if name:
-            attributes["name"] = name
+            attributes["event"] = name
     if errors:
         raise InvalidSubmission(errors)
     return SiteEvent(visitor_id=str(visitor), activity_type=SITE_EVENT_TYPES[str(kind)], attributes=attributes)

@@ -43,3 +43,53 @@ class LeadList(BaseModel):
 
 class ErrorBody(BaseModel):
     message: str
+
+
+class ScoreReason(BaseModel):
+    rule_id: str
+    description: str
+    activities: int
+    points: int = Field(description="Points earned, before decay.")
+    value: float = Field(description="What they are worth now, after decay.")
+    last_at: str
+
+
+class ModelScore(BaseModel):
+    score: float = Field(description="Decayed score now.")
+    reasons: list[ScoreReason] = Field(description="The rules that weigh most, biggest first.")
+
+
+class GradeReasonView(BaseModel):
+    rule_id: str
+    field: str | None
+    points: int
+    description: str
+
+
+class GradeView(BaseModel):
+    letter: str = Field(description="A (ideal buyer) to F.")
+    points: int
+    reasons: list[GradeReasonView]
+
+
+class LeadScore(BaseModel):
+    lead_id: str
+    as_of: str
+    stage: str | None
+    mql_model: str = Field(description="The model whose score makes MQLs.")
+    models: dict[str, ModelScore]
+    grade: GradeView
+    ledger_entries: int
+
+
+class AccountView(BaseModel):
+    account_domain: str
+    model: str
+    score: float
+    best_lead_score: float
+    leads: int
+    engaged_leads: int
+    departments: list[str] = Field(description="Buying-committee departments with an engaged lead.")
+    missing_departments: list[str]
+    coverage: float = Field(description="Share of the buying committee engaged, 0 to 1.")
+    top_leads: list[str]

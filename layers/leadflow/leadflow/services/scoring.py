@@ -1,0 +1,248 @@
+"""Scoring leads: behaviour points per model, fit grade, lifecycle stage, explained.
+
+Each activity is scored once: ledger entries have deterministic ids and are written with a
+condition, so a redelivered event adds nothing; the lead's score summary carries a version
+checked on write, so two activities of one lead scored at once both count (the loser reloads
+and tries again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Protocol
+
+from leadflow.config.workspace import Workspace
+from leadflow.domain.errors import LeadflowError, LeadNotFound
+from leadflow.domain.events import DomainEvent
+from leadflow.domain.ids import new_id
+from leadflow.domain.scoring import (
+    Activity,
+    CompiledModel,
+    LeadScoreSummary,
+    Ledger,
+    LedgerEntry,
+    account_score,
+    compile_models,
+    decayed_score,
+    explain,
+    fit_grade,
+    next_stage,
+    score_activity,
+)
+from leadflow.ports import Clock, ScoreState
+
+SOURCE_SCORING = "leadflow.scoring"
+CONFLICT_RETRIES = 8
+
+
+class ScoreConflict(LeadflowError):
+    """The lead's score changed under us on every retry."""
+
+
+@dataclass(frozen=True)
+class ScoreWrite:
+    lead_id: str
+    expected_version: int
+    entries: list[dict[str, Any]]
+    summary: dict[str, Any]
+    stage: tuple[str, str] | None
+    events: list[DomainEvent] = field(default_factory=list)
+
+
+class ScoreStore(Protocol):
+    def score_state(self, lead_id: str) -> ScoreState: ...
+
+    def apply_score(self, write: ScoreWrite) -> bool:
+        """False when the version moved on (reload and retry)."""
+        ...
+
+    def leads_in_stage(self, stage: str) -> list[str]: ...
+
+    def account_leads(self, domain: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    lead_id: str
+    points_added: int
+    scores: dict[str, float]
+    grade: str
+    stage: str
+    stage_changed_from: str | None = None
+
+
+class ScoringService:
+    def __init__(self, workspace: Workspace, store: ScoreStore, clock: Clock) -> None:
+        self.workspace = workspace
+        self.store = store
+        self.clock = clock
+
+    @cached_property
+    def models(self) -> dict[str, CompiledModel]:
+        return compile_models(self.workspace.scoring)
+
+    def score(self, lead_id: str, activity: dict[str, Any] | None = None) -> ScoreOutcome | None:
+        """Score one activity of a lead (or, with none, re-evaluate grade, decay and stage).
+
+        Returns:
+            What changed, or None when the lead does not exist (erased, or never stored).
+
+        Raises:
+            ScoreConflict: the lead kept changing under concurrent scoring.
+        """
+        config = self.workspace.scoring
+        for _attempt in range(CONFLICT_RETRIES):
+            state = self.store.score_state(lead_id)
+            if state.profile is None:
+                return None
+            ledger = Ledger(LedgerEntry.from_item(item) for item in state.ledger)
+            new: list[LedgerEntry] = []
+            if activity is not None:
+                scored = Activity.from_record({**activity, "lead_id": lead_id})
+                for model in self.models.values():
+                    new.extend(score_activity(model, scored, ledger))
+            now = self.clock.now()
+            entries = [*ledger.entries, *new]
+            scores = {name: round(decayed_score(entries, model, now), 2) for name, model in self.models.items()}
+            grade = fit_grade(state.profile, config.grade)
+            stage = str(state.profile.get("stage") or "lead")
+            moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
+            summary = {
+                "scores": scores,
+                "grade": grade.letter,
+                "grade_points": grade.points,
+                "scored_at": now.isoformat(),
+            }
+            events = self._events(lead_id, activity, new, summary, stage, moved, now)
+            write = ScoreWrite(
+                lead_id, state.version, [e.as_item() for e in new], summary, (stage, moved) if moved else None, events
+            )
+            if self.store.apply_score(write):
+                return ScoreOutcome(
+                    lead_id, sum(e.points for e in new), scores, grade.letter, moved or stage, stage if moved else None
+                )
+        raise ScoreConflict(lead_id)
+
+    def _events(  # noqa: PLR0917 - one private call site
+        self,
+        lead_id: str,
+        activity: dict[str, Any] | None,
+        new: list[LedgerEntry],
+        summary: dict[str, Any],
+        stage: str,
+        moved: str | None,
+        now: datetime,
+    ) -> list[DomainEvent]:
+        events = []
+        if new:
+            events.append(
+                DomainEvent(
+                    new_id(now),
+                    SOURCE_SCORING,
+                    "lead.scored",
+                    now.isoformat(),
+                    {
+                        "lead_id": lead_id,
+                        "activity_id": (activity or {}).get("activity_id"),
+                        "points_added": sum(e.points for e in new),
+                        "scores": summary["scores"],
+                        "grade": summary["grade"],
+                        "rules": sorted({e.rule_id for e in new}),
+                    },
+                )
+            )
+        if moved:
+            events.append(
+                DomainEvent(
+                    new_id(now),
+                    SOURCE_SCORING,
+                    "lead.stage_changed",
+                    now.isoformat(),
+                    {
+                        "lead_id": lead_id,
+                        "from": stage,
+                        "to": moved,
+                        "scores": summary["scores"],
+                        "grade": summary["grade"],
+                    },
+                )
+            )
+        return events
+
+    # ------------------------------------------------------------------ reading
+    def explain_lead(self, lead_id: str, top: int = 5) -> dict[str, Any]:
+        """Score per model at this moment, with the top reasons, the grade and the stage.
+
+        Raises:
+            LeadNotFound: no such lead.
+        """
+        state = self.store.score_state(lead_id)
+        if state.profile is None:
+            raise LeadNotFound(lead_id)
+        now = self.clock.now()
+        entries = [LedgerEntry.from_item(item) for item in state.ledger]
+        grade = fit_grade(state.profile, self.workspace.scoring.grade)
+        models = {}
+        for name, model in self.models.items():
+            models[name] = {
+                "score": round(decayed_score(entries, model, now), 2),
+                "reasons": [
+                    {
+                        "rule_id": r.rule_id,
+                        "description": r.description,
+                        "activities": r.activities,
+                        "points": r.points,
+                        "value": round(r.value, 2),
+                        "last_at": r.last_at.isoformat(),
+                    }
+                    for r in explain(entries, model, now, top)
+                ],
+            }
+        return {
+            "lead_id": lead_id,
+            "as_of": now.isoformat(),
+            "stage": state.profile.get("stage"),
+            "mql_model": self.workspace.scoring.mql_model,
+            "models": models,
+            "grade": {
+                "letter": grade.letter,
+                "points": grade.points,
+                "reasons": [
+                    {"rule_id": r.rule_id, "field": r.field, "points": r.points, "description": r.description}
+                    for r in grade.reasons
+                ],
+            },
+            "ledger_entries": len(entries),
+        }
+
+    def account(self, domain: str) -> dict[str, Any]:
+        """The key-account view of a company: its leads scored as one buying committee.
+
+        Raises:
+            LeadNotFound: no lead of that domain.
+        """
+        config = self.workspace.scoring
+        leads = self.store.account_leads(domain.lower())
+        if not leads:
+            raise LeadNotFound(domain)
+        model_name = config.accounts.model or config.default_model
+        summaries = []
+        for lead in leads:
+            entries = [LedgerEntry.from_item(item) for item in self.store.score_state(lead["lead_id"]).ledger]
+            score = decayed_score(entries, self.models[model_name], self.clock.now())
+            summaries.append(LeadScoreSummary(lead["lead_id"], domain.lower(), round(score, 2), lead.get("title")))
+        result = account_score(summaries, config.accounts)
+        return {
+            "account_domain": result.account_domain,
+            "model": model_name,
+            "score": round(result.score, 2),
+            "best_lead_score": result.best_lead_score,
+            "leads": result.leads,
+            "engaged_leads": result.engaged_leads,
+            "departments": list(result.departments),
+            "missing_departments": list(result.missing_departments),
+            "coverage": round(result.coverage, 3),
+            "top_leads": list(result.top_leads),
+        }
