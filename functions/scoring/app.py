@@ -1,6 +1,8 @@
 """Scoring: SQS (ScoringQueue, fed by the bus rule for activity.recorded and lead.captured) -> this.
 
-For each event, ``ScoringService.score``: new ledger entries per model for the activity,
+A captured lead that carries the tracking snippet's visitor id first gets its anonymous
+site activities (``stitch_visitor``), which come back here as activity events. For each
+event, ``ScoringService.score``: new ledger entries per model for the activity,
 the decayed score, the fit grade, the lifecycle stage; ``lead.scored`` and
 ``lead.stage_changed`` leave through the outbox. Batch processing reports partial
 failures; a redelivered event scores nothing twice (ledger entries have fixed ids).
@@ -22,6 +24,7 @@ from leadflow.adapters.clock import SystemClock
 from leadflow.adapters.dynamo import DynamoLeadStore
 from leadflow.config.workspace import Workspace
 from leadflow.services.scoring import ScoringService
+from leadflow.services.tracking import stitch_visitor
 from leadflow.settings import ScoringSettings
 
 logger = Logger()
@@ -42,6 +45,10 @@ def record_handler(record: SQSRecord) -> None:
     if not lead_id:
         return  # an anonymous visitor's activity: scored once the visitor becomes a lead
     activity = detail if event.get("detail-type") == "activity.recorded" else None
+    if activity is None and detail.get("visitor_id"):
+        service = dependencies()
+        attached = stitch_visitor(service.store, detail["visitor_id"], lead_id, service.clock.now())  # type: ignore[arg-type]
+        logger.info("visitor stitched", lead_id=lead_id, activities=attached)
     outcome = dependencies().score(lead_id, activity)
     if outcome is None:
         logger.warning("event for a lead that does not exist", lead_id=lead_id)

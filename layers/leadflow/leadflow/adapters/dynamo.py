@@ -274,6 +274,19 @@ class DynamoLeadStore:
                     }
                 },
             )
+        visitor = plan.submission.visitor_id
+        if visitor:  # later site events of this visitor are the lead's; earlier ones are stitched by scoring
+            add(
+                "visitor",
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {"PK": f"VISITOR#{visitor}", "SK": "LINK", "lead_id": write.lead_id, "at": at}
+                        ),
+                    }
+                },
+            )
         for event in write.events:
             add("outbox", {"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(event))}})
         counters = {"submissions": 1, "new_leads": 1 if write.is_new else 0}
@@ -575,6 +588,10 @@ class DynamoLeadStore:
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def visitor_activities(self, visitor_id: str) -> list[dict[str, Any]]:
+        """What an anonymous visitor did before they became a lead."""
+        return self._query_prefix(f"VISITOR#{visitor_id}", "ACT#", None, newest_first=False)
 
     def visitor_lead(self, visitor_id: str) -> str | None:
         """The lead an anonymous visitor turned out to be, once they submitted a form."""

@@ -28,7 +28,9 @@ ATTRIBUTION_FIELDS = (
 # and a nonce (one submission per rendered form, however often it is posted).
 TIMESTAMP_FIELD = "_lf_ts"
 NONCE_FIELD = "_lf_nonce"
-RESERVED_FIELDS = frozenset((*PROFILE_FIELDS, *ATTRIBUTION_FIELDS, TIMESTAMP_FIELD, NONCE_FIELD))
+# The anonymous visitor id the tracking snippet adds to forms: ties earlier visits to the lead.
+VISITOR_FIELD = "_lf_vid"
+RESERVED_FIELDS = frozenset((*PROFILE_FIELDS, *ATTRIBUTION_FIELDS, TIMESTAMP_FIELD, NONCE_FIELD, VISITOR_FIELD))
 # What a form can never set, whatever it declares.
 PROTECTED_FIELDS = frozenset(
     {"score", "grade", "stage", "owner", "lead_id", "created_at", "updated_at", "consent", "tags"}

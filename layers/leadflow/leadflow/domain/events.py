@@ -77,6 +77,8 @@ def lead_captured(event_id: str, submission: Submission, lead_id: str, is_new: b
     }
     if submission.consent:
         detail["consent"] = {"purpose": submission.consent.purpose, "granted": submission.consent.granted}
+    if submission.visitor_id:
+        detail["visitor_id"] = submission.visitor_id
     return DomainEvent(event_id, SOURCE_FORMS, "lead.captured", submission.received_at.isoformat(), detail)
 
 

@@ -20,6 +20,7 @@ from leadflow.config.forms import (
     NONCE_FIELD,
     PROFILE_FIELDS,
     TIMESTAMP_FIELD,
+    VISITOR_FIELD,
     FieldType,
     FormDefinition,
     FormField,
@@ -105,6 +106,7 @@ class Submission:
     client: ClientInfo
     idempotency_key: str | None
     referral_code: str | None = None
+    visitor_id: str | None = None
     lifecycle_stage: str = "lead"
     warnings: list[str] = field(default_factory=list)
 
@@ -226,10 +228,19 @@ def trim_raw_fields(fields: Fields) -> dict[str, list[str]]:
     raw: dict[str, list[str]] = {}
     for name, values in list(fields.items())[:RAW_FIELDS_MAX]:
         key = clean_text(name)[:200] if _is_encodable(name) else ""
-        if not key or name in (TIMESTAMP_FIELD, NONCE_FIELD):
+        if not key or name in (TIMESTAMP_FIELD, NONCE_FIELD, VISITOR_FIELD):
             continue
         raw[key] = [clean_text(v)[:RAW_VALUE_MAX_LENGTH] for v in values[:10] if _is_encodable(v)]
     return raw
+
+
+_VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def _visitor(fields: Fields) -> str | None:
+    """The tracking snippet's visitor id, when the form carries a well-formed one."""
+    value = _first(fields, [VISITOR_FIELD])
+    return value if value and _VISITOR.match(value) else None
 
 
 def idempotency_key(post: FormPost) -> str | None:
@@ -331,5 +342,6 @@ def validate_submission(form: FormDefinition, post: FormPost, received_at: datet
         client=post.client,
         idempotency_key=idempotency_key(post),
         referral_code=touch.get("ref"),
+        visitor_id=_visitor(post.fields),
         lifecycle_stage=form.lifecycle_stage,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from leadflow.config.workspace import Workspace
@@ -23,6 +23,8 @@ class ActivityStore(Protocol):
     ) -> bool: ...
 
     def visitor_lead(self, visitor_id: str) -> str | None: ...
+
+    def visitor_activities(self, visitor_id: str) -> list[dict[str, Any]]: ...
 
 
 class TrackingService:
@@ -106,3 +108,22 @@ class TrackingService:
         recorded = activity_recorded(new_id(now), activity, now, SOURCE_TRACKING)
         self.store.record_activity(owner, activity, [recorded] if lead_id else [])
         return str(activity["activity_id"])
+
+
+def stitch_visitor(store: ActivityStore, visitor_id: str, lead_id: str, now: datetime) -> int:
+    """Give a new lead the site activities they had as an anonymous visitor (each once).
+
+    Each earlier activity is written under the lead with its own id (a second stitch of the
+    same visitor is refused by the condition) and announced, so scoring counts it.
+
+    Returns:
+        How many activities were attached now.
+    """
+    attached = 0
+    for item in store.visitor_activities(visitor_id):
+        activity = {k: v for k, v in item.items() if k not in ("PK", "SK")}
+        activity["lead_id"] = lead_id
+        event = activity_recorded(new_id(now), activity, now, SOURCE_TRACKING)
+        if store.record_activity(f"LEAD#{lead_id}", activity, [event]):
+            attached += 1
+    return attached
