@@ -559,6 +559,81 @@ class DynamoLeadStore:
             return False
         raise StorageUnavailable(f"unexpected cancellation: {reasons}")
 
+    def lead_ids(self) -> list[str]:
+        """Every lead id (a scan of the profiles: for offline jobs such as a rescore)."""
+        found: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "SK = :p AND begins_with(PK, :l)",
+            "ExpressionAttributeValues": serialize({":p": "PROFILE", ":l": "LEAD#"}),
+            "ProjectionExpression": "PK",
+        }
+        while True:
+            response = self.client.scan(**kwargs)
+            found.extend(deserialize(item)["PK"].removeprefix("LEAD#") for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def lead_activities(self, lead_id: str) -> list[dict[str, Any]]:
+        return self._query_prefix(f"LEAD#{lead_id}", "ACT#", None, newest_first=False)
+
+    def rewrite_ledger(
+        self,
+        lead_id: str,
+        remove: list[dict[str, Any]],
+        add: list[dict[str, Any]],
+        summary: dict[str, Any],
+        stage: str | None,
+    ) -> None:
+        """Replace ledger entries in batches, then the summary (a rescore; not concurrent-safe by design)."""
+        requests = [
+            {
+                "DeleteRequest": {
+                    "Key": serialize({"PK": f"LEAD#{lead_id}", "SK": f"LEDGER#{item['at']}#{item['entry_id']}"})
+                }
+            }
+            for item in remove
+        ]
+        requests += [
+            {
+                "PutRequest": {
+                    "Item": serialize(
+                        {"PK": f"LEAD#{lead_id}", "SK": f"LEDGER#{item['at']}#{item['entry_id']}", **item}
+                    )
+                }
+            }
+            for item in add
+        ]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
+            for attempt in range(8):
+                unprocessed = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not unprocessed:
+                    break
+                pending = unprocessed
+                self._sleep(0.05 * 2**attempt)
+        names = {"#v": "score_version", "#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"}
+        values: dict[str, Any] = {
+            ":one": 1,
+            ":s": summary["scores"],
+            ":g": summary["grade"],
+            ":gp": summary["grade_points"],
+            ":at": summary["scored_at"],
+        }
+        expression = "SET #s = :s, #g = :g, #gp = :gp, #at = :at ADD #v :one"
+        if stage:
+            names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"})
+            values.update({":new": stage, ":p3": f"STAGE#{stage}", ":s3": lead_id})
+            expression = "SET #s = :s, #g = :g, #gp = :gp, #at = :at, #st = :new, #p3 = :p3, #s3 = :s3 ADD #v :one"
+        self.client.update_item(
+            TableName=self.table,
+            Key=serialize(lead_key(lead_id)),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=serialize(values),
+        )
+
     def leads_in_stage(self, stage: str) -> list[str]:
         found: list[str] = []
         kwargs: dict[str, Any] = {

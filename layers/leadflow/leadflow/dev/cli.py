@@ -3,6 +3,7 @@
 leadflow dev [--port N] [--workspace PATH] [--parameter KEY=VALUE ...]
 leadflow validate [--workspace PATH]
 leadflow compile --out DIR [--workspace PATH]
+leadflow rescore (--table NAME | --dev URL) [--workspace PATH]
 leadflow schema [--out DIR]
 """
 
@@ -107,6 +108,64 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+class Progress:
+    """A progress bar on stderr (no dependency): ``[#####.....] 50/100 leads``."""
+
+    def __init__(self, total: int, label: str, width: int = 30) -> None:
+        self.total, self.label, self.width, self.done = total, label, width, 0
+        self.started = time.perf_counter()
+
+    def step(self, count: int = 1) -> None:
+        self.done += count
+        filled = int(self.width * self.done / self.total) if self.total else self.width
+        rate = self.done / max(time.perf_counter() - self.started, 1e-6)
+        print(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {self.label} ({rate:.0f}/s)",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        print(file=sys.stderr, flush=True)
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import urllib.request
+
+    from leadflow.adapters.clock import SystemClock
+    from leadflow.adapters.dynamo import DynamoLeadStore
+    from leadflow.config.workspace import Workspace
+    from leadflow.services.scoring import ScoringService, rescore_lead
+
+    table = args.table
+    if args.dev:  # a running `leadflow dev`: its embedded AWS endpoint and table
+        with urllib.request.urlopen(args.dev.rstrip("/") + "/_dev/stack", timeout=10) as response:  # noqa: S310
+            info = json.load(response)
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "leadflow-dev")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "leadflow-dev")
+        os.environ.setdefault("AWS_DEFAULT_REGION", info.get("region", "us-east-1"))
+        os.environ["AWS_ENDPOINT_URL"] = info["aws_endpoint_url"]
+        table = table or info["outputs"]["LeadsTableName"]
+    if not table:
+        raise SystemExit("leadflow rescore: name the table (--table, the stack's LeadsTableName output) or --dev URL")
+    workspace = Workspace(Path(args.workspace) if args.workspace else project_root() / "workspace")
+    store = DynamoLeadStore(table)
+    service = ScoringService(workspace, store, SystemClock())
+    lead_ids = store.lead_ids()
+    progress = Progress(len(lead_ids), "leads")
+    added = removed = moved = 0
+    for lead_id in lead_ids:
+        result = rescore_lead(service, store, lead_id)
+        added, removed, moved = added + result.added, removed + result.removed, moved + bool(result.stage)
+        progress.step()
+    progress.close()
+    print(f"rescored {len(lead_ids)} leads: {added} ledger entries added, {removed} removed, {moved} stages moved")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from leadflow.config.workspace import write_json_schemas
 
@@ -135,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     compile_.add_argument("--workspace")
     compile_.add_argument("--out", required=True, help="folder to write workspace.json into")
     compile_.set_defaults(run=cmd_compile)
+    rescore = commands.add_parser("rescore", help="replay every lead's history through the current scoring rules")
+    rescore.add_argument("--table", help="the LeadsTable name (stack output LeadsTableName)")
+    rescore.add_argument("--dev", metavar="URL", help="rescore a running `leadflow dev`, e.g. http://127.0.0.1:8000")
+    rescore.add_argument("--workspace")
+    rescore.set_defaults(run=cmd_rescore)
     schema = commands.add_parser("schema", help="write the JSON Schemas of workspace files (for editors)")
     schema.add_argument("--out")
     schema.set_defaults(run=cmd_schema)

@@ -246,3 +246,60 @@ class ScoringService:
             "coverage": round(result.coverage, 3),
             "top_leads": list(result.top_leads),
         }
+
+
+class RescoreStore(ScoreStore, Protocol):
+    def lead_ids(self) -> list[str]: ...
+
+    def lead_activities(self, lead_id: str) -> list[dict[str, Any]]: ...
+
+    def rewrite_ledger(
+        self,
+        lead_id: str,
+        remove: list[dict[str, Any]],
+        add: list[dict[str, Any]],
+        summary: dict[str, Any],
+        stage: str | None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class RescoreResult:
+    lead_id: str
+    added: int
+    removed: int
+    stage: str | None
+
+
+def rescore_lead(service: ScoringService, store: RescoreStore, lead_id: str) -> RescoreResult:
+    """Replay a lead's whole history through the current rules and rewrite its ledger.
+
+    Activities are replayed in time order, so caps fall as they would have; entries the new
+    rules still give are kept (same ids), the others removed, the new ones added; the score
+    summary and the stage (per the stage rules) are recomputed at the current time.
+    """
+    state = store.score_state(lead_id)
+    if state.profile is None:
+        return RescoreResult(lead_id, 0, 0, None)
+    ledger = Ledger()
+    for record in sorted(store.lead_activities(lead_id), key=lambda a: (a.get("at", ""), a.get("activity_id", ""))):
+        try:
+            activity = Activity.from_record({**record, "lead_id": lead_id})
+        except (KeyError, ValueError):
+            continue
+        for model in service.models.values():
+            ledger.record(model, activity)
+    new = {entry.entry_id: entry.as_item() for entry in ledger.entries}
+    old = {item["entry_id"]: item for item in state.ledger}
+    remove = [item for entry_id, item in old.items() if entry_id not in new]
+    add = [item for entry_id, item in new.items() if entry_id not in old or old[entry_id]["points"] != item["points"]]
+    config = service.workspace.scoring
+    now = service.clock.now()
+    entries = ledger.entries
+    scores = {name: round(decayed_score(entries, model, now), 2) for name, model in service.models.items()}
+    grade = fit_grade(state.profile, config.grade)
+    stage = str(state.profile.get("stage") or "lead")
+    moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
+    summary = {"scores": scores, "grade": grade.letter, "grade_points": grade.points, "scored_at": now.isoformat()}
+    store.rewrite_ledger(lead_id, remove, add, summary, moved)
+    return RescoreResult(lead_id, len(add), len(remove), moved)
