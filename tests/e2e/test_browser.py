@@ -140,3 +140,28 @@ def test_real_mautic_form_posts_to_leadflow_unchanged(dev, browser, tmp_path):
     assert lead["custom"]["full_name"] == "Jean Valjean"
     assert lead["custom"]["lead_source"] == "RESORT RELEASE"
     assert lead["attribution"]["first_touch"]["utm_source"] == "bing"
+
+
+def test_a_tracked_click_in_a_dev_console_email_raises_the_score_and_moves_the_stage(dev, browser):
+    from selenium.webdriver.common.by import By
+
+    # GIVEN a lead who fits well, a few points short of MQL
+    lead_id = dev.post_form(
+        "demo-signup",
+        {"email": unique_email("clicker"), "title": "VP Sales", "company_size": "201-1000", "country": "US"},
+        as_json=True,
+    ).json()["lead_id"]
+    dev.tick()
+    before = dev.api(f"/leads/{lead_id}/score").json()
+    # WHEN, in the dev console, they click the tracked pricing link of test emails, as a recipient would
+    for _ in range(6):
+        browser.get(f"{dev.url}/_dev/leads/{lead_id}")
+        browser.find_element(By.ID, "tracked-pricing").click()
+        _wait_for(browser, "utm_content=pricing")
+    dev.tick()
+    # THEN the score rose and the lead became an MQL, which the console shows
+    after = dev.api(f"/leads/{lead_id}/score").json()
+    assert after["models"]["smb"]["score"] > before["models"]["smb"]["score"]
+    assert before["stage"] == "lead" and after["stage"] == "mql"
+    browser.get(f"{dev.url}/_dev/leads/{lead_id}")
+    assert browser.find_element(By.ID, "stage").text == "mql"

@@ -262,11 +262,42 @@ class DevGateway:
         from leadflow.services.leads import LeadQueries
 
         store = DynamoLeadStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
+        workspace = Workspace(self.stack.workspace)
         try:
-            lead = LeadQueries(store, Workspace(self.stack.workspace)).get(lead_id)
+            lead = LeadQueries(store, workspace).get(lead_id)
         except LeadNotFound:
             raise NotFound() from None
-        return self._html("lead.html.j2", lead=lead, lead_json=json.dumps(lead, indent=2, default=str))
+        score = None
+        if (self.stack.workspace / "scoring.yaml").is_file():
+            from leadflow.services.scoring import ScoringService
+
+            score = ScoringService(workspace, store, self.stack.clock).explain_lead(lead_id)
+        return self._html(
+            "lead.html.j2",
+            lead=lead,
+            score=score,
+            email=self._test_email(lead_id),
+            lead_json=json.dumps(lead, indent=2, default=str),
+        )
+
+    def _test_email(self, lead_id: str) -> dict[str, str] | None:
+        """A sample email with this lead's signed open pixel and tracked links, to click locally."""
+        if "TrackFunction" not in self.stack.runner.functions:
+            return None
+        from leadflow.domain.tokens import TokenKind
+
+        service = self.tracking_service()
+        message = f"dev-{uuid.uuid4().hex[:8]}"
+        landing = self.stack.url + "/?utm_source=email&utm_medium=email&utm_campaign=dev-test"
+        return {
+            "pixel": f"{self.stack.url}/t/o/{service.issue(TokenKind.OPEN, lead_id, message)}",
+            "pricing": f"{self.stack.url}/t/c/"
+            + service.issue(TokenKind.CLICK, lead_id, message, url=landing + "&utm_content=pricing", link_id="pricing"),
+            "case_study": f"{self.stack.url}/t/c/"
+            + service.issue(
+                TokenKind.CLICK, lead_id, message, url=landing + "&utm_content=case-study", link_id="case-study"
+            ),
+        }
 
     # ------------------------------------------------------------------ /_dev JSON
     def on_stack(self, request: Request) -> Response:
