@@ -17,14 +17,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from leadflow.config import models
 from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
 from leadflow.config.referrers import Referrer, ReferrerList
-from leadflow.config.scoring import ScoringConfig
-from leadflow.config.tracking import TrackingConfig
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
+
+if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs neither
+    from leadflow.config.scoring import ScoringConfig
+    from leadflow.config.tracking import TrackingConfig
 
 COMPILED_FILE = "workspace.json"
 COMPILED_VERSION = 1
@@ -143,6 +145,8 @@ class Workspace:
 
     @property
     def tracking(self) -> TrackingConfig:
+        from leadflow.config.tracking import TrackingConfig
+
         if self._tracking is None:
             if self._compiled is not None:
                 self._tracking = TrackingConfig.from_trusted(self._compiled.get("tracking", {}))
@@ -158,6 +162,8 @@ class Workspace:
         Raises:
             InvalidWorkspace: the file is missing or broken.
         """
+        from leadflow.config.scoring import ScoringConfig
+
         if self._scoring is None:
             if self._compiled is not None:
                 self._scoring = ScoringConfig.from_trusted(self._compiled["scoring"])
@@ -196,6 +202,9 @@ def compile_workspace(source: Path, out: Path) -> Path:
     Raises:
         InvalidWorkspace: listing every problem; nothing is written.
     """
+    from leadflow.config.scoring import ScoringConfig
+    from leadflow.config.tracking import TrackingConfig
+
     workspace = Workspace(source)
     forms = workspace.forms()
     compiled = {
@@ -214,6 +223,9 @@ def compile_workspace(source: Path, out: Path) -> Path:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
+    from leadflow.config.scoring import ScoringConfig
+    from leadflow.config.tracking import TrackingConfig
+
     return {
         "form.schema.json": models.json_schema(FormDefinition),
         "referrers.schema.json": models.json_schema(ReferrerList),
