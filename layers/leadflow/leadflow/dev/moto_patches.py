@@ -11,6 +11,11 @@
   them (DynamoDB's own per-item atomicity, as a local stack needs it).
 - ``TransactWriteItems`` ignores ``ClientRequestToken``: botocore retries a timed-out
   transaction with the same token, and DynamoDB applies it once; moto applied it again.
+- DynamoDB ``Query`` on the table (not an index) sorts every item of the table to find one
+  partition: quadratic as the table grows. The partition's own items are used instead.
+- SQS ``ReceiveMessage`` checks each message's retention through ``get_queue_attributes``,
+  which counts every message of the queue: receiving from a queue with a backlog was
+  quadratic. The retention period is read directly instead.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ def apply() -> None:
     _dynamodb_serialized()
     _dynamodb_transactions()
     _dynamodb_transaction_tokens()
+    _sqs_retention_check()
+    _dynamodb_partition_query()
 
 
 def _event_bus_ref() -> None:
@@ -49,6 +56,41 @@ def _dynamodb_serialized() -> None:
             return original(self)
 
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
+def _dynamodb_partition_query() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name or hash_key is None or not self.range_key_attr:
+            return original(self, hash_key, *args, **kwargs)
+        partition = list(self.items.get(hash_key, {}).values())
+
+        def partition_items() -> list[Any]:
+            return sorted(partition, key=lambda item: item.range_key)
+
+        with _DYNAMODB_LOCK:
+            self.all_items = partition_items  # only this query, under the lock
+            try:
+                return original(self, hash_key, *args, **kwargs)
+            finally:
+                del self.all_items
+
+    Table.query = query  # type: ignore[method-assign]
+
+
+def _sqs_retention_check() -> None:
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
 def _dynamodb_transaction_tokens() -> None:

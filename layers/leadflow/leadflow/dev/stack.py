@@ -426,6 +426,7 @@ class LocalStack:
             delivered += stream.poll(backend, sqs, self.runner)
         for queue in self.sqs_mappings:
             delivered += queue.poll(sqs, self.runner)
+        self.read_bus_events()  # the console's tap: keep it drained
         return delivered
 
     def _pump_forever(self) -> None:
