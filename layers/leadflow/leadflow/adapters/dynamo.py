@@ -561,19 +561,13 @@ class DynamoLeadStore:
 
     def lead_ids(self) -> list[str]:
         """Every lead id (a scan of the profiles: for offline jobs such as a rescore)."""
-        found: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "FilterExpression": "SK = :p AND begins_with(PK, :l)",
-            "ExpressionAttributeValues": serialize({":p": "PROFILE", ":l": "LEAD#"}),
-            "ProjectionExpression": "PK",
-        }
-        while True:
-            response = self.client.scan(**kwargs)
-            found.extend(deserialize(item)["PK"].removeprefix("LEAD#") for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return found
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = self._all(
+            "scan",
+            FilterExpression="SK = :p AND begins_with(PK, :l)",
+            ProjectionExpression="PK",
+            ExpressionAttributeValues=serialize({":p": "PROFILE", ":l": "LEAD#"}),
+        )
+        return [item["PK"].removeprefix("LEAD#") for item in items]
 
     def lead_activities(self, lead_id: str) -> list[dict[str, Any]]:
         return self._query_prefix(f"LEAD#{lead_id}", "ACT#", None, newest_first=False)
@@ -634,35 +628,32 @@ class DynamoLeadStore:
             ExpressionAttributeValues=serialize(values),
         )
 
-    def leads_in_stage(self, stage: str) -> list[str]:
-        found: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": "GSI3",
-            "KeyConditionExpression": "GSI3PK = :p",
-            "ExpressionAttributeValues": serialize({":p": f"STAGE#{stage}"}),
-        }
-        while True:
-            response = self.client.query(**kwargs)
-            found.extend(deserialize(item)["GSI3SK"] for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return found
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def account_leads(self, domain: str) -> list[dict[str, Any]]:
+    def _all(self, operation: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item of a Query or Scan, page after page, deserialized."""
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": "GSI1",
-            "KeyConditionExpression": "GSI1PK = :p",
-            "ExpressionAttributeValues": serialize({":p": f"ACCOUNT#{domain}"}),
-        }
         while True:
-            response = self.client.query(**kwargs)
+            response = getattr(self.client, operation)(TableName=self.table, **kwargs)
             items.extend(deserialize(item) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def leads_in_stage(self, stage: str) -> list[str]:
+        items = self._all(
+            "query",
+            IndexName="GSI3",
+            KeyConditionExpression="GSI3PK = :p",
+            ExpressionAttributeValues=serialize({":p": f"STAGE#{stage}"}),
+        )
+        return [item["GSI3SK"] for item in items]
+
+    def account_leads(self, domain: str) -> list[dict[str, Any]]:
+        return self._all(
+            "query",
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :p",
+            ExpressionAttributeValues=serialize({":p": f"ACCOUNT#{domain}"}),
+        )
 
     def visitor_activities(self, visitor_id: str) -> list[dict[str, Any]]:
         """What an anonymous visitor did before they became a lead."""

@@ -196,14 +196,19 @@ class FormDefinition:
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser at ``origin`` may read responses of this form (CORS)."""
-        for allowed in self.allowed_origins:
-            if allowed == origin:
+        return origin_matches(origin, self.allowed_origins)
+
+
+def origin_matches(origin: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``origin`` is one of ``allowed`` (exact, or ``https://*.example.com`` for subdomains)."""
+    for pattern in allowed:
+        if pattern == origin:
+            return True
+        if "://*." in pattern:
+            scheme, suffix = pattern.split("://*.", 1)
+            if origin.startswith(scheme + "://") and origin.endswith("." + suffix):
                 return True
-            if "://*." in allowed:
-                scheme, suffix = allowed.split("://*.", 1)
-                if origin.startswith(scheme + "://") and origin.endswith("." + suffix):
-                    return True
-        return False
+    return False
 
 
 def _tuple(value: list[str] | None) -> tuple[str, ...] | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from leadflow.config import models
+from leadflow.config.forms import origin_matches
 from leadflow.config.models import ConfigProblem
 
 if TYPE_CHECKING:  # config.models provides these when pydantic validates
@@ -61,11 +62,4 @@ class TrackingConfig:
         return False
 
     def origin_allowed(self, origin: str) -> bool:
-        for allowed in self.site_origins:
-            if allowed == origin:
-                return True
-            if "://*." in allowed:
-                scheme, suffix = allowed.split("://*.", 1)
-                if origin.startswith(scheme + "://") and origin.endswith("." + suffix):
-                    return True
-        return False
+        return origin_matches(origin, self.site_origins)
