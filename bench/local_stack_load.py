@@ -274,7 +274,8 @@ def same_email(url: str, token: str, posts: int, stack: Any, aws: AwsCalls) -> d
 
     admin = Client(url, token)
     tick_started = time.perf_counter()
-    status, tick = admin.request("POST", "/_dev/tick", b"{}", {"Content-Type": "application/json"})
+    while stack.tick(timeout=60)["delivered"]:  # a tick gives up after 60 s: until a pass delivers nothing
+        pass
     tick_seconds = time.perf_counter() - tick_started
     checks_started = time.perf_counter()
     _, found = admin.get_json("/api/v1/leads?" + urllib.parse.urlencode({"email": email}))
@@ -308,7 +309,7 @@ def same_email(url: str, token: str, posts: int, stack: Any, aws: AwsCalls) -> d
         "transact_write_items": aws_during,
         "latency": latency_summary([r["ms"] for r in results]),
         "statuses": dict(sorted(statuses.items())),
-        "tick": {"seconds": round(tick_seconds, 2), **(json.loads(tick) if status == 200 else {"status": status})},
+        "tick": {"seconds": round(tick_seconds, 2)},
         "leads_via_api": len(leads),
         "profiles_in_table": len(profiles),
         "distinct_lead_ids_in_responses": len(response_ids),
