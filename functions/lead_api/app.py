@@ -32,15 +32,20 @@ PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 
 
 @cache
-def dependencies() -> LeadQueries:
+def adapters() -> tuple[DynamoLeadStore, Workspace]:
     settings = ApiSettings.from_env()
-    return LeadQueries(DynamoLeadStore(settings.leads_table), Workspace(settings.leadflow_workspace))
+    return DynamoLeadStore(settings.leads_table), Workspace(settings.leadflow_workspace)
+
+
+@cache
+def dependencies() -> LeadQueries:
+    return LeadQueries(*adapters())
 
 
 @cache
 def scoring() -> ScoringService:
-    queries = dependencies()
-    return ScoringService(queries.workspace, queries.store, SystemClock())  # type: ignore[arg-type]
+    store, workspace = adapters()
+    return ScoringService(workspace, store, SystemClock())
 
 
 def require_authorizer(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:

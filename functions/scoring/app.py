@@ -33,9 +33,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @cache
-def dependencies() -> ScoringService:
+def dependencies() -> tuple[ScoringService, DynamoLeadStore]:
     settings = ScoringSettings.from_env()
-    return ScoringService(Workspace(settings.leadflow_workspace), DynamoLeadStore(settings.leads_table), SystemClock())
+    store = DynamoLeadStore(settings.leads_table)
+    return ScoringService(Workspace(settings.leadflow_workspace), store, SystemClock()), store
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -45,11 +46,11 @@ def record_handler(record: SQSRecord) -> None:
     if not lead_id:
         return  # an anonymous visitor's activity: scored once the visitor becomes a lead
     activity = detail if event.get("detail-type") == "activity.recorded" else None
+    service, store = dependencies()
     if activity is None and detail.get("visitor_id"):
-        service = dependencies()
-        attached = stitch_visitor(service.store, detail["visitor_id"], lead_id, service.clock.now())  # type: ignore[arg-type]
+        attached = stitch_visitor(store, detail["visitor_id"], lead_id, service.clock.now())
         logger.info("visitor stitched", lead_id=lead_id, activities=attached)
-    outcome = dependencies().score(lead_id, activity)
+    outcome = service.score(lead_id, activity)
     if outcome is None:
         logger.warning("event for a lead that does not exist", lead_id=lead_id)
         return
