@@ -116,6 +116,7 @@ class LocalStack:
         self._pump_lock = threading.Lock()
         self._pump_sqs: Any = None
         self._tap_url = ""
+        self._tap_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
@@ -472,16 +473,22 @@ class LocalStack:
         return depths
 
     def read_bus_events(self) -> list[dict[str, Any]]:
+        """Drain the bus tap and return the last 1,000 events, oldest first.
+
+        The pump thread and HTTP requests both drain the tap: one lock, or a reader would
+        find the queue empty while the other still holds the messages it received.
+        """
         sqs = self.client("sqs")
-        while self._tap_url:
-            messages = sqs.receive_message(QueueUrl=self._tap_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                self.bus_events.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self._tap_url, ReceiptHandle=message["ReceiptHandle"])
-        del self.bus_events[:-1000]
-        return list(self.bus_events)
+        with self._tap_lock:
+            while self._tap_url:
+                messages = sqs.receive_message(QueueUrl=self._tap_url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    self.bus_events.append(json.loads(message["Body"]))
+                    sqs.delete_message(QueueUrl=self._tap_url, ReceiptHandle=message["ReceiptHandle"])
+            del self.bus_events[:-1000]
+            return list(self.bus_events)
 
     def sent_emails(self) -> list[dict[str, Any]]:
         from leadflow.dev.outbox import sent_emails
