@@ -1,8 +1,12 @@
 """Admin API: ``/api/v1/...`` on the HTTP API (IAM-authenticated), and its OpenAPI document.
 
 Routes: ``GET /api/v1/leads/{lead_id}`` (profile, attribution, consent, activities),
-``GET /api/v1/leads?email=`` (find by address; without it, the newest leads) and
-``GET /api/v1/openapi.json``. Reads through ``LeadQueries``; never writes.
+``GET /api/v1/leads?email=`` (find by address; without it, the newest leads),
+``GET /api/v1/leads/{lead_id}/score``, ``GET /api/v1/accounts/{domain}``, nurture:
+``GET /api/v1/sequences``, ``GET /api/v1/leads/{lead_id}/enrollments``,
+``POST /api/v1/sequences/{sequence_id}/enrollments`` (enroll one lead),
+``POST /api/v1/sequences/{sequence_id}/broadcast`` (enroll its segment, asynchronously),
+and ``GET /api/v1/openapi.json``.
 """
 
 from functools import cache
@@ -21,9 +25,21 @@ from leadflow.adapters.dynamo import DynamoLeadStore
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import LeadNotFound
 from leadflow.services.leads import LeadQueries
+from leadflow.services.nurture import NurtureService
+from leadflow.services.nurture_wiring import nurture_admin_service
 from leadflow.services.scoring import ScoringService
 from leadflow.settings import ApiSettings
-from leadflow.transport.api_models import AccountView, ErrorBody, LeadDetail, LeadList, LeadScore
+from leadflow.transport.api_models import (
+    AccountView,
+    BroadcastStarted,
+    EnrollmentList,
+    EnrollRequest,
+    ErrorBody,
+    LeadDetail,
+    LeadList,
+    LeadScore,
+    SequenceList,
+)
 
 logger = Logger()
 tracer = Tracer()
@@ -108,6 +124,112 @@ def get_score(lead_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Lea
 @tracer.capture_method
 def get_account(domain: Annotated[str, Path(min_length=3, max_length=253)]) -> AccountView:
     return AccountView.model_validate(scoring().account(domain))
+
+
+def nurture() -> NurtureService:
+    return nurture_admin_service()
+
+
+@app.get("/api/v1/sequences", summary="The workspace's sequences with their current version")
+@tracer.capture_method
+def list_sequences() -> SequenceList:
+    return SequenceList.model_validate({"sequences": nurture_sequences(nurture())})
+
+
+def nurture_sequences(service: NurtureService) -> list[dict[str, Any]]:
+    rows = []
+    for sequence in service.workspace.sequences.values():
+        found = service.current(sequence.id)
+        rows.append(
+            {
+                "id": sequence.id,
+                "name": sequence.name,
+                "status": sequence.status,
+                "version": found[1] if found else None,
+                "topic": sequence.topic,
+                "triggers": [t.key for t in sequence.triggers],
+                "steps": [{"id": s.id, "type": s.type} for s in sequence.steps],
+                "versions": service.store.versions(sequence.id),
+            }
+        )
+    return rows
+
+
+@app.get(
+    "/api/v1/leads/<lead_id>/enrollments",
+    summary="The lead's enrollments: sequence, version, step, status, emails sent and their engagement",
+    responses={404: {"description": "No such lead"}},
+)
+@tracer.capture_method
+def lead_enrollments(lead_id: Annotated[str, Path(min_length=1, max_length=64)]) -> EnrollmentList:
+    service = nurture()
+    if service.store.get_lead(lead_id) is None:
+        raise LeadNotFound(lead_id)
+    return EnrollmentList.model_validate(
+        {"enrollments": [enrollment_view(e) for e, _ in service.store.lead_enrollments(lead_id)]}
+    )
+
+
+def enrollment_view(enrollment: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data = asdict(enrollment)
+    for key in ("entered_at", "step_started_at", "due_at", "ended_at"):
+        data[key] = data[key].isoformat() if data.get(key) else None
+    for email in data["emails"]:
+        email["sent_at"] = email["sent_at"].isoformat()
+    return data
+
+
+@app.post(
+    "/api/v1/sequences/<sequence_id>/enrollments",
+    summary="Enroll one lead in a sequence (its re-entry policy decides)",
+    responses={404: {"description": "No such sequence or lead"}, 409: {"description": "Refused by re-entry"}},
+)
+@tracer.capture_method
+def enroll_lead(sequence_id: Annotated[str, Path(min_length=1, max_length=64)], body: EnrollRequest) -> Response[str]:
+    service = nurture()
+    sequence = service.workspace.sequences.get(sequence_id)
+    if sequence is None or not any(t.api or t.broadcast for t in sequence.triggers):
+        return Response(
+            404, "application/json", ErrorBody(message="No sequence with API enrollment by that id.").model_dump_json()
+        )
+    if service.store.get_lead(body.lead_id) is None:
+        raise LeadNotFound(body.lead_id)
+    created = service.enroll_lead(body.lead_id, sequence_id, reason="api")
+    if created is None:
+        message = "The lead is already enrolled, or the sequence's re-entry policy refuses it now."
+        return Response(409, "application/json", ErrorBody(message=message).model_dump_json())
+    import json
+
+    return Response(201, "application/json", json.dumps(enrollment_view(created)))
+
+
+@app.post(
+    "/api/v1/sequences/<sequence_id>/broadcast",
+    summary="Enroll the sequence's broadcast segment (batched, asynchronous)",
+    responses={404: {"description": "No such sequence, or it has no broadcast trigger"}},
+)
+@tracer.capture_method
+def start_broadcast(sequence_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    import json
+    import os
+
+    service = nurture()
+    sequence = service.workspace.sequences.get(sequence_id)
+    if sequence is None or not any(t.broadcast for t in sequence.triggers):
+        return Response(
+            404, "application/json", ErrorBody(message="No sequence with a broadcast by that id.").model_dump_json()
+        )
+    from leadflow.adapters.aws import client
+
+    client("lambda").invoke(
+        FunctionName=os.environ["NURTURE_DUE_FUNCTION"],
+        InvocationType="Event",
+        Payload=json.dumps({"broadcast": sequence_id}).encode(),
+    )
+    started = BroadcastStarted(sequence_id=sequence_id, status="started")
+    return Response(202, "application/json", started.model_dump_json())
 
 
 @app.get("/api/v1/openapi.json", include_in_schema=False)

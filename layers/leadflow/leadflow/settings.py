@@ -85,3 +85,22 @@ class FeedbackSettings(_Settings):
 class ScoringSettings(_Settings):
     leads_table: str
     leadflow_workspace: str
+
+
+@dataclass(frozen=True)
+class NurtureSettings(_Settings):
+    leads_table: str
+    leadflow_workspace: str
+    tracking_secret_arn: str
+    public_base_url: str
+    ses_configuration_set: str
+    nurture_now_queue_url: str
+    nurture_shards: int
+
+
+@dataclass(frozen=True)
+class PreferencesSettings(_Settings):
+    leads_table: str
+    leadflow_workspace: str
+    tracking_secret_arn: str
+    nurture_now_queue_url: str

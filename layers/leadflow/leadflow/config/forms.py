@@ -140,6 +140,9 @@ class FormDefinition:
     """A hidden field people leave empty; a filled one marks the post as spam."""
     min_fill_seconds: Annotated[float, Ge(0), Le(3600)] = 0
     """Posts sooner than this after the form was rendered (_lf_ts) are spam."""
+    double_opt_in: bool = False
+    """Ask for confirmation: a ticked consent box sends a confirmation email, and no marketing email goes
+    out until its link is followed (the consent history shows both steps)."""
     lifecycle_stage: Literal["subscriber", "lead"] = "lead"
     """Stage of a lead this form creates (never changes an existing lead's stage)."""
     channel: str = "form"

@@ -5,6 +5,11 @@ Layout::
     forms/<form_id>.yaml     one form each (FormDefinition)
     referrers.yaml           share codes of reps and partners (ReferrerList)
     tracking.yaml            click redirect hosts, site-event origins, token lifetime (TrackingConfig)
+    scoring.yaml             scoring models, fit grade, stage rules (ScoringConfig)
+    sequences/<id>.yaml      nurture sequences (Sequence)
+    segments.yaml            dynamic lists (SegmentList)
+    messaging.yaml           sender, footer address, frequency caps, quiet hours, send rate (MessagingConfig)
+    templates/**.j2          email templates, layouts and partials (Jinja2)
 
 Files are read on first use and cached; a broken file raises ``InvalidWorkspace`` naming
 the file and each bad field. A *compiled* workspace (``workspace.json``, written by
@@ -24,8 +29,9 @@ from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
 from leadflow.config.referrers import Referrer, ReferrerList
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 
-if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs neither
+if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs none of them
     from leadflow.config.scoring import ScoringConfig
+    from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig
 
 COMPILED_FILE = "workspace.json"
@@ -40,12 +46,45 @@ class _Validating(Protocol):
 Model = TypeVar("Model", bound=_Validating)
 
 
-def _describe(error: Any, path: Path) -> str:
+def _describe(error: Any, path: Path, text: str = "") -> str:
     lines = [f"{path}: {error.error_count()} problem(s)"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(file)"
-        lines.append(f"  {where}: {item['msg']}")
+        loc = [part for part in item["loc"] if not _is_union_tag(part)]
+        where = ".".join(str(part) for part in loc) or "(file)"
+        line = _line_of(text, loc) if text else None
+        lines.append(f"  {path.name}:{line}: {where}: {item['msg']}" if line else f"  {where}: {item['msg']}")
     return "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic names the member of a tagged union in the location ('email' in steps.1.email.subject)."""
+    return isinstance(part, str) and part in {"email", "wait", "branch", "action", "goal"}
+
+
+def _line_of(text: str, loc: list[Any]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    import yaml
+
+    try:
+        node: Any = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((value for key, value in node.value if key.value == str(part)), None)
+            if child is None:  # a missing key: point at the mapping that lacks it
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
 
 
 def load_model(path: Path, model: type[Model]) -> Model:
@@ -59,14 +98,15 @@ def load_model(path: Path, model: type[Model]) -> Model:
     from pydantic import ValidationError
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    text = path.read_text(encoding="utf-8")
     try:
-        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
+        data: Any = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise InvalidWorkspace(f"{path}: not valid YAML: {error}") from None
     try:
         result: Model = model.model_validate(data)
     except ValidationError as error:
-        raise InvalidWorkspace(_describe(error, path)) from None
+        raise InvalidWorkspace(_describe(error, path, text)) from None
     return result
 
 
@@ -79,6 +119,10 @@ class Workspace:
         self._referrers: dict[str, Referrer] | None = None
         self._tracking: TrackingConfig | None = None
         self._scoring: ScoringConfig | None = None
+        self._sequences: dict[str, Sequence] | None = None
+        self._segments: SegmentList | None = None
+        self._messaging: MessagingConfig | None = None
+        self._templates: dict[str, str] | None = None
         compiled = self.root / COMPILED_FILE
         self._compiled: dict[str, Any] | None = (
             json.loads(compiled.read_text(encoding="utf-8")) if compiled.is_file() else None
@@ -174,6 +218,132 @@ class Workspace:
                 self._scoring = load_model(path, ScoringConfig)
         return self._scoring
 
+    @property
+    def sequences(self) -> dict[str, Sequence]:
+        """Every sequence (sequences/<id>.yaml), by id.
+
+        Raises:
+            InvalidWorkspace: a file is broken, or its id differs from its file name.
+        """
+        from leadflow.config.sequences import Sequence
+
+        if self._sequences is None:
+            found: dict[str, Sequence] = {}
+            if self._compiled is not None:
+                for sequence_id, data in self._compiled.get("sequences", {}).items():
+                    found[sequence_id] = Sequence.from_trusted(data)
+            else:
+                folder = self.root / "sequences"
+                problems = []
+                for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+                    try:
+                        sequence = load_model(path, Sequence)
+                    except InvalidWorkspace as error:
+                        problems.append(str(error))
+                        continue
+                    if sequence.id != path.stem:
+                        problems.append(f"{path}: id '{sequence.id}' does not match the file name")
+                    found[sequence.id] = sequence
+                if problems:
+                    raise InvalidWorkspace("\n".join(problems))
+            self._sequences = found
+        return self._sequences
+
+    @property
+    def segments(self) -> SegmentList:
+        from leadflow.config.sequences import SegmentList
+
+        if self._segments is None:
+            if self._compiled is not None:
+                self._segments = SegmentList.from_trusted(self._compiled.get("segments", {}))
+            else:
+                path = self.root / "segments.yaml"
+                self._segments = load_model(path, SegmentList) if path.is_file() else SegmentList()
+        return self._segments
+
+    @property
+    def messaging(self) -> MessagingConfig:
+        from leadflow.config.sequences import MessagingConfig
+
+        if self._messaging is None:
+            if self._compiled is not None:
+                self._messaging = MessagingConfig.from_trusted(self._compiled.get("messaging", {}))
+            else:
+                path = self.root / "messaging.yaml"
+                self._messaging = load_model(path, MessagingConfig) if path.is_file() else MessagingConfig()
+        return self._messaging
+
+    @property
+    def templates(self) -> dict[str, str]:
+        """Email templates, layouts and partials: path under templates/ -> Jinja source."""
+        if self._templates is None:
+            if self._compiled is not None:
+                self._templates = dict(self._compiled.get("templates", {}))
+            else:
+                from leadflow.domain.rendering import load_template_sources
+
+                folder = self.root / "templates"
+                self._templates = load_template_sources(folder) if folder.is_dir() else {}
+        return self._templates
+
+    def _check_nurture(self) -> list[str]:
+        """Cross-file checks: what sequences name must exist (templates, segments, forms, topics, models)."""
+        problems: list[str] = []
+        sequences = self.sequences
+        segment_ids = {s.id for s in self.segments.segments}
+        topics = {t.id for t in self.messaging.topics}
+        forms = set(self.form_ids())
+        templates = self.templates
+        models_known: set[str] | None = None
+        if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
+            models_known = set(self.scoring.models)
+        for sequence in sequences.values():
+            where = self.root / "sequences" / f"{sequence.id}.yaml"
+            if sequence.topic not in topics:
+                problems.append(f"{where}: topic '{sequence.topic}' is not in messaging.yaml topics")
+            for trigger in sequence.triggers:
+                if trigger.form_submitted not in (None, "*") and trigger.form_submitted not in forms:
+                    problems.append(f"{where}: trigger form '{trigger.form_submitted}' does not exist")
+                segment = trigger.segment_joined or (trigger.broadcast.segment if trigger.broadcast else None)
+                if segment is not None and segment not in segment_ids:
+                    problems.append(f"{where}: segment '{segment}' is not in segments.yaml")
+                model = trigger.score_crossed.model if trigger.score_crossed else None
+                if model is not None and models_known is not None and model not in models_known:
+                    problems.append(f"{where}: scoring model '{model}' does not exist")
+            for step in sequence.steps:
+                names = []
+                if getattr(step, "type", "") == "email":
+                    names = [step.template, *(v.template for v in step.variants if v.template)]  # type: ignore[union-attr]
+                    topic = step.topic or sequence.topic  # type: ignore[union-attr]
+                    if topic not in topics:
+                        problems.append(f"{where}: step '{step.id}' topic '{topic}' is not in messaging.yaml topics")
+                for name in names:
+                    if f"emails/{name}.html.j2" not in templates:
+                        problems.append(
+                            f"{where}: step '{step.id}' template 'templates/emails/{name}.html.j2' is missing"
+                        )
+                for action in getattr(step, "actions", ()):
+                    for other in (action.enroll, action.exit_sequence):
+                        if other is not None and other not in sequences:
+                            problems.append(f"{where}: step '{step.id}' names unknown sequence '{other}'")
+        for sequence in sequences.values():
+            conditions = [sequence.goal] if sequence.goal else []
+            for step in sequence.steps:
+                for name in ("when", "until_event"):
+                    if getattr(step, name, None) is not None:
+                        conditions.append(getattr(step, name))
+            for condition in conditions:
+                for part in condition.walk():
+                    if part.segment is not None and part.segment not in segment_ids:
+                        problems.append(
+                            f"{self.root / 'sequences' / sequence.id}.yaml: unknown segment '{part.segment}'"
+                        )
+        if templates:
+            from leadflow.domain.rendering import EmailRenderer
+
+            problems += [f"{self.root / 'templates'}: {p}" for p in EmailRenderer(templates).check()]
+        return problems
+
     def validate(self) -> list[str]:
         """Load every file; return the problems found (empty when the workspace is sound)."""
         problems: list[str] = []
@@ -188,11 +358,14 @@ class Workspace:
         parts = ["referrers", "tracking"]
         if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
             parts.append("scoring")
+        parts += ["segments", "messaging", "sequences"]
         for part in parts:
             try:
                 getattr(self, part)
             except InvalidWorkspace as error:
                 problems.append(str(error))
+        if not problems:
+            problems += self._check_nurture()
         return problems
 
 
@@ -215,6 +388,15 @@ def compile_workspace(source: Path, out: Path) -> Path:
     }
     if (source / "scoring.yaml").is_file():
         compiled["scoring"] = models.dump(ScoringConfig, workspace.scoring)
+    problems = workspace.validate()
+    if problems:
+        raise InvalidWorkspace("\n".join(problems))
+    from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
+
+    compiled["sequences"] = {k: models.dump(Sequence, v) for k, v in workspace.sequences.items()}
+    compiled["segments"] = models.dump(SegmentList, workspace.segments)
+    compiled["messaging"] = models.dump(MessagingConfig, workspace.messaging)
+    compiled["templates"] = workspace.templates
     out.mkdir(parents=True, exist_ok=True)
     target = out / COMPILED_FILE
     target.write_text(json.dumps(compiled, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -224,9 +406,13 @@ def compile_workspace(source: Path, out: Path) -> Path:
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
     from leadflow.config.scoring import ScoringConfig
+    from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig
 
     return {
+        "sequence.schema.json": models.json_schema(Sequence),
+        "segments.schema.json": models.json_schema(SegmentList),
+        "messaging.schema.json": models.json_schema(MessagingConfig),
         "form.schema.json": models.json_schema(FormDefinition),
         "referrers.schema.json": models.json_schema(ReferrerList),
         "tracking.schema.json": models.json_schema(TrackingConfig),

@@ -33,6 +33,7 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PUMP_INTERVAL_SECONDS = 0.2
 BUS_TAP_QUEUE = "leadflow-dev-bus-tap"
+MAX_CATCH_UP = 10
 
 
 def _ref_target(value: Any) -> str | None:
@@ -55,6 +56,11 @@ def _without(template: dict[str, Any], provisioned: dict[str, str]) -> dict[str,
         if isinstance(node, dict):
             if set(node) == {"Ref"} and node["Ref"] in provisioned:
                 return provisioned[node["Ref"]]
+            if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+                text = node["Fn::Sub"]
+                for logical_id, physical in provisioned.items():
+                    text = text.replace("${" + logical_id + "}", physical)
+                return {"Fn::Sub": text}
             return {k: resolve(v) for k, v in node.items()}
         if isinstance(node, list):
             return [resolve(v) for v in node]
@@ -98,7 +104,8 @@ class LocalStack:
         self.workspace = workspace.resolve()
         self.port = port
         self.host = host
-        self.parameters = parameters or {}
+        # moto runs Distributed Map children only as STANDARD executions (EXPRESS in AWS).
+        self.parameters = {"NurtureChildExecutionType": "STANDARD", **(parameters or {})}
         self.stack_name = stack_name
         self.log_level = log_level
         self.clock = DevClock()
@@ -138,6 +145,12 @@ class LocalStack:
         self._deploy()
         self._start_http()
         self.outputs["ApiUrl"] = self.url
+        # Tracked links and unsubscribe pages in emails point at this gateway.
+        self.runner.overrides["PUBLIC_BASE_URL"] = self.url
+        for function in self.runner.functions.values():
+            if "PUBLIC_BASE_URL" in function.environment:
+                function.environment["PUBLIC_BASE_URL"] = self.url
+        os.environ["PUBLIC_BASE_URL"] = self.url
         for target in (self._pump_forever,):
             thread = threading.Thread(target=target, name="leadflow-pump", daemon=True)
             thread.start()
@@ -237,7 +250,20 @@ class LocalStack:
                 name = f"{self.stack_name}-leadflow"
                 self.client("sesv2").create_configuration_set(ConfigurationSetName=name)
                 created[logical_id] = name
+                self._verify_senders()
         return created
+
+    def _verify_senders(self) -> None:
+        """The workspace's sender, verified in the local SES (in AWS that is a one-time set-up step)."""
+        from leadflow.config.workspace import Workspace
+
+        try:
+            messaging = Workspace(self.workspace).messaging
+        except Exception:  # noqa: BLE001 - a broken messaging.yaml is reported by validate, not here
+            return
+        ses = self.client("ses")
+        ses.verify_email_identity(EmailAddress=messaging.from_address)
+        ses.verify_domain_identity(Domain=messaging.from_address.rsplit("@", 1)[1])
 
     def _wire_functions(self) -> None:
         overrides = {
@@ -326,7 +352,12 @@ class LocalStack:
             props = resource["Properties"]
             if props.get("State", "ENABLED") != "ENABLED":
                 continue
-            period = _rate_seconds(props.get("ScheduleExpression", ""))
+            expression = props.get("ScheduleExpression", "")
+            if isinstance(expression, dict) and "Ref" in expression:  # a template parameter
+                name = expression["Ref"]
+                default = self.template.get("Parameters", {}).get(name, {}).get("Default", "")
+                expression = self.parameters.get(name, default)
+            period = _rate_seconds(str(expression))
             target = _ref_target(props["Target"]["Arn"])
             if period is None or target is None:
                 log.warning("schedule %s: only rate() expressions are run locally", logical_id)
@@ -341,6 +372,8 @@ class LocalStack:
         if isinstance(value, str):
             return value
         target = _ref_target(value) or ""
+        if "Ref" in value and target in self.template.get("Parameters", {}):
+            return str(self.parameters.get(target, self.template["Parameters"][target].get("Default", "")))
         kind = self.cfn_template["Resources"].get(target, {}).get("Type", "")
         if "Ref" in value or kind == "AWS::StepFunctions::StateMachine":
             return self.physical[target]
@@ -399,19 +432,27 @@ class LocalStack:
         fired = 0
         now = self.clock.now()
         for schedule in self.schedules:
-            while schedule.next_due <= now:
+            missed = int((now.timestamp() - schedule.next_due.timestamp()) // schedule.period_seconds) + 1
+            if missed <= 0:
+                continue
+            # Every missed period fires, as it would have in AWS; a jump of more than
+            # MAX_CATCH_UP periods (days of a 5-minute tick) fires once: each run handles
+            # everything due by then, so the repeats would only cost time.
+            for _ in range(missed if missed <= MAX_CATCH_UP else 1):
                 self._fire(schedule)
-                schedule.next_due = datetime.fromtimestamp(
-                    schedule.next_due.timestamp() + schedule.period_seconds, now.tzinfo
-                )
                 fired += 1
+            schedule.next_due = datetime.fromtimestamp(
+                schedule.next_due.timestamp() + missed * schedule.period_seconds, now.tzinfo
+            )
         return fired
 
     def _fire(self, schedule: LocalSchedule) -> None:
         kind = self.cfn_template["Resources"][schedule.target]["Type"]
         if kind == "AWS::StepFunctions::StateMachine":
             self.client("stepfunctions").start_execution(
-                stateMachineArn=self.physical[schedule.target], input=schedule.input
+                stateMachineArn=self.physical[schedule.target],
+                name=f"{schedule.name}-{int(time.time() * 1000)}-{secrets.token_hex(3)}",
+                input=schedule.input,
             )
         else:
             self.runner.invoke(schedule.target, json.loads(schedule.input))
@@ -450,10 +491,23 @@ class LocalStack:
             while time.monotonic() < deadline and idle_passes < 2:
                 count = self.pump_once()
                 delivered += count
-                idle_passes = idle_passes + 1 if count == 0 else 0
+                running = self.running_executions()
+                idle_passes = idle_passes + 1 if count == 0 and not running else 0
                 if count == 0:
-                    time.sleep(0.01)
+                    time.sleep(0.05 if running else 0.01)
         return {"fired_schedules": fired, "delivered": delivered, "now": self.clock.now().isoformat()}
+
+    def running_executions(self) -> int:
+        """State machine executions still running (a tick waits for them)."""
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        backend = stepfunctions_backends[ACCOUNT_ID][REGION]
+        running = 0
+        for machine in list(getattr(backend, "state_machines", [])):
+            for execution in list(getattr(machine, "executions", [])):
+                if getattr(execution, "status", "") == "RUNNING":
+                    running += 1
+        return running
 
     # ------------------------------------------------------------------ looking inside
     def queue_depths(self) -> dict[str, dict[str, int]]:

@@ -26,6 +26,7 @@ class TokenKind(StrEnum):
     OPEN = "o"
     CLICK = "c"
     UNSUBSCRIBE = "u"
+    CONFIRM = "d"  # double opt-in confirmation
 
 
 class InvalidToken(ValueError):

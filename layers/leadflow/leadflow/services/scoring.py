@@ -125,6 +125,43 @@ class ScoringService:
                 )
         raise ScoreConflict(lead_id)
 
+    def award(self, lead_id: str, points: int, model: str | None, reason: str, award_id: str) -> None:
+        """Points given by a sequence action (not by an activity): one ledger entry, once per ``award_id``.
+
+        Raises:
+            ScoreConflict: the lead kept changing under concurrent scoring.
+        """
+        config = self.workspace.scoring
+        name = model or config.default_model
+        for _attempt in range(CONFLICT_RETRIES):
+            state = self.store.score_state(lead_id)
+            if state.profile is None:
+                return
+            ledger = Ledger(LedgerEntry.from_item(item) for item in state.ledger)
+            entry_id = f"{award_id}:{name}:sequence_action"
+            if entry_id in ledger.ids:
+                return
+            now = self.clock.now()
+            entry = LedgerEntry(entry_id, name, "sequence_action", award_id, "sequence_action", now, points, reason)
+            entries = [*ledger.entries, entry]
+            scores = {n: round(decayed_score(entries, m, now), 2) for n, m in self.models.items()}
+            grade = fit_grade(state.profile, config.grade)
+            stage = str(state.profile.get("stage") or "lead")
+            moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
+            summary = {
+                "scores": scores,
+                "grade": grade.letter,
+                "grade_points": grade.points,
+                "scored_at": now.isoformat(),
+            }
+            events = self._events(lead_id, None, [entry], summary, stage, moved, now)
+            write = ScoreWrite(
+                lead_id, state.version, [entry.as_item()], summary, (stage, moved) if moved else None, events
+            )
+            if self.store.apply_score(write):
+                return
+        raise ScoreConflict(lead_id)
+
     def _events(  # noqa: PLR0917 - one private call site
         self,
         lead_id: str,

@@ -93,3 +93,66 @@ class AccountView(BaseModel):
     missing_departments: list[str]
     coverage: float = Field(description="Share of the buying committee engaged, 0 to 1.")
     top_leads: list[str]
+
+
+class SequenceStepView(BaseModel):
+    id: str
+    type: str
+
+
+class SequenceVersionView(BaseModel):
+    number: int
+    hash: str
+    created_at: str
+
+
+class SequenceView(BaseModel):
+    id: str
+    name: str
+    status: str
+    version: int | None = Field(description="The version number of the workspace's current content.")
+    topic: str
+    triggers: list[str]
+    steps: list[SequenceStepView]
+    versions: list[SequenceVersionView]
+
+
+class SequenceList(BaseModel):
+    sequences: list[SequenceView]
+
+
+class SentEmailView(BaseModel):
+    step_id: str
+    message_id: str
+    sent_at: str
+    opened: bool
+    clicked: bool
+    link_tags: list[str]
+
+
+class EnrollmentView(BaseModel):
+    lead_id: str
+    sequence_id: str
+    version: int
+    entry: int
+    step_id: str
+    status: str
+    entered_at: str
+    step_started_at: str
+    due_at: str | None
+    emails: list[SentEmailView]
+    exit_reason: str | None
+    ended_at: str | None
+
+
+class EnrollmentList(BaseModel):
+    enrollments: list[EnrollmentView]
+
+
+class EnrollRequest(BaseModel):
+    lead_id: str = Field(min_length=1, max_length=64)
+
+
+class BroadcastStarted(BaseModel):
+    sequence_id: str
+    status: str

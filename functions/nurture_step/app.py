@@ -1,0 +1,69 @@
+"""Nurture step: a batch of enrollments a step on (render, check, send, advance).
+
+Two triggers, one use case (``NurtureService.process``):
+- the nurture tick state machine (Step Functions, Distributed Map over shards) invokes it
+  with ``{"shard": n, "now": ISO, "limit": N, "round": k}``: it reads one page of that shard's
+  due enrollments and answers ``{"more": bool, ...}`` so the map loops while there is more;
+- SQS (NurtureNowQueue) delivers ``{"pairs": [[lead_id, sequence_id], ...]}`` for steps due at
+  once (a welcome email right after a form post), with partial batch failures reported.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadflow.services.nurture_wiring import nurture_service
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+DEFAULT_LIMIT = 200
+MAX_ROUNDS = 500
+
+
+def record_handler(record: SQSRecord) -> None:
+    body = json.loads(record.body)
+    pairs = [(str(lead), str(sequence)) for lead, sequence in body["pairs"]]
+    result = nurture_service().process(pairs)
+    metrics.add_metric(name="EmailsSent", unit=MetricUnit.Count, value=result.sent)
+    logger.info("due-now batch", **result.as_dict())
+
+
+def shard_page(event: dict[str, Any]) -> dict[str, Any]:
+    service = nurture_service()
+    shard = int(event["shard"])
+    limit = int(event.get("limit") or DEFAULT_LIMIT)
+    rounds = int(event.get("round") or 0) + 1
+    now = datetime.fromisoformat(event["now"]) if event.get("now") else service.clock.now()
+    pairs = service.store.due(shard, now, limit)
+    result = service.process(pairs)
+    metrics.add_metric(name="EmailsSent", unit=MetricUnit.Count, value=result.sent)
+    logger.info("shard page", shard=shard, round=rounds, **result.as_dict())
+    return {
+        "shard": shard,
+        "now": now.isoformat(),
+        "limit": limit,
+        "round": rounds,
+        # Another page only while this one was full and moved something (never spin on stuck items).
+        "more": len(pairs) == limit and result.processed > 0 and rounds < MAX_ROUNDS,
+        "processed": result.processed,
+        "sent": result.sent,
+    }
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        return dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )
+    return shard_page(event)

@@ -1,0 +1,431 @@
+"""Email rendering for nurture sequences: Jinja templates in a sandbox, with a footer that cannot go missing.
+
+A workspace's templates are a mapping of path -> Jinja source (``emails/welcome.html.j2``,
+``layouts/base.html.j2``, ``partials/footer.html.j2``...). ``EmailRenderer`` compiles each
+once and renders an email for one lead:
+
+- templates run in Jinja's immutable sandbox with ``StrictUndefined``: a typo in a variable
+  name fails loudly instead of sending "Hi ,";
+- HTML templates (``*.html.j2``) are autoescaped, text templates and the subject are not;
+- lead fields are data: a field holding ``{{ 7*7 }}`` renders as those characters, never
+  as 49 (values are never compiled as templates);
+- every email must carry the sender's postal address and the unsubscribe link in both
+  parts (CAN-SPAM), and gets the RFC 8058 one-click unsubscribe headers. An email that
+  lacks them is refused, not sent.
+
+Pure: no boto3, no environment, no clock. ``load_template_sources`` is the one function
+that reads files, for the CLI and the workspace loader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import formataddr
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    meta,
+)
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
+
+from leadflow.domain.errors import LeadflowError
+
+EMAILS_FOLDER = "emails"
+HTML_SUFFIX = ".html.j2"
+TEXT_SUFFIX = ".txt.j2"
+LINK_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SUBJECT_CACHE_SIZE = 256
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# C0/C1 controls and the Unicode line separators: none may reach a header.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_WHITE_SPACE = re.compile(r"\s+")
+
+
+class TemplateProblem(LeadflowError):
+    """A template is missing, has a syntax error, uses an undefined variable or breaks the sandbox,
+    or the email it renders lacks the unsubscribe link or the postal address.
+
+    ``template`` names the template file at fault (``emails/welcome.html.j2``,
+    ``partials/footer.txt.j2``, or ``subject of welcome``); ``reason`` says what is wrong, with
+    the line when known (``line 3: 'leed' is undefined (rendering emails/welcome.html.j2)``).
+    """
+
+    def __init__(self, template: str, reason: str) -> None:
+        super().__init__(f"{template}: {reason}")
+        self.template = template
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who an email is from, and the postal address its footer must show.
+
+    Raises:
+        ValueError: a header field holds a control character (CR/LF would inject headers).
+    """
+
+    address: str  # "news@example.com"
+    name: str = ""  # display name
+    reply_to: str | None = None
+    postal_address: str = ""  # CAN-SPAM footer line(s)
+
+    def __post_init__(self) -> None:
+        for field, value in (("address", self.address), ("name", self.name), ("reply_to", self.reply_to or "")):
+            if _CONTROLS.search(value):
+                raise ValueError(f"sender {field} must not contain control characters")
+        if "@" not in self.address or any(c.isspace() for c in self.address):
+            raise ValueError(f"sender address {self.address!r} is not an email address")
+
+    @property
+    def postal_lines(self) -> tuple[str, ...]:
+        """The postal address's non-blank lines, each with its white space collapsed."""
+        return tuple(line for line in (" ".join(raw.split()) for raw in self.postal_address.splitlines()) if line)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """An email ready for the sender adapter."""
+
+    subject: str
+    html: str
+    text: str
+    from_header: str  # 'Name <addr>', RFC 5322 (non-ASCII names RFC 2047-encoded)
+    headers: dict[str, str]  # List-Unsubscribe, List-Unsubscribe-Post, and Reply-To when the sender has one
+    links: tuple[str, ...]  # the link tags used, in order of first use (each once)
+
+
+class LinkSigner(Protocol):
+    """The tracked URLs of one message to one lead."""
+
+    def click_url(self, url: str, tag: str) -> str:
+        """The tracked https URL that records a click on ``tag`` and redirects to ``url``."""
+        ...
+
+    def open_pixel_url(self) -> str: ...
+
+    def unsubscribe_url(self) -> str: ...
+
+    def preferences_url(self) -> str: ...
+
+
+class _SourcesLoader(BaseLoader):
+    """Templates from the sources mapping, like jinja's DictLoader, but naming each template's "file"
+    after its path (DictLoader names none), so a runtime error can say which template it happened in."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = sources
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool] | None]:
+        try:
+            return self.sources[template], template, lambda: True
+        except KeyError:
+            raise TemplateNotFound(template) from None
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.sources)
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith((".html.j2", ".html"))
+
+
+class EmailRenderer:
+    """Renders a workspace's email templates; build one per set of sources and reuse it."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        """sources: template path -> Jinja source, e.g. 'emails/welcome.html.j2', 'emails/welcome.txt.j2',
+        'layouts/base.html.j2', 'layouts/base.txt.j2', 'partials/footer.html.j2'.
+
+        Templates compile on first use and stay compiled for the renderer's life.
+        """
+        self._sources = dict(sources)
+        self._env = ImmutableSandboxedEnvironment(
+            loader=_SourcesLoader(self._sources),
+            autoescape=_autoescape,
+            undefined=StrictUndefined,
+            auto_reload=False,
+            cache_size=-1,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._subjects: dict[str, Template] = {}
+
+    def render(  # noqa: PLR0917 - the signature the nurture service calls positionally
+        self,
+        template: str,
+        subject: str,
+        lead: Mapping[str, Any],
+        context: Mapping[str, Any],
+        sender: Sender,
+        links: LinkSigner,
+    ) -> RenderedEmail:
+        """Render one email for one lead.
+
+        Args:
+            template: the email's name: 'welcome' renders emails/welcome.html.j2 (required) and
+                emails/welcome.txt.j2 (when missing, the text part is derived from the HTML).
+            subject: a Jinja template string (no autoescape, same sandbox); rendered on one line.
+            lead: the lead's profile fields, as ``lead`` (``lead.first_name``...). An absent field is
+                undefined: fine under ``default(...)``, an error anywhere else.
+            context: the sequence's variables (``sequence``, ``step``, ``coupon_code``...), top-level
+                names; they cannot replace the renderer's own (lead, sender, link, subject,
+                unsubscribe_url, preferences_url, open_pixel_url): a sequence must never swap the
+                unsubscribe link for another one.
+            sender: the From identity and the footer's postal address.
+            links: the message's tracked URLs; ``link(url, tag)`` in a template calls ``click_url``.
+
+        Returns:
+            The subject, both parts, the From header, the unsubscribe headers and the link tags used.
+
+        Raises:
+            TemplateProblem: a template is missing or broken, a variable is undefined, the sandbox
+                refused an operation, a link is not an absolute http(s) URL, the subject is empty, or
+                a part lacks the unsubscribe URL or the postal address.
+        """
+        html_name = f"{EMAILS_FOLDER}/{template}{HTML_SUFFIX}"
+        text_name = f"{EMAILS_FOLDER}/{template}{TEXT_SUFFIX}"
+        if html_name not in self._sources:
+            raise TemplateProblem(html_name, "no such template")
+        unsubscribe_url = links.unsubscribe_url()
+        _check_unsubscribe_url(html_name, unsubscribe_url)
+        if not sender.postal_lines:
+            raise TemplateProblem(html_name, "the sender has no postal address; every marketing email must show one")
+
+        tags: list[str] = []
+
+        def link(url: str, tag: str) -> str:
+            _check_link(url, tag)
+            if tag not in tags:
+                tags.append(tag)
+            return links.click_url(url, tag)
+
+        variables: dict[str, Any] = {
+            **context,
+            "lead": dict(lead),
+            "sender": sender,
+            "link": link,
+            "unsubscribe_url": unsubscribe_url,
+            "preferences_url": links.preferences_url(),
+            "open_pixel_url": links.open_pixel_url(),
+        }
+        variables["subject"] = self._render_subject(template, subject, variables)
+        html = self._render_file(html_name, variables)
+        has_text = text_name in self._sources
+        text = _tidy_text(self._render_file(text_name, variables)) if has_text else html_to_text(html)
+
+        escaped_lines = [str(escape(line)) for line in sender.postal_lines]
+        _check_footer(html_name, html, str(escape(unsubscribe_url)), escaped_lines)
+        _check_footer(
+            text_name if has_text else f"text part derived from {html_name}",
+            " ".join(text.split()),
+            unsubscribe_url,
+            list(sender.postal_lines),
+        )
+        return RenderedEmail(
+            subject=variables["subject"],
+            html=html,
+            text=text,
+            from_header=formataddr((" ".join(sender.name.split()), sender.address)),
+            headers=unsubscribe_headers(unsubscribe_url) | ({"Reply-To": sender.reply_to} if sender.reply_to else {}),
+            links=tuple(tags),
+        )
+
+    def check(self) -> list[str]:
+        """Problems of every template, for `leadflow validate`: one line each, naming the file.
+
+        Reports syntax errors (including unknown filters and tests), ``extends``/``include``/``import``
+        of a template that does not exist, and a text part without its HTML part. Undefined variables
+        only show when an email renders (they depend on the lead and the sequence's context).
+        """
+        problems: list[str] = []
+        for name in sorted(self._sources):
+            try:
+                self._env.get_template(name)
+                parsed = self._env.parse(self._sources[name], name=name)
+            except TemplateSyntaxError as error:
+                problems.append(f"{error.name or name}: line {error.lineno}: {error.message}")
+                continue
+            for referenced in meta.find_referenced_templates(parsed):
+                # None: a name computed at render time, which only rendering can check
+                if referenced is not None and referenced not in self._sources:
+                    problems.append(f"{name}: refers to {referenced!r}, which does not exist")
+            if name.startswith(f"{EMAILS_FOLDER}/") and name.endswith(TEXT_SUFFIX):
+                html_name = name.removesuffix(TEXT_SUFFIX) + HTML_SUFFIX
+                if html_name not in self._sources:
+                    problems.append(f"{name}: has no HTML part {html_name!r}")
+        return problems
+
+    def _render_subject(self, template: str, subject: str, variables: Mapping[str, Any]) -> str:
+        where = f"subject of {template}"
+        compiled = self._subjects.get(subject)
+        if compiled is None:
+            try:
+                compiled = self._env.from_string(subject)
+            except TemplateSyntaxError as error:
+                raise TemplateProblem(where, f"line {error.lineno}: {error.message}") from None
+            if len(self._subjects) >= SUBJECT_CACHE_SIZE:
+                self._subjects.clear()
+            self._subjects[subject] = compiled
+        line = one_line(self._run(compiled, variables, where))
+        if not line:
+            raise TemplateProblem(where, "the subject renders empty")
+        return line
+
+    def _render_file(self, name: str, variables: Mapping[str, Any]) -> str:
+        try:
+            compiled = self._env.get_template(name)
+        except TemplateSyntaxError as error:
+            raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
+        return self._run(compiled, variables, name)
+
+    def _run(self, compiled: Template, variables: Mapping[str, Any], name: str) -> str:
+        try:
+            return compiled.render(variables)
+        except TemplateSyntaxError as error:  # an included or extended template that does not compile
+            raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
+        except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
+            # TemplateError covers TemplateNotFound, UndefinedError and the sandbox's SecurityError
+            raise self._located(error, name) from error
+
+    def _located(self, error: BaseException, rendering: str) -> TemplateProblem:
+        """A problem at the innermost template line of ``error``'s traceback (Jinja rewrites tracebacks
+        to point at template lines), or at ``rendering`` when no template line is in it."""
+        where, line = rendering, None
+        traceback = error.__traceback__
+        while traceback is not None:
+            filename = traceback.tb_frame.f_code.co_filename
+            if filename in self._sources:
+                where, line = filename, traceback.tb_lineno
+            traceback = traceback.tb_next
+        message = str(error) if isinstance(error, TemplateError) else f"{type(error).__name__}: {error}"
+        if isinstance(error, TemplateNotFound):
+            message = f"{error.name!r} not found"
+        reason = message if line is None else f"line {line}: {message}"
+        if where != rendering:
+            reason += f" (rendering {rendering})"
+        return TemplateProblem(where, reason)
+
+
+def unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """The RFC 8058 one-click unsubscribe headers for an https unsubscribe URL."""
+    return {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def one_line(text: str) -> str:
+    """``text`` safe for a header: control characters (CR, LF...) become spaces, white space collapses."""
+    return " ".join(_CONTROLS.sub(" ", text).split())
+
+
+def load_template_sources(folder: Path) -> dict[str, str]:
+    """Every ``*.j2`` file under ``folder`` (recursively), keyed by its posix path relative to ``folder``."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(folder.rglob("*.j2"))
+        if path.is_file()
+    }
+
+
+def _check_link(url: str, tag: str) -> None:
+    if not isinstance(url, str) or not isinstance(tag, str):
+        raise TypeError("link(url, tag) takes two strings")
+    if not LINK_TAG.match(tag):
+        raise ValueError(f"link tag {tag!r} must be 1-64 letters, digits, '-', '_' or '.'")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or _CONTROLS.search(url) or " " in url:
+        raise ValueError(f"link({url!r}, {tag!r}): an email link must be an absolute http(s) URL")
+
+
+def _check_unsubscribe_url(template: str, url: str) -> None:
+    """RFC 8058 wants an https URI; plain http is let through for a loopback host only (the local stack)."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    if not secure or not parts.netloc or _CONTROLS.search(url) or any(c in url for c in " <>"):
+        raise TemplateProblem(template, f"the unsubscribe URL {url!r} is not a plain https URL (RFC 8058)")
+
+
+def _check_footer(template: str, rendered: str, unsubscribe_url: str, postal_lines: list[str]) -> None:
+    if unsubscribe_url not in rendered:
+        raise TemplateProblem(template, "the rendered email has no unsubscribe link; it must never be sent")
+    missing = [line for line in postal_lines if line not in rendered]
+    if missing:
+        raise TemplateProblem(template, f"the rendered email lacks the sender's postal address ({missing[0]!r})")
+
+
+def _tidy_text(text: str) -> str:
+    """Trailing spaces off every line, at most one blank line in a row, one final newline."""
+    lines = "\n".join(line.rstrip() for line in text.splitlines())
+    return _BLANK_LINES.sub("\n\n", lines).strip("\n") + "\n"
+
+
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "blockquote", "hr", "center"}
+)
+_SKIPPED_TAGS = frozenset({"head", "style", "script", "title"})
+_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
+
+
+class _TextExtractor(HTMLParser):
+    """The readable text of an HTML email: hidden parts dropped, each link followed by its URL."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.anchors: list[tuple[str | None, int]] = []  # open <a>: its href, where its text starts
+        self.skipping = 0  # depth inside <head>, <style> or a display:none element
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID_TAGS:
+            if tag == "br" and not self.skipping:
+                self.parts.append("\n")
+            return
+        style = (dict(attrs).get("style") or "").replace(" ", "").lower()
+        if self.skipping or tag in _SKIPPED_TAGS or "display:none" in style:
+            self.skipping += 1
+        elif tag == "a":
+            self.anchors.append((dict(attrs).get("href"), len(self.parts)))
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+        elif tag == "td":
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID_TAGS:
+            return
+        if self.skipping:
+            self.skipping -= 1
+        elif tag == "a" and self.anchors:
+            href, start = self.anchors.pop()
+            label = " ".join("".join(self.parts[start:]).split())
+            if href and href.startswith(("http://", "https://", "mailto:")) and href not in label:
+                self.parts.append(f" ({href})" if label else href)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(_WHITE_SPACE.sub(" ", data))
+
+
+def html_to_text(html: str) -> str:
+    """A plain-text part for an HTML email: its visible text, block by block, links as 'label (URL)'."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    lines = (" ".join(line.split()) for line in "".join(extractor.parts).splitlines())
+    return _tidy_text("\n".join(lines))
