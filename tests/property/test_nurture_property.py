@@ -226,7 +226,10 @@ messaging_configs = st.builds(
     frequency=st.builds(
         FrequencyCaps, per_day=st.integers(min_value=1, max_value=3), per_week=st.integers(min_value=1, max_value=6)
     ),
-    quiet_hours=st.one_of(st.none(), st.builds(QuietHours, start=clock_times, end=clock_times)),
+    quiet_hours=st.one_of(
+        st.none(),
+        st.tuples(clock_times, clock_times).filter(lambda t: t[0] != t[1]).map(lambda t: QuietHours(*t)),
+    ),
     confirmation_days=st.integers(min_value=1, max_value=10),
 )
 # Each round: how long until the next look (None: exactly at the due time), and what the lead did
