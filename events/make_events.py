@@ -234,6 +234,51 @@ def main() -> None:
         records.append(record)
     write("outbox_relay_stream.json", {"Records": records})
 
+    # --- Nurture. NurtureNowQueue -> NurtureStepFunction: the SQS sample with due-now pairs.
+    due_now = copy.deepcopy(sqs["Records"][0])
+    due_now["body"] = json.dumps({"pairs": [["01JD3Z8Q4W6Y9V2N5K7M0P1R3S", "welcome"]]})
+    due_now["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-NurtureNowQueue"
+    due_now["awsRegion"] = "us-east-1"
+    write("nurture_step_sqs.json", {"Records": [due_now]})
+    # The tick's Distributed Map item (what PlanShards answers per shard).
+    write("nurture_step_shard.json", {"shard": 3, "now": "2026-11-23T09:00:00+00:00", "limit": 200, "round": 0})
+    # The tick's first state gets the execution id (the state machine's own Payload).
+    write(
+        "nurture_due_plan.json",
+        {"execution": "arn:aws:states:us-east-1:123456789012:execution:leadflow-nurture-tick:tick-1"},
+    )
+    write("nurture_due_broadcast.json", {"broadcast": "push-discount"})
+    # NurtureEventsQueue -> NurtureEventsFunction: the SQS sample carrying Powertools' EventBridge
+    # event, as the bus rule delivers it, with a lead.captured detail.
+    bridge = read("aws-events/powertools_eventBridgeEvent.json")
+    bridge.update(source="leadflow.forms", **{"detail-type": "lead.captured"})
+    bridge["detail"] = {
+        "schema_version": 1,
+        "event_id": "01JD3Z8Q4WEVT00000000000000",
+        "occurred_at": "2026-11-20T09:15:02.120000+00:00",
+        "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+        "new": True,
+        "form_id": "demo-signup",
+        "touch": {"channel": "form", "form_id": "demo-signup"},
+        "consent": {"purpose": "marketing_email", "granted": True},
+    }
+    lead_event = copy.deepcopy(sqs["Records"][0])
+    lead_event["body"] = json.dumps(bridge)
+    lead_event["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-NurtureEventsQueue"
+    lead_event["awsRegion"] = "us-east-1"
+    write("nurture_events_sqs.json", {"Records": [lead_event]})
+    # --- GET|POST /u/{token}: the SAM HTTP API sample (tokens are placeholders: a real one is signed).
+    page = http_event(form, "GET", "GET /u/{token}", "/u/TOKEN", {"token": "TOKEN"})
+    page.update(body=None, isBase64Encoded=False, headers={"accept": "text/html"})
+    write("preferences_get.json", page)
+    one_click = http_event(form, "POST", "POST /u/{token}", "/u/TOKEN", {"token": "TOKEN"})
+    one_click.update(
+        body="List-Unsubscribe=One-Click",
+        isBase64Encoded=False,
+        headers={"content-type": "application/x-www-form-urlencoded", "user-agent": "Mail-Provider-Unsubscribe/1.0"},
+    )
+    write("preferences_one_click.json", one_click)
+
 
 if __name__ == "__main__":
     main()

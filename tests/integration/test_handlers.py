@@ -135,3 +135,27 @@ def test_outbox_sample_publishes_both_events(local_stack, client):
     assert result == {"batchItemFailures": []}
     published = {e["detail"]["event_id"] for e in client.bus_events()}
     assert {"01JD3Z8Q4WEVT00000000000000", "01JD3Z8Q4WEVT00000000000001"} <= published
+
+
+def test_nurture_samples_run_through_their_handlers(local_stack):
+    # GIVEN the nurture samples (their lead does not exist in this stack)
+    # WHEN each runs through its handler
+    due = local_stack.runner.invoke("NurtureDueFunction", event("nurture_due_plan.json"))
+    page = local_stack.runner.invoke("NurtureStepFunction", event("nurture_step_shard.json"))
+    now = local_stack.runner.invoke("NurtureStepFunction", event("nurture_step_sqs.json"))
+    lead_event = local_stack.runner.invoke("NurtureEventsFunction", event("nurture_events_sqs.json"))
+    # THEN the tick plan lists shards, a shard page says whether more is due, queue batches succeed
+    assert due["count"] == len(due["shards"])
+    assert all({"shard", "now", "limit", "round"} <= set(item) for item in due["shards"])
+    assert page["shard"] == 3 and page["more"] is False and page["round"] == 1
+    assert now == {"batchItemFailures": []}
+    assert lead_event == {"batchItemFailures": []}
+
+
+def test_preferences_samples_refuse_an_unsigned_token(local_stack):
+    # GIVEN the preference page samples, whose TOKEN is not a signed token
+    page = local_stack.runner.invoke("PreferencesFunction", event("preferences_get.json"))
+    one_click = local_stack.runner.invoke("PreferencesFunction", event("preferences_one_click.json"))
+    # THEN both answer 404 and change nothing
+    assert page["statusCode"] == 404
+    assert one_click["statusCode"] == 404
