@@ -4,6 +4,7 @@ leadflow dev [--port N] [--workspace PATH] [--parameter KEY=VALUE ...]
 leadflow validate [--workspace PATH]
 leadflow compile --out DIR [--workspace PATH]
 leadflow rescore (--table NAME | --dev URL) [--workspace PATH]
+leadflow broadcast SEQUENCE (--table NAME | --dev URL) [--workspace PATH]
 leadflow schema [--out DIR]
 """
 
@@ -130,18 +131,15 @@ class Progress:
         print(file=sys.stderr, flush=True)
 
 
-def cmd_rescore(args: argparse.Namespace) -> int:
+def resolve_table(args: argparse.Namespace, command: str) -> str:
+    """The LeadsTable to work on: ``--table``, or a running ``leadflow dev`` (``--dev URL``), whose
+    embedded AWS endpoint this process then talks to."""
     import json
     import os
     import urllib.request
 
-    from leadflow.adapters.clock import SystemClock
-    from leadflow.adapters.dynamo import DynamoLeadStore
-    from leadflow.config.workspace import Workspace
-    from leadflow.services.scoring import ScoringService, rescore_lead
-
-    table = args.table
-    if args.dev:  # a running `leadflow dev`: its embedded AWS endpoint and table
+    table = str(args.table or "")
+    if args.dev:
         with urllib.request.urlopen(args.dev.rstrip("/") + "/_dev/stack", timeout=10) as response:  # noqa: S310
             info = json.load(response)
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "leadflow-dev")
@@ -150,7 +148,60 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         os.environ["AWS_ENDPOINT_URL"] = info["aws_endpoint_url"]
         table = table or info["outputs"]["LeadsTableName"]
     if not table:
-        raise SystemExit("leadflow rescore: name the table (--table, the stack's LeadsTableName output) or --dev URL")
+        raise SystemExit(f"leadflow {command}: name the table (--table: the LeadsTableName output) or --dev URL")
+    return table
+
+
+def cmd_broadcast(args: argparse.Namespace) -> int:
+    from leadflow.adapters.clock import SystemClock
+    from leadflow.adapters.nurture import DynamoNurtureStore
+    from leadflow.config.workspace import Workspace
+    from leadflow.services.nurture import NurtureService, TokenIssuer
+    from leadflow.services.nurture_wiring import _NoSender
+
+    table = resolve_table(args, "broadcast")
+    workspace = Workspace(Path(args.workspace) if args.workspace else project_root() / "workspace")
+    store = DynamoNurtureStore(table, shards=args.shards)
+
+    class _NoQueue:
+        def push(self, pairs: list[tuple[str, str]]) -> None:  # enrollments are due: the tick sends
+            return None
+
+    service = NurtureService(
+        workspace=workspace,
+        store=store,
+        sender=_NoSender(),
+        tokens=TokenIssuer(lambda: [b"unused"], "", 1),
+        due_now=_NoQueue(),
+        clock=SystemClock(),
+    )
+    started = time.perf_counter()
+
+    def progress(scanned: int, enrolled: int) -> None:
+        rate = scanned / max(time.perf_counter() - started, 1e-6)
+        line = f"\rscanned {scanned} leads, enrolled {enrolled} ({rate:.0f} leads/s)"
+        print(line, end="", file=sys.stderr, flush=True)
+
+    try:
+        counts = service.broadcast(args.sequence, progress)
+    except KeyError as error:
+        raise SystemExit(f"leadflow broadcast: {error.args[0]}: no such sequence or no broadcast trigger") from None
+    print(file=sys.stderr)
+    print(
+        f"broadcast {args.sequence}: {counts.get('enrolled', 0)} enrolled of {counts.get('scanned', 0)} leads "
+        f"({counts.get('already_enrolled', 0)} already enrolled, {counts.get('refused', 0)} refused by re-entry); "
+        "the nurture tick sends the emails within the SES rate"
+    )
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from leadflow.adapters.clock import SystemClock
+    from leadflow.adapters.dynamo import DynamoLeadStore
+    from leadflow.config.workspace import Workspace
+    from leadflow.services.scoring import ScoringService, rescore_lead
+
+    table = resolve_table(args, "rescore")
     workspace = Workspace(Path(args.workspace) if args.workspace else project_root() / "workspace")
     store = DynamoLeadStore(table)
     service = ScoringService(workspace, store, SystemClock())
@@ -199,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     rescore.add_argument("--dev", metavar="URL", help="rescore a running `leadflow dev`, e.g. http://127.0.0.1:8000")
     rescore.add_argument("--workspace")
     rescore.set_defaults(run=cmd_rescore)
+    broadcast = commands.add_parser("broadcast", help="enroll a sequence's broadcast segment (batched writes)")
+    broadcast.add_argument("sequence", help="the sequence id, e.g. push-discount")
+    broadcast.add_argument("--table", help="the LeadsTable name (stack output LeadsTableName)")
+    broadcast.add_argument("--dev", metavar="URL", help="a running `leadflow dev`, e.g. http://127.0.0.1:8790")
+    broadcast.add_argument("--shards", type=int, default=16, help="the stack's NurtureShards parameter")
+    broadcast.add_argument("--workspace")
+    broadcast.set_defaults(run=cmd_broadcast)
     schema = commands.add_parser("schema", help="write the JSON Schemas of workspace files (for editors)")
     schema.add_argument("--out")
     schema.set_defaults(run=cmd_schema)
