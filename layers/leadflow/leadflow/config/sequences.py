@@ -322,6 +322,9 @@ class EmailStep:
     """The subscription topic (messaging.yaml topics); the sequence's when absent."""
     variants: tuple[Variant, ...] = ()
     """A/B variants; each lead gets one, stable across retries."""
+    reply: bool = False
+    """A reply to the lead's own action (the welcome after a sign-up): goes out at once, even in quiet
+    hours. Suppression, unsubscribe, consent and frequency caps still apply."""
     next: str | None = None
 
 

@@ -141,6 +141,8 @@ class DevGateway:
                 Rule("/_dev/leads/<lead_id>", endpoint="console_lead"),
                 Rule("/_dev/stack", endpoint="stack"),
                 Rule("/_dev/outbox", endpoint="outbox"),
+                Rule("/_dev/mail", endpoint="mail"),
+                Rule("/_dev/mail/<int:index>", endpoint="mail_message"),
                 Rule("/_dev/events", endpoint="events"),
                 Rule("/_dev/clock", endpoint="clock", methods=["GET", "POST"]),
                 Rule("/_dev/tick", endpoint="tick", methods=["POST"]),
@@ -272,9 +274,14 @@ class DevGateway:
             from leadflow.services.scoring import ScoringService
 
             score = ScoringService(workspace, store, self.stack.clock).explain_lead(lead_id)
+        from leadflow.adapters.nurture import DynamoNurtureStore
+
+        nurture = DynamoNurtureStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
+        enrollments = [e for e, _ in nurture.lead_enrollments(lead_id)]
         return self._html(
             "lead.html.j2",
             lead=lead,
+            enrollments=enrollments,
             score=score,
             email=self._test_email(lead_id),
             lead_json=json.dumps(lead, indent=2, default=str),
@@ -298,6 +305,19 @@ class DevGateway:
                 TokenKind.CLICK, lead_id, message, url=landing + "&utm_content=case-study", link_id="case-study"
             ),
         }
+
+    def on_mail(self, request: Request) -> Response:
+        """The outbox as a page: every email sent, newest first, each opened as its recipient would."""
+        sent = self.stack.sent_emails()
+        return self._html("mail.html.j2", emails=list(reversed(list(enumerate(sent)))))
+
+    def on_mail_message(self, request: Request, index: int) -> Response:
+        """One sent email's HTML as the lead sees it: its pixel and tracked links are live locally."""
+        sent = self.stack.sent_emails()
+        if not 0 <= index < len(sent):
+            raise NotFound()
+        html = sent[index]["html"] or "<pre>(no HTML part)</pre>"
+        return Response(html, 200, content_type="text/html; charset=utf-8")
 
     # ------------------------------------------------------------------ /_dev JSON
     def on_stack(self, request: Request) -> Response:

@@ -865,7 +865,9 @@ def advance(  # noqa: PLR0917 - the service's contract: the sequence, the enroll
             message_id = message_id_for(enrollment.lead_id, enrollment.sequence_id, enrollment.entry, step_id)
             # Passed over when already sent (a loop back, a migration): no email, so no gate applies.
             if not any(sent.message_id == message_id for sent in emails):
-                gate = _gate(step.topic or sequence.topic, enrollment.entered_at, lead, now, messaging)
+                gate = _gate(
+                    step.topic or sequence.topic, enrollment.entered_at, lead, now, messaging, step.reply
+                )
                 if gate is not None:
                     status, reason, due = gate
                     if status == EXITED:
@@ -879,8 +881,13 @@ def advance(  # noqa: PLR0917 - the service's contract: the sequence, the enroll
     return end(FAILED, "step limit")
 
 
-def _gate(
-    topic: str, entered_at: datetime, lead: LeadView, now: datetime, messaging: MessagingConfig
+def _gate(  # noqa: PLR0917 - one private call site
+    topic: str,
+    entered_at: datetime,
+    lead: LeadView,
+    now: datetime,
+    messaging: MessagingConfig,
+    replies: bool = False,
 ) -> tuple[str, str, datetime] | None:
     """Why this email may not go out now: (exited, reason, now) or (active, deferral, when to look again)."""
     if lead.suppressed:
@@ -893,7 +900,7 @@ def _gate(
         if now - entered_at > timedelta(days=messaging.confirmation_days):
             return EXITED, "unconfirmed", now
         return ACTIVE, "awaiting_confirmation", now + CONFIRMATION_RECHECK
-    if messaging.quiet_hours is not None:
+    if messaging.quiet_hours is not None and not replies:
         zone = lead_timezone(profile, messaging.default_timezone)
         quiet_end = _quiet_until(now, messaging.quiet_hours, zone)
         if quiet_end is not None:
