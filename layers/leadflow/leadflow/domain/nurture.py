@@ -865,9 +865,7 @@ def advance(  # noqa: PLR0917 - the service's contract: the sequence, the enroll
             message_id = message_id_for(enrollment.lead_id, enrollment.sequence_id, enrollment.entry, step_id)
             # Passed over when already sent (a loop back, a migration): no email, so no gate applies.
             if not any(sent.message_id == message_id for sent in emails):
-                gate = _gate(
-                    step.topic or sequence.topic, enrollment.entered_at, lead, now, messaging, step.reply
-                )
+                gate = _gate(step.topic or sequence.topic, enrollment.entered_at, lead, now, messaging, step.reply)
                 if gate is not None:
                     status, reason, due = gate
                     if status == EXITED:
