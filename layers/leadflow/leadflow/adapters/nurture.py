@@ -296,10 +296,15 @@ class DynamoNurtureStore(DynamoLeadStore):
         return len(requests)
 
     # ------------------------------------------------------------------ the send ledger
-    def claim_send(self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, seen_sends: int) -> str:
+    def claim_send(  # noqa: PLR0917
+        self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, seen_sends: int, email_key: str
+    ) -> str:
         """Write the ledger item before sending. Returns "claimed", "taken" (this message was
-        claimed before: never send it again) or "capped" (another sequence sent to this lead
-        meanwhile: decide again)."""
+        claimed before: never send it again) or "changed" (the lead was emailed by another
+        sequence, unsubscribed or suppressed since the batch read it: decide again).
+
+        The same transaction checks that the lead is still subscribed and the address not
+        suppressed, so an unsubscribe that lands mid-wave stops the very next send."""
         sends = f"{_iso(now)}"
         items = [
             {
@@ -323,9 +328,19 @@ class DynamoNurtureStore(DynamoLeadStore):
                     "TableName": self.table,
                     "Key": serialize(lead_key(lead_id)),
                     "UpdateExpression": "SET #s = list_append(if_not_exists(#s, :empty), :now)",
-                    "ConditionExpression": "attribute_exists(PK) AND (attribute_not_exists(#s) OR size(#s) = :seen)",
-                    "ExpressionAttributeNames": {"#s": "recent_sends"},
-                    "ExpressionAttributeValues": serialize({":empty": [], ":now": [sends], ":seen": seen_sends}),
+                    "ConditionExpression": "attribute_exists(PK) AND (attribute_not_exists(#s) OR size(#s) = :seen)"
+                    " AND (attribute_not_exists(#u) OR #u = :no)",
+                    "ExpressionAttributeNames": {"#s": "recent_sends", "#u": "unsubscribed"},
+                    "ExpressionAttributeValues": serialize(
+                        {":empty": [], ":now": [sends], ":seen": seen_sends, ":no": False}
+                    ),
+                }
+            },
+            {
+                "ConditionCheck": {
+                    "TableName": self.table,
+                    "Key": serialize({"PK": f"SUPPRESS#{email_key}", "SK": "SUPPRESS"}),
+                    "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
         ]
@@ -334,7 +349,7 @@ class DynamoNurtureStore(DynamoLeadStore):
             return "claimed"
         if reasons[0].get("Code") == "ConditionalCheckFailed":
             return "taken"
-        return "capped"
+        return "changed"
 
     def set_recent_sends(self, lead_id: str, before: list[str], after: list[str]) -> None:
         """Replace the profile's list of recent sends, if nobody changed it meanwhile."""

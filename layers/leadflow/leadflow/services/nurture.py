@@ -46,6 +46,7 @@ SOURCE_NURTURE = "leadflow.nurture"
 STANDARD_FIELDS = frozenset({"first_name", "last_name", "company", "title", "phone", "country", "timezone"})
 MAX_ADVANCES_PER_ENROLLMENT = 4
 THROTTLE_RETRY = timedelta(minutes=1)
+ERROR_RETRY = timedelta(minutes=10)
 
 
 class Clock(Protocol):
@@ -220,7 +221,17 @@ class NurtureService:
             except Exception as error:  # one lead never stops the batch  # noqa: BLE001
                 result.outcomes["error"] += 1
                 result.failures.append({"lead_id": pair[0], "sequence_id": pair[1], "error": type(error).__name__})
+                self._back_off(pair, now)
         return result
+
+    def _back_off(self, pair: tuple[str, str], now: datetime) -> None:
+        """An enrollment whose step failed unexpectedly is looked at again later, not in a tight loop."""
+        try:
+            current = self.store.enrollment(*pair)
+            if current is not None and current[0].status == "active":
+                self.store.put_enrollment(replace(current[0], due_at=now + ERROR_RETRY), current[1])
+        except Exception:  # noqa: BLE001, S110 - the store itself is failing: the next tick retries anyway
+            pass
 
     def _lead_view(self, profile: dict[str, Any], suppressed: bool, needs_activity: bool) -> LeadView:
         lead_id = str(profile["lead_id"])
@@ -333,11 +344,14 @@ class NurtureService:
             return "retry"
         sends = [str(s) for s in profile.get("recent_sends") or ()]
         record = {"sequence_id": sequence.id, "step_id": email.step_id, "variant": email.variant, "topic": email.topic}
-        claim = self.store.claim_send(lead_id, email.message_id, record, now, len(sends))
+        claim = self.store.claim_send(
+            lead_id, email.message_id, record, now, len(sends), str(profile["email"]).casefold()
+        )
         if claim == "taken":
             result.outcomes["already_sent"] += 1
             return "taken"
-        if claim == "capped":
+        if claim == "changed":
+            result.outcomes["changed_meanwhile"] += 1
             return "retry"
         try:
             ses_id = self.sender.send(
