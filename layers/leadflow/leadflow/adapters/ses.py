@@ -45,11 +45,12 @@ def mime(email: RenderedEmail, to: str, message_id: str) -> bytes:
     message["From"] = email.from_header
     message["To"] = to
     message["Subject"] = email.subject
-    message["Date"] = formatdate(localtime=False)
+    message["Date"] = email.headers.get("Date") or formatdate(localtime=False)
     message["Message-ID"] = make_msgid(idstring=message_id.replace("_", "-"), domain="leadflow.local")
     message["X-Leadflow-Message"] = message_id
     for name, value in email.headers.items():
-        message[name] = value
+        if name != "Date":
+            message[name] = value
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message.as_bytes()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from email import message_from_string, policy
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 
 def _from_raw(raw: str) -> dict[str, Any]:
     message = message_from_string(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)
+    date = message.get("Date")
     html_part = message.get_body(preferencelist=("html",))
     text_part = message.get_body(preferencelist=("plain",))
     recipients = [a.strip() for field in ("To", "Cc") for a in str(message.get(field, "")).split(",") if a.strip()]
@@ -20,6 +22,8 @@ def _from_raw(raw: str) -> dict[str, Any]:
         "html": html_part.get_content() if html_part else "",
         "text": text_part.get_content() if text_part else "",
         "headers": {k: str(v) for k, v in message.items()},
+        # moto keeps no send time for raw messages: the Date header the sender set (on its clock).
+        "sent_at": parsedate_to_datetime(str(date)).isoformat() if date else None,
     }
 
 
@@ -32,6 +36,9 @@ def sent_emails(account_id: str, region: str) -> list[dict[str, Any]]:
         sent_at = getattr(message, "sent_at", None)
         if hasattr(message, "raw_data"):
             entry = _from_raw(message.raw_data)
+            if sent_at is None and entry["sent_at"]:
+                sent.append(entry)
+                continue
         else:
             destinations = message.destinations or {}
             body = message.body if isinstance(getattr(message, "body", None), str) else ""

@@ -499,9 +499,10 @@ class LocalStack:
 
     def running_executions(self) -> int:
         """State machine executions still running (a tick waits for them)."""
-        from moto.stepfunctions.models import stepfunctions_backends
+        # With execute_state_machine the API is served by the interpreting (parser) backend.
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-        backend = stepfunctions_backends[ACCOUNT_ID][REGION]
+        backend = stepfunctions_parser_backends[ACCOUNT_ID][REGION]
         running = 0
         for machine in list(getattr(backend, "state_machines", [])):
             for execution in list(getattr(machine, "executions", [])):

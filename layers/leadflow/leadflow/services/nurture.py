@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from email.utils import format_datetime
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -339,6 +340,7 @@ class NurtureService:
             result.outcomes["template_error"] += 1
             result.failures.append({"lead_id": lead_id, "sequence_id": sequence.id, "error": "template"})
             return "failed"
+        rendered.headers["Date"] = format_datetime(now)  # the send time on the service's clock
         if not self._take_slot():
             result.outcomes["rate_limited"] += 1
             return "retry"
