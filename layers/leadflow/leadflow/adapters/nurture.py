@@ -243,7 +243,7 @@ class DynamoNurtureStore(DynamoLeadStore):
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailed":
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             # Another worker registered the same content first: its number wins.
             item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)["Item"]
@@ -365,7 +365,7 @@ class DynamoNurtureStore(DynamoLeadStore):
                 ExpressionAttributeValues=serialize({":after": after, ":n": len(before)}),
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailed":
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
     def mark_sent(self, lead_id: str, message_id: str, ses_message_id: str, now: datetime) -> None:
@@ -388,7 +388,7 @@ class DynamoNurtureStore(DynamoLeadStore):
                 ExpressionAttributeValues=serialize({":sending": "sending"}),
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailed":
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
     def send_record(self, lead_id: str, message_id: str) -> dict[str, Any] | None:
@@ -456,6 +456,6 @@ class DynamoNurtureStore(DynamoLeadStore):
                 )
                 return take
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailed":
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
         return 0

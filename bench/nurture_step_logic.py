@@ -1,0 +1,423 @@
+"""Nurture step logic: leads per second on one core, without AWS.
+
+What ``nurture_step`` does per lead besides waiting for AWS, measured on the demo
+workspace's push sequence (``sequences/push-discount.yaml``) with the workspace's
+messaging rules (quiet hours, frequency caps) and templates. The goal stated in the issue:
+at least 5,000 leads per second per core. Scenarios (each timed with ``time.perf_counter``
+around the whole pass, repeated, median reported; building the leads is not timed):
+
+- ``engine_wave``: the pure engine, ``domain.nurture.advance``, for every lead of a
+  broadcast at its first step: the discount email passes its gates (suppression,
+  unsubscribe, quiet hours in the lead's timezone, frequency caps), gets its message id and
+  the enrollment moves on to the 7-day wait. One call per lead.
+- ``engine_campaign``: the engine through the whole campaign: the wave, then 5% open
+  (the email is marked opened, as ``handle_event`` does) and get the product email, 40% of
+  those click and get the coupon, 40% of those click ``redeem`` and are handed off; the
+  waits of all others run out and every enrollment ends. Every ``advance`` call counted.
+- ``engine_render``: ``engine_wave`` plus rendering the email it decided to send
+  (``domain.rendering.EmailRenderer.render``, with signed open, click and unsubscribe
+  links): the step's CPU work per email.
+- ``service``: ``NurtureService.process`` (the step function's use case) on pages of 200
+  due enrollments, with in-memory fakes for the store, the SES sender and the due-now
+  queue: loading the page, the lead views, the engine, rendering and signing, the send
+  ledger claim, the send, storing the enrollment. The broadcast wave, then the wave where
+  the 7-day waits run out (no email: the enrollments complete).
+
+The process is pinned to one CPU where the OS allows it.
+
+    cd /work/main && .venv/bin/python bench/nurture_step_logic.py [--leads 10000] [--repeat 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from leadflow.config.workspace import Workspace
+from leadflow.domain.nurture import ACTIVE, Enrollment, LeadView, advance, enroll
+from leadflow.domain.rendering import Sender
+from leadflow.services.nurture import NurtureService, TokenIssuer
+
+ROOT = Path(__file__).resolve().parent.parent
+SEQUENCE = "push-discount"
+GOAL_PER_SECOND = 5_000
+PAGE = 200
+# Tuesday 10:00 UTC: daytime (no quiet hours) in every lead's timezone below.
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "AT", "BE", "GB", "IE", "PT")
+FIRST = ("Anna", "Ben", "Clara", "David", "Elena", "Felix", "Greta", "Hugo", "Ines", "Jonas")
+
+
+def profiles(count: int, seed: int) -> list[dict[str, Any]]:
+    """Lead profiles as the store returns them (deserialized PROFILE items)."""
+    rng = random.Random(seed)
+    leads = []
+    for n in range(count):
+        lead_id = f"01BENCH{n:019d}"
+        first = rng.choice(FIRST)
+        leads.append(
+            {
+                "PK": f"LEAD#{lead_id}",
+                "SK": "PROFILE",
+                "lead_id": lead_id,
+                "email": f"{first.lower()}.{n}@company{n % 997}.example",
+                "first_name": first,
+                "country": rng.choice(COUNTRIES),
+                "stage": "lead",
+                "scores": {"smb": 20, "key_account": 20, "customer": 10},
+                "grade": "D",
+            }
+        )
+    return leads
+
+
+def lead_view(profile: dict[str, Any], sends: tuple[datetime, ...] = ()) -> LeadView:
+    return LeadView(
+        lead_id=profile["lead_id"],
+        profile=profile,
+        scores={k: float(v) for k, v in profile["scores"].items()},
+        recent_sends=sends,
+        default_model="smb",
+    )
+
+
+# ---------------------------------------------------------------------------- engine scenarios
+
+
+class Setup:
+    def __init__(self, leads: int, seed: int) -> None:
+        self.workspace = Workspace(ROOT / "workspace")
+        self.sequence = self.workspace.sequences[SEQUENCE]
+        self.messaging = self.workspace.messaging
+        self.segments = self.workspace.segments
+        self.profiles = profiles(leads, seed)
+        self.views = [lead_view(p) for p in self.profiles]
+        rng = random.Random(seed + 1)
+        ids = [p["lead_id"] for p in self.profiles]
+        self.openers = set(rng.sample(ids, round(len(ids) * 0.05)))
+        self.clickers = set(rng.sample(sorted(self.openers), round(len(self.openers) * 0.4)))
+        self.redeemers = set(rng.sample(sorted(self.clickers), round(len(self.clickers) * 0.4)))
+
+    def enrollments(self) -> list[Enrollment]:
+        made = [enroll(self.sequence, 1, v.lead_id, NOW, None) for v in self.views]
+        return [e for e in made if e is not None]
+
+
+def engine_wave(setup: Setup) -> dict[str, int]:
+    enrollments = setup.enrollments()
+    sequence, messaging, segments = setup.sequence, setup.messaging, setup.segments
+    emails = 0
+    start = time.perf_counter()
+    for enrollment, lead in zip(enrollments, setup.views, strict=True):
+        outcome = advance(sequence, enrollment, lead, NOW, messaging, segments)
+        emails += outcome.email is not None
+    setup.elapsed = time.perf_counter() - start  # type: ignore[attr-defined]
+    return {"leads": len(enrollments), "advance_calls": len(enrollments), "emails": emails}
+
+
+def _mark(enrollment: Enrollment, step: str, *, clicked: bool = False, tag: str | None = None) -> Enrollment:
+    """What ``handle_event`` does on an open or click: the email marked, the wait woken."""
+    emails = tuple(
+        replace(e, opened=True, clicked=e.clicked or clicked, link_tags=(*e.link_tags, tag) if tag else e.link_tags)
+        if e.step_id == step
+        else e
+        for e in enrollment.emails
+    )
+    return replace(enrollment, emails=emails)
+
+
+def engine_campaign(setup: Setup) -> dict[str, int]:
+    enrollments = setup.enrollments()
+    sequence, messaging, segments = setup.sequence, setup.messaging, setup.segments
+    calls = emails = 0
+    ended = 0
+    start = time.perf_counter()
+    for enrollment, lead in zip(enrollments, setup.views, strict=True):
+        now = NOW
+        sends: tuple[datetime, ...] = ()
+        reactions = []
+        if lead.lead_id in setup.openers:
+            reactions.append(("discount", False, None))
+        if lead.lead_id in setup.clickers:
+            reactions.append(("product", True, "product-tour"))
+        if lead.lead_id in setup.redeemers:
+            reactions.append(("coupon", True, "redeem"))
+        current = enrollment
+        while current.status == ACTIVE:
+            outcome = advance(sequence, current, replace(lead, recent_sends=sends), now, messaging, segments)
+            calls += 1
+            current = outcome.enrollment
+            if outcome.email is not None:
+                emails += 1
+                sends = (*sends, now)
+                continue
+            if current.status != ACTIVE:
+                break
+            # Waiting: a day later the lead reacts (if it does), else the wait runs out.
+            if reactions:
+                step, clicked, tag = reactions.pop(0)
+                now += timedelta(days=1)
+                current = _mark(current, step, clicked=clicked, tag=tag)
+            else:
+                now = max(now, current.due_at or now)
+        ended += current.status != ACTIVE
+    setup.elapsed = time.perf_counter() - start  # type: ignore[attr-defined]
+    return {"leads": len(enrollments), "advance_calls": calls, "emails": emails, "ended": ended}
+
+
+def engine_render(setup: Setup) -> dict[str, int]:
+    from leadflow.domain.rendering import EmailRenderer
+    from leadflow.services.nurture import _personal
+
+    enrollments = setup.enrollments()
+    sequence, messaging, segments = setup.sequence, setup.messaging, setup.segments
+    renderer = EmailRenderer(setup.workspace.templates)
+    tokens = TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30)
+    sender = Sender(messaging.from_address, messaging.from_name, messaging.reply_to, messaging.postal_address)
+    emails = size = 0
+    start = time.perf_counter()
+    for enrollment, lead in zip(enrollments, setup.views, strict=True):
+        outcome = advance(sequence, enrollment, lead, NOW, messaging, segments)
+        email = outcome.email
+        if email is None:
+            continue
+        rendered = renderer.render(
+            email.template,
+            email.subject,
+            _personal(lead.profile),
+            {"sequence": sequence.id, "step": email.step_id, "variant": email.variant},
+            sender,
+            tokens.links(lead.lead_id, email.message_id, sequence.id, NOW),
+        )
+        emails += 1
+        size += len(rendered.html) + len(rendered.text)
+    setup.elapsed = time.perf_counter() - start  # type: ignore[attr-defined]
+    return {"leads": len(enrollments), "advance_calls": len(enrollments), "emails": emails, "bytes": size}
+
+
+# ---------------------------------------------------------------------------- service with fakes
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class FakeSender:
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def send(self, email: Any, to: str, message_id: str, tags: dict[str, str]) -> str:
+        self.sent += 1
+        return f"ses-{message_id}"
+
+
+class FakeQueue:
+    def push(self, pairs: list[tuple[str, str]]) -> None:
+        pass
+
+
+class MemoryStore:
+    """The parts of ``DynamoNurtureStore`` that ``NurtureService.process`` uses, in dicts."""
+
+    def __init__(self, profiles: list[dict[str, Any]]) -> None:
+        self.profiles = {p["lead_id"]: dict(p) for p in profiles}
+        self.enrollments: dict[tuple[str, str], tuple[Enrollment, int]] = {}
+        self.ledger: set[tuple[str, str]] = set()
+
+    def version_of(self, sequence_id: str, content_hash: str, definition: dict[str, Any]) -> int:
+        return 1
+
+    def load_batch(
+        self, pairs: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], tuple[Enrollment, int]], dict[str, dict[str, Any]]]:
+        found = {pair: self.enrollments[pair] for pair in pairs if pair in self.enrollments}
+        return found, {lead: self.profiles[lead] for lead, _ in pairs if lead in self.profiles}
+
+    def suppressed(self, emails: set[str]) -> set[str]:
+        return set()
+
+    def put_enrollment(self, enrollment: Enrollment, rev: int, events: Any = (), new: bool = False) -> bool:
+        key = (enrollment.lead_id, enrollment.sequence_id)
+        current = self.enrollments.get(key)
+        if (current[1] if current else 0) != rev:
+            return False
+        self.enrollments[key] = (enrollment, rev + 1)
+        return True
+
+    def enrollment(self, lead_id: str, sequence_id: str) -> tuple[Enrollment, int] | None:
+        return self.enrollments.get((lead_id, sequence_id))
+
+    def claim_send(  # noqa: PLR0917 - the store's signature
+        self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, seen: int, email_key: str
+    ) -> str:
+        if (lead_id, message_id) in self.ledger:
+            return "taken"
+        self.ledger.add((lead_id, message_id))
+        profile = self.profiles[lead_id]
+        profile["recent_sends"] = [*(profile.get("recent_sends") or []), now.isoformat()]
+        return "claimed"
+
+    def mark_sent(self, lead_id: str, message_id: str, ses_id: str, now: datetime) -> None:
+        pass
+
+    def set_recent_sends(self, lead_id: str, before: list[str], after: list[str]) -> None:
+        if before != after:
+            self.profiles[lead_id]["recent_sends"] = after
+
+    def release_send(self, lead_id: str, message_id: str) -> None:
+        self.ledger.discard((lead_id, message_id))
+
+    def take_send_slots(self, wanted: int, rate: int, now: float) -> int:
+        return wanted
+
+    def update_profile(self, lead_id: str, expression: str, names: Any, values: Any, events: Any = ()) -> None:
+        pass
+
+    def recent_activities(self, lead_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        return []
+
+
+def service(setup: Setup) -> dict[str, int]:
+    store = MemoryStore(setup.profiles)
+    clock = FakeClock(NOW)
+    sender = FakeSender()
+    nurture = NurtureService(
+        workspace=setup.workspace,
+        store=store,  # type: ignore[arg-type]
+        sender=sender,
+        tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
+        due_now=FakeQueue(),
+        clock=clock,
+    )
+    for enrollment in setup.enrollments():
+        store.put_enrollment(enrollment, 0)
+    pairs = list(store.enrollments)
+    processed = 0
+    outcomes: dict[str, int] = {}
+    start = time.perf_counter()
+    waves: dict[str, int] = {}
+    for wave in ("send", "end"):
+        began = time.perf_counter()
+        if wave == "end":
+            clock.current = NOW + timedelta(days=7, minutes=1)
+        for first in range(0, len(pairs), PAGE):
+            result = nurture.process(pairs[first : first + PAGE])
+            processed += result.processed
+            for key, n in result.outcomes.items():
+                outcomes[f"{wave}:{key}"] = outcomes.get(f"{wave}:{key}", 0) + n
+        waves[f"{wave}_wave_leads_per_s"] = round(len(pairs) / (time.perf_counter() - began))
+    setup.elapsed = time.perf_counter() - start  # type: ignore[attr-defined]
+    return {"leads": len(pairs), "advance_calls": processed, "emails": sender.sent, **outcomes, **waves}
+
+
+SCENARIOS: dict[str, tuple[Callable[[Setup], dict[str, int]], str]] = {
+    "engine_wave": (engine_wave, "advance() for the broadcast wave: gates, message id, on to the wait"),
+    "engine_campaign": (engine_campaign, "advance() through the whole campaign (5%/40%/40% react), to the end"),
+    "engine_render": (engine_render, "engine_wave + rendering the email with signed links"),
+    "service": (service, "NurtureService.process, pages of 200, in-memory fakes: send wave + end wave"),
+}
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def pin_to_one_cpu() -> int | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def measure(leads: int, repeat: int, seed: int, only: list[str]) -> dict[str, Any]:
+    cpu = pin_to_one_cpu()
+    rows = []
+    for name, (scenario, description) in SCENARIOS.items():
+        if only and name not in only:
+            continue
+        times = []
+        counts: dict[str, int] = {}
+        scenario(Setup(min(leads, 500), seed))  # warm-up: compile conditions and templates
+        for _ in range(repeat):
+            setup = Setup(leads, seed)
+            counts = scenario(setup)
+            times.append(setup.elapsed)  # type: ignore[attr-defined]
+        median = statistics.median(times)
+        rows.append(
+            {
+                "scenario": name,
+                "description": description,
+                "median_s": round(median, 4),
+                "leads_per_second": round(counts["leads"] / median),
+                "advance_calls_per_second": round(counts["advance_calls"] / median),
+                "microseconds_per_lead": round(median / counts["leads"] * 1e6, 1),
+                "counts": counts,
+                "times_s": [round(t, 4) for t in times],
+            }
+        )
+    return {
+        "leads": leads,
+        "repeat": repeat,
+        "pinned_cpu": cpu,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "goal_leads_per_second": GOAL_PER_SECOND,
+        "rows": rows,
+    }
+
+
+def text(report: dict[str, Any]) -> str:
+    pinned = f"pinned to CPU {report['pinned_cpu']}" if report["pinned_cpu"] is not None else "not pinned"
+    out = [
+        f"nurture step logic: {report['leads']:,} leads through {SEQUENCE}, median of {report['repeat']} runs "
+        f"(Python {report['python']}, {report['machine']}, {pinned})",
+        f"{'scenario':<16} {'leads/s':>9} {'advance/s':>10} {'µs/lead':>9} {'median s':>9}  what",
+    ]
+    for row in report["rows"]:
+        out.append(
+            f"{row['scenario']:<16} {row['leads_per_second']:>9,} {row['advance_calls_per_second']:>10,}"
+            f" {row['microseconds_per_lead']:>9} {row['median_s']:>9}  {row['description']}"
+        )
+    for row in report["rows"]:
+        out.append(f"  {row['scenario']}: {row['counts']}")
+    for name in ("engine_wave", "service"):
+        row = next((r for r in report["rows"] if r["scenario"] == name), None)
+        if row is not None:
+            met = "met" if row["leads_per_second"] >= GOAL_PER_SECOND else "MISSED"
+            out.append(
+                f"goal ({name}): >= {GOAL_PER_SECOND:,} leads/s on one core: {met} ({row['leads_per_second']:,})"
+            )
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leads", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--scenario", action="append", default=[], choices=sorted(SCENARIOS))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    report = measure(args.leads, args.repeat, args.seed, args.scenario)
+    print(json.dumps(report, indent=1) if args.json else text(report))
+    wave = next((r for r in report["rows"] if r["scenario"] == "engine_wave"), None)
+    return 0 if wave is None or wave["leads_per_second"] >= GOAL_PER_SECOND else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
