@@ -83,8 +83,9 @@ def daytime_country(client) -> str:
 def settle(local_stack, client, timeout: float = 60) -> None:
     """Run the due schedules and wait until the nurture tick's executions and the queues are done.
 
-    ``POST /_dev/tick`` alone answers before the tick's state machine has finished (see
-    ``test_tick_answers_once_the_nurture_tick_has_run``), so the executions are awaited here.
+    ``POST /_dev/tick`` waits for running executions up to its own time limit; waiting here as
+    well keeps a slow machine from reading results early, and the second tick drains what the
+    executions queued.
     """
     client.tick()
     sfn = local_stack.client("stepfunctions")

@@ -17,8 +17,8 @@ def _from_raw(raw: str) -> dict[str, Any]:
     recipients = [a.strip() for field in ("To", "Cc") for a in str(message.get(field, "")).split(",") if a.strip()]
     return {
         "to": recipients,
-        "from": str(message.get("From", "")),
-        "subject": str(message.get("Subject", "")),
+        "from": str(message.get("From", "")).strip(),
+        "subject": str(message.get("Subject", "")).strip(),  # a folded header keeps its fold's space
         "html": html_part.get_content() if html_part else "",
         "text": text_part.get_content() if text_part else "",
         "headers": {k: str(v) for k, v in message.items()},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import threading
 import time
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+log = logging.getLogger("leadflow.dev")
 
 # Variables read when a handler module is imported (so they may differ per function).
 IMPORT_TIME_VARIABLES = frozenset({"POWERTOOLS_SERVICE_NAME"})
@@ -146,6 +149,13 @@ class LambdaRunner:
             self.durations_ms[function.logical_id] += int((time.perf_counter() - started) * 1000)
         return json.loads(json.dumps(result, default=str)) if result is not None else None
 
+    def invoke_quietly(self, name: str, event: dict[str, Any]) -> None:
+        """An asynchronous invocation: its failure is logged (Lambda would retry, then drop it)."""
+        try:
+            self.invoke(name, event)
+        except HandlerError:
+            log.exception("asynchronous invocation of %s failed", name)
+
     def patch_moto(self) -> None:
         """Make moto's Lambda (Invoke API, SNS, Step Functions tasks) run handlers here."""
         from moto.awslambda.models import LambdaFunction
@@ -154,6 +164,12 @@ class LambdaRunner:
 
         def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
             event = json.loads(body) if body else {}
+            if (request_headers or {}).get("X-Amz-Invocation-Type") == "Event":
+                # Asynchronous, as in AWS: the caller gets its 202 now, the handler runs on.
+                threading.Thread(
+                    target=runner.invoke_quietly, args=(self.function_name, event), name="leadflow-async", daemon=True
+                ).start()
+                return ""
             try:
                 result = runner.invoke(self.function_name, event)
             except HandlerError as error:
