@@ -22,17 +22,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadflow import __version__
 from leadflow.adapters.clock import SystemClock
 from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.adapters.lambdas import LambdaBroadcasts
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import LeadNotFound
 from leadflow.services.leads import LeadQueries
 from leadflow.services.nurture import NurtureService
 from leadflow.services.nurture_wiring import nurture_admin_service
 from leadflow.services.scoring import ScoringService
-from leadflow.settings import ApiSettings
+from leadflow.settings import ApiSettings, BroadcastSettings
 from leadflow.transport.api_models import (
     AccountView,
     BroadcastStarted,
     EnrollmentList,
+    EnrollmentView,
     EnrollRequest,
     ErrorBody,
     LeadDetail,
@@ -133,26 +135,7 @@ def nurture() -> NurtureService:
 @app.get("/api/v1/sequences", summary="The workspace's sequences with their current version")
 @tracer.capture_method
 def list_sequences() -> SequenceList:
-    return SequenceList.model_validate({"sequences": nurture_sequences(nurture())})
-
-
-def nurture_sequences(service: NurtureService) -> list[dict[str, Any]]:
-    rows = []
-    for sequence in service.workspace.sequences.values():
-        found = service.current(sequence.id)
-        rows.append(
-            {
-                "id": sequence.id,
-                "name": sequence.name,
-                "status": sequence.status,
-                "version": found[1] if found else None,
-                "topic": sequence.topic,
-                "triggers": [t.key for t in sequence.triggers],
-                "steps": [{"id": s.id, "type": s.type} for s in sequence.steps],
-                "versions": service.store.versions(sequence.id),
-            }
-        )
-    return rows
+    return SequenceList.model_validate({"sequences": nurture().overview()})
 
 
 @app.get(
@@ -165,20 +148,11 @@ def lead_enrollments(lead_id: Annotated[str, Path(min_length=1, max_length=64)])
     service = nurture()
     if service.store.get_lead(lead_id) is None:
         raise LeadNotFound(lead_id)
-    return EnrollmentList.model_validate(
-        {"enrollments": [enrollment_view(e) for e, _ in service.store.lead_enrollments(lead_id)]}
-    )
+    return EnrollmentList(enrollments=[EnrollmentView.of(e) for e, _ in service.store.lead_enrollments(lead_id)])
 
 
-def enrollment_view(enrollment: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    data = asdict(enrollment)
-    for key in ("entered_at", "step_started_at", "due_at", "ended_at"):
-        data[key] = data[key].isoformat() if data.get(key) else None
-    for email in data["emails"]:
-        email["sent_at"] = email["sent_at"].isoformat()
-    return data
+def not_found(message: str) -> Response[str]:
+    return Response(404, "application/json", ErrorBody(message=message).model_dump_json())
 
 
 @app.post(
@@ -191,18 +165,19 @@ def enroll_lead(sequence_id: Annotated[str, Path(min_length=1, max_length=64)], 
     service = nurture()
     sequence = service.workspace.sequences.get(sequence_id)
     if sequence is None or not any(t.api or t.broadcast for t in sequence.triggers):
-        return Response(
-            404, "application/json", ErrorBody(message="No sequence with API enrollment by that id.").model_dump_json()
-        )
+        return not_found("No sequence with API enrollment by that id.")
     if service.store.get_lead(body.lead_id) is None:
         raise LeadNotFound(body.lead_id)
     created = service.enroll_lead(body.lead_id, sequence_id, reason="api")
     if created is None:
         message = "The lead is already enrolled, or the sequence's re-entry policy refuses it now."
         return Response(409, "application/json", ErrorBody(message=message).model_dump_json())
-    import json
+    return Response(201, "application/json", EnrollmentView.of(created).model_dump_json())
 
-    return Response(201, "application/json", json.dumps(enrollment_view(created)))
+
+@cache
+def broadcasts() -> LambdaBroadcasts:
+    return LambdaBroadcasts(BroadcastSettings.from_env().nurture_due_function)
 
 
 @app.post(
@@ -212,22 +187,10 @@ def enroll_lead(sequence_id: Annotated[str, Path(min_length=1, max_length=64)], 
 )
 @tracer.capture_method
 def start_broadcast(sequence_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
-    import json
-    import os
-
-    service = nurture()
-    sequence = service.workspace.sequences.get(sequence_id)
+    sequence = nurture().workspace.sequences.get(sequence_id)
     if sequence is None or not any(t.broadcast for t in sequence.triggers):
-        return Response(
-            404, "application/json", ErrorBody(message="No sequence with a broadcast by that id.").model_dump_json()
-        )
-    from leadflow.adapters.aws import client
-
-    client("lambda").invoke(
-        FunctionName=os.environ["NURTURE_DUE_FUNCTION"],
-        InvocationType="Event",
-        Payload=json.dumps({"broadcast": sequence_id}).encode(),
-    )
+        return not_found("No sequence with a broadcast by that id.")
+    broadcasts().start(sequence_id, app.current_event.request_context.request_id)
     started = BroadcastStarted(sequence_id=sequence_id, status="started")
     return Response(202, "application/json", started.model_dump_json())
 

@@ -3,8 +3,8 @@
 Answers which shards of the due-enrollment index have anything due now (one cheap query
 per shard, in parallel), as the items of the tick's Distributed Map; and runs the
 broadcasts whose scheduled time has come (``NurtureService.broadcast``, once each).
-Invoked asynchronously with ``{"broadcast": "<sequence id>"}`` (by the admin API), it enrolls
-that sequence's broadcast segment with batched writes.
+Invoked asynchronously with ``{"broadcast": "<sequence id>", "run": "<request id>"}`` (by the
+admin API), it enrolls that sequence's broadcast segment with batched writes, once per run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ PAGE_LIMIT = 200
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service = nurture_service()
     if event.get("broadcast"):
-        counts = service.broadcast(str(event["broadcast"]))
+        sequence_id = str(event["broadcast"])
+        run = event.get("run")
+        counts = service.broadcast_once(sequence_id, str(run)) if run else service.broadcast(sequence_id)
         logger.info("broadcast enrolled", sequence_id=event["broadcast"], counts=counts)
         return counts
     now = service.clock.now()

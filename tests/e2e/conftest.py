@@ -33,13 +33,13 @@ class DevServer:
         self.output = output
 
 
-@pytest.fixture(scope="session")
-def dev_server() -> Iterator[DevServer]:
+def start_dev(*options: str, ready_within: float = 60) -> DevServer:
+    """``leadflow dev`` on a free port in its own process, once it has printed its ready line."""
     port = free_port()
     leadflow = Path(sys.executable).parent / "leadflow"
     started = time.monotonic()
     process = subprocess.Popen(
-        [str(leadflow), "dev", "--port", str(port), "--verbose"],
+        [str(leadflow), "dev", "--port", str(port), *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -57,17 +57,29 @@ def dev_server() -> Iterator[DevServer]:
                 ready.set()
 
     threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
+    if not ready.wait(ready_within):
         process.kill()
         pytest.fail("leadflow dev did not print its ready line:\n" + "".join(output[-40:]))
-    server = DevServer(process, f"http://127.0.0.1:{port}", time.monotonic() - started, output)
-    yield server
+    return DevServer(process, f"http://127.0.0.1:{port}", time.monotonic() - started, output)
+
+
+def stop_dev(server: DevServer) -> None:
+    """Ctrl-C, as a user stops it (killed if it does not stop within 15 s)."""
+    process = server.process
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def dev_server() -> Iterator[DevServer]:
+    server = start_dev("--verbose")
+    yield server
+    stop_dev(server)
 
 
 @pytest.fixture(scope="session")

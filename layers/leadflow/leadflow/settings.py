@@ -104,3 +104,8 @@ class PreferencesSettings(_Settings):
     leadflow_workspace: str
     tracking_secret_arn: str
     nurture_now_queue_url: str
+
+
+@dataclass(frozen=True)
+class BroadcastSettings(_Settings):
+    nurture_due_function: str

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
@@ -152,12 +153,31 @@ def resolve_table(args: argparse.Namespace, command: str) -> str:
     return table
 
 
+class _OffsetClock:
+    """A running ``leadflow dev``'s clock (it may have been advanced), read once and kept in step."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def _dev_clock(url: str) -> _OffsetClock:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url.rstrip("/") + "/_dev/clock", timeout=10) as response:  # noqa: S310
+        dev_now = datetime.fromisoformat(json.load(response)["now"])
+    return _OffsetClock(dev_now - datetime.now(UTC))
+
+
 def cmd_broadcast(args: argparse.Namespace) -> int:
     from leadflow.adapters.clock import SystemClock
     from leadflow.adapters.nurture import DynamoNurtureStore
     from leadflow.config.workspace import Workspace
     from leadflow.services.nurture import NurtureService, TokenIssuer
-    from leadflow.services.nurture_wiring import _NoSender
+    from leadflow.services.nurture_wiring import NoSender
 
     table = resolve_table(args, "broadcast")
     workspace = Workspace(Path(args.workspace) if args.workspace else project_root() / "workspace")
@@ -170,10 +190,10 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     service = NurtureService(
         workspace=workspace,
         store=store,
-        sender=_NoSender(),
+        sender=NoSender(),
         tokens=TokenIssuer(lambda: [b"unused"], "", 1),
         due_now=_NoQueue(),
-        clock=SystemClock(),
+        clock=_dev_clock(args.dev) if args.dev else SystemClock(),
     )
     started = time.perf_counter()
 

@@ -156,6 +156,7 @@ class NurtureService:
         self._versions: dict[str, int] = {}
         self._old: dict[tuple[str, int], Sequence] = {}
         self._slots = 0
+        self._activity_needed: dict[int, bool] = {}  # by id(): sequences are kept for the service's life
 
     # ------------------------------------------------------------------ configuration
     @cached_property
@@ -196,6 +197,25 @@ class NurtureService:
             self._old[key] = Sequence.from_trusted(data)
         return self._old[key], enrollment
 
+    def overview(self) -> list[dict[str, Any]]:
+        """Every sequence of the workspace: its current version, triggers, steps and version history."""
+        rows = []
+        for sequence in self.workspace.sequences.values():
+            found = self.current(sequence.id)
+            rows.append(
+                {
+                    "id": sequence.id,
+                    "name": sequence.name,
+                    "status": sequence.status,
+                    "version": found[1] if found else None,
+                    "topic": sequence.topic,
+                    "triggers": [t.key for t in sequence.triggers],
+                    "steps": [{"id": s.id, "type": s.type} for s in sequence.steps],
+                    "versions": self.store.versions(sequence.id),
+                }
+            )
+        return rows
+
     # ------------------------------------------------------------------ the step
     def process(self, pairs: list[tuple[str, str]]) -> BatchResult:
         """Advance every (lead id, sequence id) enrollment of the batch that is due."""
@@ -224,6 +244,13 @@ class NurtureService:
                 result.failures.append({"lead_id": pair[0], "sequence_id": pair[1], "error": type(error).__name__})
                 self._back_off(pair, now)
         return result
+
+    def _needs_activity(self, sequence: Sequence) -> bool:
+        """Whether the sequence's conditions read recent activities (worked out once per sequence)."""
+        key = id(sequence)
+        if key not in self._activity_needed:
+            self._activity_needed[key] = _needs_activity(sequence, self.workspace)
+        return self._activity_needed[key]
 
     def _back_off(self, pair: tuple[str, str], now: datetime) -> None:
         """An enrollment whose step failed unexpectedly is looked at again later, not in a tight loop."""
@@ -269,7 +296,7 @@ class NurtureService:
             result.outcomes["sequence_removed"] += 1
             return
         sequence, enrollment = found
-        lead = self._lead_view(profile, suppressed, _needs_activity(sequence, self.workspace))
+        lead = self._lead_view(profile, suppressed, self._needs_activity(sequence))
         segments = self.workspace.segments
         for _ in range(MAX_ADVANCES_PER_ENROLLMENT):
             outcome = advance(sequence, enrollment, lead, now, self.messaging, segments)
@@ -521,6 +548,10 @@ class NurtureService:
         return sorted(set(found))
 
     def _default_model(self) -> str:
+        return self._scoring_default_model
+
+    @cached_property
+    def _scoring_default_model(self) -> str:
         try:
             return self.workspace.scoring.default_model
         except Exception:  # noqa: BLE001 - a workspace without scoring
@@ -701,6 +732,13 @@ class NurtureService:
                 if progress:
                     progress(counts["scanned"], counts["enrolled"])
         return dict(counts)
+
+    def broadcast_once(self, sequence_id: str, run_id: str) -> dict[str, int]:
+        """``broadcast`` for one request, at most once: an asynchronous invocation may be delivered twice."""
+        claim = {"PK": f"SEQ#{sequence_id}", "SK": f"BROADCAST#{run_id}", "at": self.clock.now().isoformat()}
+        if not self.store.put_items([claim]):
+            return {"duplicate": 1}
+        return self.broadcast(sequence_id)
 
     def scheduled_broadcasts(self, now: datetime) -> list[str]:
         """Run every broadcast whose ``at`` has come, once each (a claim item per sequence and time)."""

@@ -34,7 +34,7 @@ def nurture_service() -> NurtureService:
     )
 
 
-class _NoSender:
+class NoSender:
     """The preference page and the admin API send no email themselves."""
 
     def send(self, *_: object) -> str:
@@ -48,7 +48,7 @@ def nurture_admin_service() -> NurtureService:
     return NurtureService(
         workspace=workspace,
         store=DynamoNurtureStore(settings.leads_table),
-        sender=_NoSender(),
+        sender=NoSender(),
         tokens=TokenIssuer(SecretsManagerKeys(settings.tracking_secret_arn), "", workspace.tracking.token_days),
         due_now=SqsDueNowQueue(settings.nurture_now_queue_url),
         clock=SystemClock(),

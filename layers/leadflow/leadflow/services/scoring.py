@@ -8,6 +8,7 @@ and tries again).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -92,18 +93,49 @@ class ScoringService:
         Raises:
             ScoreConflict: the lead kept changing under concurrent scoring.
         """
+
+        def earned(ledger: Ledger, _now: datetime) -> list[LedgerEntry]:
+            if activity is None:
+                return []
+            scored = Activity.from_record({**activity, "lead_id": lead_id})
+            return [entry for model in self.models.values() for entry in score_activity(model, scored, ledger)]
+
+        return self._apply(lead_id, activity, earned, write_if_nothing_new=True)
+
+    def award(self, lead_id: str, points: int, model: str | None, reason: str, award_id: str) -> None:
+        """Points given by a sequence action (not by an activity): one ledger entry, once per ``award_id``.
+
+        Raises:
+            ScoreConflict: the lead kept changing under concurrent scoring.
+        """
+        name = model or self.workspace.scoring.default_model
+        entry_id = f"{award_id}:{name}:sequence_action"
+
+        def earned(ledger: Ledger, now: datetime) -> list[LedgerEntry]:
+            if entry_id in ledger.ids:
+                return []
+            return [LedgerEntry(entry_id, name, "sequence_action", award_id, "sequence_action", now, points, reason)]
+
+        self._apply(lead_id, None, earned, write_if_nothing_new=False)
+
+    def _apply(
+        self,
+        lead_id: str,
+        activity: dict[str, Any] | None,
+        earned: Callable[[Ledger, datetime], list[LedgerEntry]],
+        write_if_nothing_new: bool,
+    ) -> ScoreOutcome | None:
+        """New ledger entries (``earned``), the decayed scores, grade and stage, written with optimistic locking."""
         config = self.workspace.scoring
         for _attempt in range(CONFLICT_RETRIES):
             state = self.store.score_state(lead_id)
             if state.profile is None:
                 return None
             ledger = Ledger(LedgerEntry.from_item(item) for item in state.ledger)
-            new: list[LedgerEntry] = []
-            if activity is not None:
-                scored = Activity.from_record({**activity, "lead_id": lead_id})
-                for model in self.models.values():
-                    new.extend(score_activity(model, scored, ledger))
             now = self.clock.now()
+            new = earned(ledger, now)
+            if not new and not write_if_nothing_new:
+                return None
             entries = [*ledger.entries, *new]
             scores = {name: round(decayed_score(entries, model, now), 2) for name, model in self.models.items()}
             grade = fit_grade(state.profile, config.grade)
@@ -123,43 +155,6 @@ class ScoringService:
                 return ScoreOutcome(
                     lead_id, sum(e.points for e in new), scores, grade.letter, moved or stage, stage if moved else None
                 )
-        raise ScoreConflict(lead_id)
-
-    def award(self, lead_id: str, points: int, model: str | None, reason: str, award_id: str) -> None:
-        """Points given by a sequence action (not by an activity): one ledger entry, once per ``award_id``.
-
-        Raises:
-            ScoreConflict: the lead kept changing under concurrent scoring.
-        """
-        config = self.workspace.scoring
-        name = model or config.default_model
-        for _attempt in range(CONFLICT_RETRIES):
-            state = self.store.score_state(lead_id)
-            if state.profile is None:
-                return
-            ledger = Ledger(LedgerEntry.from_item(item) for item in state.ledger)
-            entry_id = f"{award_id}:{name}:sequence_action"
-            if entry_id in ledger.ids:
-                return
-            now = self.clock.now()
-            entry = LedgerEntry(entry_id, name, "sequence_action", award_id, "sequence_action", now, points, reason)
-            entries = [*ledger.entries, entry]
-            scores = {n: round(decayed_score(entries, m, now), 2) for n, m in self.models.items()}
-            grade = fit_grade(state.profile, config.grade)
-            stage = str(state.profile.get("stage") or "lead")
-            moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
-            summary = {
-                "scores": scores,
-                "grade": grade.letter,
-                "grade_points": grade.points,
-                "scored_at": now.isoformat(),
-            }
-            events = self._events(lead_id, None, [entry], summary, stage, moved, now)
-            write = ScoreWrite(
-                lead_id, state.version, [entry.as_item()], summary, (stage, moved) if moved else None, events
-            )
-            if self.store.apply_score(write):
-                return
         raise ScoreConflict(lead_id)
 
     def _events(  # noqa: PLR0917 - one private call site

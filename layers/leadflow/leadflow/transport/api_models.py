@@ -144,6 +144,18 @@ class EnrollmentView(BaseModel):
     exit_reason: str | None
     ended_at: str | None
 
+    @classmethod
+    def of(cls, enrollment: Any) -> EnrollmentView:
+        """The view of a ``domain.nurture.Enrollment`` (times in ISO 8601)."""
+        from dataclasses import asdict
+
+        data = asdict(enrollment)
+        for key in ("entered_at", "step_started_at", "due_at", "ended_at"):
+            data[key] = data[key].isoformat() if data.get(key) else None
+        for email in data["emails"]:
+            email["sent_at"] = email["sent_at"].isoformat()
+        return cls.model_validate(data)
+
 
 class EnrollmentList(BaseModel):
     enrollments: list[EnrollmentView]
