@@ -785,64 +785,7 @@ def patient_clients() -> None:
     aws.CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=120)
 
 
-def keep_moto_originals() -> dict[str, Any]:
-    """moto's own methods, before the local stack patches them (see ``speed_up``)."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    return {"transact_write_items": DynamoHandler.transact_write_items}
-
-
-def speed_up(originals: dict[str, Any]) -> None:
-    """Two costs of the local stack that grow with the run, not with what is measured.
-
-    - ``leadflow/dev/moto_patches.py`` remembers each TransactWriteItems ``ClientRequestToken``
-      for ten minutes, and on every transaction walks all of the remembered tokens to expire
-      old ones: quadratic in transactions per ten minutes (tens of thousands here). Replaced
-      by the same rule (a token seen in the last ten minutes answers the same again, without
-      writing) kept in insertion order, so expiring is a pop from the front.
-    - moto's server looks up the backend of every request by listing its package folder
-      (``moto.backends.list_of_moto_modules``, ~200 ``isdir`` calls); the list is cached.
-
-    Neither changes which calls are made, only how fast moto answers them.
-    """
-    from collections import OrderedDict
-
-    import moto.backends
-    from moto.dynamodb.responses import DynamoHandler
-
-    from leadflow.dev import moto_patches
-
-    modules = list(moto.backends.list_of_moto_modules())
-    moto.backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
-
-    original = originals["transact_write_items"]
-    seen: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-
-    def transact_write_items(self: Any) -> Any:
-        token = self.body.get("ClientRequestToken")
-        now = time.monotonic()
-        with moto_patches._DYNAMODB_LOCK:
-            while seen and now - next(iter(seen.values()))[0] > 600:
-                seen.popitem(last=False)
-            if token and token in seen:
-                return seen[token][1]
-            response = original(self)
-            if token:
-                seen[token] = (now, response)
-            return response
-
-    DynamoHandler.transact_write_items = transact_write_items  # type: ignore[method-assign]
-
-
 # ---------------------------------------------------------------------------- the campaign
-
-
-def running_executions() -> int:
-    """Executions still running, in the backend that runs them."""
-    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-    backend = stepfunctions_parser_backends[ACCOUNT][REGION]
-    return sum(1 for m in list(backend.state_machines) for e in list(m.executions) if e.status == "RUNNING")
 
 
 def quiet_logs() -> None:
@@ -933,7 +876,7 @@ class Campaign:
             idle = 0
             while idle < 3:
                 delivered = stack.pump_once()
-                running = running_executions()
+                running = stack.running_executions()
                 idle = idle + 1 if delivered == 0 and running == 0 else 0
                 if delivered == 0:
                     time.sleep(0.05 if running else 0.01)
@@ -992,10 +935,8 @@ class Campaign:
             log_level="ERROR",
         )
         self.stack = stack
-        originals = keep_moto_originals()
         with Harness():  # deploying the stack is no part of the campaign
             stack.start()
-        speed_up(originals)
         try:
             return self._campaign(stack, message_id_for, wall)
         finally:

@@ -13,6 +13,7 @@
   transaction with the same token, and DynamoDB applies it once; moto applied it again.
 - DynamoDB ``Query`` on the table (not an index) sorts every item of the table to find one
   partition: quadratic as the table grows. The partition's own items are used instead.
+- moto's server lists its package folder to find the backend of every request: listed once.
 - SQS ``ReceiveMessage`` checks each message's retention through ``get_queue_attributes``,
   which counts every message of the queue: receiving from a queue with a backlog was
   quadratic. The retention period is read directly instead.
@@ -21,6 +22,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 _DYNAMODB_LOCK = threading.RLock()
@@ -38,6 +40,7 @@ def apply() -> None:
     _dynamodb_transaction_tokens()
     _sqs_retention_check()
     _dynamodb_partition_query()
+    _backend_listing_cached()
 
 
 def _event_bus_ref() -> None:
@@ -93,6 +96,15 @@ def _sqs_retention_check() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
+def _backend_listing_cached() -> None:
+    """moto's server finds the backend of every request by listing its package folder (~200
+    ``isdir`` calls a request); the folder does not change while the stack runs."""
+    import moto.backends
+
+    modules = list(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+
+
 def _dynamodb_transaction_tokens() -> None:
     """A token seen in the last ten minutes answers success again without writing."""
     import time
@@ -100,14 +112,15 @@ def _dynamodb_transaction_tokens() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     original = DynamoHandler.transact_write_items
-    seen: dict[str, tuple[float, Any]] = {}
+    # In the order seen: expiring is a pop from the front, not a walk over every token.
+    seen: OrderedDict[str, tuple[float, Any]] = OrderedDict()
 
     def transact_write_items(self: Any) -> Any:
         token = self.body.get("ClientRequestToken")
         now = time.monotonic()
         with _DYNAMODB_LOCK:
-            for old in [t for t, (at, _) in seen.items() if now - at > 600]:
-                del seen[old]
+            while seen and now - next(iter(seen.values()))[0] > 600:
+                seen.popitem(last=False)
             if token and token in seen:
                 return seen[token][1]
             response = original(self)
