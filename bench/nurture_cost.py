@@ -112,6 +112,8 @@ RELAY = "OutboxRelayFunction"
 
 _function: contextvars.ContextVar[str | None] = contextvars.ContextVar("bench_function", default=None)
 _harness: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_harness", default=False)
+_parallel: contextvars.ContextVar[int] = contextvars.ContextVar("bench_parallel", default=1)
+"""Worker threads of the pool the current call is made from (1 on the handler's own thread)."""
 
 
 # ---------------------------------------------------------------------------- DynamoDB sizes
@@ -321,7 +323,9 @@ class Meter:
         status = getattr(http_response, "status_code", 500) if http_response is not None else 500
         with self.lock:
             self.aws_ms[owner] += elapsed_ms
-            self.modelled_ms[owner] += ASSUMED_LATENCY_MS.get(operation, DEFAULT_LATENCY_MS)
+            # Calls made by the k threads of a pool wait at the same time: each adds 1/k of its
+            # latency to the invocation's modelled duration (the pool is full while a batch is worked).
+            self.modelled_ms[owner] += ASSUMED_LATENCY_MS.get(operation, DEFAULT_LATENCY_MS) / _parallel.get()
             if status >= 300:
                 self.errors[f"{owner} {operation} {status}"] += 1
             if operation == "sqs:ReceiveMessage" and isinstance(parsed, dict):
@@ -461,12 +465,28 @@ def prepare_workspace(send_rate: int) -> Path:
     return workspace
 
 
-def propagate_context_to_threads() -> None:
-    """Worker threads (``shards_with_due`` queries shards in a pool) keep the caller's attribution."""
+def propagate_context_to_threads(invocations: Invocations) -> None:
+    """Worker threads (``shards_with_due`` queries shards in a pool, the step works the leads of a
+    batch in a pool, a broadcast writes a page in a pool) keep the caller's attribution; their CPU
+    time is added to the function's, and their calls are marked with the pool's size (their
+    latencies overlap: see ``Meter._after_call``)."""
     original = concurrent.futures.ThreadPoolExecutor.submit
 
     def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return original(self, contextvars.copy_context().run, fn, *args, **kwargs)
+        workers = int(getattr(self, "_max_workers", 1) or 1)
+
+        def run(*inner: Any, **named: Any) -> Any:
+            _parallel.set(workers)
+            cpu = time.thread_time()
+            try:
+                return fn(*inner, **named)
+            finally:
+                owner = _function.get()
+                if owner and not _harness.get():
+                    with invocations.lock:
+                        invocations.cpu_ms[owner] += (time.thread_time() - cpu) * 1000
+
+        return original(self, contextvars.copy_context().run, run, *args, **kwargs)
 
     concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
 
@@ -836,6 +856,15 @@ class Campaign:
             print(f"  {name}: {self.phases[-1]}", file=sys.stderr, flush=True)
         return result
 
+    def broadcast(self) -> Any:
+        """What the admin API's asynchronous invoke starts: the run, whose parts are asynchronous
+        invocations of the same function (background threads here); waits until they are done."""
+        started = self.stack.runner.invoke("NurtureDueFunction", {"broadcast": SEQUENCE, "run": "bench-run"})
+        time.sleep(0.2)
+        while any(t.name == "leadflow-async" and t.is_alive() for t in threading.enumerate()):
+            time.sleep(0.1)
+        return started
+
     def tick(self) -> int:
         """One tick, then, as the 5-minute schedule would, another every 5 minutes while
         enrollments are due within the next 5 minutes (sends deferred by the SES rate, backed
@@ -922,7 +951,7 @@ class Campaign:
 
         args = self.args
         quiet_logs()
-        propagate_context_to_threads()
+        propagate_context_to_threads(self.invocations)
         patient_clients()
         self.meter.install()  # before any client exists: every client copies the session's hooks
         workspace = prepare_workspace(args.send_rate)
@@ -984,10 +1013,7 @@ class Campaign:
 
         ids = self.phase("seed leads (not counted)", lambda: seed(stack, table, args.leads, self.rng))
         self.meter.dynamo.measure_average_item_size()
-        self.phase(
-            "broadcast: enroll the segment",
-            lambda: stack.runner.invoke("NurtureDueFunction", {"broadcast": SEQUENCE}),
-        )
+        self.phase("broadcast: enroll the segment (parallel parts)", self.broadcast)
         stack.clock.advance(300)
         self.phase("tick: discount email to every lead", self.tick)
         discount_end = stack.clock.now()
@@ -1101,8 +1127,11 @@ def outcome(dynamo: DynamoModel | None, stack: Any, outbox: Outbox, ids: list[st
             status = item["status"]["S"]
             statuses[f"{status}/{item.get('exit_reason', {}).get('S', '-')}"] += 1
             steps[item["step_id"]["S"]] += 1
-        elif sk.startswith("SEND#") and item.get("sequence_id", {}).get("S") == SEQUENCE:
-            sends[f"{item['step_id']['S']} ({item['status']['S']})"] += 1
+        elif sk == "MAIL":
+            for send in item.get("sends", {}).get("L") or []:
+                entry = send["M"]
+                if entry.get("s", {}).get("S") == SEQUENCE:
+                    sends[entry["p"]["S"]] += 1
         elif sk == "PROFILE":
             if "push-responder" in (item.get("tags", {}).get("SS") or []):
                 tagged += 1
@@ -1343,7 +1372,7 @@ def report(data: dict[str, Any], priced: dict[str, Any]) -> str:
     out.append(f"wall time {data['wall_s']:.0f} s (stack start and seeding included)")
     o = data["outcome"]
     out.append(
-        f"outcome: enrollments {o['enrollments']}; send ledger {o['send_ledger']}; "
+        f"outcome: enrollments {o['enrollments']}; mail logs (sends claimed) {o['send_ledger']}; "
         f"SES messages {o['ses_messages']}; tagged push-responder {o['tagged_push_responder']}, "
         f"hand-offs requested {o['handoff_requested']}"
     )

@@ -37,6 +37,7 @@ import platform
 import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from leadflow.adapters.nurture import MailLog
 from leadflow.config.workspace import Workspace
 from leadflow.domain.nurture import ACTIVE, Enrollment, LeadView, advance, enroll
 from leadflow.domain.rendering import Sender
@@ -237,50 +239,53 @@ class MemoryStore:
     def __init__(self, profiles: list[dict[str, Any]]) -> None:
         self.profiles = {p["lead_id"]: dict(p) for p in profiles}
         self.enrollments: dict[tuple[str, str], tuple[Enrollment, int]] = {}
-        self.ledger: set[tuple[str, str]] = set()
+        self.logs: dict[str, MailLog] = {}
+        self.lock = threading.Lock()
 
     def version_of(self, sequence_id: str, content_hash: str, definition: dict[str, Any]) -> int:
         return 1
 
     def load_batch(
-        self, pairs: list[tuple[str, str]]
-    ) -> tuple[dict[tuple[str, str], tuple[Enrollment, int]], dict[str, dict[str, Any]]]:
+        self, pairs: list[tuple[str, str]], mail: bool = True
+    ) -> tuple[dict[tuple[str, str], tuple[Enrollment, int]], dict[str, dict[str, Any]], dict[str, MailLog]]:
         found = {pair: self.enrollments[pair] for pair in pairs if pair in self.enrollments}
-        return found, {lead: self.profiles[lead] for lead, _ in pairs if lead in self.profiles}
+        leads = {lead for lead, _ in pairs}
+        profiles = {lead: self.profiles[lead] for lead in leads if lead in self.profiles}
+        return found, profiles, {lead: self.logs.get(lead, MailLog()) for lead in leads}
 
     def suppressed(self, emails: set[str]) -> set[str]:
         return set()
 
-    def put_enrollment(self, enrollment: Enrollment, rev: int, events: Any = (), new: bool = False) -> bool:
+    def put_enrollment(self, enrollment: Enrollment, rev: int, new: bool = False) -> bool:
         key = (enrollment.lead_id, enrollment.sequence_id)
-        current = self.enrollments.get(key)
-        if (current[1] if current else 0) != rev:
-            return False
-        self.enrollments[key] = (enrollment, rev + 1)
+        with self.lock:
+            current = self.enrollments.get(key)
+            if (current[1] if current else 0) != rev:
+                return False
+            self.enrollments[key] = (enrollment, rev + 1)
         return True
 
     def enrollment(self, lead_id: str, sequence_id: str) -> tuple[Enrollment, int] | None:
         return self.enrollments.get((lead_id, sequence_id))
 
-    def claim_send(  # noqa: PLR0917 - the store's signature
-        self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, seen: int, email_key: str
-    ) -> str:
-        if (lead_id, message_id) in self.ledger:
-            return "taken"
-        self.ledger.add((lead_id, message_id))
-        profile = self.profiles[lead_id]
-        profile["recent_sends"] = [*(profile.get("recent_sends") or []), now.isoformat()]
-        return "claimed"
-
-    def mark_sent(self, lead_id: str, message_id: str, ses_id: str, now: datetime) -> None:
-        pass
-
-    def set_recent_sends(self, lead_id: str, before: list[str], after: list[str]) -> None:
-        if before != after:
-            self.profiles[lead_id]["recent_sends"] = after
+    def claim_send(
+        self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, log: MailLog
+    ) -> tuple[str, MailLog]:
+        if log.has(message_id):
+            return "taken", log
+        with self.lock:
+            if self.logs.get(lead_id, MailLog()).version != log.version:
+                return "changed", log
+            written = MailLog(log.version + 1, (*log.sends, {"at": now.isoformat(), "m": message_id, **record}))
+            self.logs[lead_id] = written
+        return "claimed", written
 
     def release_send(self, lead_id: str, message_id: str) -> None:
-        self.ledger.discard((lead_id, message_id))
+        log = self.logs.get(lead_id, MailLog())
+        self.logs[lead_id] = MailLog(log.version + 1, tuple(s for s in log.sends if s["m"] != message_id))
+
+    def mail_log(self, lead_id: str) -> MailLog:
+        return self.logs.get(lead_id, MailLog())
 
     def take_send_slots(self, wanted: int, rate: int, now: float) -> int:
         return wanted
@@ -304,6 +309,7 @@ def service(setup: Setup) -> dict[str, int]:
         due_now=FakeQueue(),
         clock=clock,
     )
+    nurture.workers = 1  # the fakes do no I/O for threads to overlap: this measures the logic's CPU
     for enrollment in setup.enrollments():
         store.put_enrollment(enrollment, 0)
     pairs = list(store.enrollments)

@@ -241,13 +241,22 @@ def main() -> None:
     due_now["awsRegion"] = "us-east-1"
     write("nurture_step_sqs.json", {"Records": [due_now]})
     # The tick's Distributed Map item (what PlanShards answers per shard).
-    write("nurture_step_shard.json", {"shard": 3, "now": "2026-11-23T09:00:00+00:00", "limit": 200, "round": 0})
+    write(
+        "nurture_step_shard.json",
+        {
+            "shard": 3,
+            "now": "2026-11-23T09:00:00+00:00",
+            "limit": 200,
+            "round": 0,
+            "tick": "arn:aws:states:us-east-1:123456789012:execution:leadflow-nurture-tick:tick-1",
+        },
+    )
     # The tick's first state gets the execution id (the state machine's own Payload).
     write(
         "nurture_due_plan.json",
         {"execution": "arn:aws:states:us-east-1:123456789012:execution:leadflow-nurture-tick:tick-1"},
     )
-    write("nurture_due_broadcast.json", {"broadcast": "push-discount"})
+    write("nurture_due_broadcast.json", {"broadcast": "push-discount", "run": "01JD3Z8Q4WBROADCAST0000001"})
     # NurtureEventsQueue -> NurtureEventsFunction: the SQS sample carrying Powertools' EventBridge
     # event, as the bus rule delivers it, with a lead.captured detail.
     bridge = read("aws-events/powertools_eventBridgeEvent.json")

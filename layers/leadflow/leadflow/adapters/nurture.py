@@ -4,8 +4,13 @@ Items (see docs/data-model.md):
 - enrollment ``LEAD#<lead>`` / ``ENR#<sequence>``: step, status, ``due_at``; while active it
   carries ``GSI4PK=DUE#<shard>``, ``GSI4SK=<due_at>#<lead>#<sequence>`` so ticks read what is
   due shard by shard, in parallel;
-- send ledger ``LEAD#<lead>`` / ``SEND#<message_id>``: written (conditionally) before SES is
-  called, so a retried batch never sends one step twice;
+- mail log ``LEAD#<lead>`` / ``MAIL``: the lead's send ledger: every marketing email of the
+  last 7 days (message id, time, sequence, step) and a version. A send is claimed by one
+  conditional write of this small item (its version unchanged since the batch read it, the
+  message id not in it) before SES is called, so a retried batch never sends one step twice,
+  frequency caps hold across sequences, and an unsubscribe (which bumps the version) stops the
+  very next send;
+- shard lease ``NURTURE#LEASE`` / ``DUE#<shard>``: which tick works a shard of the due index now;
 - sequence version ``SEQ#<id>`` / ``V#<content hash>`` (number, definition) and the head
   ``SEQ#<id>`` / ``HEAD`` (the last number given);
 - send-rate window ``SESRATE#<epoch second>`` / ``RATE`` shared by every sender.
@@ -17,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,10 +32,15 @@ from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, ser
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.nurture import Enrollment, SentEmail
 
+MAIL_SK = "MAIL"
+
 DEFAULT_SHARDS = 16
 DUE_INDEX = "GSI4"
-SEND_TTL = timedelta(days=400)
 RECENT_SENDS = timedelta(days=7)
+"""How long the mail log keeps a send: the frequency caps' longest window, and far longer than a
+claimed send can stay unrecorded on its enrollment (a failed batch is retried within minutes)."""
+WRITE_WORKERS = 16
+"""Conditional writes of a broadcast page run this many at a time (BatchWriteItem takes no conditions)."""
 
 
 def shard_of(lead_id: str, shards: int) -> int:
@@ -42,6 +53,26 @@ def _iso(value: datetime | None) -> str | None:
 
 def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class MailLog:
+    """The lead's mail log as read: its version and its recent sends (``{"at", "m", "s", "p"}`` each)."""
+
+    version: int = 0
+    sends: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def has(self, message_id: str) -> bool:
+        return any(send.get("m") == message_id for send in self.sends)
+
+    def times(self) -> tuple[datetime, ...]:
+        return tuple(datetime.fromisoformat(send["at"]) for send in self.sends if send.get("at"))
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any] | None) -> MailLog:
+        if not item:
+            return cls()
+        return cls(int(item.get("v", 0)), tuple(dict(send) for send in item.get("sends") or ()))
 
 
 def enrollment_item(enrollment: Enrollment, shards: int, rev: int) -> dict[str, Any]:
@@ -116,6 +147,8 @@ class DynamoNurtureStore(DynamoLeadStore):
     def __init__(self, table_name: str, client: Any = None, shards: int = DEFAULT_SHARDS) -> None:
         super().__init__(table_name, client)
         self.shards = shards
+        self.scan_page_limit: int | None = None
+        """Items a broadcast's Scan reads per page (DynamoDB's 1 MB when None)."""
 
     # ------------------------------------------------------------------ reading
     def due(self, shard: int, now: datetime, limit: int) -> list[tuple[str, str]]:
@@ -159,20 +192,36 @@ class DynamoNurtureStore(DynamoLeadStore):
         return found
 
     def load_batch(
-        self, pairs: list[tuple[str, str]]
-    ) -> tuple[dict[tuple[str, str], tuple[Enrollment, int]], dict[str, dict[str, Any]]]:
-        """Enrollments and the profiles of their leads, two reads for the whole batch."""
+        self, pairs: list[tuple[str, str]], mail: bool = True
+    ) -> tuple[dict[tuple[str, str], tuple[Enrollment, int]], dict[str, dict[str, Any]], dict[str, MailLog]]:
+        """Enrollments, the profiles of their leads and (with ``mail``) their mail logs, in one
+        BatchGetItem per 100 keys. A lead without a mail log gets an empty one (version 0)."""
+        leads = {lead for lead, _ in pairs}
         keys = [{"PK": f"LEAD#{lead}", "SK": f"ENR#{seq}"} for lead, seq in pairs]
-        keys += [lead_key(lead) for lead in {lead for lead, _ in pairs}]
+        keys += [lead_key(lead) for lead in leads]
+        if mail:
+            keys += [{"PK": f"LEAD#{lead}", "SK": MAIL_SK} for lead in leads]
         enrollments: dict[tuple[str, str], tuple[Enrollment, int]] = {}
         profiles: dict[str, dict[str, Any]] = {}
+        logs: dict[str, MailLog] = dict.fromkeys(leads, MailLog()) if mail else {}
         for item in self.batch_get(keys):
+            lead = item["PK"].removeprefix("LEAD#")
             if item["SK"] == "PROFILE":
-                profiles[item["PK"].removeprefix("LEAD#")] = item
+                profiles[lead] = item
+            elif item["SK"] == MAIL_SK:
+                logs[lead] = MailLog.from_item(item)
             elif item["SK"].startswith("ENR#"):
                 enrollment, rev = enrollment_from(item)
                 enrollments[(enrollment.lead_id, enrollment.sequence_id)] = (enrollment, rev)
-        return enrollments, profiles
+        return enrollments, profiles, logs
+
+    def enrollments_of(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Enrollment, int]]:
+        """The stored enrollments of these (lead, sequence) pairs (BatchGetItem, 100 keys a call)."""
+        found = {}
+        for item in self.batch_get({"PK": f"LEAD#{lead}", "SK": f"ENR#{seq}"} for lead, seq in pairs):
+            enrollment, rev = enrollment_from(item)
+            found[(enrollment.lead_id, enrollment.sequence_id)] = (enrollment, rev)
+        return found
 
     def suppressed(self, email_keys: Iterable[str]) -> set[str]:
         items = self.batch_get({"PK": f"SUPPRESS#{key}", "SK": "SUPPRESS"} for key in email_keys)
@@ -195,8 +244,13 @@ class DynamoNurtureStore(DynamoLeadStore):
     def recent_activities(self, lead_id: str, limit: int = 200) -> list[dict[str, Any]]:
         return self._query_prefix(f"LEAD#{lead_id}", "ACT#", limit, newest_first=True)
 
-    def scan_profiles(self, segment: int, segments: int) -> Iterable[list[dict[str, Any]]]:
-        """Every lead profile, page by page, in one of ``segments`` parallel scan segments."""
+    def scan_profiles(
+        self, segment: int, segments: int, start: dict[str, Any] | None = None
+    ) -> Iterable[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+        """Every lead profile, page by page, in one of ``segments`` parallel scan segments.
+
+        Yields each page with the key to resume after it (None after the last page): a long
+        scan is carried on by another invocation from that key."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "FilterExpression": "SK = :p",
@@ -204,12 +258,17 @@ class DynamoNurtureStore(DynamoLeadStore):
             "Segment": segment,
             "TotalSegments": segments,
         }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        if self.scan_page_limit:
+            kwargs["Limit"] = self.scan_page_limit
         while True:
             answer = self.client.scan(**kwargs)
-            yield [deserialize(i) for i in answer.get("Items", [])]
-            if "LastEvaluatedKey" not in answer:
+            last = answer.get("LastEvaluatedKey")
+            yield [deserialize(i) for i in answer.get("Items", [])], last
+            if not last:
                 return
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+            kwargs["ExclusiveStartKey"] = last
 
     # ------------------------------------------------------------------ sequence versions
     def version_of(self, sequence_id: str, content_hash: str, definition: dict[str, Any]) -> int:
@@ -265,10 +324,11 @@ class DynamoNurtureStore(DynamoLeadStore):
         )
 
     # ------------------------------------------------------------------ writing enrollments
-    def put_enrollment(
-        self, enrollment: Enrollment, rev: int, events: Sequence[DomainEvent] = (), new: bool = False
-    ) -> bool:  # type: ignore[assignment]
-        """Store the enrollment if nobody else changed it since ``rev`` was read (False if they did)."""
+    def put_enrollment(self, enrollment: Enrollment, rev: int, new: bool = False) -> bool:
+        """Store the enrollment if nobody else changed it since ``rev`` was read (False if they did).
+
+        One conditional PutItem (no transaction: no other item must change with it). ``rev`` 0
+        with ``new`` means the item must not exist yet."""
         item = enrollment_item(enrollment, self.shards, rev + 1)
         put: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
         if new and rev == 0:
@@ -277,127 +337,94 @@ class DynamoNurtureStore(DynamoLeadStore):
             put["ConditionExpression"] = "#r = :r"
             put["ExpressionAttributeNames"] = {"#r": "rev"}
             put["ExpressionAttributeValues"] = serialize({":r": rev})
-        items = [{"Put": put}]
-        items += [{"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events]
-        reasons = self._transact(items)
-        return reasons is None
+        return self._conditional(lambda: self.client.put_item(**put))
 
-    def put_enrollments(self, enrollments: list[Enrollment]) -> int:
-        """New enrollments in bulk (BatchWriteItem, 25 a request): a broadcast's writes."""
-        requests = [{"PutRequest": {"Item": serialize(enrollment_item(e, self.shards, 1))}} for e in enrollments]
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
-            for attempt in range(10):
-                answer = self.client.batch_write_item(RequestItems=pending)
-                pending = answer.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                self._sleep(min(2.0, 0.05 * 2**attempt))
-        return len(requests)
+    def put_enrollments(self, enrollments: Sequence[tuple[Enrollment, int | None]]) -> int:
+        """A broadcast's enrollments, each written conditionally: a new one only if the lead has
+        none (``None``), a re-entry only over the ended enrollment read at ``rev``. Two broadcasts
+        of one sequence, or a tick that moved an enrollment on meanwhile, are never overwritten.
 
-    # ------------------------------------------------------------------ the send ledger
-    def claim_send(  # noqa: PLR0917
-        self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, seen_sends: int, email_key: str
-    ) -> str:
-        """Write the ledger item before sending. Returns "claimed", "taken" (this message was
-        claimed before: never send it again) or "changed" (the lead was emailed by another
-        sequence, unsubscribed or suppressed since the batch read it: decide again).
+        Returns:
+            How many were written (the others were taken by someone else first).
+        """
+        if not enrollments:
+            return 0
 
-        The same transaction checks that the lead is still subscribed and the address not
-        suppressed, so an unsubscribe that lands mid-wave stops the very next send."""
-        sends = f"{_iso(now)}"
-        items = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": serialize(
-                        {
-                            "PK": f"LEAD#{lead_id}",
-                            "SK": f"SEND#{message_id}",
-                            "status": "sending",
-                            "claimed_at": sends,
-                            "expires_at": int((now + SEND_TTL).timestamp()),
-                            **record,
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": serialize(lead_key(lead_id)),
-                    "UpdateExpression": "SET #s = list_append(if_not_exists(#s, :empty), :now)",
-                    "ConditionExpression": "attribute_exists(PK) AND (attribute_not_exists(#s) OR size(#s) = :seen)"
-                    " AND (attribute_not_exists(#u) OR #u = :no)",
-                    "ExpressionAttributeNames": {"#s": "recent_sends", "#u": "unsubscribed"},
-                    "ExpressionAttributeValues": serialize(
-                        {":empty": [], ":now": [sends], ":seen": seen_sends, ":no": False}
-                    ),
-                }
-            },
-            {
-                "ConditionCheck": {
-                    "TableName": self.table,
-                    "Key": serialize({"PK": f"SUPPRESS#{email_key}", "SK": "SUPPRESS"}),
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                }
-            },
-        ]
-        reasons = self._transact(items)
-        if reasons is None:
-            return "claimed"
-        if reasons[0].get("Code") == "ConditionalCheckFailed":
-            return "taken"
-        return "changed"
+        def write(pair: tuple[Enrollment, int | None]) -> bool:
+            enrollment, rev = pair
+            return self.put_enrollment(enrollment, rev or 0, new=rev is None)
 
-    def set_recent_sends(self, lead_id: str, before: list[str], after: list[str]) -> None:
-        """Replace the profile's list of recent sends, if nobody changed it meanwhile."""
-        if before == after:
-            return
+        with ThreadPoolExecutor(max_workers=min(WRITE_WORKERS, len(enrollments))) as pool:
+            return sum(pool.map(write, enrollments))
+
+    def _conditional(self, call: Any) -> bool:
+        """Run one conditional write: False when its condition failed."""
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=serialize(lead_key(lead_id)),
-                UpdateExpression="SET #s = :after",
-                ConditionExpression="size(#s) = :n",
-                ExpressionAttributeNames={"#s": "recent_sends"},
-                ExpressionAttributeValues=serialize({":after": after, ":n": len(before)}),
-            )
+            call()
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+            return False
+        return True
 
-    def mark_sent(self, lead_id: str, message_id: str, ses_message_id: str, now: datetime) -> None:
-        self.client.update_item(
-            TableName=self.table,
-            Key=serialize({"PK": f"LEAD#{lead_id}", "SK": f"SEND#{message_id}"}),
-            UpdateExpression="SET #s = :s, #i = :i, #a = :a",
-            ExpressionAttributeNames={"#s": "status", "#i": "ses_message_id", "#a": "sent_at"},
-            ExpressionAttributeValues=serialize({":s": "sent", ":i": ses_message_id, ":a": _iso(now)}),
-        )
+    # ------------------------------------------------------------------ the send ledger (mail log)
+    def claim_send(
+        self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, log: MailLog
+    ) -> tuple[str, MailLog]:
+        """Claim one email before SES is called: one conditional write of the lead's mail log.
+
+        Returns "claimed" (send it), "taken" (this message id was claimed before: never send it
+        again) or "changed" (the log changed since the batch read it: another sequence emailed
+        the lead, or the lead unsubscribed; decide again with fresh data). The write succeeds
+        only over the version read, so frequency caps hold across sequences and an unsubscribe
+        (``touch_mail``) that lands before the claim stops the send. The log as written comes
+        back with "claimed" (the next claim in the batch starts from it)."""
+        if log.has(message_id):
+            return "taken", log
+        since = now - RECENT_SENDS
+        sends = [s for s in log.sends if s.get("at") and datetime.fromisoformat(s["at"]) > since]
+        sends.append({"at": _iso(now), "m": message_id, **{k: v for k, v in record.items() if v is not None}})
+        if self._put_log(lead_id, log.version, sends):
+            return "claimed", MailLog(log.version + 1, tuple(sends))
+        return "changed", log
 
     def release_send(self, lead_id: str, message_id: str) -> None:
-        """SES refused before sending (throttled, rejected): free the claim so a later try may send."""
-        try:
-            self.client.delete_item(
-                TableName=self.table,
-                Key=serialize({"PK": f"LEAD#{lead_id}", "SK": f"SEND#{message_id}"}),
-                ConditionExpression="#s = :sending",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=serialize({":sending": "sending"}),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        """SES refused before sending (throttled): take the claim back so a later try may send.
 
-    def send_record(self, lead_id: str, message_id: str) -> dict[str, Any] | None:
+        Re-read and rewrite until it holds (another claim or an unsubscribe may bump the log)."""
+        for _ in range(5):
+            log = self.mail_log(lead_id)
+            if not log.has(message_id):
+                return
+            if self._put_log(lead_id, log.version, [s for s in log.sends if s.get("m") != message_id]):
+                return
+
+    def mail_log(self, lead_id: str) -> MailLog:
         item = self.client.get_item(
-            TableName=self.table,
-            Key=serialize({"PK": f"LEAD#{lead_id}", "SK": f"SEND#{message_id}"}),
-            ConsistentRead=True,
+            TableName=self.table, Key=serialize({"PK": f"LEAD#{lead_id}", "SK": MAIL_SK}), ConsistentRead=True
         ).get("Item")
-        return deserialize(item) if item else None
+        return MailLog.from_item(deserialize(item) if item else None)
+
+    def touch_mail(self, lead_id: str) -> None:
+        """Bump the mail log's version, so any send claimed on an older read fails (an unsubscribe)."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=serialize({"PK": f"LEAD#{lead_id}", "SK": MAIL_SK}),
+            UpdateExpression="ADD #v :one SET #k = :k",
+            ExpressionAttributeNames={"#v": "v", "#k": "kind"},
+            ExpressionAttributeValues=serialize({":one": 1, ":k": "mail"}),
+        )
+
+    def _put_log(self, lead_id: str, version: int, sends: list[dict[str, Any]]) -> bool:
+        item = {"PK": f"LEAD#{lead_id}", "SK": MAIL_SK, "kind": "mail", "v": version + 1, "sends": sends}
+        put: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
+        if version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(PK)"
+        else:
+            put["ConditionExpression"] = "#v = :v"
+            put["ExpressionAttributeNames"] = {"#v": "v"}
+            put["ExpressionAttributeValues"] = serialize({":v": version})
+        return self._conditional(lambda: self.client.put_item(**put))
 
     # ------------------------------------------------------------------ the lead
     def update_profile(
@@ -459,3 +486,79 @@ class DynamoNurtureStore(DynamoLeadStore):
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
         return 0
+
+    # ------------------------------------------------------------------ tick leases
+    def lease_shard(self, shard: int, holder: str, now: datetime, hold: timedelta) -> bool:
+        """Hold one shard of the due index for one tick until ``now + hold`` (renewed page by page).
+
+        False when another tick holds it and its lease has not run out: overlapping ticks (a
+        tick every 5 minutes while a long wave runs) then leave the shard to the one working it."""
+        return self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key=serialize({"PK": "NURTURE#LEASE", "SK": f"DUE#{shard}"}),
+                UpdateExpression="SET #h = :h, #u = :u",
+                ConditionExpression="attribute_not_exists(#h) OR #h = :h OR #u < :now",
+                ExpressionAttributeNames={"#h": "holder", "#u": "until"},
+                ExpressionAttributeValues=serialize(
+                    {":h": holder, ":u": int((now + hold).timestamp()), ":now": int(now.timestamp())}
+                ),
+            )
+        )
+
+    def release_shard(self, shard: int, holder: str) -> None:
+        """The tick is done with the shard: the next one may take it at once."""
+        self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key=serialize({"PK": "NURTURE#LEASE", "SK": f"DUE#{shard}"}),
+                UpdateExpression="SET #u = :zero",
+                ConditionExpression="#h = :h",
+                ExpressionAttributeNames={"#h": "holder", "#u": "until"},
+                ExpressionAttributeValues=serialize({":h": holder, ":zero": 0}),
+            )
+        )
+
+    # ------------------------------------------------------------------ broadcast runs
+    def record_broadcast(self, sequence_id: str, run: str, counts: dict[str, int], parts_done: int) -> None:
+        """Add one part's counts to the run's item (``SEQ#<id>`` / ``BROADCAST#<run>``): its progress."""
+        names = {f"#c{i}": key for i, key in enumerate(counts)}
+        values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(counts.values())}
+        names["#d"] = "parts_done"
+        values[":d"] = parts_done
+        additions = ", ".join(f"#c{i} :c{i}" for i in range(len(counts)))
+        self.client.update_item(
+            TableName=self.table,
+            Key=serialize({"PK": f"SEQ#{sequence_id}", "SK": f"BROADCAST#{run}"}),
+            UpdateExpression=f"ADD {additions}, #d :d" if counts else "ADD #d :d",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=serialize(values),
+        )
+
+    def broadcast_run(self, sequence_id: str, run: str) -> dict[str, Any] | None:
+        """The run's item: when it was started, its parts, and the counts so far."""
+        item = self.client.get_item(
+            TableName=self.table,
+            Key=serialize({"PK": f"SEQ#{sequence_id}", "SK": f"BROADCAST#{run}"}),
+            ConsistentRead=True,
+        ).get("Item")
+        return deserialize(item) if item else None
+
+
+class LambdaBroadcastParts:
+    """Invokes the nurture plan function asynchronously with one part (or the next hop) of a broadcast."""
+
+    def __init__(self, function_name: str, client: Any = None) -> None:
+        self.function_name = function_name
+        self._client = client
+
+    def invoke(self, payload: dict[str, Any]) -> None:
+        if self._client is None:
+            from leadflow.adapters.aws import client
+
+            self._client = client("lambda")
+        self._client.invoke(
+            FunctionName=self.function_name,
+            InvocationType="Event",
+            Payload=json.dumps(payload, separators=(",", ":")).encode(),
+        )

@@ -5,14 +5,14 @@ from __future__ import annotations
 from functools import cache
 
 from leadflow.adapters.clock import SystemClock
-from leadflow.adapters.nurture import DynamoNurtureStore
+from leadflow.adapters.nurture import DynamoNurtureStore, LambdaBroadcastParts
 from leadflow.adapters.queues import SqsDueNowQueue
 from leadflow.adapters.secrets import SecretsManagerKeys
 from leadflow.adapters.ses import SesEmailSender
 from leadflow.config.workspace import Workspace
 from leadflow.services.nurture import NurtureService, TokenIssuer
 from leadflow.services.scoring import ScoringService
-from leadflow.settings import NurtureSettings, PreferencesSettings
+from leadflow.settings import BroadcastSettings, NurtureSettings, PreferencesSettings
 
 
 @cache
@@ -32,6 +32,12 @@ def nurture_service() -> NurtureService:
         clock=clock,
         points=ScoringService(workspace, store, clock),
     )
+
+
+@cache
+def broadcast_parts() -> LambdaBroadcastParts:
+    """The nurture plan function invoking itself with the parts of a broadcast (its fixed name)."""
+    return LambdaBroadcastParts(BroadcastSettings.from_env().nurture_due_function)
 
 
 class NoSender:

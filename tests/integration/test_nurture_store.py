@@ -1,0 +1,340 @@
+"""The nurture step and broadcast against DynamoDB (the local stack's moto), their faults forced.
+
+What the issue asks of sending and enrolling, checked where it can break: an unsubscribe that
+lands between the batch read and the send claim, a batch that dies after SES accepted its
+sends, two broadcasts of one sequence at once, a broadcast split over many invocations, and
+two ticks working one shard. Each test gets its own table, created with the stack table's own
+keys and indexes (so a broadcast here never enrolls the other tests' leads), and drives
+``NurtureService`` with the demo workspace, a fixed clock and a recording sender.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from leadflow.adapters.dynamo import serialize
+from leadflow.adapters.nurture import DynamoNurtureStore, shard_of
+from leadflow.config.workspace import Workspace
+from leadflow.domain.rendering import RenderedEmail
+from leadflow.services.nurture import NurtureService, TokenIssuer
+from tests.conftest import WORKSPACE
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday, daytime in GB (no quiet hours)
+SEQUENCE = "push-discount"
+_tables = itertools.count()
+
+
+@dataclass
+class Clock:
+    current: datetime = NOW
+
+    def now(self) -> datetime:
+        return self.current
+
+
+@dataclass
+class RecordingSender:
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    before_send: Any = None
+
+    def send(self, email: RenderedEmail, to: str, message_id: str, tags: dict[str, str]) -> str:
+        if self.before_send is not None:
+            self.before_send(tags["lead"])
+        self.sent.append((to, message_id))
+        return f"ses-{len(self.sent)}"
+
+
+@dataclass
+class RecordingQueue:
+    pushed: list[tuple[str, str]] = field(default_factory=list)
+
+    def push(self, pairs: list[tuple[str, str]]) -> None:
+        self.pushed.extend(pairs)
+
+
+@dataclass
+class RecordingParts:
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+
+    def invoke(self, payload: dict[str, Any]) -> None:
+        self.payloads.append(payload)
+
+
+@dataclass
+class Nurture:
+    service: NurtureService
+    store: DynamoNurtureStore
+    sender: RecordingSender
+    clock: Clock
+
+    def add_leads(self, count: int) -> list[str]:
+        leads = [f"01LEAD{next(_tables):06d}{i:06d}" for i in range(count)]
+        for lead in leads:
+            self.store.client.put_item(
+                TableName=self.store.table,
+                Item=serialize(
+                    {
+                        "PK": f"LEAD#{lead}",
+                        "SK": "PROFILE",
+                        "lead_id": lead,
+                        "email": f"{lead.lower()}@example.com",
+                        "first_name": "Ada",
+                        "country": "GB",
+                        "stage": "lead",
+                        "consent_marketing_email": {"granted": True},
+                    }
+                ),
+            )
+        return leads
+
+    def enroll_all(self, leads: list[str]) -> None:
+        for lead in leads:
+            assert self.service.enroll_lead(lead, SEQUENCE, push=False) is not None
+
+    def status(self, lead: str) -> tuple[str, str, str | None]:
+        found = self.store.enrollment(lead, SEQUENCE)
+        assert found is not None
+        enrollment = found[0]
+        return enrollment.status, enrollment.step_id, enrollment.exit_reason
+
+
+@pytest.fixture
+def nurture(local_stack) -> Iterator[Nurture]:
+    dynamodb = local_stack.client("dynamodb")
+    stack_table = dynamodb.describe_table(TableName=local_stack.outputs["LeadsTableName"])["Table"]
+    name = f"nurture-store-test-{next(_tables)}"
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=stack_table["AttributeDefinitions"],
+        KeySchema=stack_table["KeySchema"],
+        GlobalSecondaryIndexes=[
+            {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+            for g in stack_table["GlobalSecondaryIndexes"]
+        ],
+    )
+    store = DynamoNurtureStore(name, dynamodb)
+    clock = Clock()
+    sender = RecordingSender()
+    service = NurtureService(
+        workspace=Workspace(WORKSPACE),
+        store=store,
+        sender=sender,
+        tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
+        due_now=RecordingQueue(),
+        clock=clock,
+        sleep=lambda _: None,
+    )
+    try:
+        yield Nurture(service, store, sender, clock)
+    finally:
+        dynamodb.delete_table(TableName=name)
+
+
+def pairs(leads: list[str]) -> list[tuple[str, str]]:
+    return [(lead, SEQUENCE) for lead in leads]
+
+
+# ---------------------------------------------------------------------------- sending
+
+
+def test_a_wave_sends_each_lead_one_email_with_one_claim_and_one_enrollment_write(nurture):
+    # GIVEN 30 leads enrolled in the push campaign
+    leads = nurture.add_leads(30)
+    nurture.enroll_all(leads)
+    # WHEN the batch is processed, and processed again (a retried page)
+    first = nurture.service.process(pairs(leads))
+    again = nurture.service.process(pairs(leads))
+    # THEN each lead got the discount email once and waits for the open; the retry found nothing due
+    assert first.sent == 30 and first.outcomes["waiting"] == 30
+    assert again.sent == 0 and again.outcomes["not_due"] == 30
+    assert sorted(m for _, m in nurture.sender.sent) == sorted({m for _, m in nurture.sender.sent})
+    assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
+    # AND each lead's mail log holds the send (the frequency caps read it)
+    log = nurture.store.mail_log(leads[0])
+    assert log.version == 1 and [s["s"] for s in log.sends] == [SEQUENCE]
+
+
+def test_an_unsubscribe_landing_after_the_batch_read_stops_the_send(nurture):
+    # GIVEN three leads due for the discount email, the second of whom unsubscribes (one click)
+    # after the batch was read and before its email is claimed (here: while the first is sent)
+    leads = nurture.add_leads(3)
+    nurture.enroll_all(leads)
+    nurture.service.workers = 1  # in order: the unsubscribe lands between the read and the claim
+    unsubscribed = []
+
+    def unsubscribe_second(lead_id: str) -> None:
+        if lead_id == leads[0] and not unsubscribed:
+            unsubscribed.append(nurture.service.unsubscribe(leads[1], None, "one-click"))
+
+    nurture.sender.before_send = unsubscribe_second
+    # WHEN the batch is processed
+    result = nurture.service.process(pairs(leads))
+    # THEN the unsubscribed lead got nothing; the others got their email
+    sent_to = [to for to, _ in nurture.sender.sent]
+    assert leads[1].lower() + "@example.com" not in sent_to
+    assert len(sent_to) == 2 and result.sent == 2
+    # AND its enrollment left the sequence (the unsubscribe exited it; the step did not overwrite that)
+    assert nurture.status(leads[1]) == ("exited", "discount", "unsubscribed")
+    assert unsubscribed[0]["exited"] == 1
+
+
+def test_an_unsubscribe_between_read_and_claim_fails_the_claim(nurture):
+    # GIVEN a lead's mail log as a batch read it, then an unsubscribe
+    leads = nurture.add_leads(1)
+    read = nurture.store.mail_log(leads[0])
+    nurture.store.touch_mail(leads[0])
+    # WHEN a send is claimed on the old read
+    claim, _ = nurture.store.claim_send(leads[0], "m_1", {"s": SEQUENCE}, NOW, read)
+    # THEN it fails as changed (decided again with fresh data), and a claim on a fresh read succeeds
+    assert claim == "changed"
+    assert nurture.store.claim_send(leads[0], "m_1", {"s": SEQUENCE}, NOW, nurture.store.mail_log(leads[0]))[0] == (
+        "claimed"
+    )
+    assert nurture.store.claim_send(leads[0], "m_1", {"s": SEQUENCE}, NOW, nurture.store.mail_log(leads[0]))[0] == (
+        "taken"
+    )
+
+
+def test_a_batch_that_dies_after_ses_accepted_its_sends_never_sends_twice(nurture):
+    # GIVEN 10 leads due, and a step that dies (a Lambda timeout) after SES accepted each email,
+    # before any enrollment is stored
+    leads = nurture.add_leads(10)
+    nurture.enroll_all(leads)
+    store_enrollment = nurture.store.put_enrollment
+
+    def timed_out(*args: Any, **kwargs: Any) -> bool:
+        raise TimeoutError("the invocation timed out")
+
+    nurture.store.put_enrollment = timed_out  # type: ignore[method-assign]
+    crashed = nurture.service.process(pairs(leads))
+    assert len(nurture.sender.sent) == 10 and crashed.outcomes["error"] == 10
+    # WHEN the page is processed again (the next tick)
+    nurture.store.put_enrollment = store_enrollment  # type: ignore[method-assign]
+    retried = nurture.service.process(pairs(leads))
+    # THEN no lead got a second email, and every enrollment moved on to its wait
+    assert len(nurture.sender.sent) == 10
+    assert retried.outcomes["already_sent"] == 10 and retried.sent == 0
+    assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
+
+
+def test_frequency_caps_hold_across_sequences_through_the_mail_log(nurture):
+    # GIVEN a lead who got two marketing emails in the last hours (the demo cap is 2 a day)
+    leads = nurture.add_leads(1)
+    log = nurture.store.mail_log(leads[0])
+    for index in range(2):
+        _, log = nurture.store.claim_send(
+            leads[0], f"m_other{index}", {"s": "welcome"}, NOW - timedelta(hours=3 - index), log
+        )
+    nurture.enroll_all(leads)
+    # WHEN the discount email comes due
+    result = nurture.service.process(pairs(leads))
+    # THEN it is held by the cap, nothing sent
+    assert result.sent == 0 and result.outcomes["frequency_cap"] == 1
+    assert nurture.sender.sent == []
+
+
+# ---------------------------------------------------------------------------- broadcasts
+
+
+def test_a_broadcast_split_over_many_invocations_enrolls_every_lead_once(nurture):
+    # GIVEN 45 leads and a broadcast started as 3 parts
+    leads = nurture.add_leads(45)
+    parts = RecordingParts()
+    started = nurture.service.start_broadcast(SEQUENCE, "run-1", parts, segments=3)
+    assert started == {"parts_started": 3}
+    # AND the start delivered twice (asynchronous invokes may be): nothing is started again
+    assert nurture.service.start_broadcast(SEQUENCE, "run-1", parts, segments=3) == {"parts_started": 0}
+    # WHEN each invocation runs one page only (its time is up after every page) and hands on
+    nurture.store.scan_page_limit = 5
+    hops = 0
+    while parts.payloads:
+        payload = parts.payloads.pop(0)
+        hops += 1
+        nurture.service.broadcast_hop(
+            SEQUENCE,
+            payload["run"],
+            payload["segment"],
+            payload["segments"],
+            payload["hop"],
+            payload.get("cursor"),
+            lambda: True,
+            parts,
+        )
+    # THEN every lead is enrolled once, over more invocations than parts, and the run counts them
+    assert hops > 3
+    assert {nurture.status(lead) for lead in leads} == {("active", "discount", None)}
+    run = nurture.store.broadcast_run(SEQUENCE, "run-1")
+    assert run is not None and (run["parts_done"], run["enrolled"]) == (3, 45)
+
+
+def test_a_redelivered_hop_does_not_start_a_second_chain(nurture):
+    # GIVEN a part's first hop, run once and handing on
+    nurture.add_leads(12)
+    nurture.store.scan_page_limit = 4
+    parts = RecordingParts()
+    nurture.service.broadcast_hop(SEQUENCE, "run-2", 0, 1, 0, None, lambda: True, parts)
+    assert len(parts.payloads) == 1
+    # WHEN the same hop is delivered again
+    again = nurture.service.broadcast_hop(SEQUENCE, "run-2", 0, 1, 0, None, lambda: True, parts)
+    # THEN it enrolls nobody twice and hands nothing on
+    assert again["duplicate"] == 1 and again.get("enrolled", 0) == 0
+    assert len(parts.payloads) == 1
+
+
+def test_two_broadcasts_never_overwrite_an_enrollment_the_other_wrote_or_a_tick_moved(nurture):
+    # GIVEN leads enrolled by one broadcast, whose discount email a tick has already sent
+    leads = nurture.add_leads(5)
+    assert nurture.service.broadcast(SEQUENCE)["enrolled"] == 5
+    nurture.service.process(pairs(leads))
+    assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
+    # WHEN a second broadcast, which read no enrollment for them (it read before the first wrote),
+    # writes its enrollments
+    from leadflow.domain.nurture import enroll
+
+    sequence, version = nurture.service.current(SEQUENCE) or (None, 0)
+    assert sequence is not None
+    stale = [(enroll(sequence, version, lead, NOW, None), None) for lead in leads]
+    written = nurture.store.put_enrollments([(e, rev) for e, rev in stale if e is not None])
+    # THEN nothing is written, and the leads stay where the tick moved them (no second discount)
+    assert written == 0
+    assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
+    assert nurture.service.broadcast(SEQUENCE)["already_enrolled"] == 5
+
+
+# ---------------------------------------------------------------------------- ticks
+
+
+def test_overlapping_ticks_never_work_one_shard_at_once(nurture):
+    # GIVEN a shard leased by a running tick
+    store = nurture.store
+    assert store.lease_shard(3, "tick-a", NOW, timedelta(seconds=330))
+    # THEN a second tick is refused while the lease runs; the holder renews it
+    assert not store.lease_shard(3, "tick-b", NOW + timedelta(seconds=60), timedelta(seconds=330))
+    assert store.lease_shard(3, "tick-a", NOW + timedelta(seconds=120), timedelta(seconds=330))
+    # AND once released (or run out, when the holder died) the next tick takes it
+    store.release_shard(3, "tick-a")
+    assert store.lease_shard(3, "tick-b", NOW + timedelta(seconds=130), timedelta(seconds=330))
+    assert store.lease_shard(3, "tick-c", NOW + timedelta(seconds=500), timedelta(seconds=330))
+
+
+def test_the_due_index_lists_what_a_wave_left_due(nurture):
+    # GIVEN enrolled leads, due now, on their shards
+    leads = nurture.add_leads(6)
+    nurture.enroll_all(leads)
+    due = {pair for shard in range(nurture.store.shards) for pair in nurture.store.due(shard, NOW, 100)}
+    assert due == set(pairs(leads))
+    # WHEN their emails are sent
+    nurture.service.process(pairs(leads))
+    # THEN nothing is due until the wait runs out
+    assert not nurture.store.shards_with_due(NOW + timedelta(days=1))
+    later = NOW + timedelta(days=7, minutes=1)
+    assert {shard_of(lead, nurture.store.shards) for lead in leads} == set(nurture.store.shards_with_due(later))
