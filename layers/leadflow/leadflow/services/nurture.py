@@ -126,29 +126,39 @@ class TokenIssuer:
 
 @dataclass
 class EmailLinks:
-    """``LinkSigner`` for one message (the renderer calls it)."""
+    """``LinkSigner`` for one message (the renderer calls it).
+
+    Each distinct link is signed once per message: the text part repeats the HTML part's links
+    and the preferences link is the unsubscribe link, and signing is a good part of rendering."""
 
     issuer: TokenIssuer
     lead_id: str
     message_id: str
     campaign: str
     now: datetime
+    _signed: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def click_url(self, url: str, tag: str) -> str:
-        token = self.issuer.token(
-            TokenKind.CLICK, self.lead_id, self.message_id, self.now, link_id=tag, url=url, campaign=self.campaign
-        )
-        return f"{self.issuer.base_url}/t/c/{token}"
+        key = (url, tag)
+        if key not in self._signed:
+            token = self.issuer.token(
+                TokenKind.CLICK, self.lead_id, self.message_id, self.now, link_id=tag, url=url, campaign=self.campaign
+            )
+            self._signed[key] = f"{self.issuer.base_url}/t/c/{token}"
+        return self._signed[key]
 
     def open_pixel_url(self) -> str:
         token = self.issuer.token(TokenKind.OPEN, self.lead_id, self.message_id, self.now, campaign=self.campaign)
         return f"{self.issuer.base_url}/t/o/{token}"
 
     def unsubscribe_url(self) -> str:
-        token = self.issuer.token(
-            TokenKind.UNSUBSCRIBE, self.lead_id, self.message_id, self.now, campaign=self.campaign
-        )
-        return f"{self.issuer.base_url}/u/{token}"
+        key = ("", "unsubscribe")
+        if key not in self._signed:
+            token = self.issuer.token(
+                TokenKind.UNSUBSCRIBE, self.lead_id, self.message_id, self.now, campaign=self.campaign
+            )
+            self._signed[key] = f"{self.issuer.base_url}/u/{token}"
+        return self._signed[key]
 
     def preferences_url(self) -> str:
         return self.unsubscribe_url()
