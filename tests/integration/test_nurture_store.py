@@ -269,11 +269,15 @@ def test_a_broadcast_split_over_many_invocations_enrolls_every_lead_once(nurture
             lambda: True,
             parts,
         )
-    # THEN every lead is enrolled once, over more invocations than parts, and the run counts them
+    # THEN every lead is enrolled once, over more invocations than parts, its first email sent at
+    # once (one enrollment write, after the step), and the run counts them
     assert hops > 3
-    assert {nurture.status(lead) for lead in leads} == {("active", "discount", None)}
+    assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
+    assert len(nurture.sender.sent) == 45 and len({m for _, m in nurture.sender.sent}) == 45
     run = nurture.store.broadcast_run(SEQUENCE, "run-1")
-    assert run is not None and (run["parts_done"], run["enrolled"]) == (3, 45)
+    assert run is not None and (run["parts_done"], run["enrolled"], run["sent"]) == (3, 45, 45)
+    # AND nothing is left due for the ticks until the wait runs out
+    assert not nurture.store.shards_with_due(NOW + timedelta(days=6))
 
 
 def test_a_redelivered_hop_does_not_start_a_second_chain(nurture):
@@ -281,13 +285,26 @@ def test_a_redelivered_hop_does_not_start_a_second_chain(nurture):
     nurture.add_leads(12)
     nurture.store.scan_page_limit = 4
     parts = RecordingParts()
-    nurture.service.broadcast_hop(SEQUENCE, "run-2", 0, 1, 0, None, lambda: True, parts)
-    assert len(parts.payloads) == 1
+    first = nurture.service.broadcast_hop(SEQUENCE, "run-2", 0, 1, 0, None, lambda: True, parts)
+    assert len(parts.payloads) == 1 and first["sent"] == len(nurture.sender.sent) > 0
     # WHEN the same hop is delivered again
     again = nurture.service.broadcast_hop(SEQUENCE, "run-2", 0, 1, 0, None, lambda: True, parts)
-    # THEN it enrolls nobody twice and hands nothing on
-    assert again["duplicate"] == 1 and again.get("enrolled", 0) == 0
+    # THEN it enrolls nobody twice, sends nothing twice and hands nothing on
+    assert again["duplicate"] == 1 and again.get("enrolled", 0) == 0 and again.get("sent", 0) == 0
+    assert len(nurture.sender.sent) == first["sent"]
     assert len(parts.payloads) == 1
+
+
+def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
+    # GIVEN a lead whose local time is night (quiet hours 21:00-08:00) when its part runs
+    nurture.clock.current = NOW.replace(hour=23)
+    leads = nurture.add_leads(1)
+    # WHEN its part enrolls it
+    counts, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    # THEN nothing is sent; the enrollment is stored at its first step, due at the end of the night
+    assert counts["enrolled"] == 1 and counts.get("sent", 0) == 0 and counts["quiet_hours"] == 1
+    assert nurture.status(leads[0]) == ("active", "discount", None)
+    assert nurture.store.shards_with_due(NOW.replace(hour=8) + timedelta(days=1))
 
 
 def test_two_broadcasts_never_overwrite_an_enrollment_the_other_wrote_or_a_tick_moved(nurture):

@@ -215,13 +215,24 @@ class DynamoNurtureStore(DynamoLeadStore):
                 enrollments[(enrollment.lead_id, enrollment.sequence_id)] = (enrollment, rev)
         return enrollments, profiles, logs
 
-    def enrollments_of(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Enrollment, int]]:
-        """The stored enrollments of these (lead, sequence) pairs (BatchGetItem, 100 keys a call)."""
+    def enrollments_of(
+        self, pairs: list[tuple[str, str]], mail: bool = False
+    ) -> tuple[dict[tuple[str, str], tuple[Enrollment, int]], dict[str, MailLog]]:
+        """The stored enrollments of these (lead, sequence) pairs and (with ``mail``) the leads'
+        mail logs (BatchGetItem, 100 keys a call): what a broadcast reads beside the profiles it scanned."""
+        keys = [{"PK": f"LEAD#{lead}", "SK": f"ENR#{seq}"} for lead, seq in pairs]
+        leads = {lead for lead, _ in pairs}
+        if mail:
+            keys += [{"PK": f"LEAD#{lead}", "SK": MAIL_SK} for lead in leads]
         found = {}
-        for item in self.batch_get({"PK": f"LEAD#{lead}", "SK": f"ENR#{seq}"} for lead, seq in pairs):
+        logs: dict[str, MailLog] = dict.fromkeys(leads, MailLog()) if mail else {}
+        for item in self.batch_get(keys):
+            if item["SK"] == MAIL_SK:
+                logs[item["PK"].removeprefix("LEAD#")] = MailLog.from_item(item)
+                continue
             enrollment, rev = enrollment_from(item)
             found[(enrollment.lead_id, enrollment.sequence_id)] = (enrollment, rev)
-        return found
+        return found, logs
 
     def suppressed(self, email_keys: Iterable[str]) -> set[str]:
         items = self.batch_get({"PK": f"SUPPRESS#{key}", "SK": "SUPPRESS"} for key in email_keys)

@@ -164,6 +164,16 @@ class EmailLinks:
         return self.unsubscribe_url()
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One enrollment to advance: as read at ``rev`` (``new``: not stored yet, a broadcast's)."""
+
+    enrollment: Enrollment
+    rev: int
+    new: bool
+    profile: dict[str, Any]
+
+
 class NurtureService:
     def __init__(
         self,
@@ -255,49 +265,58 @@ class NurtureService:
 
     # ------------------------------------------------------------------ the step
     def process(self, pairs: list[tuple[str, str]]) -> BatchResult:
-        """Advance every (lead id, sequence id) enrollment of the batch that is due.
-
-        The leads are worked on ``workers`` at a time; one lead's pairs run in order on one
-        thread (they share its mail log)."""
+        """Advance every (lead id, sequence id) enrollment of the batch that is due."""
         result = BatchResult()
         if not pairs:
             return result
         now = self.clock.now()
         enrollments, profiles, logs = self.store.load_batch(pairs)
-        addresses = {lead: str(p.get("email", "")).casefold() for lead, p in profiles.items() if p.get("email")}
-        suppressed = self.store.suppressed(set(addresses.values())) if addresses else set()
-        by_lead: dict[str, list[tuple[str, str]]] = {}
+        jobs: list[_Job] = []
         for pair in pairs:
-            by_lead.setdefault(pair[0], []).append(pair)
+            loaded = enrollments.get(pair)
+            profile = profiles.get(pair[0])
+            if loaded is None or profile is None:
+                result.outcomes["missing"] += 1
+                continue
+            enrollment, rev = loaded
+            if enrollment.status != "active" or (enrollment.due_at and enrollment.due_at > now):
+                result.outcomes["not_due"] += 1
+                continue
+            jobs.append(_Job(enrollment, rev, False, profile))
+        result.add(self._work(jobs, logs, now))
+        return result
 
-        def lead_pairs(lead_id: str) -> BatchResult:
+    def _work(self, jobs: list[_Job], logs: Mapping[str, MailLog], now: datetime) -> BatchResult:
+        """Advance the jobs' enrollments, ``workers`` leads at a time; one lead's jobs run in order on
+        one thread (they share its mail log). The suppression list is read once for all."""
+        result = BatchResult()
+        addresses = {j.profile.get("email") for j in jobs if j.profile.get("email")}
+        suppressed = self.store.suppressed({str(a).casefold() for a in addresses}) if addresses else set()
+        by_lead: dict[str, list[_Job]] = {}
+        for job in jobs:
+            by_lead.setdefault(job.enrollment.lead_id, []).append(job)
+
+        def lead_jobs(lead_id: str) -> BatchResult:
             part = BatchResult()
             log = logs.get(lead_id) or MailLog()
-            profile = profiles.get(lead_id)
-            for pair in by_lead[lead_id]:
-                loaded = enrollments.get(pair)
-                if loaded is None or profile is None:
-                    part.outcomes["missing"] += 1
-                    continue
-                enrollment, rev = loaded
-                if enrollment.status != "active" or (enrollment.due_at and enrollment.due_at > now):
-                    part.outcomes["not_due"] += 1
-                    continue
+            for job in by_lead[lead_id]:
                 part.processed += 1
+                is_suppressed = str(job.profile.get("email", "")).casefold() in suppressed
                 try:
-                    is_suppressed = addresses.get(lead_id, "") in suppressed
-                    log = self._advance_one(enrollment, rev, profile, is_suppressed, log, now, part)
+                    log = self._advance_one(job, is_suppressed, log, now, part)
                 except Exception as error:  # one lead never stops the batch  # noqa: BLE001
                     part.outcomes["error"] += 1
-                    part.failures.append({"lead_id": pair[0], "sequence_id": pair[1], "error": type(error).__name__})
-                    self._back_off(pair, now)
+                    part.failures.append(
+                        {"lead_id": lead_id, "sequence_id": job.enrollment.sequence_id, "error": type(error).__name__}
+                    )
+                    self._back_off(job, now)
             return part
 
-        if self.workers <= 1 or len(by_lead) == 1:
-            parts = [lead_pairs(lead) for lead in by_lead]
+        if self.workers <= 1 or len(by_lead) <= 1:
+            parts = [lead_jobs(lead) for lead in by_lead]
         else:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(by_lead))) as pool:
-                parts = list(pool.map(lead_pairs, by_lead))
+                parts = list(pool.map(lead_jobs, by_lead))
         for part in parts:
             result.add(part)
         return result
@@ -309,11 +328,14 @@ class NurtureService:
             self._activity_needed[key] = _needs_activity(sequence, self.workspace)
         return self._activity_needed[key]
 
-    def _back_off(self, pair: tuple[str, str], now: datetime) -> None:
-        """An enrollment whose step failed unexpectedly is looked at again later, not in a tight loop."""
+    def _back_off(self, job: _Job, now: datetime) -> None:
+        """An enrollment whose step failed unexpectedly is looked at again later, not in a tight loop
+        (a new one, from a broadcast, is stored due then, so the lead is not lost)."""
         try:
-            current = self.store.enrollment(*pair)
-            if current is not None and current[0].status == "active":
+            current = self.store.enrollment(job.enrollment.lead_id, job.enrollment.sequence_id)
+            if current is None and job.new:
+                self.store.put_enrollment(replace(job.enrollment, due_at=now + ERROR_RETRY), 0, new=True)
+            elif current is not None and current[0].status == "active":
                 self.store.put_enrollment(replace(current[0], due_at=now + ERROR_RETRY), current[1])
         except Exception:  # noqa: BLE001, S110 - the store itself is failing: the next tick retries anyway
             pass
@@ -339,21 +361,20 @@ class NurtureService:
             default_model=self._default_model(),
         )
 
-    def _advance_one(  # noqa: PLR0917 - one private call site
-        self,
-        enrollment: Enrollment,
-        rev: int,
-        profile: dict[str, Any],
-        suppressed: bool,
-        log: MailLog,
-        now: datetime,
-        result: BatchResult,
-    ) -> MailLog:
-        """Move one enrollment as far as it goes now; returns the lead's mail log as it now is."""
+    def _advance_one(self, job: _Job, suppressed: bool, log: MailLog, now: datetime, result: BatchResult) -> MailLog:
+        """Move one enrollment as far as it goes now; returns the lead's mail log as it now is.
+
+        Every write of the enrollment is conditional on the ``rev`` read (a new one: on there
+        being none), so whoever changed it meanwhile (an unsubscribe, another worker) wins."""
+        enrollment, rev, new, profile = job.enrollment, job.rev, job.new, job.profile
+
+        def store(state: Enrollment) -> bool:
+            return self.store.put_enrollment(state, rev, new=new)
+
         found = self.definition(enrollment)
         if found is None:
             exited = replace(enrollment, status="exited", exit_reason="sequence removed", due_at=None, ended_at=now)
-            self.store.put_enrollment(exited, rev)
+            store(exited)
             result.outcomes["sequence_removed"] += 1
             return log
         sequence, enrollment = found
@@ -374,21 +395,20 @@ class NurtureService:
                         ended_at=now,
                         emails=outcome.enrollment.emails[:-1],
                     )
-                    self.store.put_enrollment(failed, rev)
+                    store(failed)
                     result.outcomes["template_error"] += 1
                     result.failures.append({"lead_id": lead.lead_id, "sequence_id": sequence.id, "error": "template"})
                     return log
                 if sent == "retry":
                     # Throttled or changed meanwhile: stays on its step, looked at again soon.
-                    later = replace(enrollment, due_at=now + THROTTLE_RETRY)
-                    self.store.put_enrollment(later, rev)
+                    store(replace(enrollment, due_at=now + THROTTLE_RETRY))
                     return log
                 lead = replace(lead, recent_sends=(*lead.recent_sends, now))
-            if outcome.enrollment != enrollment:
-                if not self.store.put_enrollment(outcome.enrollment, rev):
+            if outcome.enrollment != enrollment or new:
+                if not store(outcome.enrollment):
                     result.outcomes["conflict"] += 1
                     return log
-                rev += 1
+                rev, new = rev + 1, False
             self._run_actions(sequence, outcome.enrollment, outcome.actions, now)
             result.outcomes[outcome.deferred or outcome.enrollment.status] += 1
             enrollment = outcome.enrollment
@@ -759,6 +779,7 @@ class NurtureService:
         cursor: dict[str, Any] | None = None,
         stop: Callable[[], bool] = lambda: False,
         progress: Callable[[int, int], None] | None = None,
+        first_step: bool = False,
     ) -> tuple[dict[str, int], dict[str, Any] | None]:
         """Enroll the segment's members found in one scan segment, page by page, from ``cursor``
         until the scan segment ends or ``stop()`` says the time is up.
@@ -767,9 +788,16 @@ class NurtureService:
         over the ended one read), so running a part again, two broadcasts of one sequence, or a
         tick moving an enrollment on meanwhile never overwrite an enrollment.
 
+        With ``first_step`` (the broadcast's parts in AWS) each new enrollment is not stored due now
+        for a tick to read back, but taken through its first step at once, exactly as a tick
+        would (gates, render, mail-log claim, SES within the shared rate) and stored once, after
+        it: one enrollment write per lead instead of two, and no due-index entry to add and move.
+        A lead the first step defers (quiet hours, caps, throttling) is stored due then, for the ticks.
+
         Returns:
-            The counts (scanned, enrolled, already_enrolled, refused, taken) and the key to go on
-            from, None when the scan segment is done.
+            The counts (scanned, enrolled, already_enrolled, refused, taken; with ``first_step``
+            also sent and the step outcomes) and the key to go on from, None when the scan
+            segment is done.
 
         Raises:
             KeyError: no such sequence, or it has no broadcast trigger.
@@ -786,8 +814,11 @@ class NurtureService:
                 if in_segment(segment_rule, self._lead_view(p, False, needs_activity), now, self.workspace.segments)
             ]
             if members:
-                existing = self.store.enrollments_of([(str(p["lead_id"]), sequence_id) for p in members])
+                existing, logs = self.store.enrollments_of(
+                    [(str(p["lead_id"]), sequence_id) for p in members], mail=first_step
+                )
                 fresh: list[tuple[Enrollment, int | None]] = []
+                profiles: dict[str, dict[str, Any]] = {}
                 for profile in members:
                     lead_id = str(profile["lead_id"])
                     previous = existing.get((lead_id, sequence_id))
@@ -799,9 +830,19 @@ class NurtureService:
                         counts["refused"] += 1
                         continue
                     fresh.append((created, previous[1] if previous else None))
-                written = self.store.put_enrollments(fresh)
-                counts["enrolled"] += written
-                counts["taken"] += len(fresh) - written
+                    profiles[lead_id] = profile
+                if first_step:
+                    jobs = [_Job(e, rev or 0, rev is None, profiles[e.lead_id]) for e, rev in fresh]
+                    done = self._work(jobs, logs, now)
+                    taken = done.outcomes.pop("conflict", 0)
+                    counts["enrolled"] += len(jobs) - taken - done.outcomes["error"]
+                    counts["taken"] += taken
+                    counts["sent"] += done.sent
+                    counts.update(done.outcomes)
+                else:
+                    written = self.store.put_enrollments(fresh)
+                    counts["enrolled"] += written
+                    counts["taken"] += len(fresh) - written
             if progress:
                 progress(counts["scanned"], counts["enrolled"])
             if after is None:
@@ -855,7 +896,7 @@ class NurtureService:
         hand the rest to a new invocation (claimed first, so a duplicate delivery of this one
         does not start a second chain). Run again after a crash, it redoes its pages (the
         conditional writes make that harmless) and goes on."""
-        counts, after = self.broadcast_part(sequence_id, segment, segments, cursor, stop)
+        counts, after = self.broadcast_part(sequence_id, segment, segments, cursor, stop, first_step=True)
         if not self._claim_hop(sequence_id, run, segment, hop + 1 if after else -1):
             return {**counts, "duplicate": 1}
         self.store.record_broadcast(sequence_id, run, counts, 0 if after else 1)
