@@ -44,6 +44,15 @@ def http_event(
     return event
 
 
+def queue_record(source: dict[str, Any], body: str, queue: str) -> dict[str, Any]:
+    """An SQS record of ``source`` (a sample record) with ``body``, as ``queue`` of the stack delivers it."""
+    record = copy.deepcopy(source)
+    record["body"] = body
+    record["eventSourceARN"] = f"arn:aws:sqs:us-east-1:123456789012:leadflow-{queue}"
+    record["awsRegion"] = "us-east-1"
+    return record
+
+
 def main() -> None:
     # --- POST /forms/{form_id}: the SAM CLI's own HTTP API sample, urlencoded body base64-encoded.
     form = http_event(
@@ -315,15 +324,11 @@ def main() -> None:
 
     # --- SesFeedbackTopic -> SesEventsQueue -> SesEventsFunction: Powertools' SNS-to-SQS event,
     # its SNS envelope carrying the AWS docs' SES event-publishing Open sample.
-    sns_sqs = read("aws-events/powertools_snsSqsEvent.json")
-    ses_record = copy.deepcopy(sns_sqs["Records"][0])
-    envelope = json.loads(ses_record["body"])
+    sns_sqs = read("aws-events/powertools_snsSqsEvent.json")["Records"][0]
+    envelope = json.loads(sns_sqs["body"])
     envelope["TopicArn"] = "arn:aws:sns:us-east-1:123456789012:leadflow-SesFeedbackTopic"
     envelope["Message"] = json.dumps(read("ses/awsdocs_eventpublishing_Open.json"))
-    ses_record["body"] = json.dumps(envelope, indent=2)
-    ses_record["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-SesEventsQueue"
-    ses_record["awsRegion"] = "us-east-1"
-    write("ses_events_sqs.json", {"Records": [ses_record]})
+    write("ses_events_sqs.json", {"Records": [queue_record(sns_sqs, json.dumps(envelope, indent=2), "SesEventsQueue")]})
 
     # --- The bus rule -> ScoringQueue -> ScoringFunction: the SQS sample carrying Powertools'
     # EventBridge event with an activity.recorded detail (a tracked click).
@@ -341,11 +346,7 @@ def main() -> None:
         "link_tag": "pricing",
         "url": "https://www.example.com/pricing",
     }
-    scoring = copy.deepcopy(sqs["Records"][0])
-    scoring["body"] = json.dumps(clicked)
-    scoring["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-ScoringQueue"
-    scoring["awsRegion"] = "us-east-1"
-    write("scoring_sqs.json", {"Records": [scoring]})
+    write("scoring_sqs.json", {"Records": [queue_record(sqs["Records"][0], json.dumps(clicked), "ScoringQueue")]})
 
     # --- DecaySweepFunction: EventBridge Scheduler delivers the schedule's Input as the event
     # (template.yaml, DecaySweepFunction Events.Daily.Input).
