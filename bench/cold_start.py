@@ -521,13 +521,13 @@ def text(report: dict[str, Any]) -> str:
         f"1-minute load average before/after: {report['load_average_1min']['before']} / "
         f"{report['load_average_1min']['after']} (other work on the machine skews these timings)",
         f"modules loaded: handler {report['handler_modules_loaded']:.0f}, floor {report['floor_modules_loaded']:.0f}",
-        f"overhead: {o['handler_median_ms']} ms vs floor {o['floor_median_ms']} ms = +{o['extra_ms']} ms "
-        f"(+{o['percent']}%); goal <= {o['goal_percent']:.0f}% (<= {o['allowed_ms_at_goal']} ms): "
+        f"overhead: {o['handler_median_ms']} ms vs floor {o['floor_median_ms']} ms = {o['extra_ms']:+.1f} ms "
+        f"({o['percent']:+.1f}%); goal <= {o['goal_percent']:.0f}% (<= {o['allowed_ms_at_goal']} ms): "
         + ("MET" if o["goal_met"] else f"MISSED by {o['percent'] - o['goal_percent']:.1f} points"),
-        f"overhead on the fastest run of each side: +{o['percent_on_fastest_runs']}%",
+        f"overhead on the fastest run of each side: {o['percent_on_fastest_runs']:+.1f}%",
         f"overhead of each handler run over the floor run beside it: median {o['paired_percent']['median']:+.1f}%, "
         f"min {o['paired_percent']['min']:+.1f}%, max {o['paired_percent']['max']:+.1f}%",
-        f"CPU time alone (the wall time less the wait on the endpoint): +{o['cpu_percent']}%",
+        f"CPU time alone (the wall time less the wait on the endpoint): {o['cpu_percent']:+.1f}%",
     ]
     if "stub_operations" in report:
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(report["stub_operations"].items()))
@@ -587,7 +587,7 @@ def main() -> int:
         print(
             "\ngoal (<= 15% over the floor): "
             + ", ".join(
-                f"{r['endpoint']} {'met' if r['overhead']['goal_met'] else 'MISSED'} (+{r['overhead']['percent']}%)"
+                f"{r['endpoint']} {'met' if r['overhead']['goal_met'] else 'MISSED'} ({r['overhead']['percent']:+.1f}%)"
                 for r in reports
             ),
             file=sys.stderr if args.json else sys.stdout,
