@@ -32,6 +32,9 @@ The goal stated in the issue: handler at most 15% above the floor.
 
 ``--profile`` adds ``python -X importtime`` runs of both children and lists the 15 most
 expensive imports the handler makes beyond the floor (where lazy imports would pay).
+``--instructions N`` counts the instructions of the span on each side with valgrind
+(callgrind), N runs each, on the first endpoint: a figure no other work on the machine
+can move.
 
     cd /work/main && .venv/bin/python bench/cold_start.py [--runs 15] [--endpoint stub|moto|both]
         [--profile] [--json]
@@ -84,6 +87,8 @@ class Context:
 
 
 event = json.loads(os.environ["BENCH_EVENT"])
+if mode == "start":  # --instructions: everything before the measured span, to subtract
+    os._exit(0)
 started, started_cpu = time.perf_counter(), time.process_time()
 if mode == "handler":
     spec = importlib.util.spec_from_file_location("app", os.environ["BENCH_APP"])
@@ -122,6 +127,8 @@ print(MARKER + json.dumps({
     "cpu_ms": (done_cpu - started_cpu) * 1000,
     "modules": len(sys.modules),
 }), flush=True)
+if os.environ.get("BENCH_EXIT_AT_ONCE"):  # --instructions: leave out the interpreter's teardown
+    os._exit(0)
 """
 
 
@@ -298,6 +305,49 @@ def bare_interpreter_ms(runs: int) -> list[float]:
     return times
 
 
+def instructions(endpoint: Endpoint, runs: int) -> dict[str, Any]:
+    """Instructions each side executes in the measured span, counted by valgrind (callgrind).
+
+    A count does not depend on what else the machine runs, unlike any time. Each child
+    exits at once after its answer (no interpreter teardown), and a child that stops just
+    before the span ("start") is subtracted from both sides. Instructions are not time
+    (system calls and cache misses cost time, not instructions): a cross-check of the
+    timed figures, not the goal's measure.
+    """
+    counts: dict[str, list[int]] = {"start": [], "handler": [], "floor": []}
+    for i in range(runs):
+        for mode, found_counts in counts.items():
+            env = {
+                **child_env(endpoint.endpoint, endpoint.queue),
+                "LEADS_TABLE": endpoint.new_table(),
+                "BENCH_EVENT": form_event(700 + i),
+                "BENCH_EXIT_AT_ONCE": "1",
+            }
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                "-c",
+                CHILD,
+                mode,
+            ]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900, cwd=ROOT)
+            found = re.search(r"Collected : (\d+)", done.stderr)
+            if found is None:
+                raise RuntimeError(f"valgrind run of {mode} failed:\n{done.stderr[-2000:]}")
+            found_counts.append(int(found[1]))
+    start = statistics.median(counts["start"])
+    handler = statistics.median(counts["handler"]) - start
+    floor = statistics.median(counts["floor"]) - start
+    return {
+        "runs": runs,
+        "handler_instructions": round(handler),
+        "floor_instructions": round(floor),
+        "percent": round((handler / floor - 1) * 100, 1),
+    }
+
+
 # ---------------------------------------------------------------------- statistics
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
@@ -420,7 +470,7 @@ def first_request_profile(moto: Endpoint, runs: int) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- main
-def measure(kind: str, runs: int, profile: bool, profile_runs: int) -> dict[str, Any]:
+def measure(kind: str, runs: int, profile: bool, profile_runs: int, instruction_runs: int = 0) -> dict[str, Any]:
     """Handler and floor, ``runs`` fresh processes each, against one kind of endpoint."""
     load_before = os.getloadavg()[0]
     endpoint: Endpoint = Stub() if kind == "stub" else Moto()
@@ -481,6 +531,8 @@ def measure(kind: str, runs: int, profile: bool, profile_runs: int) -> dict[str,
                 (min(r["total_ms"] for r in handler) / min(r["total_ms"] for r in floor) - 1) * 100, 1
             ),
         }
+        if instruction_runs:
+            report["instructions"] = instructions(endpoint, instruction_runs)
         if profile:
             report["profile"] = import_profile(endpoint, profile_runs)
             report["profile"]["first_request"] = first_request_profile(endpoint, profile_runs)
@@ -532,6 +584,12 @@ def text(report: dict[str, Any]) -> str:
     if "stub_operations" in report:
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(report["stub_operations"].items()))
         lines.append(f"calls the stub answered (warm-ups included): {ops}")
+    if "instructions" in report:
+        i = report["instructions"]
+        lines.append(
+            f"instructions in the span (valgrind, median of {i['runs']}): handler {i['handler_instructions']:,}, "
+            f"floor {i['floor_instructions']:,}: {i['percent']:+.1f}%"
+        )
     if "profile" in report:
         p = report["profile"]
         lines += [
@@ -569,6 +627,13 @@ def main() -> int:
     )
     parser.add_argument("--profile", action="store_true", help="also list the top imports beyond the floor")
     parser.add_argument("--profile-runs", type=int, default=3, help="-X importtime runs per side (default 3)")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count each side's instructions with valgrind, N runs per side (slow: ~20 s a run)",
+    )
     parser.add_argument("--json", action="store_true", help="write the results as JSON to stdout")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -577,7 +642,10 @@ def main() -> int:
     warnings.filterwarnings("ignore", category=UserWarning)
     kinds = ("stub", "moto") if args.endpoint == "both" else (args.endpoint,)
     # The profile (where the handler's own time goes) is taken once, on the first endpoint.
-    reports = [measure(kind, args.runs, args.profile and i == 0, args.profile_runs) for i, kind in enumerate(kinds)]
+    reports = [
+        measure(kind, args.runs, args.profile and i == 0, args.profile_runs, args.instructions if i == 0 else 0)
+        for i, kind in enumerate(kinds)
+    ]
     if args.json:
         json.dump({report["endpoint"]: report for report in reports}, sys.stdout, indent=2)
         print()

@@ -451,13 +451,7 @@ def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> l
     tests, steps = plan
     attributes = activity.attributes
     passed = [test(attributes) for test in tests] if tests else ()
-    scored, listed, by_model, by_rule, windows = (
-        ledger.ids,
-        ledger._entries,
-        ledger._by_model,
-        ledger._by_rule,
-        ledger._windows,
-    )
+    scored, listed, by_model, windows = ledger.ids, ledger._entries, ledger._by_model, ledger._windows
     activity_id, kind, at = activity.activity_id, activity.type, activity.at
     since_epoch = at.timestamp() - _CAP_EPOCH_SECONDS
     same_model: list[LedgerEntry] | None = None
@@ -502,11 +496,6 @@ def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> l
                 if same_model is None:
                     same_model = by_model[name] = []
             same_model.append(entry)
-            same_rule = by_rule.get(key)
-            if same_rule is None:
-                by_rule[key] = [entry]
-            else:
-                same_rule.append(entry)
             if sums is not None:  # the cap's windows, just read: count the entry in its window
                 sums[window] = spent + points
             elif (tracked := windows.get(key)) is not None:
@@ -560,14 +549,13 @@ class Ledger:
     whose id is already in the ledger is not added again.
     """
 
-    __slots__ = ("_by_model", "_by_rule", "_entries", "_windows", "ids")
+    __slots__ = ("_by_model", "_entries", "_windows", "ids")
 
     def __init__(self, entries: Iterable[LedgerEntry] = ()) -> None:
         self._entries: list[LedgerEntry] = []
         self._by_model: dict[str, list[LedgerEntry]] = {}
         self.ids: set[str] = set()
         """The ids of the entries (read-only for callers: add entries with ``add``)."""
-        self._by_rule: dict[_LedgerKey, list[LedgerEntry]] = {}
         # Points per cap window, built on first use for a (model, rule, cap key): (window length, sums).
         self._windows: dict[_LedgerKey, tuple[float, dict[int, int]]] = {}
         self.add(entries)
@@ -590,37 +578,24 @@ class Ledger:
     def add(self, entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:
         """Add entries; returns those that were new (ids not yet in the ledger)."""
         added = []
-        ids = self.ids
-        last_at: datetime | None = None
-        since_epoch = 0.0
+        ids, listed, by_model, windows = self.ids, self._entries, self._by_model, self._windows
         for entry in entries:
             if entry.entry_id in ids:
                 continue
-            at = entry.at
-            if at is not last_at:  # one activity's entries share their time: convert it once
-                last_at, since_epoch = at, at.timestamp() - _CAP_EPOCH_SECONDS
-            self._index(entry, (entry.model, entry.rule_id, entry.cap_key), since_epoch)
+            ids.add(entry.entry_id)
+            listed.append(entry)
+            same_model = by_model.get(entry.model)
+            if same_model is None:
+                by_model[entry.model] = [entry]
+            else:
+                same_model.append(entry)
+            if windows:  # cap windows kept for this entry's rule count it
+                tracked = windows.get((entry.model, entry.rule_id, entry.cap_key))
+                if tracked is not None:
+                    window = _window(entry.at, tracked[0])
+                    tracked[1][window] = tracked[1].get(window, 0) + entry.points
             added.append(entry)
         return added
-
-    def _index(self, entry: LedgerEntry, key: _LedgerKey, since_epoch: float) -> None:
-        """Add one entry not yet in the ledger (``key``: its model, rule and cap key; ``since_epoch``: its time)."""
-        self.ids.add(entry.entry_id)
-        self._entries.append(entry)
-        same_model = self._by_model.get(entry.model)
-        if same_model is None:
-            self._by_model[entry.model] = [entry]
-        else:
-            same_model.append(entry)
-        same_rule = self._by_rule.get(key)
-        if same_rule is None:
-            self._by_rule[key] = [entry]
-        else:
-            same_rule.append(entry)
-        tracked = self._windows.get(key)
-        if tracked is not None:
-            window = int(since_epoch // tracked[0])
-            tracked[1][window] = tracked[1].get(window, 0) + entry.points
 
     def record(self, model: CompiledModel, activity: Activity) -> list[LedgerEntry]:
         """Score ``activity`` in ``model`` against this ledger and add the entries it earns; returns them.
@@ -652,9 +627,11 @@ class Ledger:
     def _track(self, key: _LedgerKey, seconds: float) -> tuple[float, dict[int, int]]:
         """Start keeping the points of ``key`` per cap window of ``seconds`` (from then on, ``_index`` adds to them)."""
         sums: dict[int, int] = {}
-        for entry in self._by_rule.get(key, ()):
-            number = _window(entry.at, seconds)
-            sums[number] = sums.get(number, 0) + entry.points
+        _model, rule_id, cap_key = key
+        for entry in self._by_model.get(key[0], ()):
+            if entry.rule_id == rule_id and entry.cap_key == cap_key:
+                number = _window(entry.at, seconds)
+                sums[number] = sums.get(number, 0) + entry.points
         tracked = self._windows[key] = (seconds, sums)
         return tracked
 
