@@ -7,19 +7,24 @@ workspace's scoring.yaml. Then, timed with ``time.perf_counter`` (repeated, medi
 reported), each scenario scores every activity against its lead's ledger and reads the
 decayed scores:
 
-- ``ledger``: the MQL model (smb). Each activity is scored with ``Ledger.record`` (the
-  indexed ledger), then ``decayed_score`` of every lead at the end. The goal from the
-  issue: at least 50,000 activities per second.
+- ``all_models``: what the product does (``ScoringService.score``, ``leadflow rescore``):
+  every activity scored in every model of the file (smb, key_account, customer) in one
+  pass with ``ModelSet`` and ``Ledger.record_in``, then every lead's score in each model.
+  The goal from the issue, at least 50,000 activities per second on one core, is judged
+  on this scenario.
+- ``each_model``: the same work model by model (``Ledger.record`` once per model), the
+  way the product scored before ``ModelSet``; kept to show what the shared pass saves.
+- ``ledger``: the MQL model (smb) only. Each activity is scored with ``Ledger.record``
+  (the indexed ledger), then ``decayed_score`` of every lead at the end.
 - ``running``: as ``ledger``, but the lead's score is kept current after every activity
   with ``RunningScore.plus`` (what a per-event scorer stores on the lead).
-- ``all_models``: every activity scored in every model of the file (smb, key_account,
-  customer), then every lead's score in each.
 - ``list_prior``: as ``ledger``, but ``score_activity`` is given the ledger as a plain
   list, which it reads through for every activity (cost grows with the lead's history).
 
 Building the activities is not timed; compiling the models is (once per run). The process
-is pinned to one CPU where the OS allows it. The scenarios must agree on the scores (the
-script exits 1 if they do not).
+is pinned to one CPU where the OS allows it. The scenarios must agree on the MQL model's
+scores (the script exits 1 if they do not), and ``all_models`` and ``each_model`` on every
+ledger entry of every model.
 
     cd /work/main && .venv/bin/python bench/scoring_engine.py [--activities 100000] [--leads 1000] [--repeat 5] [--json]
 """
@@ -46,6 +51,7 @@ from leadflow.domain.scoring import (
     Activity,
     Ledger,
     LedgerEntry,
+    ModelSet,
     RunningScore,
     compile_models,
     decayed_score,
@@ -146,15 +152,8 @@ def scenario_running(config: ScoringConfig, activities: list[Activity]) -> dict[
     return {lead: score.value_at(NOW, model) for lead, score in scores.items()}
 
 
-def scenario_all_models(config: ScoringConfig, activities: list[Activity]) -> dict[str, float]:
-    models = list(compile_models(config).values())
-    ledgers: dict[str, Ledger] = {}
-    for activity in activities:
-        ledger = ledgers.get(activity.lead_id)
-        if ledger is None:
-            ledger = ledgers[activity.lead_id] = Ledger()
-        for model in models:
-            ledger.record(model, activity)
+def _mql_scores(config: ScoringConfig, models: list[Any], ledgers: dict[str, Ledger]) -> dict[str, float]:
+    """Every lead's score in every model (as the product stores them); returns the MQL model's."""
     mql = config.mql_model
     scores = {}
     for lead, ledger in ledgers.items():
@@ -163,6 +162,34 @@ def scenario_all_models(config: ScoringConfig, activities: list[Activity]) -> di
             if model.name == mql:
                 scores[lead] = score
     return scores
+
+
+def _score_every_model(
+    config: ScoringConfig, activities: list[Activity], record: Callable[[Ledger, Activity], object]
+) -> dict[str, float]:
+    """Each activity into its lead's ledger with ``record``, then every lead's score in every model."""
+    ledgers: dict[str, Ledger] = {}
+    for activity in activities:
+        ledger = ledgers.get(activity.lead_id)
+        if ledger is None:
+            ledger = ledgers[activity.lead_id] = Ledger()
+        record(ledger, activity)
+    return _mql_scores(config, list(compile_models(config).values()), ledgers)
+
+
+def scenario_all_models(config: ScoringConfig, activities: list[Activity]) -> dict[str, float]:
+    models = ModelSet(compile_models(config).values())
+    return _score_every_model(config, activities, lambda ledger, activity: ledger.record_in(models, activity))
+
+
+def scenario_each_model(config: ScoringConfig, activities: list[Activity]) -> dict[str, float]:
+    models = list(compile_models(config).values())
+
+    def record(ledger: Ledger, activity: Activity) -> None:
+        for model in models:
+            ledger.record(model, activity)
+
+    return _score_every_model(config, activities, record)
 
 
 def scenario_list_prior(config: ScoringConfig, activities: list[Activity]) -> dict[str, float]:
@@ -175,11 +202,19 @@ def scenario_list_prior(config: ScoringConfig, activities: list[Activity]) -> di
 
 
 SCENARIOS: dict[str, tuple[str, Callable[[ScoringConfig, list[Activity]], dict[str, float]]]] = {
-    "ledger": ("MQL model, indexed Ledger, decayed_score per lead at the end", scenario_ledger),
-    "running": ("MQL model, indexed Ledger, RunningScore after every activity", scenario_running),
-    "all_models": ("every model (3), indexed Ledger, decayed_score per lead and model", scenario_all_models),
-    "list_prior": ("MQL model, ledger as a plain list (read through per activity)", scenario_list_prior),
+    "all_models": (
+        "THE PRODUCT: every model (3) in one ModelSet pass, decayed_score per lead and model",
+        scenario_all_models,
+    ),
+    "each_model": (
+        "every model (3), one Ledger.record per model, decayed_score per lead and model",
+        scenario_each_model,
+    ),
+    "ledger": ("MQL model only, indexed Ledger, decayed_score per lead at the end", scenario_ledger),
+    "running": ("MQL model only, indexed Ledger, RunningScore after every activity", scenario_running),
+    "list_prior": ("MQL model only, ledger as a plain list (read through per activity)", scenario_list_prior),
 }
+GOAL_SCENARIO = "all_models"
 
 
 def pin_to_one_cpu() -> int | None:
@@ -200,11 +235,13 @@ def measure(count: int, leads: int, repeat: int, seed: int, only: list[str]) -> 
     for name in only:
         description, run = SCENARIOS[name]
         times = []
+        cpu_times = []
         scores: dict[str, float] = {}
         for _ in range(repeat):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             scores = run(config, activities)
             times.append(time.perf_counter() - started)
+            cpu_times.append(time.process_time() - started_cpu)
         if reference is None:
             reference = scores
         elif scores.keys() != reference.keys() or any(
@@ -212,6 +249,7 @@ def measure(count: int, leads: int, repeat: int, seed: int, only: list[str]) -> 
         ):
             mismatches.append(name)
         median = statistics.median(times)
+        median_cpu = statistics.median(cpu_times)
         results[name] = {
             "description": description,
             "median_s": round(median, 4),
@@ -219,9 +257,17 @@ def measure(count: int, leads: int, repeat: int, seed: int, only: list[str]) -> 
             "max_s": round(max(times), 4),
             "activities_per_second": round(count / median),
             "microseconds_per_activity": round(median / count * 1e6, 2),
+            # CPU seconds of this process: what "on one core" costs, whatever else the
+            # machine runs meanwhile (wall time counts the time other processes hold the core).
+            "median_cpu_s": round(median_cpu, 4),
+            "activities_per_cpu_second": round(count / median_cpu),
         }
+    if {"all_models", "each_model"} <= set(only) and not _same_entries(config, activities):
+        mismatches.append("all_models vs each_model (ledger entries)")
     entries = sum(len(ledger) for ledger in _ledgers(config, activities).values())
-    primary = results.get("ledger", {}).get("activities_per_second")
+    goal_row = results.get(GOAL_SCENARIO, {})
+    primary = goal_row.get("activities_per_second")
+    primary_cpu = goal_row.get("activities_per_cpu_second")
     return {
         "activities": count,
         "leads": leads,
@@ -232,12 +278,32 @@ def measure(count: int, leads: int, repeat: int, seed: int, only: list[str]) -> 
         "python": platform.python_version(),
         "machine": platform.machine(),
         "pinned_cpu": cpu,
+        "goal_scenario": GOAL_SCENARIO,
         "goal_per_second": GOAL_PER_SECOND,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "goal_met": primary is not None and primary >= GOAL_PER_SECOND,
+        "goal_met_on_cpu_time": primary_cpu is not None and primary_cpu >= GOAL_PER_SECOND,
         "scenarios": results,
         "scores_agree": not mismatches,
         "disagreeing_scenarios": mismatches,
     }
+
+
+def _same_entries(config: ScoringConfig, activities: list[Activity]) -> bool:
+    """Whether the shared pass and the model-by-model loop write the very same ledgers."""
+    models = compile_models(config)
+    together: dict[str, Ledger] = {}
+    apart: dict[str, Ledger] = {}
+    model_set = ModelSet(models.values())
+    for activity in activities:
+        together.setdefault(activity.lead_id, Ledger()).record_in(model_set, activity)
+        ledger = apart.setdefault(activity.lead_id, Ledger())
+        for model in models.values():
+            ledger.record(model, activity)
+    return together.keys() == apart.keys() and all(
+        sorted(together[lead], key=lambda e: e.entry_id) == sorted(apart[lead], key=lambda e: e.entry_id)
+        for lead in together
+    )
 
 
 def _ledgers(config: ScoringConfig, activities: list[Activity]) -> dict[str, Ledger]:
@@ -254,18 +320,23 @@ def text(report: dict[str, Any]) -> str:
         f"median of {report['repeat']} runs (Python {report['python']}, {report['machine']}, "
         f"pinned to CPU {report['pinned_cpu']})",
         f"MQL model ledger: {report['ledger_entries_mql_model']:,} entries; mean score now "
-        f"{report['mean_score_mql_model']}",
+        f"{report['mean_score_mql_model']}; 1-minute load average {report['load_average_1min']}",
         "",
-        f"{'scenario':<12} {'activities/s':>13} {'µs/activity':>12} {'median s':>9}  what",
+        f"{'scenario':<12} {'activities/s':>13} {'µs/activity':>12} {'median s':>9} {'per CPU s':>10}  what",
     ]
     for name, row in report["scenarios"].items():
         lines.append(
             f"{name:<12} {row['activities_per_second']:>13,} {row['microseconds_per_activity']:>12} "
-            f"{row['median_s']:>9}  {row['description']}"
+            f"{row['median_s']:>9} {row['activities_per_cpu_second']:>10,}  {row['description']}"
         )
-    if "ledger" in report["scenarios"]:
+    if report["goal_scenario"] in report["scenarios"]:
         verdict = "met" if report["goal_met"] else "NOT met"
-        lines += ["", f"goal (ledger scenario): >= {report['goal_per_second']:,} activities/s: {verdict}"]
+        verdict_cpu = "met" if report["goal_met_on_cpu_time"] else "NOT met"
+        lines += [
+            "",
+            f"goal ({report['goal_scenario']} scenario, every activity in every model, as the product scores): "
+            f">= {report['goal_per_second']:,} activities/s: {verdict} on wall time, {verdict_cpu} per CPU second",
+        ]
     if not report["scores_agree"]:
         lines.append(f"SCORES DISAGREE in: {', '.join(report['disagreeing_scenarios'])}")
     return "\n".join(lines)

@@ -9,11 +9,10 @@ table cannot take it. Answers 303 / 201 / 200 / 202, or a 4xx naming what is wro
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadflow.adapters.clock import SystemClock
 from leadflow.adapters.dynamo import DynamoLeadStore
@@ -22,6 +21,9 @@ from leadflow.config.workspace import Workspace
 from leadflow.services.capture import CaptureService
 from leadflow.settings import CaptureSettings
 from leadflow.transport.forms import handle_form_request
+
+if TYPE_CHECKING:  # an annotation only: one module fewer to load on the cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 metrics = Metrics()

@@ -159,3 +159,96 @@ def test_preferences_samples_refuse_an_unsigned_token(local_stack):
     # THEN both answer 404 and change nothing
     assert page["statusCode"] == 404
     assert one_click["statusCode"] == 404
+
+
+def signed(client, **body: Any) -> str:
+    response = client.http.post(client.url + "/_dev/tokens", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+def with_token(sample: dict[str, Any], token: str) -> dict[str, Any]:
+    copy = json.loads(json.dumps(sample).replace("TOKEN", token))
+    copy["requestContext"]["http"]["sourceIp"] = unique_ip()
+    return copy
+
+
+def lead_activities(client, lead_id: str, kind: str) -> list[dict[str, Any]]:
+    return [a for a in client.api(f"/leads/{lead_id}").json()["activities"] if a["type"] == kind]
+
+
+def test_tracking_samples(local_stack, client):
+    # GIVEN a lead, and the tracking samples with real signed tokens in place of TOKEN
+    lead_id = client.post_form("demo-signup", {"email": unique_email("events")}, as_json=True).json()["lead_id"]
+    pixel = signed(client, kind="o", lead_id=lead_id, message_id="welcome-1")
+    link = signed(client, kind="c", lead_id=lead_id, message_id="welcome-1", url="https://www.example.com/pricing")
+    # WHEN each runs through the tracking handler
+    opened = local_stack.runner.invoke("TrackFunction", with_token(event("track_open_pixel.json"), pixel))
+    clicked = local_stack.runner.invoke("TrackFunction", with_token(event("track_click.json"), link))
+    unsigned = local_stack.runner.invoke("TrackFunction", event("track_click.json"))
+    site = local_stack.runner.invoke("TrackFunction", event("track_site_event.json"))
+    snippet = local_stack.runner.invoke("TrackFunction", event("track_snippet.json"))
+    # THEN the pixel is a GIF, the click redirects where it was signed to, and both are recorded
+    assert opened["statusCode"] == 200 and opened["headers"]["content-type"] == "image/gif"
+    assert clicked["statusCode"] == 302 and clicked["headers"]["location"] == "https://www.example.com/pricing"
+    assert unsigned["statusCode"] == 404
+    assert len(lead_activities(client, lead_id, "email_opened")) == 1
+    assert len(lead_activities(client, lead_id, "email_clicked")) == 1
+    # AND the snippet's page view is taken (from an allowed origin), and the snippet is served
+    assert site["statusCode"] == 204
+    assert site["headers"]["access-control-allow-origin"] == "https://www.example.com"
+    assert snippet["statusCode"] == 200 and "javascript" in snippet["headers"]["content-type"]
+
+
+def test_ses_feedback_sample_records_the_open(local_stack, client):
+    # GIVEN a lead, and the SNS-to-SQS sample carrying an SES open for its address
+    email = unique_email("sesevent")
+    lead_id = client.post_form("demo-signup", {"email": email}, as_json=True).json()["lead_id"]
+    sample = json.loads(json.dumps(event("ses_events_sqs.json")).replace("recipient@example.com", email))
+    # WHEN the SES events handler runs on it, twice (SQS delivers at least once)
+    first = local_stack.runner.invoke("SesEventsFunction", sample)
+    second = local_stack.runner.invoke("SesEventsFunction", sample)
+    # THEN the batch succeeds and the open is recorded once
+    assert first == second == {"batchItemFailures": []}
+    assert len(lead_activities(client, lead_id, "email_opened")) == 1
+
+
+def test_scoring_sample_scores_the_click_once(local_stack, client):
+    # GIVEN a lead, and the scoring queue sample (a tracked pricing click) for it
+    lead_id = client.post_form("demo-signup", {"email": unique_email("scoreevent")}, as_json=True).json()["lead_id"]
+    client.tick()
+    before = client.api(f"/leads/{lead_id}/score").json()["models"]["smb"]["score"]
+    sample = json.loads(json.dumps(event("scoring_sqs.json")).replace("01JD3Z8Q4W6Y9V2N5K7M0P1R3S", lead_id))
+    # WHEN the scoring handler runs on it, twice (a redelivery)
+    first = local_stack.runner.invoke("ScoringFunction", sample)
+    second = local_stack.runner.invoke("ScoringFunction", sample)
+    # THEN the click scored once: email_clicked (+5) and pricing_link_clicked (+10) in smb
+    assert first == second == {"batchItemFailures": []}
+    score = client.api(f"/leads/{lead_id}/score").json()
+    reasons = {r["rule_id"]: r for r in score["models"]["smb"]["reasons"]}
+    assert reasons["pricing_link_clicked"]["activities"] == 1
+    assert reasons["email_clicked"]["activities"] == 1
+    assert score["models"]["smb"]["score"] > before
+
+
+def test_decay_sweep_and_score_api_samples(local_stack, client):
+    # GIVEN a lead at a company domain
+    lead_id = client.post_form("demo-signup", {"email": unique_email("acct"), "title": "CFO"}, as_json=True).json()[
+        "lead_id"
+    ]
+    domain = client.api(f"/leads/{lead_id}").json()["profile"]["email"].rsplit("@", 1)[1]
+    client.tick()
+    # WHEN the scheduled sweep and the score and account samples run through their handlers
+    swept = local_stack.runner.invoke("DecaySweepFunction", event("decay_sweep_schedule.json"))
+    score_event = json.loads(json.dumps(event("lead_api_score.json")).replace("01JD3Z8Q4W6Y9V2N5K7M0P1R3S", lead_id))
+    account_event = json.loads(json.dumps(event("lead_api_account.json")).replace("example.com", domain))
+    scored = local_stack.runner.invoke("LeadApiFunction", score_event)
+    account = local_stack.runner.invoke("LeadApiFunction", account_event)
+    # THEN the sweep reports what it checked, and the API answers with the score and the account
+    assert set(swept) == {"checked", "moved"} and swept["checked"] >= 0
+    assert scored["statusCode"] == 200
+    assert {"models", "grade", "stage"} <= set(json.loads(scored["body"]))
+    assert account["statusCode"] == 200
+    rolled_up = json.loads(account["body"])
+    assert rolled_up["account_domain"] == domain
+    assert rolled_up["leads"] >= 1 and 0 <= rolled_up["coverage"] <= 1

@@ -95,6 +95,16 @@ def test_clicks_raise_the_score_and_move_the_lead_to_mql_with_reasons(client):
         e for e in client.bus_events() if e["detail-type"] == "lead.stage_changed" and e["detail"]["lead_id"] == lead_id
     ]
     assert [(e["detail"]["from"], e["detail"]["to"]) for e in changed] == [("lead", "mql")]
+    # AND each scored click was announced with the points it added, the rules and the new scores
+    scored = [
+        e["detail"]
+        for e in client.bus_events()
+        if e["detail-type"] == "lead.scored" and e["detail"]["lead_id"] == lead_id
+    ]
+    clicks = [d for d in scored if "pricing_link_clicked" in d["rules"]]
+    assert len(clicks) == 6
+    assert all(d["points_added"] > 0 and d["grade"] == after["grade"]["letter"] for d in clicks)
+    assert abs(max(d["scores"]["smb"] for d in clicks) - after["models"]["smb"]["score"]) < 0.5  # decay since
 
 
 def test_a_redelivered_activity_scores_once(local_stack, client):

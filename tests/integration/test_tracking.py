@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -97,3 +98,63 @@ def test_snippet_is_served(client):
     assert response.status_code == 200
     assert "javascript" in response.headers["content-type"]
     assert "sendBeacon" in response.text and "_lf_vid" in response.text
+
+
+def test_expired_tokens_record_nothing(client):
+    # GIVEN a lead and an open pixel and a click link issued now (tokens live token_days: 365)
+    lead_id = new_lead(client)
+    pixel = token(client, kind="o", lead_id=lead_id, message_id="old-mail")
+    link = token(client, kind="c", lead_id=lead_id, message_id="old-mail", url="https://www.example.com/pricing")
+
+    # WHEN both are used after they expired (the local clock moved on 366 days)
+    client.http.post(client.url + "/_dev/clock", json={"advance_seconds": 366 * 86400}, timeout=10)
+    opened = client.http.get(f"{client.url}/t/o/{pixel}", timeout=10)
+    clicked = client.http.get(f"{client.url}/t/c/{link}", allow_redirects=False, timeout=10)
+
+    # THEN the pixel is still a GIF, the link goes nowhere, and nothing is recorded
+    assert opened.status_code == 200 and opened.content.startswith(b"GIF89a")
+    assert clicked.status_code == 404
+    assert activities(client, lead_id, "email_opened") == []
+    assert activities(client, lead_id, "email_clicked") == []
+
+
+def test_user_agent_and_referrer_are_kept_as_data_and_escaped_where_shown(client):
+    # GIVEN a lead whose visitor id is known (the form carried the snippet's _lf_vid)
+    visitor = "vis-" + uuid.uuid4().hex[:12]
+    lead_id = client.post_form("demo-signup", {"email": unique_email("ua"), "_lf_vid": visitor}, as_json=True).json()[
+        "lead_id"
+    ]
+    hostile_agent = "<script>alert('ua')</script>"
+    hostile_referrer = "https://evil.example.net/?q=<img src=x onerror=alert(1)>"
+
+    # WHEN it clicks a tracked link and views a page with a hostile user agent and referrer
+    link = token(client, kind="c", lead_id=lead_id, message_id="m", url="https://www.example.com/pricing")
+    clicked = client.http.get(
+        f"{client.url}/t/c/{link}", allow_redirects=False, timeout=10, headers={"User-Agent": hostile_agent}
+    )
+    viewed = client.http.post(
+        client.url + "/t/e",
+        timeout=10,
+        headers={"User-Agent": hostile_agent},
+        data=json.dumps(
+            {
+                "visitor_id": visitor,
+                "type": "page_view",
+                "url": "https://www.example.com/pricing",
+                "referrer": hostile_referrer,
+            }
+        ),
+    )
+    assert clicked.status_code == 302 and viewed.status_code == 204
+
+    # THEN the API returns them exactly as sent (data, not markup)
+    (click,) = activities(client, lead_id, "email_clicked")
+    (view,) = activities(client, lead_id, "page_viewed")
+    assert click["user_agent"] == hostile_agent
+    assert view["user_agent"] == hostile_agent
+    assert view["referrer"] == hostile_referrer
+    # AND the dev console's lead page shows them escaped, never as markup
+    page = client.http.get(f"{client.url}/_dev/leads/{lead_id}", timeout=10)
+    assert page.status_code == 200
+    assert "<script>alert(" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(" in page.text

@@ -168,3 +168,58 @@ def test_a_local_part_of_64_characters_is_accepted():
 
     # THEN it is kept whole
     assert email.address == raw
+
+
+# email-validator's patterns are compiled on first use (cold start); they must match exactly
+# as the same patterns compiled at once.
+PATTERN_SAMPLES = [
+    "a", "Z", "0", ".", "-", "_", "+", "~", " ", '"', "\\", "@", "\x00", "\x7f", "\x80", "é", "ß",
+    "\u037e", "\u200b", "用", "\uffff", "\U0001f600", "\U0010ffff",
+    "jane.doe", "jane..doe", ".jane", "例子", "xn--fsqu00a", "a-b.c", "[127.0.0.1]", "",
+]  # fmt: skip
+
+
+def test_email_validator_patterns_compiled_on_first_use_match_as_compiled_at_once():
+    # GIVEN email-validator imported through leadflow (its patterns compiled when first used)
+    import re
+
+    import email_validator.rfc_constants as constants
+
+    patterns = {name: value for name, value in vars(constants).items() if hasattr(value, "pattern") and name.isupper()}
+    assert len(patterns) == 9  # every pattern email-validator 2.4 compiles at import
+
+    for name, pattern in patterns.items():
+        # WHEN each is used next to the same pattern compiled at once
+        reference = re.compile(pattern.pattern, pattern.flags)
+
+        # THEN every sample matches, searches and fully matches alike
+        for sample in PATTERN_SAMPLES:
+            for method in ("match", "search", "fullmatch"):
+                got, expected = getattr(pattern, method)(sample), getattr(reference, method)(sample)
+                assert (got and got.span()) == (expected and expected.span()), (name, method, sample)
+
+
+def test_importing_the_email_module_defers_only_email_validators_patterns():
+    # GIVEN a fresh interpreter
+    import subprocess
+    import sys
+
+    script = (
+        "import re\n"
+        "compile_before = re.compile\n"
+        "import leadflow.domain.emails\n"
+        "import email_validator.rfc_constants as c\n"
+        "assert re.compile is compile_before, 're.compile not restored'\n"
+        "assert isinstance(re.compile('x'), re.Pattern)\n"
+        "deferred = [n for n, v in vars(c).items() if type(v).__name__ == '_PatternCompiledOnFirstUse']\n"
+        "assert 'QTEXT_INTL' in deferred and 'DOT_ATOM_TEXT_INTL' in deferred, deferred\n"
+        "print(leadflow.domain.emails.normalize_email('Jane@Example.com').key)\n"
+        "assert not isinstance(c.QTEXT_INTL, re.Pattern)  # an ASCII address never needs it\n"
+    )
+
+    # WHEN the email module is imported and an ASCII address validated
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+
+    # THEN re.compile is the standard one again, the wide patterns waited, the address is valid
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "jane@example.com"

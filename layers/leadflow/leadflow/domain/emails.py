@@ -2,9 +2,61 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+
+class _PatternCompiledOnFirstUse:
+    """Stands in for a compiled ``re.Pattern`` and compiles it, unchanged, when first used.
+
+    email-validator compiles its patterns when it is imported, four of them with the
+    character range U+0080-U+10FFFF, for which CPython's ``re`` fills a 64K-entry map in
+    Python: about 5 ms a pattern, 20 ms of the form capture handler's cold start. An ASCII
+    address (nearly every address) uses one of those four; the others only serve
+    internationalized or quoted local parts. Same pattern, same flags, same methods: the
+    first use compiles it with ``re.compile`` and binds the compiled pattern's public
+    attributes on this object, so later calls cost what the compiled pattern's cost.
+    """
+
+    def __init__(self, pattern: str, flags: int) -> None:
+        self._source = pattern
+        self._flags = flags
+
+    def __getattr__(self, name: str) -> Any:
+        compiled = re.compile(self._source, self._flags)
+        for attribute in dir(compiled):
+            if not attribute.startswith("_"):
+                setattr(self, attribute, getattr(compiled, attribute))
+        return getattr(compiled, name)
+
+
+@contextmanager
+def _patterns_compiled_on_first_use(module: str) -> Iterator[None]:
+    """While importing ``module``, the patterns it compiles are compiled when first used.
+
+    Only ``re.compile`` calls made by ``module`` itself are deferred; every other call
+    (other modules, other threads) compiles at once as usual.
+    """
+    compile_now = re.compile
+
+    def compile_when_used(pattern: Any, flags: int = 0) -> Any:
+        if isinstance(pattern, str) and sys._getframe(1).f_globals.get("__name__") == module:
+            return _PatternCompiledOnFirstUse(pattern, flags)
+        return compile_now(pattern, flags)
+
+    re.compile = compile_when_used  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        re.compile = compile_now
+
+
+with _patterns_compiled_on_first_use("email_validator.rfc_constants"):
+    from email_validator import EmailNotValidError, validate_email
 
 # Domains of free mail providers: a lead at one of them has no company domain to roll up to.
 FREE_MAIL_DOMAINS = frozenset(

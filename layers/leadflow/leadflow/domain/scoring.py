@@ -21,7 +21,10 @@ The rules, in one place:
 
 Pure: no AWS, no environment, no clock reads; the time of evaluation is always ``now``.
 Compile a model once (``compile_model``/``compile_models``) and reuse it: globs are
-translated and rules indexed by activity type when it is built.
+translated and rules indexed by activity type when it is built. The product scores every
+activity in every model: ``ModelSet`` does that in one pass (the rules of all models
+indexed by activity type, each distinct condition tested once), with the same result as
+``score_activity`` model by model.
 """
 
 from __future__ import annotations
@@ -155,6 +158,63 @@ class LedgerEntry:
         )
 
 
+_new_object = object.__new__
+(
+    _set_entry_id,
+    _set_model,
+    _set_rule_id,
+    _set_activity_id,
+    _set_activity_type,
+    _set_at,
+    _set_points,
+    _set_reason,
+    _set_cap_key,
+) = (
+    getattr(LedgerEntry, name).__set__
+    for name in (
+        "entry_id",
+        "model",
+        "rule_id",
+        "activity_id",
+        "activity_type",
+        "at",
+        "points",
+        "reason",
+        "cap_key",
+    )
+)
+
+
+def _new_entry(  # noqa: PLR0917 - positional on purpose: the scoring hot path
+    entry_id: str,
+    model: str,
+    rule_id: str,
+    activity_id: str,
+    activity_type: str,
+    at: datetime,
+    points: int,
+    reason: str,
+    cap_key: str | None,
+) -> LedgerEntry:
+    """``LedgerEntry(...)``, built about three times faster, for the scoring hot path.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, the
+    slow generic path; this sets the same slots through their descriptors directly. The
+    result is an ordinary, equal, still frozen ``LedgerEntry`` (tests compare the two).
+    """
+    entry = _new_object(LedgerEntry)
+    _set_entry_id(entry, entry_id)
+    _set_model(entry, model)
+    _set_rule_id(entry, rule_id)
+    _set_activity_id(entry, activity_id)
+    _set_activity_type(entry, activity_type)
+    _set_at(entry, at)
+    _set_points(entry, points)
+    _set_reason(entry, reason)
+    _set_cap_key(entry, cap_key)
+    return entry
+
+
 # ---------------------------------------------------------------------------- compiled models
 
 
@@ -202,6 +262,7 @@ class CompiledRule:
         "cap_per",
         "cap_seconds",
         "checks",
+        "condition",
         "description",
         "id",
         "min_percent",
@@ -209,6 +270,7 @@ class CompiledRule:
         "points",
         "reason",
         "sign",
+        "test",
         "unconditional",
         "url_on_path",
         "url_regex",
@@ -235,6 +297,34 @@ class CompiledRule:
         self.cap_per = rule.cap.per if rule.cap else None
         self.reason = f"{rule.label}: {rule.points:+d}"
         self.unconditional = not rule.when.given()
+        # What ``matches`` depends on, and nothing else: rules with equal conditions (the
+        # same test in several models) match the same activities.
+        self.condition: tuple[Any, ...] = (
+            tuple((name, getattr(when, name)) for name in _TEXT_CONDITIONS if getattr(when, name) is not None),
+            when.url_glob,
+            when.min_video_percent,
+            when.min_seconds_on_page,
+        )
+        self.test = self._fastest_test()
+
+    def _fastest_test(self) -> Callable[[Mapping[str, Any]], bool]:
+        """``matches``, as a closure doing only this rule's one test when it has only one.
+
+        Most conditions are a single URL glob or a single text value; scoring runs these
+        for every activity of their type, so they skip ``matches``'s general walk.
+        """
+        only_url = not self.checks and self.min_percent is None and self.min_seconds is None
+        if only_url and self.url_regex is not None:
+            match = self.url_regex.match
+            if self.url_on_path:
+                return lambda attributes: (
+                    isinstance(url := attributes.get("url"), str) and match(_url_path(url)) is not None
+                )
+            return lambda attributes: isinstance(url := attributes.get("url"), str) and match(url) is not None
+        if len(self.checks) == 1 and self.url_regex is None and self.min_percent is None and self.min_seconds is None:
+            ((name, check),) = self.checks
+            return lambda attributes: (value := attributes.get(name)) is not None and check(str(value))
+        return self.matches
 
     def matches(self, attributes: Mapping[str, Any]) -> bool:
         """Whether an activity with these attributes meets every condition of the rule."""
@@ -267,6 +357,8 @@ class CompiledModel:
     labels: Mapping[str, str]
     """Each rule's description, by rule id."""
     description: str = ""
+    plans: Mapping[str, _Plan] = field(default_factory=dict, compare=False, repr=False)
+    """The scoring plan per activity type (see ``_plans``); ``compile_model`` fills it."""
 
 
 def compile_model(name: str, model: ScoringModel) -> CompiledModel:
@@ -274,12 +366,14 @@ def compile_model(name: str, model: ScoringModel) -> CompiledModel:
     by_type: dict[str, list[CompiledRule]] = {}
     for rule in model.rules:
         by_type.setdefault(rule.activity.value, []).append(CompiledRule(rule))
+    rules_by_type = {kind: tuple(rules) for kind, rules in by_type.items()}
     return CompiledModel(
         name=name,
         half_life_days=model.half_life_days,
-        rules_by_type={kind: tuple(rules) for kind, rules in by_type.items()},
+        rules_by_type=rules_by_type,
         labels={rule.id: rule.label for rule in model.rules},
         description=model.description,
+        plans=_plans([(name, rules_by_type)]),
     )
 
 
@@ -301,7 +395,7 @@ def score_activity(
         activity: what the lead did.
         prior: the lead's ledger so far (any models, any order; entries of other models
             are ignored), used for caps and to score each activity once. A ``Ledger``
-            answers from its indexes; a plain iterable is read through once.
+            answers from its indexes; a plain iterable is indexed first (read through once).
 
     Returns:
         One entry per matching rule that still has points to give: a capped rule gives
@@ -309,69 +403,142 @@ def score_activity(
         a rule that already scored this activity gives nothing. Empty when nothing matches.
         ``prior`` is not changed (``Ledger.record`` scores and adds in one step).
     """
-    rules = model.rules_by_type.get(activity.type)
-    if not rules:
+    plan = model.plans.get(activity.type)
+    if plan is None:
         return []
+    return _score_plan(plan, activity, prior if isinstance(prior, Ledger) else Ledger(prior), add=False)
+
+
+_LedgerKey = tuple[str, str, str | None]
+"""(model, rule id, cap key): how a ledger indexes entries for caps."""
+_Test = Callable[[Mapping[str, Any]], bool]
+_PlanStep = tuple[str, CompiledRule, int, _LedgerKey | None, str]
+"""(model name, rule, number of its test or -1 when unconditional, its ledger key unless that
+depends on the activity, the entry id after the activity id)."""
+_Plan = tuple[tuple[_Test, ...], tuple[_PlanStep, ...]]
+"""The distinct tests of an activity type's rules, then the rules' steps in order."""
+
+
+def _plans(models: Iterable[tuple[str, Mapping[str, tuple[CompiledRule, ...]]]]) -> dict[str, _Plan]:
+    """The scoring plan of each activity type over ``(model name, rules by type)`` in order.
+
+    Steps come model by model, each model's rules in file order; rules with the same
+    condition (the pricing-page glob in three models) share one test.
+    """
+    by_type: dict[str, tuple[dict[tuple[Any, ...], int], list[_Test], list[_PlanStep]]] = {}
+    for name, rules_by_type in models:
+        for kind, rules in rules_by_type.items():
+            slots, tests, steps = by_type.setdefault(kind, ({}, [], []))
+            for rule in rules:
+                slot = -1
+                if not rule.unconditional:
+                    slot = slots.get(rule.condition, -1)
+                    if slot < 0:
+                        slot = slots[rule.condition] = len(tests)
+                        tests.append(rule.test)
+                key = None if rule.cap_per is not None else (name, rule.id, None)
+                steps.append((name, rule, slot, key, f":{name}:{rule.id}"))
+    return {kind: (tuple(tests), tuple(steps)) for kind, (_slots, tests, steps) in by_type.items()}
+
+
+def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> list[LedgerEntry]:
+    """The entries ``activity`` earns by ``plan`` against ``ledger``; with ``add``, each goes into it too.
+
+    The one scoring loop (``score_activity``, ``Ledger.record``, ``ModelSet``). Adding as
+    we go gives the same entries as scoring first and adding after: an entry bears only on
+    its own (model, rule) cap and id, and each (model, rule) comes once in a plan.
+    """
+    tests, steps = plan
     attributes = activity.attributes
-    matched = [rule for rule in rules if rule.unconditional or rule.matches(attributes)]
-    if not matched:
-        return []
-    name = model.name
-    activity_id = activity.activity_id
-    known = prior if isinstance(prior, Ledger) else _PriorSummary(name, activity_id, matched, prior)
-    scored = known.ids
-    kind, at = activity.type, activity.at
+    passed = [test(attributes) for test in tests] if tests else ()
+    scored, listed, by_model, windows = ledger.ids, ledger._entries, ledger._by_model, ledger._windows
+    activity_id, kind, at = activity.activity_id, activity.type, activity.at
     since_epoch = at.timestamp() - _CAP_EPOCH_SECONDS
-    entries = []
-    for rule in matched:
-        entry_id = f"{activity_id}:{name}:{rule.id}"
+    same_model: list[LedgerEntry] | None = None
+    same_model_name = ""
+    entries: list[LedgerEntry] = []
+    for name, rule, slot, uncapped_key, id_suffix in steps:
+        if slot >= 0 and not passed[slot]:
+            continue
+        entry_id = activity_id + id_suffix
         if entry_id in scored:
             continue
         points = rule.points
         cap_key = None
-        if rule.cap_per is not None:
-            value = attributes.get(rule.cap_per)
+        key = uncapped_key
+        if key is None:  # the rule's cap counts per attribute value
+            value = attributes.get(rule.cap_per)  # type: ignore[arg-type]
             cap_key = "" if value is None else str(value)
+            key = (name, rule.id, cap_key)
         reason = rule.reason
+        sums = None
         if rule.cap_max:
-            spent = known.spent(name, rule.id, cap_key, rule.cap_seconds, int(since_epoch // rule.cap_seconds))
+            seconds = rule.cap_seconds
+            tracked = windows.get(key)
+            if tracked is None or tracked[0] != seconds:
+                tracked = ledger._track(key, seconds)
+            sums = tracked[1]
+            window = int(since_epoch // seconds)
+            spent = sums.get(window, 0)
             room = rule.cap_max - abs(spent)
             if room <= 0:
                 continue
             if room < abs(points):
                 points = room * rule.sign
                 reason = f"{rule.description}: {points:+d} (capped from {rule.points:+d})"
-        # Positional: this is the hot path (entry_id, model, rule_id, activity_id, activity_type, at, ...).
-        entries.append(LedgerEntry(entry_id, name, rule.id, activity_id, kind, at, points, reason, cap_key))
+        entry = _new_entry(entry_id, name, rule.id, activity_id, kind, at, points, reason, cap_key)
+        entries.append(entry)
+        if add:  # Ledger._index, inlined: this runs for every entry scored
+            scored.add(entry_id)
+            listed.append(entry)
+            if name != same_model_name or same_model is None:
+                same_model_name, same_model = name, by_model.get(name)
+                if same_model is None:
+                    same_model = by_model[name] = []
+            same_model.append(entry)
+            if sums is not None:  # the cap's windows, just read: count the entry in its window
+                sums[window] = spent + points
+            elif (tracked := windows.get(key)) is not None:
+                window = int(since_epoch // tracked[0])
+                tracked[1][window] = tracked[1].get(window, 0) + points
     return entries
+
+
+class ModelSet:
+    """Several compiled models scored together, as the product scores each activity in all of them.
+
+    The rules of every model are indexed by activity type in one table, and rules with the
+    same condition (the pricing-page glob in three models) share one test, run once per
+    activity. ``score`` gives exactly what ``score_activity`` gives model by model, in the
+    same order: the models in order, each model's rules in file order.
+    """
+
+    __slots__ = ("_plans", "models")
+
+    def __init__(self, models: Iterable[CompiledModel]) -> None:
+        self.models = tuple(models)
+        self._plans = _plans((model.name, model.rules_by_type) for model in self.models)
+
+    def score(self, activity: Activity, prior: Ledger | Iterable[LedgerEntry] = ()) -> list[LedgerEntry]:
+        """The ledger entries one activity earns in every model of the set.
+
+        Args:
+            activity: what the lead did.
+            prior: the lead's ledger so far, as for ``score_activity``.
+
+        Returns:
+            ``[entry for model in models for entry in score_activity(model, activity, prior)]``.
+            ``prior`` is not changed (``Ledger.record_in`` scores and adds in one step).
+        """
+        plan = self._plans.get(activity.type)
+        if plan is None:
+            return []
+        return _score_plan(plan, activity, prior if isinstance(prior, Ledger) else Ledger(prior), add=False)
 
 
 def _window(at: datetime, seconds: float) -> int:
     """The number of the cap window of ``seconds`` that ``at`` falls in."""
     return int((at.timestamp() - _CAP_EPOCH_SECONDS) // seconds)
-
-
-class _PriorSummary:
-    """What scoring one activity needs from a plain list of prior entries, read in one pass."""
-
-    __slots__ = ("ids", "sums")
-
-    def __init__(self, name: str, activity_id: str, matched: list[CompiledRule], prior: Iterable[LedgerEntry]) -> None:
-        capped = {rule.id: rule.cap_seconds for rule in matched if rule.cap_max}
-        self.ids: set[str] = set()
-        self.sums: dict[tuple[str, str | None, int], int] = {}
-        for entry in prior:
-            if entry.model != name:
-                continue
-            if entry.activity_id == activity_id:
-                self.ids.add(entry.entry_id)
-            seconds = capped.get(entry.rule_id)
-            if seconds is not None:
-                key = (entry.rule_id, entry.cap_key, _window(entry.at, seconds))
-                self.sums[key] = self.sums.get(key, 0) + entry.points
-
-    def spent(self, model: str, rule_id: str, cap_key: str | None, seconds: float, window: int) -> int:
-        return self.sums.get((rule_id, cap_key, window), 0)
 
 
 class Ledger:
@@ -382,15 +549,15 @@ class Ledger:
     whose id is already in the ledger is not added again.
     """
 
-    __slots__ = ("_by_rule", "_entries", "_windows", "ids")
+    __slots__ = ("_by_model", "_entries", "_windows", "ids")
 
     def __init__(self, entries: Iterable[LedgerEntry] = ()) -> None:
         self._entries: list[LedgerEntry] = []
+        self._by_model: dict[str, list[LedgerEntry]] = {}
         self.ids: set[str] = set()
         """The ids of the entries (read-only for callers: add entries with ``add``)."""
-        self._by_rule: dict[tuple[str, str, str | None], list[LedgerEntry]] = {}
         # Points per cap window, built on first use for a (model, rule, cap key): (window length, sums).
-        self._windows: dict[tuple[str, str, str | None], tuple[float, dict[int, int]]] = {}
+        self._windows: dict[_LedgerKey, tuple[float, dict[int, int]]] = {}
         self.add(entries)
 
     @property
@@ -404,31 +571,47 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def of_model(self, model: str) -> list[LedgerEntry]:
+        """The entries of one model, in the order they were added (read-only for callers)."""
+        return self._by_model.get(model, [])
+
     def add(self, entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:
         """Add entries; returns those that were new (ids not yet in the ledger)."""
         added = []
-        ids, by_rule, windows = self.ids, self._by_rule, self._windows
+        ids, listed, by_model, windows = self.ids, self._entries, self._by_model, self._windows
         for entry in entries:
             if entry.entry_id in ids:
                 continue
             ids.add(entry.entry_id)
-            self._entries.append(entry)
-            key = (entry.model, entry.rule_id, entry.cap_key)
-            same_rule = by_rule.get(key)
-            if same_rule is None:
-                by_rule[key] = [entry]
+            listed.append(entry)
+            same_model = by_model.get(entry.model)
+            if same_model is None:
+                by_model[entry.model] = [entry]
             else:
-                same_rule.append(entry)
-            tracked = windows.get(key)
-            if tracked is not None:
-                window = _window(entry.at, tracked[0])
-                tracked[1][window] = tracked[1].get(window, 0) + entry.points
+                same_model.append(entry)
+            if windows:  # cap windows kept for this entry's rule count it
+                tracked = windows.get((entry.model, entry.rule_id, entry.cap_key))
+                if tracked is not None:
+                    window = _window(entry.at, tracked[0])
+                    tracked[1][window] = tracked[1].get(window, 0) + entry.points
             added.append(entry)
         return added
 
     def record(self, model: CompiledModel, activity: Activity) -> list[LedgerEntry]:
-        """Score ``activity`` in ``model`` against this ledger and add the entries it earns; returns them."""
-        return self.add(score_activity(model, activity, self))
+        """Score ``activity`` in ``model`` against this ledger and add the entries it earns; returns them.
+
+        The same as ``add(score_activity(model, activity, self))``, in one pass.
+        """
+        plan = model.plans.get(activity.type)
+        return [] if plan is None else _score_plan(plan, activity, self, add=True)
+
+    def record_in(self, models: ModelSet, activity: Activity) -> list[LedgerEntry]:
+        """Score ``activity`` in every model of ``models`` and add the entries it earns; returns them.
+
+        The same as ``add(models.score(activity, self))``, in one pass.
+        """
+        plan = models._plans.get(activity.type)
+        return [] if plan is None else _score_plan(plan, activity, self, add=True)
 
     def has(self, entry_id: str) -> bool:
         return entry_id in self.ids
@@ -438,13 +621,19 @@ class Ledger:
         key = (model, rule_id, cap_key)
         tracked = self._windows.get(key)
         if tracked is None or tracked[0] != seconds:
-            sums: dict[int, int] = {}
-            for entry in self._by_rule.get(key, ()):
+            tracked = self._track(key, seconds)
+        return tracked[1].get(window, 0)
+
+    def _track(self, key: _LedgerKey, seconds: float) -> tuple[float, dict[int, int]]:
+        """Start keeping the points of ``key`` per cap window of ``seconds`` (from then on, ``_index`` adds to them)."""
+        sums: dict[int, int] = {}
+        _model, rule_id, cap_key = key
+        for entry in self._by_model.get(key[0], ()):
+            if entry.rule_id == rule_id and entry.cap_key == cap_key:
                 number = _window(entry.at, seconds)
                 sums[number] = sums.get(number, 0) + entry.points
-            tracked = (seconds, sums)
-            self._windows[key] = tracked
-        return tracked[1].get(window, 0)
+        tracked = self._windows[key] = (seconds, sums)
+        return tracked
 
 
 def decay_factor(at: datetime, now: datetime, half_life_days: float | None) -> float:
@@ -456,16 +645,20 @@ def decay_factor(at: datetime, now: datetime, half_life_days: float | None) -> f
 
 
 def decayed_score(entries: Iterable[LedgerEntry], model: CompiledModel, now: datetime) -> float:
-    """The lead's score in ``model`` at ``now``: its entries of that model, each decayed by its age."""
+    """The lead's score in ``model`` at ``now``: its entries of that model, each decayed by its age.
+
+    A ``Ledger`` hands over only that model's entries (in the order added, so the sum is
+    the same to the last bit); any other iterable is filtered.
+    """
     name = model.name
+    own = entries.of_model(name) if isinstance(entries, Ledger) else (e for e in entries if e.model == name)
     if model.half_life_days is None:
-        return float(sum(entry.points for entry in entries if entry.model == name))
+        return float(sum(entry.points for entry in own))
     half_life = model.half_life_days * DAY_SECONDS
     total = 0.0
-    for entry in entries:
-        if entry.model == name:
-            age = (now - entry.at).total_seconds()
-            total += entry.points if age <= 0 else entry.points * 0.5 ** (age / half_life)
+    for entry in own:
+        age = (now - entry.at).total_seconds()
+        total += entry.points if age <= 0 else entry.points * 0.5 ** (age / half_life)
     return total
 
 

@@ -24,13 +24,13 @@ from leadflow.domain.scoring import (
     LeadScoreSummary,
     Ledger,
     LedgerEntry,
+    ModelSet,
     account_score,
     compile_models,
     decayed_score,
     explain,
     fit_grade,
     next_stage,
-    score_activity,
 )
 from leadflow.ports import Clock, ScoreState
 
@@ -84,6 +84,11 @@ class ScoringService:
     def models(self) -> dict[str, CompiledModel]:
         return compile_models(self.workspace.scoring)
 
+    @cached_property
+    def model_set(self) -> ModelSet:
+        """Every model, scored together: each activity is scored in all of them."""
+        return ModelSet(self.models.values())
+
     def score(self, lead_id: str, activity: dict[str, Any] | None = None) -> ScoreOutcome | None:
         """Score one activity of a lead (or, with none, re-evaluate grade, decay and stage).
 
@@ -97,8 +102,7 @@ class ScoringService:
         def earned(ledger: Ledger, _now: datetime) -> list[LedgerEntry]:
             if activity is None:
                 return []
-            scored = Activity.from_record({**activity, "lead_id": lead_id})
-            return [entry for model in self.models.values() for entry in score_activity(model, scored, ledger)]
+            return self.model_set.score(Activity.from_record({**activity, "lead_id": lead_id}), ledger)
 
         return self._apply(lead_id, activity, earned, write_if_nothing_new=True)
 
@@ -319,8 +323,7 @@ def rescore_lead(service: ScoringService, store: RescoreStore, lead_id: str) -> 
             activity = Activity.from_record({**record, "lead_id": lead_id})
         except (KeyError, ValueError):
             continue
-        for model in service.models.values():
-            ledger.record(model, activity)
+        ledger.record_in(service.model_set, activity)
     new = {entry.entry_id: entry.as_item() for entry in ledger.entries}
     old = {item["entry_id"]: item for item in state.ledger}
     remove = [item for entry_id, item in old.items() if entry_id not in new]
