@@ -249,9 +249,6 @@ class DynamoNurtureStore(DynamoLeadStore):
     def lead_enrollments(self, lead_id: str) -> list[tuple[Enrollment, int]]:
         return [enrollment_from(i) for i in self._query_prefix(f"LEAD#{lead_id}", "ENR#", None, newest_first=False)]
 
-    def lead_sends(self, lead_id: str) -> list[dict[str, Any]]:
-        return self._query_prefix(f"LEAD#{lead_id}", "SEND#", None, newest_first=False)
-
     def recent_activities(self, lead_id: str, limit: int = 200) -> list[dict[str, Any]]:
         return self._query_prefix(f"LEAD#{lead_id}", "ACT#", limit, newest_first=True)
 
