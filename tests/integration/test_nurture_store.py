@@ -327,6 +327,24 @@ def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
     assert nurture.store.shards_with_due(NOW.replace(hour=8) + timedelta(days=1))
 
 
+def test_a_hop_whose_invoke_fails_is_claimed_again_by_the_retry(nurture):
+    # GIVEN a part's first hop whose hand-on invoke fails (the Lambda API throttles it)
+    nurture.add_leads(8)
+    nurture.store.scan_page_limit = 3
+    parts = RecordingParts()
+
+    class Refusing:
+        def invoke(self, payload: dict[str, Any]) -> None:
+            raise RuntimeError("TooManyRequestsException")
+
+    with pytest.raises(RuntimeError):
+        nurture.service.broadcast_hop(SEQUENCE, "run-3", 0, 1, 0, None, lambda: True, Refusing())
+    # WHEN Lambda retries the invocation
+    nurture.service.broadcast_hop(SEQUENCE, "run-3", 0, 1, 0, None, lambda: True, parts)
+    # THEN the next hop is started this time
+    assert [p["hop"] for p in parts.payloads] == [1]
+
+
 def test_two_broadcasts_never_overwrite_an_enrollment_the_other_wrote_or_a_tick_moved(nurture):
     # GIVEN leads enrolled by one broadcast, whose discount email a tick has already sent
     leads = nurture.add_leads(5)

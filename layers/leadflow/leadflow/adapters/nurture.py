@@ -543,6 +543,10 @@ class DynamoNurtureStore(DynamoLeadStore):
             ExpressionAttributeValues=serialize(values),
         )
 
+    def delete_item(self, pk: str, sk: str) -> None:
+        """Take a claim back (a broadcast hop whose invocation could not be started)."""
+        self.client.delete_item(TableName=self.table, Key=serialize({"PK": pk, "SK": sk}))
+
     def broadcast_run(self, sequence_id: str, run: str) -> dict[str, Any] | None:
         """The run's item: when it was started, its parts, and the counts so far."""
         item = self.client.get_item(

@@ -901,7 +901,7 @@ class NurtureService:
         for segment in range(segments):
             if not self._claim_hop(sequence_id, run, segment, 0):
                 continue
-            parts.invoke({"broadcast": sequence_id, "run": run, "segment": segment, "segments": segments, "hop": 0})
+            self._start_hop(parts, sequence_id, run, segment, segments, 0, None)
             started += 1
         return {"parts_started": started}
 
@@ -923,19 +923,37 @@ class NurtureService:
         counts, after = self.broadcast_part(sequence_id, segment, segments, cursor, stop, first_step=True)
         if not self._claim_hop(sequence_id, run, segment, hop + 1 if after else -1):
             return {**counts, "duplicate": 1}
-        self.store.record_broadcast(sequence_id, run, counts, 0 if after else 1)
         if after:
-            parts.invoke(
-                {
-                    "broadcast": sequence_id,
-                    "run": run,
-                    "segment": segment,
-                    "segments": segments,
-                    "hop": hop + 1,
-                    "cursor": after,
-                }
-            )
+            self._start_hop(parts, sequence_id, run, segment, segments, hop + 1, after)
+        self.store.record_broadcast(sequence_id, run, counts, 0 if after else 1)
         return counts
+
+    def _start_hop(  # noqa: PLR0917 - the hop's address and where its scan starts
+        self,
+        parts: BroadcastParts,
+        sequence_id: str,
+        run: str,
+        segment: int,
+        segments: int,
+        hop: int,
+        cursor: dict[str, Any] | None,
+    ) -> None:
+        """Invoke a claimed hop; if the invoke fails, the claim is taken back before the error goes
+        up, so the retried invocation can claim and start it again (the chain is never lost)."""
+        payload: dict[str, Any] = {
+            "broadcast": sequence_id,
+            "run": run,
+            "segment": segment,
+            "segments": segments,
+            "hop": hop,
+        }
+        if cursor is not None:
+            payload["cursor"] = cursor
+        try:
+            parts.invoke(payload)
+        except Exception:
+            self.store.delete_item(f"SEQ#{sequence_id}", f"BROADCAST#{run}#{segment}#{hop}")
+            raise
 
     def _claim_hop(self, sequence_id: str, run: str, segment: int, hop: int) -> bool:
         """Claim one hop of a part once (hop -1: the part is done)."""
