@@ -1015,7 +1015,7 @@ class Campaign:
         self.meter.dynamo.measure_average_item_size()
         self.phase("broadcast: enroll the segment (parallel parts)", self.broadcast)
         stack.clock.advance(300)
-        self.phase("tick: discount email to every lead", self.tick)
+        self.phase("tick 5 min later (leads the broadcast left due)", self.tick)
         discount_end = stack.clock.now()
         outbox.refresh()
 

@@ -56,8 +56,10 @@ def shard_page(event: dict[str, Any]) -> dict[str, Any]:
     result = service.process(pairs)
     metrics.add_metric(name="EmailsSent", unit=MetricUnit.Count, value=result.sent)
     logger.info("shard page", shard=shard, round=rounds, **result.as_dict())
-    # Another page only while this one was full and moved something (never spin on stuck items).
-    more = len(pairs) == limit and result.processed > 0 and rounds < MAX_ROUNDS
+    # Another page only while this one was full and moved something (never spin on stuck items),
+    # and not once the account's send rate is used up (the next tick takes the rest up).
+    saturated = result.outcomes.get("rate_limited", 0) > 0
+    more = len(pairs) == limit and result.processed > 0 and not saturated and rounds < MAX_ROUNDS
     if tick and not more:
         service.store.release_shard(shard, tick)
     return {**answer, "more": more, "leased": bool(tick), "processed": result.processed, "sent": result.sent}

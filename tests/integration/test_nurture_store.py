@@ -226,6 +226,26 @@ def test_a_batch_that_dies_after_ses_accepted_its_sends_never_sends_twice(nurtur
     assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
 
 
+def test_a_used_up_send_rate_leaves_the_rest_of_the_batch_due_without_writing_to_it(nurture):
+    # GIVEN 6 enrolled leads, due, and an account whose send rate is used up by other workers
+    leads = nurture.add_leads(6)
+    nurture.enroll_all(leads)
+    before = {lead: nurture.store.enrollment(lead, SEQUENCE) for lead in leads}
+    nurture.store.take_send_slots = lambda wanted, rate, now: 0  # type: ignore[method-assign]
+    # WHEN the batch is processed
+    result = nurture.service.process(pairs(leads))
+    # THEN nothing is sent, and no enrollment was written (each stays due, as stored)
+    assert result.sent == 0 and nurture.sender.sent == []
+    assert result.outcomes["rate_limited"] >= 1
+    assert result.outcomes["rate_limited"] + result.outcomes["left_due"] == 6
+    assert {lead: nurture.store.enrollment(lead, SEQUENCE) for lead in leads} == before
+    # AND a broadcast part in that state stores its new enrollments due now, for the ticks
+    more = nurture.add_leads(3)
+    counts, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    assert counts.get("sent", 0) == 0
+    assert {nurture.status(lead) for lead in more} == {("active", "discount", None)}
+
+
 def test_frequency_caps_hold_across_sequences_through_the_mail_log(nurture):
     # GIVEN a lead who got two marketing emails in the last hours (the demo cap is 2 a day)
     leads = nurture.add_leads(1)
@@ -305,6 +325,24 @@ def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
     assert counts["enrolled"] == 1 and counts.get("sent", 0) == 0 and counts["quiet_hours"] == 1
     assert nurture.status(leads[0]) == ("active", "discount", None)
     assert nurture.store.shards_with_due(NOW.replace(hour=8) + timedelta(days=1))
+
+
+def test_a_hop_whose_invoke_fails_is_claimed_again_by_the_retry(nurture):
+    # GIVEN a part's first hop whose hand-on invoke fails (the Lambda API throttles it)
+    nurture.add_leads(8)
+    nurture.store.scan_page_limit = 3
+    parts = RecordingParts()
+
+    class Refusing:
+        def invoke(self, payload: dict[str, Any]) -> None:
+            raise RuntimeError("TooManyRequestsException")
+
+    with pytest.raises(RuntimeError):
+        nurture.service.broadcast_hop(SEQUENCE, "run-3", 0, 1, 0, None, lambda: True, Refusing())
+    # WHEN Lambda retries the invocation
+    nurture.service.broadcast_hop(SEQUENCE, "run-3", 0, 1, 0, None, lambda: True, parts)
+    # THEN the next hop is started this time
+    assert [p["hop"] for p in parts.payloads] == [1]
 
 
 def test_two_broadcasts_never_overwrite_an_enrollment_the_other_wrote_or_a_tick_moved(nurture):

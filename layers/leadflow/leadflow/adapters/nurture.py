@@ -249,9 +249,6 @@ class DynamoNurtureStore(DynamoLeadStore):
     def lead_enrollments(self, lead_id: str) -> list[tuple[Enrollment, int]]:
         return [enrollment_from(i) for i in self._query_prefix(f"LEAD#{lead_id}", "ENR#", None, newest_first=False)]
 
-    def lead_sends(self, lead_id: str) -> list[dict[str, Any]]:
-        return self._query_prefix(f"LEAD#{lead_id}", "SEND#", None, newest_first=False)
-
     def recent_activities(self, lead_id: str, limit: int = 200) -> list[dict[str, Any]]:
         return self._query_prefix(f"LEAD#{lead_id}", "ACT#", limit, newest_first=True)
 
@@ -545,6 +542,10 @@ class DynamoNurtureStore(DynamoLeadStore):
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=serialize(values),
         )
+
+    def delete_item(self, pk: str, sk: str) -> None:
+        """Take a claim back (a broadcast hop whose invocation could not be started)."""
+        self.client.delete_item(TableName=self.table, Key=serialize({"PK": pk, "SK": sk}))
 
     def broadcast_run(self, sequence_id: str, run: str) -> dict[str, Any] | None:
         """The run's item: when it was started, its parts, and the counts so far."""

@@ -166,12 +166,17 @@ class EmailLinks:
 
 @dataclass(frozen=True)
 class _Job:
-    """One enrollment to advance: as read at ``rev`` (``new``: not stored yet, a broadcast's)."""
+    """One enrollment to advance, over the item read at ``rev``.
+
+    A broadcast's enrollment is ``fresh``: not stored yet, it must be written whatever its first
+    step does; ``new`` when the lead had no enrollment in the sequence (the write then requires
+    that none exists), else it replaces the ended one read at ``rev`` (a re-entry)."""
 
     enrollment: Enrollment
     rev: int
     new: bool
     profile: dict[str, Any]
+    fresh: bool = False
 
 
 class NurtureService:
@@ -296,14 +301,26 @@ class NurtureService:
         for job in jobs:
             by_lead.setdefault(job.enrollment.lead_id, []).append(job)
 
+        saturated = threading.Event()
+
         def lead_jobs(lead_id: str) -> BatchResult:
             part = BatchResult()
             log = logs.get(lead_id) or MailLog()
             for job in by_lead[lead_id]:
+                if saturated.is_set():
+                    # The account's send rate is used up: the rest of the batch is left as it is
+                    # (no write per lead to put it off), except new enrollments, which are stored.
+                    part.outcomes["left_due"] += 1
+                    if job.fresh:
+                        self.store.put_enrollment(job.enrollment, job.rev, new=job.new)
+                    continue
                 part.processed += 1
                 is_suppressed = str(job.profile.get("email", "")).casefold() in suppressed
+                limited = part.outcomes["rate_limited"]
                 try:
                     log = self._advance_one(job, is_suppressed, log, now, part)
+                    if part.outcomes["rate_limited"] > limited:
+                        saturated.set()
                 except Exception as error:  # one lead never stops the batch  # noqa: BLE001
                     part.outcomes["error"] += 1
                     part.failures.append(
@@ -333,8 +350,8 @@ class NurtureService:
         (a new one, from a broadcast, is stored due then, so the lead is not lost)."""
         try:
             current = self.store.enrollment(job.enrollment.lead_id, job.enrollment.sequence_id)
-            if current is None and job.new:
-                self.store.put_enrollment(replace(job.enrollment, due_at=now + ERROR_RETRY), 0, new=True)
+            if job.fresh and (current is None or current[1] == job.rev):
+                self.store.put_enrollment(replace(job.enrollment, due_at=now + ERROR_RETRY), job.rev, new=job.new)
             elif current is not None and current[0].status == "active":
                 self.store.put_enrollment(replace(current[0], due_at=now + ERROR_RETRY), current[1])
         except Exception:  # noqa: BLE001, S110 - the store itself is failing: the next tick retries anyway
@@ -366,7 +383,7 @@ class NurtureService:
 
         Every write of the enrollment is conditional on the ``rev`` read (a new one: on there
         being none), so whoever changed it meanwhile (an unsubscribe, another worker) wins."""
-        enrollment, rev, new, profile = job.enrollment, job.rev, job.new, job.profile
+        enrollment, rev, new, fresh, profile = job.enrollment, job.rev, job.new, job.fresh, job.profile
 
         def store(state: Enrollment) -> bool:
             return self.store.put_enrollment(state, rev, new=new)
@@ -399,16 +416,22 @@ class NurtureService:
                     result.outcomes["template_error"] += 1
                     result.failures.append({"lead_id": lead.lead_id, "sequence_id": sequence.id, "error": "template"})
                     return log
+                if sent == "saturated":
+                    # No send slot: left as stored (still due, nothing written), taken up by a later
+                    # page or tick; a broadcast's new enrollment is stored due now.
+                    if fresh:
+                        store(enrollment)
+                    return log
                 if sent == "retry":
                     # Throttled or changed meanwhile: stays on its step, looked at again soon.
                     store(replace(enrollment, due_at=now + THROTTLE_RETRY))
                     return log
                 lead = replace(lead, recent_sends=(*lead.recent_sends, now))
-            if outcome.enrollment != enrollment or new:
+            if outcome.enrollment != enrollment or fresh:
                 if not store(outcome.enrollment):
                     result.outcomes["conflict"] += 1
                     return log
-                rev, new = rev + 1, False
+                rev, new, fresh = rev + 1, False, False
             self._run_actions(sequence, outcome.enrollment, outcome.actions, now)
             result.outcomes[outcome.deferred or outcome.enrollment.status] += 1
             enrollment = outcome.enrollment
@@ -423,7 +446,8 @@ class NurtureService:
     def _send(  # noqa: PLR0917 - one private call site
         self, sequence: Sequence, outcome: Outcome, lead: LeadView, log: MailLog, now: datetime, result: BatchResult
     ) -> tuple[str, MailLog]:
-        """Render, claim, send one email. Returns ("sent" | "taken" | "retry", the mail log).
+        """Render, claim, send one email. Returns ("sent" | "taken" | "retry" | "saturated", the mail log)
+        ("saturated": no send slot of the account's rate came free within ~2 s).
 
         Raises:
             TemplateProblem: the email cannot be rendered for this lead (nothing was claimed or sent).
@@ -440,6 +464,9 @@ class NurtureService:
             reply_to=messaging.reply_to,
             postal_address=messaging.postal_address,
         )
+        if not self._take_slot():
+            result.outcomes["rate_limited"] += 1
+            return "saturated", log
         links = self.tokens.links(lead_id, email.message_id, sequence.id, now)
         rendered = self.renderer.render(
             email.template,
@@ -450,9 +477,6 @@ class NurtureService:
             links,
         )
         rendered.headers["Date"] = format_datetime(now)  # the send time on the service's clock
-        if not self._take_slot():
-            result.outcomes["rate_limited"] += 1
-            return "retry", log
         record = {"s": sequence.id, "p": email.step_id, "variant": email.variant}
         claim, log = self.store.claim_send(lead_id, email.message_id, record, now, log)
         if claim == "taken":
@@ -832,7 +856,7 @@ class NurtureService:
                     fresh.append((created, previous[1] if previous else None))
                     profiles[lead_id] = profile
                 if first_step:
-                    jobs = [_Job(e, rev or 0, rev is None, profiles[e.lead_id]) for e, rev in fresh]
+                    jobs = [_Job(e, rev or 0, rev is None, profiles[e.lead_id], fresh=True) for e, rev in fresh]
                     done = self._work(jobs, logs, now)
                     taken = done.outcomes.pop("conflict", 0)
                     counts["enrolled"] += len(jobs) - taken - done.outcomes["error"]
@@ -877,7 +901,7 @@ class NurtureService:
         for segment in range(segments):
             if not self._claim_hop(sequence_id, run, segment, 0):
                 continue
-            parts.invoke({"broadcast": sequence_id, "run": run, "segment": segment, "segments": segments, "hop": 0})
+            self._start_hop(parts, sequence_id, run, segment, segments, 0, None)
             started += 1
         return {"parts_started": started}
 
@@ -899,19 +923,37 @@ class NurtureService:
         counts, after = self.broadcast_part(sequence_id, segment, segments, cursor, stop, first_step=True)
         if not self._claim_hop(sequence_id, run, segment, hop + 1 if after else -1):
             return {**counts, "duplicate": 1}
-        self.store.record_broadcast(sequence_id, run, counts, 0 if after else 1)
         if after:
-            parts.invoke(
-                {
-                    "broadcast": sequence_id,
-                    "run": run,
-                    "segment": segment,
-                    "segments": segments,
-                    "hop": hop + 1,
-                    "cursor": after,
-                }
-            )
+            self._start_hop(parts, sequence_id, run, segment, segments, hop + 1, after)
+        self.store.record_broadcast(sequence_id, run, counts, 0 if after else 1)
         return counts
+
+    def _start_hop(  # noqa: PLR0917 - the hop's address and where its scan starts
+        self,
+        parts: BroadcastParts,
+        sequence_id: str,
+        run: str,
+        segment: int,
+        segments: int,
+        hop: int,
+        cursor: dict[str, Any] | None,
+    ) -> None:
+        """Invoke a claimed hop; if the invoke fails, the claim is taken back before the error goes
+        up, so the retried invocation can claim and start it again (the chain is never lost)."""
+        payload: dict[str, Any] = {
+            "broadcast": sequence_id,
+            "run": run,
+            "segment": segment,
+            "segments": segments,
+            "hop": hop,
+        }
+        if cursor is not None:
+            payload["cursor"] = cursor
+        try:
+            parts.invoke(payload)
+        except Exception:
+            self.store.delete_item(f"SEQ#{sequence_id}", f"BROADCAST#{run}#{segment}#{hop}")
+            raise
 
     def _claim_hop(self, sequence_id: str, run: str, segment: int, hop: int) -> bool:
         """Claim one hop of a part once (hop -1: the part is done)."""
