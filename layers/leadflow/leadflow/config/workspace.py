@@ -9,6 +9,7 @@ Layout::
     sequences/<id>.yaml      nurture sequences (Sequence)
     segments.yaml            dynamic lists (SegmentList)
     messaging.yaml           sender, footer address, frequency caps, quiet hours, send rate (MessagingConfig)
+    handoff.yaml             sales hand-off: trigger stage, destinations, assignment, SLA (HandoffConfig)
     templates/**.j2          email templates, layouts and partials (Jinja2)
 
 Files are read on first use and cached; a broken file raises ``InvalidWorkspace`` naming
@@ -30,6 +31,7 @@ from leadflow.config.referrers import Referrer, ReferrerList
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 
 if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs none of them
+    from leadflow.config.handoff import HandoffConfig
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig
@@ -123,6 +125,7 @@ class Workspace:
         self._segments: SegmentList | None = None
         self._messaging: MessagingConfig | None = None
         self._templates: dict[str, str] | None = None
+        self._handoff: HandoffConfig | None = None
         compiled = self.root / COMPILED_FILE
         self._compiled: dict[str, Any] | None = (
             json.loads(compiled.read_text(encoding="utf-8")) if compiled.is_file() else None
@@ -274,6 +277,19 @@ class Workspace:
         return self._messaging
 
     @property
+    def handoff(self) -> HandoffConfig:
+        """handoff.yaml (sales hand-off: trigger, destinations, assignment, SLA); defaults when absent."""
+        from leadflow.config.handoff import HandoffConfig
+
+        if self._handoff is None:
+            if self._compiled is not None:
+                self._handoff = HandoffConfig.from_trusted(self._compiled.get("handoff", {}))
+            else:
+                path = self.root / "handoff.yaml"
+                self._handoff = load_model(path, HandoffConfig) if path.is_file() else HandoffConfig()
+        return self._handoff
+
+    @property
     def templates(self) -> dict[str, str]:
         """Email templates, layouts and partials: path under templates/ -> Jinja source."""
         if self._templates is None:
@@ -358,7 +374,7 @@ class Workspace:
         parts = ["referrers", "tracking"]
         if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
             parts.append("scoring")
-        parts += ["segments", "messaging", "sequences"]
+        parts += ["segments", "messaging", "sequences", "handoff"]
         for part in parts:
             try:
                 getattr(self, part)
@@ -397,6 +413,9 @@ def compile_workspace(source: Path, out: Path) -> Path:
     compiled["segments"] = models.dump(SegmentList, workspace.segments)
     compiled["messaging"] = models.dump(MessagingConfig, workspace.messaging)
     compiled["templates"] = workspace.templates
+    from leadflow.config.handoff import HandoffConfig
+
+    compiled["handoff"] = models.dump(HandoffConfig, workspace.handoff)
     out.mkdir(parents=True, exist_ok=True)
     target = out / COMPILED_FILE
     target.write_text(json.dumps(compiled, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -405,6 +424,7 @@ def compile_workspace(source: Path, out: Path) -> Path:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
+    from leadflow.config.handoff import HandoffConfig
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig
@@ -417,6 +437,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "referrers.schema.json": models.json_schema(ReferrerList),
         "tracking.schema.json": models.json_schema(TrackingConfig),
         "scoring.schema.json": models.json_schema(ScoringConfig),
+        "handoff.schema.json": models.json_schema(HandoffConfig),
     }
 
 
