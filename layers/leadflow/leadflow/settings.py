@@ -109,3 +109,10 @@ class PreferencesSettings(_Settings):
 @dataclass(frozen=True)
 class BroadcastSettings(_Settings):
     nurture_due_function: str
+
+
+@dataclass(frozen=True)
+class CrmInboundSettings(_Settings):
+    leads_table: str
+    leadflow_workspace: str
+    crm_secret_arn: str

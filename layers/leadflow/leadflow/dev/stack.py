@@ -111,6 +111,7 @@ class LocalStack:
         self.clock = DevClock()
         self.faults = FaultInjector()
         self.admin_token = "lfdev_" + secrets.token_urlsafe(24)
+        self.dev_secrets: dict[str, str] = {}  # values of generated JSON secrets (CrmSecret), for /_dev/stack
         self.template = load_template(self.root / "template.yaml")
         self.routes = http_routes(self.template)
         self.physical: dict[str, str] = {}
@@ -239,9 +240,7 @@ class LocalStack:
         for logical_id, resource in resources.items():
             props = resource.get("Properties", {})
             if resource["Type"] == "AWS::SecretsManager::Secret":
-                value = props.get("SecretString") or secrets.token_urlsafe(
-                    int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
-                )
+                value = props.get("SecretString") or self._dev_secret_value(props.get("GenerateSecretString") or {})
                 secret = self.client("secretsmanager").create_secret(
                     Name=f"{self.stack_name}-{logical_id}", SecretString=value
                 )
@@ -252,6 +251,26 @@ class LocalStack:
                 created[logical_id] = name
                 self._verify_senders()
         return created
+
+    def _dev_secret_value(self, generate: dict[str, Any]) -> str:
+        """A working local value for a generated secret; a JSON secret gets every key filled.
+
+        Keys of webhook secrets get ``whsec_`` values (Standard Webhooks); they are kept in
+        ``dev_secrets`` for ``/_dev/stack``, so tests and the fake CRM can sign and verify.
+        """
+        length = int(generate.get("PasswordLength", 32))
+        if "SecretStringTemplate" not in generate:
+            return secrets.token_urlsafe(length)
+        from leadflow.domain.webhook_signing import new_secret
+
+        values: dict[str, Any] = json.loads(generate["SecretStringTemplate"])
+        for key in [*values, generate.get("GenerateStringKey")]:
+            if not key or values.get(key):
+                continue
+            webhook = key.endswith("_webhook_secret") or key == "inbound_generic_secret"
+            values[key] = new_secret(secrets.token_bytes(24)) if webhook else "lfdev_" + secrets.token_urlsafe(24)
+        self.dev_secrets.update(values)
+        return json.dumps(values)
 
     def _verify_senders(self) -> None:
         """The workspace's sender, verified in the local SES (in AWS that is a one-time set-up step)."""
@@ -555,6 +574,11 @@ class LocalStack:
             "outputs": dict(self.outputs),
             "aws_endpoint_url": self.aws_endpoint_url,
             "admin_token": self.admin_token,
+            "handoff_webhook_secret": self.dev_secrets.get("handoff_webhook_secret", ""),
+            "inbound_webhook_secrets": {
+                "generic": self.dev_secrets.get("inbound_generic_secret", ""),
+                "hubspot": self.dev_secrets.get("hubspot_client_secret", ""),
+            },
             "region": REGION,
             "stack_name": self.stack_name,
             "workspace": str(self.workspace),
