@@ -167,13 +167,9 @@ def test_the_sdk_vector_is_refused_for_its_stale_timestamp() -> None:
     secret, body = inputs["client_secret"], inputs["request_body"]
     # WHEN it is checked now
     with pytest.raises(InvalidSignature, match="5-minute"):
-        verify_hubspot_v3(
-            inputs["client_secret"], "POST", inputs["url"], inputs["request_body"], headers, 1_764_590_400_000
-        )
+        verify_hubspot_v3(secret, "POST", inputs["url"], body, headers, 1_764_590_400_000)
     # THEN at its own time it passes: only the age failed
-    verify_hubspot_v3(
-        inputs["client_secret"], "POST", inputs["url"], inputs["request_body"], headers, 15_000_000 + 1000
-    )
+    verify_hubspot_v3(secret, "POST", inputs["url"], body, headers, 15_000_000 + 1000)
 
 
 @pytest.mark.parametrize(
