@@ -621,9 +621,9 @@ class NurtureService:
         for enrollment, rev in self.store.lead_enrollments(lead_id):
             # Due now, so the step looks at it (a step skips what is not due): a goal that holds
             # ends it, otherwise the step stops again at the same wait, due when it was.
-            if enrollment.status == "active" and enrollment.due_at and enrollment.due_at > now:
-                if self.store.put_enrollment(replace(enrollment, due_at=now), rev):
-                    woken.append((lead_id, enrollment.sequence_id))
+            waiting = enrollment.status == "active" and enrollment.due_at and enrollment.due_at > now
+            if waiting and self.store.put_enrollment(replace(enrollment, due_at=now), rev):
+                woken.append((lead_id, enrollment.sequence_id))
         if woken:
             self.due_now.push(woken)
         return len(woken)
