@@ -149,6 +149,16 @@ class DevGateway:
                 Rule("/_dev/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
                 Rule("/_dev/queues", endpoint="queues"),
                 Rule("/_dev/tokens", endpoint="tokens", methods=["POST"]),
+                # the fake CRM (hand-off destination): see leadflow.dev.fake_crm
+                Rule("/_dev/crm/requests", endpoint="crm_requests", methods=["GET", "DELETE"]),
+                Rule("/_dev/crm/mode", endpoint="crm_mode", methods=["GET", "POST"]),
+                Rule("/_dev/crm/hook", endpoint="crm_receive", methods=["POST"], defaults={"subpath": "hook"}),
+                Rule(
+                    "/_dev/crm/<any(hubspot, salesforce):provider>/<path:rest>",
+                    endpoint="crm_provider",
+                    methods=["POST", "PATCH", "GET"],
+                ),
+                Rule("/_dev/handoffs/<lead_id>", endpoint="handoff_start", methods=["POST"]),
             ],
             strict_slashes=False,
         )
@@ -378,6 +388,56 @@ class DevGateway:
             return self._json({"message": usage}, 400)
         path = {TokenKind.OPEN: "/t/o/", TokenKind.CLICK: "/t/c/", TokenKind.UNSUBSCRIBE: "/u/"}[kind]
         return self._json({"token": token, "url": self.stack.url + path + token})
+
+    # ------------------------------------------------------------------ fake CRM (hand-off destination)
+    def on_crm_requests(self, request: Request) -> Response:
+        """``GET``: what the fake CRM received, oldest first; ``DELETE``: forget it."""
+        if request.method == "DELETE":
+            self.stack.fake_crm.clear()
+            return self._json({"cleared": True})
+        return self._json(self.stack.fake_crm.requests())
+
+    def on_crm_mode(self, request: Request) -> Response:
+        """``POST {"status": 200|410|429|500, "delay_seconds": N}`` (JSON, or the console's form)."""
+        from leadflow.dev.fake_crm import ModeError
+
+        if request.method == "GET":
+            return self._json(self.stack.fake_crm.mode)
+        if request.form:
+            data: Any = {
+                k: float(v) if k == "delay_seconds" else int(v) for k, v in request.form.items() if k != "return_to"
+            }
+        else:
+            data = request.get_json(silent=True)
+        try:
+            mode = self.stack.fake_crm.set_mode(data)
+        except (ModeError, ValueError) as error:
+            return self._json({"message": str(error)}, 400)
+        if request.form.get("return_to") == "/_dev/":
+            return Response("", 303, headers={"Location": "/_dev/"})
+        return self._json(mode)
+
+    def on_crm_receive(self, request: Request, subpath: str) -> Response:
+        return self.stack.fake_crm.handle(request, subpath)
+
+    def on_crm_provider(self, request: Request, provider: str, rest: str) -> Response:
+        return self.stack.fake_crm.handle(request, f"{provider}/{rest}")
+
+    def on_handoff_start(self, request: Request, lead_id: str) -> Response:
+        """The console's "Hand off to sales" button: the admin API's route, with the dev token."""
+        from werkzeug.test import EnvironBuilder
+
+        builder = EnvironBuilder(
+            path=f"/api/v1/leads/{lead_id}/handoff",
+            method="POST",
+            json={"reason": "handed off from the dev console"},
+            headers=[("Authorization", f"Bearer {self.stack.admin_token}")],
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        response = self.dispatch(Request(builder.get_environ()))
+        if request.form.get("return_to"):
+            return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
+        return response
 
     def on_faults(self, request: Request) -> Response:
         if request.method == "DELETE":

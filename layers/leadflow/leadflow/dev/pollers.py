@@ -35,6 +35,29 @@ def matches(pattern: Any, data: Any) -> bool:
     return bool(pattern == data)
 
 
+def _moto_message(queue_url: str, receipt_handle: str) -> Any:
+    """moto's message behind a receipt handle (the local stack runs moto in this process)."""
+    from moto.sqs.models import sqs_backends
+
+    account, name = queue_url.rstrip("/").split("/")[-2:]
+    for backend in sqs_backends[account].values():
+        queue = backend.queues.get(name)
+        if queue is not None:
+            return next((m for m in list(queue._messages) if m.receipt_handle == receipt_handle), None)
+    return None
+
+
+def _visible_at(queue_url: str, receipt_handle: str) -> float | None:
+    message = _moto_message(queue_url, receipt_handle)
+    return float(message.visible_at) if message is not None else None
+
+
+def _visibility_changed(queue_url: str, message: dict[str, Any], received_at: dict[str, float | None]) -> bool:
+    before = received_at.get(message["MessageId"])
+    after = _visible_at(queue_url, message["ReceiptHandle"])
+    return before is not None and after is not None and after != before
+
+
 @dataclass
 class SqsMapping:
     uuid: str
@@ -56,6 +79,7 @@ class SqsMapping:
         messages = response.get("Messages", [])
         if not messages:
             return 0
+        received_at = {m["MessageId"]: _visible_at(self.queue_url, m["ReceiptHandle"]) for m in messages}
         region = self.queue_arn.split(":")[3]
         records = [
             {
@@ -89,6 +113,8 @@ class SqsMapping:
             log.warning("%s failed on a batch of %d: %s", self.function, len(messages), error)
             failed = {m["MessageId"] for m in messages}
         for message in messages:
+            if message["MessageId"] in failed and _visibility_changed(self.queue_url, message, received_at):
+                continue  # the handler set when it comes back (a backoff): Lambda leaves that alone
             if message["MessageId"] in failed:
                 sqs.change_message_visibility(
                     QueueUrl=self.queue_url,

@@ -112,6 +112,10 @@ class LocalStack:
         self.faults = FaultInjector()
         self.admin_token = "lfdev_" + secrets.token_urlsafe(24)
         self.dev_secrets: dict[str, str] = {}  # values of generated JSON secrets (CrmSecret), for /_dev/stack
+        from leadflow.dev.fake_crm import FakeCrm
+
+        # The demo workspace's hand-off destination (/_dev/crm/...), checking signatures with the dev secret.
+        self.fake_crm = FakeCrm(secret=lambda: self.dev_secrets.get("handoff_webhook_secret", ""), now=self.clock.now)
         self.template = load_template(self.root / "template.yaml")
         self.routes = http_routes(self.template)
         self.physical: dict[str, str] = {}
@@ -291,6 +295,8 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
+            # Hand-off delivery: plain http allowed, `local_fake_crm` destinations go to /_dev/crm/.
+            "LEADFLOW_LOCAL": "true",
         }
         self.runner = LambdaRunner(overrides)
         lam = self.client("lambda")
