@@ -79,7 +79,7 @@ def test_generic_parser_returns_feedback_or_says_what_is_wrong(body: str) -> Non
     assert item.outcome in OUTCOMES and item.lead.lead_id
 
 
-xml_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
+xml_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60)
 
 
 @pytest.mark.unit
