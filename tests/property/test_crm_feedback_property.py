@@ -154,7 +154,7 @@ header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=1
     ),
 )  # fmt: skip
 def test_the_webhook_never_answers_5xx(
-    client: Any, provider: str, body: bytes, content_type: str, headers: dict
+    client: Any, provider: str, body: bytes, content_type: str, headers: dict[str, str]
 ) -> None:
     assume(provider != "")
     response = client.http.post(
