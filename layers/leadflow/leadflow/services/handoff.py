@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from leadflow.adapters.crm_delivery import Delivery, effective_url
@@ -255,8 +255,37 @@ class HandoffService:
         due = state.get("next_attempt_at")
         if due and datetime.fromisoformat(due) > now:  # an early receive (waits longer than 12 h wait twice)
             return Decision("retry", domain.visibility_seconds(datetime.fromisoformat(due), now), "not due yet")
-        outcome = self._attempt(record, name, now)
-        return self._apply(record, name, outcome, now)
+        claimed = self._claim(record, name, now)
+        if isinstance(claimed, Decision):
+            return claimed
+        outcome = self._attempt(claimed, name, now)
+        return self._apply(claimed, name, outcome, now)
+
+    def _claim(self, record: dict[str, Any], name: str, now: datetime) -> dict[str, Any] | Decision:
+        """Take the destination for one attempt (a lease), so two copies of a message never both send.
+
+        SQS delivers at least once, and a redelivered trigger may queue a delivery twice: only
+        the copy that wins the conditional write sends; the other comes back after the lease.
+        """
+        destination = self.config.destination(name)
+        lease = timedelta(seconds=(destination.timeout_seconds if destination else 30) * 3 + 30)
+        for _ in range(CONFLICT_RETRIES):
+            state = record["destinations"][name]
+            if state.get("status") in ("delivered", "failed"):
+                return Decision("done", reason=f"already {state['status']}")
+            until = state.get("lease_until")
+            if state.get("status") == "sending" and until and datetime.fromisoformat(until) > now:
+                seconds = max(domain.visibility_seconds(datetime.fromisoformat(until), now), 1)
+                return Decision("retry", seconds, "another attempt is in flight")
+            claimed = {**state, "status": "sending", "lease_until": (now + lease).isoformat()}
+            updated = {**record, "destinations": {**record["destinations"], name: claimed}}
+            if self.store.save_handoff(updated, domain.sla_step(updated, self.config.sla, now).next_due):
+                return updated
+            reloaded = self.store.get_handoff(record["lead_id"], record["handoff_id"])
+            if reloaded is None:
+                return Decision("done", reason="the hand-off is gone")
+            record = reloaded
+        raise HandoffConflict(record["handoff_id"])
 
     def _attempt(self, record: dict[str, Any], name: str, now: datetime) -> Outcome:
         destination = self.config.destination(name)
@@ -276,6 +305,7 @@ class HandoffService:
         first = state.get("first_attempt_at") or now.isoformat()
         state.update(attempts=attempts, first_attempt_at=first, last_status_code=outcome.status_code)
         state.pop("next_attempt_at", None)
+        state.pop("lease_until", None)
         state["last_error"] = outcome.error or None
         decision = Decision("done")
         if outcome.kind == "delivered":
