@@ -141,7 +141,7 @@ def put_bus_event(local_stack: Any, source: str, detail_type: str, detail: dict[
     assert response["FailedEntryCount"] == 0
 
 
-def test_reaching_the_trigger_stage_or_a_sequence_request_starts_one_handoff(
+def test_the_trigger_stage_or_a_sequence_request_starts_one_handoff(
     crm: StackClient, local_stack: Any
 ) -> None:
     # GIVEN two leads
