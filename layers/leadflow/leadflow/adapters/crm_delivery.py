@@ -214,7 +214,8 @@ class HubSpotSender:
             )
             outcome = classify(answer.status, answer.headers, now)
             if outcome.kind != "delivered":
-                return Outcome(outcome.kind, answer.status, f"{outcome.error}: {_hubspot_error(answer.body)}".strip())
+                error = f"{outcome.error}: {_hubspot_error(answer.body)}".strip(": ")
+                return Outcome(outcome.kind, answer.status, error, outcome.retry_after_seconds)
             try:
                 results = json.loads(answer.body).get("results") or []
                 contact_id = str(results[0]["id"])
