@@ -19,7 +19,9 @@ import pytest
 import requests
 
 from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.config.handoff import Owner
 from leadflow.domain.crm_feedback import hubspot_v3_signature
+from leadflow.domain.handoff import Route, new_record, transition
 from leadflow.domain.ids import new_id
 from leadflow.domain.webhook_signing import new_secret, sign
 from tests.conftest import StackClient, external, load_json, unique_email
@@ -54,27 +56,20 @@ def item(local_stack: Any, pk: str, sk: str) -> dict[str, Any] | None:
     return deserialize(found["Item"]) if "Item" in found else None
 
 
-def seed_handoff(local_stack: Any, lead_id: str, status: str = "delivered") -> str:
-    """A hand-off record as the hand-off delivery leaves it, and the lead pointing at it."""
+def seed_handoff(local_stack: Any, lead_id: str, status: str = "delivered", owner_id: str = "rep-feedback") -> str:
+    """A hand-off record as the hand-off delivery leaves it (built by its domain), the lead pointing at it."""
     dynamodb, name = table(local_stack)
     now = local_stack.clock.now()
     handoff_id = new_id(now)
-    at = now.isoformat()
-    record = {
-        "PK": f"LEAD#{lead_id}",
-        "SK": f"HANDOFF#{handoff_id}",
-        "handoff_id": handoff_id,
-        "lead_id": lead_id,
-        "status": status,
-        "history": [{"status": "assigned", "at": at, "by": "system", "detail": "round robin"},
-                    {"status": status, "at": at, "by": "system", "detail": "webhook 200"}],
-        "owner": {"id": "rep-1", "name": "Rep One", "team": "smb"},
-        "trigger": "stage",
-        "created_at": at,
-        "updated_at": at,
-        "rev": 2,
-    }  # fmt: skip
-    dynamodb.put_item(TableName=name, Item=serialize(record))
+    owner = Owner(id=owner_id, name="Rep Feedback", email="rep.feedback@example.com")
+    record = new_record(
+        handoff_id, lead_id, "manual", "test", Route("default_team", owner, "smb"), ["crm"], now, "test"
+    )
+    record = transition(record, status, now, "system", "webhook 200")
+    record["rev"] = 2
+    dynamodb.put_item(
+        TableName=name, Item=serialize({"PK": f"LEAD#{lead_id}", "SK": f"HANDOFF#{handoff_id}", **record})
+    )
     dynamodb.update_item(
         TableName=name,
         Key=serialize({"PK": f"LEAD#{lead_id}", "SK": "PROFILE"}),
@@ -433,3 +428,19 @@ def test_salesforce_messages_from_another_org_or_malformed_are_refused(client: S
     bomb = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><l>&b;</l>'
     assert post_salesforce(client, bomb).status_code == 400
     assert lead(client, lead_id)["stage"] != "customer"
+
+
+def test_closing_feedback_frees_the_owner(client: StackClient, local_stack: Any) -> None:
+    # GIVEN an owner carrying two open hand-offs (capacity counts them)
+    first, second = new_lead(client), new_lead(client)
+    owner_id = f"rep-{uuid.uuid4().hex[:8]}"
+    seed_handoff(local_stack, first, owner_id=owner_id)
+    seed_handoff(local_stack, second, owner_id=owner_id)
+    dynamodb, name = table(local_stack)
+    key = serialize({"PK": f"OWNER#{owner_id}", "SK": "LOAD"})
+    dynamodb.put_item(TableName=name, Item={**key, "open_handoffs": {"N": "2"}})
+    # WHEN sales accepts one (still open) and loses the other (closed)
+    assert post_generic(client, {"lead_id": first, "outcome": "accepted"}).json() == {"result": "applied"}
+    assert post_generic(client, {"lead_id": second, "outcome": "lost"}).json() == {"result": "applied"}
+    # THEN only the closed one frees capacity
+    assert item(local_stack, f"OWNER#{owner_id}", "LOAD")["open_handoffs"] == 1  # type: ignore[index]

@@ -7,7 +7,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, serialize
+from leadflow.adapters.dynamo import deserialize, lead_key, serialize
+from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.services.crm_feedback import ApplyStatus, CrmFeedbackWrite, FeedbackState
 
@@ -21,7 +22,7 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-class DynamoCrmFeedbackStore(DynamoLeadStore):
+class DynamoCrmFeedbackStore(DynamoHandoffStore):
     """``CrmFeedbackStore`` on the lead table (items: docs/data-model.md, CRMREF / CRMEVT / HANDOFF)."""
 
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
@@ -57,6 +58,7 @@ class DynamoCrmFeedbackStore(DynamoLeadStore):
             handoff_status=str(record["status"]) if record and record.get("status") else None,
             handoff_rev=int(record["rev"]) if record and "rev" in record else None,
             handoff_found=record is not None or handoff_id is None,
+            owner_id=str((record.get("owner") or {}).get("id") or "") or None if record else None,
         )
 
     def apply_feedback(self, write: CrmFeedbackWrite) -> ApplyStatus:

@@ -14,7 +14,8 @@ Signatures are checked on the raw body before it is parsed. What an outcome does
 accepted -> SQL, opportunity -> opportunity, won -> customer, rejected and lost -> recycled
 (back to nurture) or disqualified (a rejection reason from the configured list). Feedback older
 than what was already applied changes nothing (CRMs deliver out of order); a won hand-off is
-closed; a stage never moves back from customer, nor from opportunity to SQL.
+closed, and the hand-off record only moves as its transitions allow (``domain.handoff``); a
+stage never moves back from customer, nor from opportunity to SQL.
 
 Pure: no AWS, no environment, no clock reads (``now`` is passed in).
 """
@@ -31,6 +32,7 @@ from typing import Any, Literal
 
 from leadflow.config.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.errors import LeadflowError
+from leadflow.domain.handoff import TRANSITIONS
 
 Outcome = Literal["accepted", "rejected", "opportunity", "won", "lost"]
 OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected", "opportunity", "won", "lost")
@@ -47,7 +49,6 @@ STAGE_FOR_OUTCOME: dict[str, str] = {
 # How far along the sales stages are: feedback never moves a lead back down this order
 # (except rejected / lost, which hand a not-yet-customer lead back to marketing).
 _SALES_ORDER = {"sql": 1, "opportunity": 2, "customer": 3}
-_CLOSED_STATUSES = frozenset({"won"})
 # Characters HubSpot asks to decode in the URI before computing a v3 signature.
 _HUBSPOT_URI_DECODE = {
     "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
@@ -334,14 +335,15 @@ def decide(
 
     Returns:
         ``apply=False`` (with ``why``) when it changes nothing: older than what was applied, or
-        the hand-off is already won. Otherwise the new hand-off status (the outcome) and the
-        new stage, None when the stage stays (already there, or it would move a lead back from
-        customer, or from opportunity to SQL).
+        a move the hand-off's status does not allow (a won hand-off is closed). Otherwise the
+        new hand-off status (the outcome) and the new stage, None when the stage stays (already
+        there, or it would move a lead back from customer, or from opportunity to SQL).
     """
     if last_feedback_at is not None and feedback.occurred_at < last_feedback_at:
         return Decision(False, why="stale: newer feedback was already applied")
-    if handoff_status in _CLOSED_STATUSES:
-        return Decision(False, why=f"the hand-off is closed ({handoff_status})")
+    allowed = TRANSITIONS.get(handoff_status, frozenset()) if handoff_status else None
+    if allowed is not None and feedback.outcome != handoff_status and feedback.outcome not in allowed:
+        return Decision(False, why=f"a hand-off that is {handoff_status} cannot become {feedback.outcome}")
     target = STAGE_FOR_OUTCOME[feedback.outcome]
     reasons = {r.casefold() for r in disqualify_reasons}
     if feedback.outcome == "rejected" and feedback.reason and feedback.reason.casefold() in reasons:

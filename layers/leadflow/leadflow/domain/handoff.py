@@ -32,17 +32,21 @@ AWAITING_ACCEPTANCE = frozenset({ASSIGNED, DELIVERING, DELIVERED, FAILED})
 IN_PROGRESS = frozenset({ACCEPTED, OPPORTUNITY})
 OPEN = AWAITING_ACCEPTANCE | IN_PROGRESS
 CLOSED = frozenset({REJECTED, WON, LOST, RECYCLED})
+# Sales feedback is what the CRM says happened, so it may skip ahead (a rep who works a lead
+# before our delivery is confirmed), reconsider a rejection, reopen a lost deal, or pick up a
+# lead the SLA recycled. Only a won hand-off is final.
+_FEEDBACK = frozenset({ACCEPTED, REJECTED, OPPORTUNITY, WON, LOST})
 TRANSITIONS: dict[str, frozenset[str]] = {
-    ASSIGNED: frozenset({DELIVERING, DELIVERED, FAILED, ACCEPTED, REJECTED, RECYCLED}),
-    DELIVERING: frozenset({DELIVERED, FAILED, ACCEPTED, REJECTED, RECYCLED}),
-    DELIVERED: frozenset({DELIVERING, ACCEPTED, REJECTED, OPPORTUNITY, WON, LOST, RECYCLED}),
-    FAILED: frozenset({DELIVERING, DELIVERED, ACCEPTED, REJECTED, RECYCLED}),
+    ASSIGNED: frozenset({DELIVERING, DELIVERED, FAILED, RECYCLED}) | _FEEDBACK,
+    DELIVERING: frozenset({DELIVERED, FAILED, RECYCLED}) | _FEEDBACK,
+    DELIVERED: frozenset({DELIVERING, RECYCLED}) | _FEEDBACK,
+    FAILED: frozenset({DELIVERING, DELIVERED, RECYCLED}) | _FEEDBACK,
     ACCEPTED: frozenset({OPPORTUNITY, WON, LOST, REJECTED, RECYCLED}),
     OPPORTUNITY: frozenset({WON, LOST, RECYCLED}),
     WON: frozenset(),
-    LOST: frozenset({RECYCLED}),
-    REJECTED: frozenset({RECYCLED}),
-    RECYCLED: frozenset(),
+    LOST: frozenset({OPPORTUNITY, WON, RECYCLED}),
+    REJECTED: frozenset({ACCEPTED, OPPORTUNITY, WON, RECYCLED}),
+    RECYCLED: frozenset({ACCEPTED, OPPORTUNITY, WON}),
 }
 TRIGGERS = ("stage", "sequence", "manual")
 SQS_MAX_VISIBILITY_SECONDS = 43_200

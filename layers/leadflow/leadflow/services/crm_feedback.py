@@ -19,6 +19,7 @@ from leadflow.config.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.crm_feedback import Decision, Feedback, decide
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.events import DomainEvent
+from leadflow.domain.handoff import CLOSED, OPEN
 from leadflow.domain.ids import new_id
 from leadflow.ports import Clock
 
@@ -41,6 +42,7 @@ class FeedbackState:
     handoff_status: str | None = None
     handoff_rev: int | None = None
     handoff_found: bool = True
+    owner_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class CrmFeedbackStore(Protocol):
         Raises:
             StorageUnavailable: the table is throttled or down.
         """
+        ...
+
+    def release_owner(self, owner_id: str) -> None:
+        """One open hand-off fewer for the owner's capacity (never below zero)."""
         ...
 
 
@@ -139,6 +145,9 @@ class CrmFeedbackService:
                 continue
             if not decision.apply:
                 return "stale"
+            closing = decision.status in CLOSED and state.handoff_status in OPEN
+            if closing and state.owner_id:
+                self.store.release_owner(state.owner_id)
             return "applied" if decision.stage or decision.status != state.handoff_status else "unchanged"
         raise StorageUnavailable("the lead kept changing while sales feedback was applied")
 
