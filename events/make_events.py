@@ -267,6 +267,54 @@ def main() -> None:
     lead_event["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-NurtureEventsQueue"
     lead_event["awsRegion"] = "us-east-1"
     write("nurture_events_sqs.json", {"Records": [lead_event]})
+    # --- Sales hand-off. HandoffQueue -> CrmHandoffFunction: the SQS sample carrying Powertools'
+    # EventBridge event as the HandoffRule delivers it (lead.stage_changed to mql from scoring),
+    # and a delivery message (one per hand-off and destination).
+    staged = read("aws-events/powertools_eventBridgeEvent.json")
+    staged.update(source="leadflow.scoring", **{"detail-type": "lead.stage_changed"})
+    staged["detail"] = {
+        "schema_version": 1,
+        "event_id": "01JD3Z8Q4WEVT00000000000009",
+        "occurred_at": "2026-11-20T09:15:02.120000+00:00",
+        "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+        "from": "lead",
+        "to": "mql",
+        "scores": {"smb": 52.0},
+        "grade": "B",
+    }
+    stage_record = copy.deepcopy(sqs["Records"][0])
+    stage_record["body"] = json.dumps(staged)
+    stage_record["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-HandoffQueue"
+    stage_record["awsRegion"] = "us-east-1"
+    write("crm_handoff_stage_changed_sqs.json", {"Records": [stage_record]})
+    delivery = copy.deepcopy(stage_record)
+    delivery["body"] = json.dumps(
+        {
+            "kind": "deliver",
+            "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+            "handoff_id": "01JD3Z8Q4WHND00000000000000",
+            "destination": "crm-webhook",
+            "webhook_id": "msg_01JD3Z8Q4WHND00000000000000_crm-webhook",
+        }
+    )
+    write("crm_handoff_delivery_sqs.json", {"Records": [delivery]})
+    # HandoffSlaFunction: the schedule's Input, as EventBridge Scheduler passes it.
+    write("handoff_sla_schedule.json", {})
+    # POST /api/v1/leads/{lead_id}/handoff: the IAM-authorized sample.
+    handoff = http_event(
+        iam,
+        "POST",
+        "POST /api/v1/leads/{lead_id}/handoff",
+        "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S/handoff",
+        {"lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"},
+    )
+    handoff.update(
+        body=json.dumps({"reason": "asked for a call"}),
+        isBase64Encoded=False,
+        headers={"content-type": "application/json", "accept": "application/json"},
+    )
+    handoff.pop("cookies", None)
+    write("lead_api_handoff.json", handoff)
     # --- GET|POST /u/{token}: the SAM HTTP API sample (tokens are placeholders: a real one is signed).
     page = http_event(form, "GET", "GET /u/{token}", "/u/TOKEN", {"token": "TOKEN"})
     page.update(body=None, isBase64Encoded=False, headers={"accept": "text/html"})

@@ -141,9 +141,7 @@ def put_bus_event(local_stack: Any, source: str, detail_type: str, detail: dict[
     assert response["FailedEntryCount"] == 0
 
 
-def test_the_trigger_stage_or_a_sequence_request_starts_one_handoff(
-    crm: StackClient, local_stack: Any
-) -> None:
+def test_the_trigger_stage_or_a_sequence_request_starts_one_handoff(crm: StackClient, local_stack: Any) -> None:
     # GIVEN two leads
     staged, requested = new_lead(crm, country="US"), new_lead(crm, country="US")
     # WHEN scoring moves one to MQL (twice: a redelivery) and to SQL, and nurture asks for the other
@@ -341,3 +339,34 @@ def test_fake_crm_mode_refuses_bad_modes(client: StackClient) -> None:
     for bad in ({"status": 302}, {"delay_seconds": -1}, {"colour": "red"}, ["status", 200]):
         response = client.http.post(f"{client.url}/_dev/crm/mode", json=bad, timeout=10)
         assert response.status_code == 400, bad
+
+
+def _sample(name: str, lead_id: str, handoff_id: str = "") -> dict[str, Any]:
+    from tests.conftest import EVENTS
+
+    text = (EVENTS / name).read_text(encoding="utf-8").replace("01JD3Z8Q4W6Y9V2N5K7M0P1R3S", lead_id)
+    return dict(json.loads(text.replace("01JD3Z8Q4WHND00000000000000", handoff_id) if handoff_id else text))
+
+
+def test_the_sample_events_run_through_their_handlers(crm: StackClient, local_stack: Any) -> None:
+    # GIVEN a real lead in the samples
+    lead_id = new_lead(crm, country="US")
+    # WHEN the API sample hands it off THEN it is created
+    api = local_stack.runner.invoke("LeadApiFunction", _sample("lead_api_handoff.json", lead_id))
+    assert api["statusCode"] == 201, api
+    handoff_id = json.loads(api["body"])["handoff_id"]
+    # WHEN the delivery sample (that hand-off, the demo destination) runs THEN nothing fails and it is delivered once
+    result = local_stack.runner.invoke(
+        "CrmHandoffFunction", _sample("crm_handoff_delivery_sqs.json", lead_id, handoff_id)
+    )
+    assert result == {"batchItemFailures": []}
+    assert handoffs(crm, lead_id)[0]["destinations"]["crm-webhook"]["status"] == "delivered"
+    # WHEN the stage-changed sample arrives for the same lead THEN the open hand-off is kept
+    result = local_stack.runner.invoke("CrmHandoffFunction", _sample("crm_handoff_stage_changed_sqs.json", lead_id))
+    assert result == {"batchItemFailures": []}
+    assert [h["handoff_id"] for h in handoffs(crm, lead_id)] == [handoff_id]
+    # AND the SLA sweep sample runs
+    sweep = local_stack.runner.invoke("HandoffSlaFunction", _sample("handoff_sla_schedule.json", lead_id))
+    assert set(sweep) == {"checked", "reminded", "escalated", "recycled"}
+    crm.tick()
+    assert len(crm_requests(crm, {handoff_id})) == 1
