@@ -370,3 +370,30 @@ def test_the_sample_events_run_through_their_handlers(crm: StackClient, local_st
     assert set(sweep) == {"checked", "reminded", "escalated", "recycled"}
     crm.tick()
     assert len(crm_requests(crm, {handoff_id})) == 1
+
+
+def test_the_dev_console_hands_off_shows_the_record_and_switches_the_fake_crm(crm: StackClient) -> None:
+    # GIVEN a lead WHEN the console's button hands it off
+    lead_id = new_lead(crm, country="US")
+    button = crm.http.post(
+        f"{crm.url}/_dev/handoffs/{lead_id}", data={"return_to": "lead"}, allow_redirects=False, timeout=30
+    )
+    assert button.status_code == 303
+    crm.tick()
+    # THEN the lead page shows the hand-off, its history and its delivery
+    [record] = handoffs(crm, lead_id)
+    page = crm.http.get(f"{crm.url}/_dev/leads/{lead_id}", timeout=30).text
+    assert f'id="handoff-{record["handoff_id"]}"' in page
+    assert "handed off from the dev console" in page
+    assert "crm-webhook" in page
+    # WHEN the console's form switches the fake CRM to 503 THEN the console says so
+    form = crm.http.post(
+        f"{crm.url}/_dev/crm/mode",
+        data={"status": "503", "delay_seconds": "0", "return_to": "/_dev/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert form.status_code == 303
+    console = crm.http.get(f"{crm.url}/_dev/", timeout=30).text
+    assert 'id="fake-crm"' in console
+    assert "Answers <b>503</b>" in console

@@ -266,6 +266,8 @@ class DevGateway:
             now=self.stack.clock.now(),
             invocations=dict(self.stack.runner.invocations),
             faults=self.stack.faults.listing(),
+            crm_mode=self.stack.fake_crm.mode,
+            crm_requests=list(reversed(self.stack.fake_crm.requests()[-20:])),
         )
 
     def on_console_lead(self, request: Request, lead_id: str) -> Response:
@@ -288,10 +290,14 @@ class DevGateway:
 
         nurture = DynamoNurtureStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
         enrollments = [e for e, _ in nurture.lead_enrollments(lead_id)]
+        from leadflow.adapters.handoff import DynamoHandoffStore
+
+        handoff_store = DynamoHandoffStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
         return self._html(
             "lead.html.j2",
             lead=lead,
             enrollments=enrollments,
+            handoffs=handoff_store.lead_handoffs(lead_id),
             score=score,
             email=self._test_email(lead_id),
             lead_json=json.dumps(lead, indent=2, default=str),
