@@ -213,6 +213,7 @@ def test_a_replayed_webhook_is_applied_once(client: StackClient, local_stack: An
 def test_forged_stale_or_altered_requests_change_nothing(client: StackClient, local_stack: Any) -> None:
     lead_id = new_lead(client)
     handoff_id = seed_handoff(local_stack, lead_id)
+    client.tick()  # the capture is scored first: nothing else may change the lead below
     before = item(local_stack, f"LEAD#{lead_id}", "PROFILE")
     body = {"lead_id": lead_id, "outcome": "won"}
     now = dev_now(client)
