@@ -445,3 +445,36 @@ def test_closing_feedback_frees_the_owner(client: StackClient, local_stack: Any)
     assert post_generic(client, {"lead_id": second, "outcome": "lost"}).json() == {"result": "applied"}
     # THEN only the closed one frees capacity
     assert item(local_stack, f"OWNER#{owner_id}", "LOAD")["open_handoffs"] == 1  # type: ignore[index]
+
+
+# ---------------------------------------------------------------------------- the fake CRM talking back
+
+
+def test_the_fake_crm_reports_back_through_the_real_webhook(client: StackClient) -> None:
+    # GIVEN two leads
+    generic, salesforce = new_lead(client), new_lead(client)
+    # WHEN the dev console's fake CRM says sales accepted one (generic) and won the other (Salesforce)
+    accepted = client.http.post(
+        f"{client.url}/_dev/crm/feedback", json={"lead_id": generic, "outcome": "accepted"}, timeout=30
+    )
+    won = client.http.post(
+        f"{client.url}/_dev/crm/feedback",
+        json={"lead_id": salesforce, "outcome": "won", "provider": "salesforce"},
+        timeout=30,
+    )
+    # THEN each went through POST /crm/{provider}/webhook, signed or acknowledged as the CRM expects
+    assert accepted.json() == {"provider": "generic", "status": 200, "response": '{"result":"applied"}'}
+    assert won.json()["status"] == 200 and "<Ack>true</Ack>" in won.json()["response"]
+    assert lead(client, generic)["stage"] == "sql"
+    assert lead(client, salesforce)["stage"] == "customer"
+    # AND what cannot be sent is refused plainly
+    refused = client.http.post(
+        f"{client.url}/_dev/crm/feedback", json={"lead_id": generic, "outcome": "won", "provider": "hubspot"}
+    )
+    assert refused.status_code == 400 and "HubSpot" in refused.json()["message"]
+    form = client.http.post(
+        f"{client.url}/_dev/crm/feedback",
+        data={"lead_id": generic, "outcome": "maybe", "return_to": "lead"},
+        allow_redirects=False,
+    )
+    assert form.status_code == 400

@@ -159,6 +159,8 @@ class DevGateway:
                     methods=["POST", "PATCH", "GET"],
                 ),
                 Rule("/_dev/handoffs/<lead_id>", endpoint="handoff_start", methods=["POST"]),
+                # the fake CRM talking back (sales feedback): see leadflow.dev.crm_feedback_sender
+                Rule("/_dev/crm/feedback", endpoint="crm_feedback", methods=["POST"]),
             ],
             strict_slashes=False,
         )
@@ -444,6 +446,54 @@ class DevGateway:
         if request.form.get("return_to"):
             return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
         return response
+
+    def on_crm_feedback(self, request: Request) -> Response:
+        """``POST {"lead_id", "outcome", "reason"?, "provider"?}`` (JSON, or the console's form): the
+        fake CRM reports what sales did, signed as that CRM signs, to ``POST /crm/{provider}/webhook``.
+
+        Answers ``{"provider", "status", "response"}`` (the webhook's own answer), or ``400``.
+        """
+        from werkzeug.test import EnvironBuilder
+
+        from leadflow.adapters.handoff import DynamoHandoffStore
+        from leadflow.config.workspace import Workspace
+        from leadflow.dev.crm_feedback_sender import FeedbackRequestError, build_feedback_request, hubspot_contact_id
+
+        data: dict[str, Any] = dict(request.form) if request.form else (request.get_json(silent=True) or {})
+        if not isinstance(data, dict) or not data.get("lead_id") or not data.get("outcome"):
+            return self._json({"message": "send lead_id and outcome (and optionally reason, provider)"}, 400)
+        lead_id, provider = str(data["lead_id"]), str(data.get("provider") or "generic")
+        workspace = Workspace(self.stack.workspace)
+        contact = None
+        if provider == "hubspot":
+            store = DynamoHandoffStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
+            hubspot = {d.name for d in workspace.handoff.destinations if d.type == "hubspot"}
+            contact = str(data.get("external_id") or "") or hubspot_contact_id(store.lead_handoffs(lead_id), hubspot)
+        try:
+            crm = build_feedback_request(
+                provider,
+                lead_id,
+                str(data["outcome"]),
+                str(data.get("reason") or "") or None,
+                self.stack.clock.now(),
+                workspace.crm_feedback,
+                self.stack.dev_secrets,
+                contact,
+            )
+        except FeedbackRequestError as error:
+            return self._json({"message": str(error)}, 400)
+        builder = EnvironBuilder(
+            path=crm.path,
+            method="POST",
+            data=crm.body.encode(),
+            headers=list(crm.headers.items()),
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        answer = self.dispatch(Request(builder.get_environ()))
+        if data.get("return_to"):
+            return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
+        text = answer.get_data(as_text=True)
+        return self._json({"provider": provider, "status": answer.status_code, "response": text})
 
     def on_faults(self, request: Request) -> Response:
         if request.method == "DELETE":
