@@ -24,7 +24,7 @@ from leadflow.domain.crm_feedback import hubspot_v3_signature
 from leadflow.domain.handoff import Route, new_record, transition
 from leadflow.domain.ids import new_id
 from leadflow.domain.webhook_signing import new_secret, sign
-from tests.conftest import StackClient, external, load_json, unique_email
+from tests.conftest import ROOT, StackClient, external, load_json, unique_email
 
 pytestmark = pytest.mark.integration
 
@@ -478,3 +478,44 @@ def test_the_fake_crm_reports_back_through_the_real_webhook(client: StackClient)
         allow_redirects=False,
     )
     assert form.status_code == 400
+
+
+# ---------------------------------------------------------------------------- sample events
+
+
+def sample(name: str) -> dict[str, Any]:
+    return dict(load_json(ROOT / "events" / name))
+
+
+def test_sample_events_run_through_the_handler(client: StackClient, local_stack: Any) -> None:
+    # GIVEN the shipped samples (signed with the published test secrets at a fixed past time)
+    generic, hubspot, salesforce = (sample(f"crm_inbound_{p}.json") for p in ("generic", "hubspot", "salesforce"))
+    invoke = local_stack.runner.invoke
+    # THEN the signed ones are refused as shipped: another secret, and stale
+    assert invoke("CrmInboundFunction", generic)["statusCode"] == 401
+    assert invoke("CrmInboundFunction", hubspot)["statusCode"] == 401
+    # AND the Salesforce message (an object no mapping names) is acknowledged
+    answer = invoke("CrmInboundFunction", salesforce)
+    assert answer["statusCode"] == 200 and "<Ack>true</Ack>" in answer["body"]
+    # WHEN they are signed again with the stack's secrets, now, for a real lead
+    lead_id = new_lead(client)
+    now = dev_now(client)
+    body = json.loads(generic["body"]) | {"lead_id": lead_id, "occurred_at": now.isoformat()}
+    generic["body"] = json.dumps(body)
+    generic["headers"].update(
+        sign(
+            client.info["inbound_webhook_secrets"]["generic"], "msg_sample", int(now.timestamp()), generic["body"]
+        ).as_dict()
+    )
+    millis = str(int(now.timestamp() * 1000))
+    uri = f"https://{hubspot['requestContext']['domainName']}{hubspot['rawPath']}"
+    hubspot["headers"]["x-hubspot-request-timestamp"] = millis
+    hubspot["headers"]["x-hubspot-signature-v3"] = hubspot_v3_signature(
+        client.info["inbound_webhook_secrets"]["hubspot"], "POST", uri, hubspot["body"], millis
+    )
+    # THEN they are applied, or acknowledged for what leadflow does not know
+    answer = invoke("CrmInboundFunction", generic)
+    assert (answer["statusCode"], json.loads(answer["body"])) == (200, {"result": "applied"})
+    answer = invoke("CrmInboundFunction", hubspot)
+    assert (answer["statusCode"], json.loads(answer["body"])) == (200, {"results": {"unknown_lead": 1, "ignored": 1}})
+    assert lead(client, lead_id)["stage"] == "sql"
