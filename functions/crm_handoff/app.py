@@ -26,37 +26,36 @@ metrics = Metrics()
 PARALLEL_DELIVERIES = 10
 
 
-def process(record: dict[str, Any]) -> bool:
-    """Handle one SQS record; False when it must come back (a retry or an error)."""
+METRIC_NAMES = {"started": "HandoffsStarted", "done": "HandoffDeliveries", "retry": "HandoffRetries"}
+
+
+def process(record: dict[str, Any]) -> str:
+    """Handle one SQS record; returns started / ignored / done / retry / dead_letter / error."""
     body = json.loads(record["body"])
     service = handoff_service()
     if body.get("kind") != "deliver":
         started = service.on_event(body)
-        if started is not None:
-            logger.info("hand-off", lead_id=started["lead_id"], handoff_id=started["handoff_id"])
-        return True
+        if started is None:
+            return "ignored"
+        logger.info("hand-off", lead_id=started["lead_id"], handoff_id=started["handoff_id"])
+        return "started"
     decision = service.deliver(body)
     log = {"handoff_id": body["handoff_id"], "destination": body["destination"], "reason": decision.reason}
     if decision.action == "retry":
         handoff_queue().retry_later(record["receiptHandle"], decision.delay_seconds)
         logger.info("delivery retried", delay_seconds=decision.delay_seconds, **log)
-        metrics.add_metric(name="HandoffRetries", unit=MetricUnit.Count, value=1)
-        return False
-    if decision.action == "dead_letter":
+    elif decision.action == "dead_letter":
         handoff_queue().dead_letter(record["body"], decision.reason)
         logger.warning("delivery failed for good", **log)
-        metrics.add_metric(name="HandoffFailures", unit=MetricUnit.Count, value=1)
-    else:
-        metrics.add_metric(name="HandoffDeliveries", unit=MetricUnit.Count, value=1)
-    return True
+    return decision.action
 
 
-def safe_process(record: dict[str, Any]) -> bool:
+def safe_process(record: dict[str, Any]) -> str:
     try:
         return process(record)
     except Exception:
         logger.exception("hand-off message failed", message_id=record.get("messageId"))
-        return False
+        return "error"
 
 
 @metrics.log_metrics
@@ -65,8 +64,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     records = event.get("Records") or []
     with ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES) as pool:
         results = list(pool.map(safe_process, records))
-    return {
-        "batchItemFailures": [
-            {"itemIdentifier": r["messageId"]} for r, ok in zip(records, results, strict=True) if not ok
-        ]
-    }
+    for outcome in set(results):  # metrics from this thread only (Powertools metrics are not thread-safe)
+        name = METRIC_NAMES.get(outcome, "HandoffFailures" if outcome in ("dead_letter", "error") else "")
+        if name:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=results.count(outcome))
+    # A retry comes back when its visibility (set above) runs out; an error after the queue's.
+    failed = [r["messageId"] for r, outcome in zip(records, results, strict=True) if outcome in ("retry", "error")]
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

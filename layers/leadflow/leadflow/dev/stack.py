@@ -346,8 +346,17 @@ class LocalStack:
             source_type = self.cfn_template["Resources"][source]["Type"]
             if source_type == "AWS::SQS::Queue":
                 url, arn = self._queue(source)
+                concurrency = int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1))
                 self.sqs_mappings.append(
-                    SqsMapping(self.physical[logical_id], function, url, arn, int(props.get("BatchSize", 10)), report)
+                    SqsMapping(
+                        self.physical[logical_id],
+                        function,
+                        url,
+                        arn,
+                        int(props.get("BatchSize", 10)),
+                        report,
+                        max_concurrency=concurrency,
+                    )
                 )
             elif source_type == "AWS::DynamoDB::Table":
                 table_name = self.physical[source]
@@ -516,7 +525,7 @@ class LocalStack:
             while time.monotonic() < deadline and idle_passes < 2:
                 count = self.pump_once()
                 delivered += count
-                running = self.running_executions()
+                running = self.running_executions() + sum(m.busy() for m in self.sqs_mappings)
                 idle_passes = idle_passes + 1 if count == 0 and not running else 0
                 if count == 0:
                     time.sleep(0.05 if running else 0.01)
