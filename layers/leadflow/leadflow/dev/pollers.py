@@ -73,6 +73,11 @@ class SqsMapping:
     _pool: ThreadPoolExecutor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def close(self) -> None:
+        """Let running batches finish (before moto stops under them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
     def busy(self) -> bool:
         """Batches still running in the background (concurrent mappings only)."""
         with self._lock:

@@ -168,6 +168,8 @@ class LocalStack:
             self._http.shutdown()
         for thread in self._threads:
             thread.join(timeout=5)
+        for mapping in self.sqs_mappings:
+            mapping.close()
         if self._moto is not None:
             self._moto.stop()
 
