@@ -285,6 +285,54 @@ def main() -> None:
     lead_event["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-NurtureEventsQueue"
     lead_event["awsRegion"] = "us-east-1"
     write("nurture_events_sqs.json", {"Records": [lead_event]})
+    # --- Sales hand-off. HandoffQueue -> CrmHandoffFunction: the SQS sample carrying Powertools'
+    # EventBridge event as the HandoffRule delivers it (lead.stage_changed to mql from scoring),
+    # and a delivery message (one per hand-off and destination).
+    staged = read("aws-events/powertools_eventBridgeEvent.json")
+    staged.update(source="leadflow.scoring", **{"detail-type": "lead.stage_changed"})
+    staged["detail"] = {
+        "schema_version": 1,
+        "event_id": "01JD3Z8Q4WEVT00000000000009",
+        "occurred_at": "2026-11-20T09:15:02.120000+00:00",
+        "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+        "from": "lead",
+        "to": "mql",
+        "scores": {"smb": 52.0},
+        "grade": "B",
+    }
+    stage_record = copy.deepcopy(sqs["Records"][0])
+    stage_record["body"] = json.dumps(staged)
+    stage_record["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-HandoffQueue"
+    stage_record["awsRegion"] = "us-east-1"
+    write("crm_handoff_stage_changed_sqs.json", {"Records": [stage_record]})
+    delivery = copy.deepcopy(stage_record)
+    delivery["body"] = json.dumps(
+        {
+            "kind": "deliver",
+            "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+            "handoff_id": "01JD3Z8Q4WHND00000000000000",
+            "destination": "crm-webhook",
+            "webhook_id": "msg_01JD3Z8Q4WHND00000000000000_crm-webhook",
+        }
+    )
+    write("crm_handoff_delivery_sqs.json", {"Records": [delivery]})
+    # HandoffSlaFunction: the schedule's Input, as EventBridge Scheduler passes it.
+    write("handoff_sla_schedule.json", {})
+    # POST /api/v1/leads/{lead_id}/handoff: the IAM-authorized sample.
+    handoff = http_event(
+        iam,
+        "POST",
+        "POST /api/v1/leads/{lead_id}/handoff",
+        "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S/handoff",
+        {"lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"},
+    )
+    handoff.update(
+        body=json.dumps({"reason": "asked for a call"}),
+        isBase64Encoded=False,
+        headers={"content-type": "application/json", "accept": "application/json"},
+    )
+    handoff.pop("cookies", None)
+    write("lead_api_handoff.json", handoff)
     # --- GET|POST /u/{token}: the SAM HTTP API sample (tokens are placeholders: a real one is signed).
     page = http_event(form, "GET", "GET /u/{token}", "/u/TOKEN", {"token": "TOKEN"})
     page.update(body=None, isBase64Encoded=False, headers={"accept": "text/html"})
@@ -296,6 +344,96 @@ def main() -> None:
         headers={"content-type": "application/x-www-form-urlencoded", "user-agent": "Mail-Provider-Unsubscribe/1.0"},
     )
     write("preferences_one_click.json", one_click)
+    crm_inbound_events(form)
+
+
+def crm_inbound_events(form: dict[str, Any]) -> None:
+    """``POST /crm/{provider}/webhook`` as each CRM sends it, signed with the published test secrets.
+
+    The generic sample is signed with the Standard Webhooks vectors' secret, the HubSpot one with
+    HubSpot's documented client secret, both at a fixed time (so, as shipped, they are stale and
+    refused; a test re-signs them). The Salesforce one is the shared Outbound Message as is.
+    """
+    import hashlib
+    import hmac
+
+    webhooks = read("crm/standard-webhooks_test_vectors.json")["positive_vectors"][0]
+    timestamp = 1764590400  # 2025-12-01T12:00:00Z
+    body = json.dumps(
+        {
+            "type": "handoff.feedback",
+            "lead_id": "01KB6Z4M7Q2X9R3T5V7W9Y1A3C",
+            "outcome": "accepted",
+            "owner": "rep-ana",
+            "occurred_at": "2025-12-01T11:59:00+00:00",
+        }
+    )
+    digest = hmac.new(
+        base64.b64decode(webhooks["secret"].removeprefix("whsec_")),
+        f"msg_2Kx9.{timestamp}.{body}".encode(),
+        hashlib.sha256,
+    )
+    generic = http_event(form, "POST", "POST /crm/{provider}/webhook", "/crm/generic/webhook", {"provider": "generic"})
+    generic.update(
+        body=body,
+        isBase64Encoded=False,
+        headers={
+            "content-type": "application/json",
+            "user-agent": "Svix-Webhooks/1.24",
+            "webhook-id": "msg_2Kx9",
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": "v1," + base64.b64encode(digest.digest()).decode(),
+        },
+    )
+    write("crm_inbound_generic.json", generic)
+
+    hubspot_vectors = read("crm/hubspot_signature_vectors.json")
+    documented = json.loads(hubspot_vectors["docs_v1_example"]["request_body"])
+    change = {
+        **documented[0],
+        "eventId": 2,
+        "subscriptionType": "contact.propertyChange",
+        "propertyName": "hs_lead_status",
+        "propertyValue": "IN_PROGRESS",
+        "changeFlag": None,
+    }
+    change.pop("changeFlag")
+    body = json.dumps([*documented, change])
+    millis = str(timestamp * 1000)
+    secret = hubspot_vectors["docs_v1_example"]["client_secret"]
+    uri = "https://abcdef1234.execute-api.us-east-1.amazonaws.com/crm/hubspot/webhook"
+    message = f"POST{uri}{body}{millis}".encode()
+    hubspot = http_event(form, "POST", "POST /crm/{provider}/webhook", "/crm/hubspot/webhook", {"provider": "hubspot"})
+    hubspot["requestContext"]["domainName"] = "abcdef1234.execute-api.us-east-1.amazonaws.com"
+    hubspot.update(
+        body=body,
+        isBase64Encoded=False,
+        headers={
+            "content-type": "application/json",
+            "user-agent": "HubSpot Connect 2.0 (http://dev.hubspot.com/)",
+            "x-hubspot-signature-v3": base64.b64encode(
+                hmac.new(secret.encode(), message, hashlib.sha256).digest()
+            ).decode(),
+            "x-hubspot-request-timestamp": millis,
+            "x-hubspot-signature-version": "v3",
+        },
+    )
+    write("crm_inbound_hubspot.json", hubspot)
+
+    outbound = read("crm/salesforce_outbound_message_soap.json")
+    salesforce = http_event(
+        form, "POST", "POST /crm/{provider}/webhook", "/crm/salesforce/webhook", {"provider": "salesforce"}
+    )
+    salesforce.update(
+        body=outbound["request_xml"],
+        isBase64Encoded=False,
+        headers={
+            "content-type": outbound["content_type"],
+            "soapaction": '""',
+            "user-agent": "Jakarta Commons-HttpClient/3.1",
+        },
+    )
+    write("crm_inbound_salesforce.json", salesforce)
 
     # --- Tracking (TrackFunction): the SAM HTTP API sample on each /t/ route. TOKEN stands for
     # a signed token (tests sign real ones); the site event is what the snippet's sendBeacon posts.

@@ -6,6 +6,7 @@ Routes: ``GET /api/v1/leads/{lead_id}`` (profile, attribution, consent, activiti
 ``GET /api/v1/sequences``, ``GET /api/v1/leads/{lead_id}/enrollments``,
 ``POST /api/v1/sequences/{sequence_id}/enrollments`` (enroll one lead),
 ``POST /api/v1/sequences/{sequence_id}/broadcast`` (enroll its segment, asynchronously),
+sales hand-off: ``POST /api/v1/leads/{lead_id}/handoff``, ``GET /api/v1/leads/{lead_id}/handoffs``,
 and ``GET /api/v1/openapi.json``.
 """
 
@@ -25,6 +26,7 @@ from leadflow.adapters.dynamo import DynamoLeadStore
 from leadflow.adapters.lambdas import LambdaBroadcasts
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import LeadNotFound
+from leadflow.domain.handoff import HandoffDisabled
 from leadflow.services.leads import LeadQueries
 from leadflow.services.nurture import NurtureService
 from leadflow.services.nurture_wiring import nurture_admin_service
@@ -37,6 +39,9 @@ from leadflow.transport.api_models import (
     EnrollmentView,
     EnrollRequest,
     ErrorBody,
+    HandoffList,
+    HandoffRequest,
+    HandoffView,
     LeadDetail,
     LeadList,
     LeadScore,
@@ -90,7 +95,10 @@ def lead_not_found(_: LeadNotFound) -> Response[str]:
 )
 @tracer.capture_method
 def get_lead(lead_id: Annotated[str, Path(min_length=1, max_length=64)]) -> LeadDetail:
-    return LeadDetail.model_validate(dependencies().get(lead_id))
+    lead = dependencies().get(lead_id)
+    return LeadDetail.model_validate(
+        {**lead, "handoffs": [HandoffView.of(h) for h in handoff_store().lead_handoffs(lead_id)]}
+    )
 
 
 @app.get(
@@ -193,6 +201,52 @@ def start_broadcast(sequence_id: Annotated[str, Path(min_length=1, max_length=64
     broadcasts().start(sequence_id, app.current_event.request_context.request_id)
     started = BroadcastStarted(sequence_id=sequence_id, status="started")
     return Response(202, "application/json", started.model_dump_json())
+
+
+# ---------------------------------------------------------------------------- sales hand-off
+@cache
+def handoff_store() -> Any:
+    from leadflow.adapters.handoff import DynamoHandoffStore
+
+    return DynamoHandoffStore(ApiSettings.from_env().leads_table)
+
+
+@app.exception_handler(HandoffDisabled)  # type: ignore[untyped-decorator]
+def handoff_disabled(_: HandoffDisabled) -> Response[str]:
+    body = ErrorBody(message="Hand-offs are switched off in handoff.yaml.")
+    return Response(409, "application/json", body.model_dump_json())
+
+
+@app.post(
+    "/api/v1/leads/<lead_id>/handoff",
+    summary="Hand a lead to sales now (assigned by the workspace's rules, delivered to every destination)",
+    responses={
+        200: {"description": "The lead already has an open hand-off: that one"},
+        404: {"description": "No such lead"},
+        409: {"description": "Hand-offs are disabled"},
+    },
+)
+@tracer.capture_method
+def start_handoff(lead_id: Annotated[str, Path(min_length=1, max_length=64)], body: HandoffRequest) -> Response[str]:
+    from leadflow.services.handoff_wiring import handoff_service
+
+    iam = (app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}).get("iam") or {}
+    who = str(iam.get("userArn") or iam.get("callerId") or "admin").rsplit("/", 1)[-1]
+    record, created = handoff_service().start(lead_id, "manual", body.reason or "requested by a person", f"api:{who}")
+    return Response(201 if created else 200, "application/json", HandoffView.of(record).model_dump_json())
+
+
+@app.get(
+    "/api/v1/leads/<lead_id>/handoffs",
+    summary="The lead's hand-offs with their status history and delivery state",
+    responses={404: {"description": "No such lead"}},
+)
+@tracer.capture_method
+def list_handoffs(lead_id: Annotated[str, Path(min_length=1, max_length=64)]) -> HandoffList:
+    store = handoff_store()
+    if store.get_lead(lead_id) is None:
+        raise LeadNotFound(lead_id)
+    return HandoffList(handoffs=[HandoffView.of(h) for h in store.lead_handoffs(lead_id)])
 
 
 @app.get("/api/v1/openapi.json", include_in_schema=False)

@@ -112,6 +112,9 @@ def test_every_function_is_a_thin_documented_handler(template):
         "NurtureDueFunction",
         "NurtureEventsFunction",
         "PreferencesFunction",
+        "CrmHandoffFunction",
+        "HandoffSlaFunction",
+        "CrmInboundFunction",
     }
     for logical_id, (folder, handler) in sources.items():
         module, _, function = handler.rpartition(".")

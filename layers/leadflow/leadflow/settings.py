@@ -132,3 +132,21 @@ class PreferencesSettings(_Settings):
 
 class BroadcastSettings(_Settings):
     nurture_due_function: str
+
+
+@dataclass(frozen=True)
+class CrmInboundSettings(_Settings):
+    leads_table: str
+    leadflow_workspace: str
+    crm_secret_arn: str
+
+
+@dataclass(frozen=True)
+class HandoffSettings(_Settings):
+    """The hand-off functions (delivery consumer, SLA sweep) and the admin API's hand-off route."""
+
+    leads_table: str
+    leadflow_workspace: str
+    crm_secret_arn: str
+    handoff_queue_url: str
+    handoff_dlq_url: str

@@ -19,3 +19,28 @@ class SecretsManagerKeys:
         if not keys:
             raise RuntimeError(f"secret {self.secret_id} holds no key")
         return keys
+
+
+class MissingSecret(RuntimeError):
+    """A key the function needs is absent or empty in its JSON secret (the operator must set it)."""
+
+
+class JsonSecret:
+    """One JSON secret of named values (``CrmSecret``: webhook and CRM credentials), cached."""
+
+    def __init__(self, secret_id: str) -> None:
+        self.secret_id = secret_id
+
+    def get(self, key: str) -> str:
+        """The value under ``key``.
+
+        Raises:
+            MissingSecret: the secret has no such key, or it is empty.
+        """
+        from aws_lambda_powertools.utilities import parameters
+
+        values = parameters.get_secret(self.secret_id, transform="json", max_age=CACHE_SECONDS)
+        value = values.get(key) if isinstance(values, dict) else None
+        if not isinstance(value, str) or not value.strip():
+            raise MissingSecret(f"secret {self.secret_id} has no value for {key!r}")
+        return value.strip()

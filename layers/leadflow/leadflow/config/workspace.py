@@ -9,6 +9,8 @@ Layout::
     sequences/<id>.yaml      nurture sequences (Sequence)
     segments.yaml            dynamic lists (SegmentList)
     messaging.yaml           sender, footer address, frequency caps, quiet hours, send rate (MessagingConfig)
+    handoff.yaml             sales hand-off: trigger stage, destinations, assignment, SLA (HandoffConfig)
+    crm_feedback.yaml        what sales feedback from the CRM means (CrmFeedbackConfig)
     templates/**.j2          email templates, layouts and partials (Jinja2)
 
 Files are read on first use and cached; a broken file raises ``InvalidWorkspace`` naming
@@ -30,6 +32,8 @@ from leadflow.config.referrers import Referrer, ReferrerList
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 
 if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs none of them
+    from leadflow.config.crm_feedback import CrmFeedbackConfig
+    from leadflow.config.handoff import HandoffConfig
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig
@@ -123,6 +127,8 @@ class Workspace:
         self._segments: SegmentList | None = None
         self._messaging: MessagingConfig | None = None
         self._templates: dict[str, str] | None = None
+        self._handoff: HandoffConfig | None = None
+        self._crm_feedback: CrmFeedbackConfig | None = None
         compiled = self.root / COMPILED_FILE
         self._compiled: dict[str, Any] | None = (
             json.loads(compiled.read_text(encoding="utf-8")) if compiled.is_file() else None
@@ -274,6 +280,32 @@ class Workspace:
         return self._messaging
 
     @property
+    def handoff(self) -> HandoffConfig:
+        """handoff.yaml (sales hand-off: trigger, destinations, assignment, SLA); defaults when absent."""
+        from leadflow.config.handoff import HandoffConfig
+
+        if self._handoff is None:
+            if self._compiled is not None:
+                self._handoff = HandoffConfig.from_trusted(self._compiled.get("handoff", {}))
+            else:
+                path = self.root / "handoff.yaml"
+                self._handoff = load_model(path, HandoffConfig) if path.is_file() else HandoffConfig()
+        return self._handoff
+
+    @property
+    def crm_feedback(self) -> CrmFeedbackConfig:
+        """crm_feedback.yaml (which CRMs report back and what their values mean); defaults when absent."""
+        from leadflow.config.crm_feedback import CrmFeedbackConfig
+
+        if self._crm_feedback is None:
+            if self._compiled is not None:
+                self._crm_feedback = CrmFeedbackConfig.from_trusted(self._compiled.get("crm_feedback", {}))
+            else:
+                path = self.root / "crm_feedback.yaml"
+                self._crm_feedback = load_model(path, CrmFeedbackConfig) if path.is_file() else CrmFeedbackConfig()
+        return self._crm_feedback
+
+    @property
     def templates(self) -> dict[str, str]:
         """Email templates, layouts and partials: path under templates/ -> Jinja source."""
         if self._templates is None:
@@ -358,7 +390,7 @@ class Workspace:
         parts = ["referrers", "tracking"]
         if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
             parts.append("scoring")
-        parts += ["segments", "messaging", "sequences"]
+        parts += ["segments", "messaging", "sequences", "handoff", "crm_feedback"]
         for part in parts:
             try:
                 getattr(self, part)
@@ -397,6 +429,12 @@ def compile_workspace(source: Path, out: Path) -> Path:
     compiled["segments"] = models.dump(SegmentList, workspace.segments)
     compiled["messaging"] = models.dump(MessagingConfig, workspace.messaging)
     compiled["templates"] = workspace.templates
+    from leadflow.config.handoff import HandoffConfig
+
+    compiled["handoff"] = models.dump(HandoffConfig, workspace.handoff)
+    from leadflow.config.crm_feedback import CrmFeedbackConfig
+
+    compiled["crm_feedback"] = models.dump(CrmFeedbackConfig, workspace.crm_feedback)
     out.mkdir(parents=True, exist_ok=True)
     target = out / COMPILED_FILE
     target.write_text(json.dumps(compiled, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -405,6 +443,8 @@ def compile_workspace(source: Path, out: Path) -> Path:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
+    from leadflow.config.crm_feedback import CrmFeedbackConfig
+    from leadflow.config.handoff import HandoffConfig
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig
@@ -417,6 +457,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "referrers.schema.json": models.json_schema(ReferrerList),
         "tracking.schema.json": models.json_schema(TrackingConfig),
         "scoring.schema.json": models.json_schema(ScoringConfig),
+        "handoff.schema.json": models.json_schema(HandoffConfig),
+        "crm_feedback.schema.json": models.json_schema(CrmFeedbackConfig),
     }
 
 

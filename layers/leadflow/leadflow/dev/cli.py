@@ -5,12 +5,15 @@ leadflow validate [--workspace PATH]
 leadflow compile --out DIR [--workspace PATH]
 leadflow rescore (--table NAME | --dev URL) [--workspace PATH]
 leadflow broadcast SEQUENCE (--table NAME | --dev URL) [--workspace PATH]
+leadflow handoff LEAD_ID (--dev URL | --table NAME --queue-url URL --dlq-url URL) [--reason TEXT]
+leadflow replay handoff (--dev URL | --table NAME --queue-url URL --dlq-url URL) [--enable-destinations]
 leadflow schema [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
 import sys
@@ -237,6 +240,112 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_outputs(args: argparse.Namespace, command: str) -> dict[str, str]:
+    """Stack outputs of a running ``leadflow dev`` (``--dev``), or the ones given as options."""
+    import json
+    import urllib.request
+
+    if args.dev:
+        resolve_table(args, command)  # points this process at the dev stack's AWS endpoint
+        with urllib.request.urlopen(args.dev.rstrip("/") + "/_dev/stack", timeout=10) as response:  # noqa: S310
+            return dict(json.load(response)["outputs"])
+    outputs = {
+        "LeadsTableName": args.table or "",
+        "HandoffQueueUrl": args.queue_url or "",
+        "HandoffDLQUrl": args.dlq_url or "",
+    }
+    missing = [k for k, v in outputs.items() if not v]
+    if missing:
+        raise SystemExit(
+            f"leadflow {command}: give --dev URL, or --table, --queue-url and --dlq-url (missing {missing})"
+        )
+    return outputs
+
+
+def cmd_handoff(args: argparse.Namespace) -> int:
+    """Hand one lead to sales now (the admin API's POST /api/v1/leads/{id}/handoff, from a shell)."""
+    from leadflow.adapters.clock import SystemClock
+    from leadflow.adapters.crm_delivery import SafeHttp, Senders
+    from leadflow.adapters.handoff import DynamoHandoffStore, SqsHandoffQueue
+    from leadflow.config.workspace import Workspace
+    from leadflow.domain.errors import LeadNotFound
+    from leadflow.domain.handoff import HandoffDisabled
+    from leadflow.services.handoff import HandoffService
+    from leadflow.services.scoring import ScoringService
+
+    outputs = _stack_outputs(args, "handoff")
+    workspace = Workspace(Path(args.workspace) if args.workspace else project_root() / "workspace")
+    store = DynamoHandoffStore(outputs["LeadsTableName"])
+    clock = _dev_clock(args.dev) if args.dev else SystemClock()
+
+    class _NoSecrets:
+        def get(self, key: str) -> str:
+            raise RuntimeError("starting a hand-off sends nothing: the delivery function does")
+
+    service = HandoffService(
+        workspace=workspace,
+        store=store,
+        explainer=ScoringService(workspace, store, clock),
+        queue=SqsHandoffQueue(outputs["HandoffQueueUrl"], outputs["HandoffDLQUrl"]),
+        sender=Senders(SafeHttp(local_mode=False), _NoSecrets()),
+        clock=clock,
+    )
+    try:
+        record, created = service.start(args.lead_id, "manual", args.reason, f"api:cli-{getpass.getuser()}")
+    except LeadNotFound:
+        raise SystemExit(f"leadflow handoff: no lead {args.lead_id}") from None
+    except HandoffDisabled as error:
+        raise SystemExit(f"leadflow handoff: {error}") from None
+    owner = record.get("owner") or {}
+    where = (
+        f"{owner.get('name')} <{owner.get('email')}> ({record['assigned_by']})"
+        if owner
+        else f"queue {record.get('queue')}"
+    )
+    verb = "handed off" if created else "already handed off"
+    print(f"{args.lead_id}: {verb} as {record['handoff_id']}, status {record['status']}, to {where}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Send what a DLQ holds back to its queue (hand-offs: marked as a replay, so failed destinations retry)."""
+    import json
+
+    from leadflow.adapters.aws import client
+    from leadflow.adapters.handoff import DynamoHandoffStore
+
+    outputs = _stack_outputs(args, "replay")
+    sqs = client("sqs")
+    if args.enable_destinations:
+        store = DynamoHandoffStore(outputs["LeadsTableName"])
+        for name in store.disabled_destinations():
+            store.enable_destination(name)
+            print(f"destination {name}: enabled again", file=sys.stderr)
+    dlq, queue = outputs["HandoffDLQUrl"], outputs["HandoffQueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+    total = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    if args.limit:
+        total = min(total, args.limit)
+    progress = Progress(total, "messages")
+    moved = 0
+    while moved < total:
+        batch = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=min(10, total - moved), WaitTimeSeconds=0)
+        messages = batch.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            body = json.loads(message["Body"])
+            if body.get("kind") == "deliver":
+                body["replay"] = True
+            sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+            progress.step()
+    progress.close()
+    print(f"replayed {moved} message(s) from the HandoffDLQ")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from leadflow.config.workspace import write_json_schemas
 
@@ -277,6 +386,26 @@ def main(argv: list[str] | None = None) -> int:
     broadcast.add_argument("--shards", type=int, default=16, help="the stack's NurtureShards parameter")
     broadcast.add_argument("--workspace")
     broadcast.set_defaults(run=cmd_broadcast)
+    handoff = commands.add_parser("handoff", help="hand a lead to sales now (assigned and delivered like any hand-off)")
+    handoff.add_argument("lead_id")
+    handoff.add_argument("--reason", default="requested from the command line")
+    handoff.add_argument("--dev", metavar="URL", help="a running `leadflow dev`, e.g. http://127.0.0.1:8000")
+    handoff.add_argument("--table", help="the LeadsTable name (stack output LeadsTableName)")
+    handoff.add_argument("--queue-url", help="stack output HandoffQueueUrl")
+    handoff.add_argument("--dlq-url", help="stack output HandoffDLQUrl")
+    handoff.add_argument("--workspace")
+    handoff.set_defaults(run=cmd_handoff)
+    replay = commands.add_parser("replay", help="send a DLQ's messages back to their queue (with progress)")
+    replay.add_argument("queue", choices=["handoff"], help="which DLQ: handoff (HandoffDLQ -> HandoffQueue)")
+    replay.add_argument("--dev", metavar="URL", help="a running `leadflow dev`")
+    replay.add_argument("--table", help="the LeadsTable name (stack output LeadsTableName)")
+    replay.add_argument("--queue-url", help="stack output HandoffQueueUrl")
+    replay.add_argument("--dlq-url", help="stack output HandoffDLQUrl")
+    replay.add_argument("--limit", type=int, default=0, help="at most this many messages")
+    replay.add_argument(
+        "--enable-destinations", action="store_true", help="switch destinations a 410 disabled back on first"
+    )
+    replay.set_defaults(run=cmd_replay)
     schema = commands.add_parser("schema", help="write the JSON Schemas of workspace files (for editors)")
     schema.add_argument("--out")
     schema.set_defaults(run=cmd_schema)

@@ -30,3 +30,23 @@ class DevClock:
             return dev.now()
 
         clock_module.SystemClock.now = now  # type: ignore[method-assign,assignment]
+        self._install_sqs()
+
+    def _install_sqs(self) -> None:
+        """SQS delays and visibility timeouts follow this clock too (moto runs in this process).
+
+        A hand-off retried with a 40-minute visibility timeout comes back when the dev clock
+        has moved 40 minutes, so two simulated hours of a receiver being down take seconds.
+        """
+        from moto.sqs import models as sqs_models
+
+        dev = self
+
+        def unix_time_millis(dt: datetime | None = None) -> float:
+            return (dt or dev.now()).timestamp() * 1000.0
+
+        def unix_time(dt: datetime | None = None) -> float:
+            return (dt or dev.now()).timestamp()
+
+        setattr(sqs_models, "unix_time_millis", unix_time_millis)  # noqa: B010 - replacing moto's import
+        setattr(sqs_models, "unix_time", unix_time)  # noqa: B010

@@ -149,6 +149,18 @@ class DevGateway:
                 Rule("/_dev/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
                 Rule("/_dev/queues", endpoint="queues"),
                 Rule("/_dev/tokens", endpoint="tokens", methods=["POST"]),
+                # the fake CRM (hand-off destination): see leadflow.dev.fake_crm
+                Rule("/_dev/crm/requests", endpoint="crm_requests", methods=["GET", "DELETE"]),
+                Rule("/_dev/crm/mode", endpoint="crm_mode", methods=["GET", "POST"]),
+                Rule("/_dev/crm/hook", endpoint="crm_receive", methods=["POST"], defaults={"subpath": "hook"}),
+                Rule(
+                    "/_dev/crm/<any(hubspot, salesforce):provider>/<path:rest>",
+                    endpoint="crm_provider",
+                    methods=["POST", "PATCH", "GET"],
+                ),
+                Rule("/_dev/handoffs/<lead_id>", endpoint="handoff_start", methods=["POST"]),
+                # the fake CRM talking back (sales feedback): see leadflow.dev.crm_feedback_sender
+                Rule("/_dev/crm/feedback", endpoint="crm_feedback", methods=["POST"]),
             ],
             strict_slashes=False,
         )
@@ -256,6 +268,8 @@ class DevGateway:
             now=self.stack.clock.now(),
             invocations=dict(self.stack.runner.invocations),
             faults=self.stack.faults.listing(),
+            crm_mode=self.stack.fake_crm.mode,
+            crm_requests=list(reversed(self.stack.fake_crm.requests()[-20:])),
         )
 
     def on_console_lead(self, request: Request, lead_id: str) -> Response:
@@ -278,10 +292,14 @@ class DevGateway:
 
         nurture = DynamoNurtureStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
         enrollments = [e for e, _ in nurture.lead_enrollments(lead_id)]
+        from leadflow.adapters.handoff import DynamoHandoffStore
+
+        handoff_store = DynamoHandoffStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
         return self._html(
             "lead.html.j2",
             lead=lead,
             enrollments=enrollments,
+            handoffs=handoff_store.lead_handoffs(lead_id),
             score=score,
             email=self._test_email(lead_id),
             lead_json=json.dumps(lead, indent=2, default=str),
@@ -378,6 +396,104 @@ class DevGateway:
             return self._json({"message": usage}, 400)
         path = {TokenKind.OPEN: "/t/o/", TokenKind.CLICK: "/t/c/", TokenKind.UNSUBSCRIBE: "/u/"}[kind]
         return self._json({"token": token, "url": self.stack.url + path + token})
+
+    # ------------------------------------------------------------------ fake CRM (hand-off destination)
+    def on_crm_requests(self, request: Request) -> Response:
+        """``GET``: what the fake CRM received, oldest first; ``DELETE``: forget it."""
+        if request.method == "DELETE":
+            self.stack.fake_crm.clear()
+            return self._json({"cleared": True})
+        return self._json(self.stack.fake_crm.requests())
+
+    def on_crm_mode(self, request: Request) -> Response:
+        """``POST {"status": 200|410|429|500, "delay_seconds": N}`` (JSON, or the console's form)."""
+        from leadflow.dev.fake_crm import ModeError
+
+        if request.method == "GET":
+            return self._json(self.stack.fake_crm.mode)
+        if request.form:
+            data: Any = {
+                k: float(v) if k == "delay_seconds" else int(v) for k, v in request.form.items() if k != "return_to"
+            }
+        else:
+            data = request.get_json(silent=True)
+        try:
+            mode = self.stack.fake_crm.set_mode(data)
+        except (ModeError, ValueError) as error:
+            return self._json({"message": str(error)}, 400)
+        if request.form.get("return_to") == "/_dev/":
+            return Response("", 303, headers={"Location": "/_dev/"})
+        return self._json(mode)
+
+    def on_crm_receive(self, request: Request, subpath: str) -> Response:
+        return self.stack.fake_crm.handle(request, subpath)
+
+    def on_crm_provider(self, request: Request, provider: str, rest: str) -> Response:
+        return self.stack.fake_crm.handle(request, f"{provider}/{rest}")
+
+    def on_handoff_start(self, request: Request, lead_id: str) -> Response:
+        """The console's "Hand off to sales" button: the admin API's route, with the dev token."""
+        from werkzeug.test import EnvironBuilder
+
+        builder = EnvironBuilder(
+            path=f"/api/v1/leads/{lead_id}/handoff",
+            method="POST",
+            json={"reason": "handed off from the dev console"},
+            headers=[("Authorization", f"Bearer {self.stack.admin_token}")],
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        response = self.dispatch(Request(builder.get_environ()))
+        if request.form.get("return_to"):
+            return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
+        return response
+
+    def on_crm_feedback(self, request: Request) -> Response:
+        """``POST {"lead_id", "outcome", "reason"?, "provider"?}`` (JSON, or the console's form): the
+        fake CRM reports what sales did, signed as that CRM signs, to ``POST /crm/{provider}/webhook``.
+
+        Answers ``{"provider", "status", "response"}`` (the webhook's own answer), or ``400``.
+        """
+        from werkzeug.test import EnvironBuilder
+
+        from leadflow.adapters.handoff import DynamoHandoffStore
+        from leadflow.config.workspace import Workspace
+        from leadflow.dev.crm_feedback_sender import FeedbackRequestError, build_feedback_request, hubspot_contact_id
+
+        data: dict[str, Any] = dict(request.form) if request.form else (request.get_json(silent=True) or {})
+        if not isinstance(data, dict) or not data.get("lead_id") or not data.get("outcome"):
+            return self._json({"message": "send lead_id and outcome (and optionally reason, provider)"}, 400)
+        lead_id, provider = str(data["lead_id"]), str(data.get("provider") or "generic")
+        workspace = Workspace(self.stack.workspace)
+        contact = None
+        if provider == "hubspot":
+            store = DynamoHandoffStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
+            hubspot = {d.name for d in workspace.handoff.destinations if d.type == "hubspot"}
+            contact = str(data.get("external_id") or "") or hubspot_contact_id(store.lead_handoffs(lead_id), hubspot)
+        try:
+            crm = build_feedback_request(
+                provider,
+                lead_id,
+                str(data["outcome"]),
+                str(data.get("reason") or "") or None,
+                self.stack.clock.now(),
+                workspace.crm_feedback,
+                self.stack.dev_secrets,
+                contact,
+            )
+        except FeedbackRequestError as error:
+            return self._json({"message": str(error)}, 400)
+        builder = EnvironBuilder(
+            path=crm.path,
+            method="POST",
+            data=crm.body.encode(),
+            headers=list(crm.headers.items()),
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        answer = self.dispatch(Request(builder.get_environ()))
+        if data.get("return_to"):
+            return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
+        text = answer.get_data(as_text=True)
+        return self._json({"provider": provider, "status": answer.status_code, "response": text})
 
     def on_faults(self, request: Request) -> Response:
         if request.method == "DELETE":

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +37,29 @@ def matches(pattern: Any, data: Any) -> bool:
     return bool(pattern == data)
 
 
+def _moto_message(queue_url: str, receipt_handle: str) -> Any:
+    """moto's message behind a receipt handle (the local stack runs moto in this process)."""
+    from moto.sqs.models import sqs_backends
+
+    account, name = queue_url.rstrip("/").split("/")[-2:]
+    for backend in sqs_backends[account].values():
+        queue = backend.queues.get(name)
+        if queue is not None:
+            return next((m for m in list(queue._messages) if m.receipt_handle == receipt_handle), None)
+    return None
+
+
+def _visible_at(queue_url: str, receipt_handle: str) -> float | None:
+    message = _moto_message(queue_url, receipt_handle)
+    return float(message.visible_at) if message is not None else None
+
+
+def _visibility_changed(queue_url: str, message: dict[str, Any], received_at: dict[str, float | None]) -> bool:
+    before = received_at.get(message["MessageId"])
+    after = _visible_at(queue_url, message["ReceiptHandle"])
+    return before is not None and after is not None and after != before
+
+
 @dataclass
 class SqsMapping:
     uuid: str
@@ -43,9 +68,53 @@ class SqsMapping:
     queue_arn: str
     batch_size: int
     report_failures: bool
+    max_concurrency: int = 1  # ScalingConfig.MaximumConcurrency: batches handled side by side
+    _in_flight: int = 0
+    _pool: ThreadPoolExecutor | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def close(self) -> None:
+        """Let running batches finish (before moto stops under them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def busy(self) -> bool:
+        """Batches still running in the background (concurrent mappings only)."""
+        with self._lock:
+            return self._in_flight > 0
 
     def poll(self, sqs: Any, runner: LambdaRunner) -> int:
-        """Deliver one batch; return how many messages it held."""
+        """Deliver one batch (or, with ``max_concurrency`` > 1, start up to that many); return the messages."""
+        if self.max_concurrency <= 1:
+            messages = self._receive(sqs)
+            if messages:
+                self._deliver(sqs, runner, messages)
+            return len(messages)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"leadflow-{self.function}")
+        started = 0
+        while True:
+            with self._lock:
+                if self._in_flight >= self.max_concurrency:
+                    return started
+            messages = self._receive(sqs)
+            if not messages:
+                return started
+            with self._lock:
+                self._in_flight += 1
+            self._pool.submit(self._deliver_in_background, sqs, runner, messages)
+            started += len(messages)
+
+    def _deliver_in_background(self, sqs: Any, runner: LambdaRunner, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._deliver(sqs, runner, messages)
+        except Exception:
+            log.exception("%s: batch failed in the poller", self.function)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _receive(self, sqs: Any) -> list[dict[str, Any]]:
         response = sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=min(self.batch_size, 10),
@@ -53,9 +122,10 @@ class SqsMapping:
             MessageAttributeNames=["All"],
             WaitTimeSeconds=0,
         )
-        messages = response.get("Messages", [])
-        if not messages:
-            return 0
+        return list(response.get("Messages", []))
+
+    def _deliver(self, sqs: Any, runner: LambdaRunner, messages: list[dict[str, Any]]) -> None:
+        received_at = {m["MessageId"]: _visible_at(self.queue_url, m["ReceiptHandle"]) for m in messages}
         region = self.queue_arn.split(":")[3]
         records = [
             {
@@ -89,6 +159,8 @@ class SqsMapping:
             log.warning("%s failed on a batch of %d: %s", self.function, len(messages), error)
             failed = {m["MessageId"] for m in messages}
         for message in messages:
+            if message["MessageId"] in failed and _visibility_changed(self.queue_url, message, received_at):
+                continue  # the handler set when it comes back (a backoff): Lambda leaves that alone
             if message["MessageId"] in failed:
                 sqs.change_message_visibility(
                     QueueUrl=self.queue_url,
@@ -97,7 +169,6 @@ class SqsMapping:
                 )
             else:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return len(messages)
 
 
 @dataclass

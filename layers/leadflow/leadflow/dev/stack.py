@@ -111,6 +111,11 @@ class LocalStack:
         self.clock = DevClock()
         self.faults = FaultInjector()
         self.admin_token = "lfdev_" + secrets.token_urlsafe(24)
+        self.dev_secrets: dict[str, str] = {}  # values of generated JSON secrets (CrmSecret), for /_dev/stack
+        from leadflow.dev.fake_crm import FakeCrm
+
+        # The demo workspace's hand-off destination (/_dev/crm/...), checking signatures with the dev secret.
+        self.fake_crm = FakeCrm(secret=lambda: self.dev_secrets.get("handoff_webhook_secret", ""), now=self.clock.now)
         self.template = load_template(self.root / "template.yaml")
         self.routes = http_routes(self.template)
         self.physical: dict[str, str] = {}
@@ -163,6 +168,8 @@ class LocalStack:
             self._http.shutdown()
         for thread in self._threads:
             thread.join(timeout=5)
+        for mapping in self.sqs_mappings:
+            mapping.close()
         if self._moto is not None:
             self._moto.stop()
 
@@ -239,9 +246,7 @@ class LocalStack:
         for logical_id, resource in resources.items():
             props = resource.get("Properties", {})
             if resource["Type"] == "AWS::SecretsManager::Secret":
-                value = props.get("SecretString") or secrets.token_urlsafe(
-                    int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
-                )
+                value = props.get("SecretString") or self._dev_secret_value(props.get("GenerateSecretString") or {})
                 secret = self.client("secretsmanager").create_secret(
                     Name=f"{self.stack_name}-{logical_id}", SecretString=value
                 )
@@ -252,6 +257,26 @@ class LocalStack:
                 created[logical_id] = name
                 self._verify_senders()
         return created
+
+    def _dev_secret_value(self, generate: dict[str, Any]) -> str:
+        """A working local value for a generated secret; a JSON secret gets every key filled.
+
+        Keys of webhook secrets get ``whsec_`` values (Standard Webhooks); they are kept in
+        ``dev_secrets`` for ``/_dev/stack``, so tests and the fake CRM can sign and verify.
+        """
+        length = int(generate.get("PasswordLength", 32))
+        if "SecretStringTemplate" not in generate:
+            return secrets.token_urlsafe(length)
+        from leadflow.domain.webhook_signing import new_secret
+
+        values: dict[str, Any] = json.loads(generate["SecretStringTemplate"])
+        for key in [*values, generate.get("GenerateStringKey")]:
+            if not key or values.get(key):
+                continue
+            webhook = key.endswith("_webhook_secret") or key == "inbound_generic_secret"
+            values[key] = new_secret(secrets.token_bytes(24)) if webhook else "lfdev_" + secrets.token_urlsafe(24)
+        self.dev_secrets.update(values)
+        return json.dumps(values)
 
     def _verify_senders(self) -> None:
         """The workspace's sender, verified in the local SES (in AWS that is a one-time set-up step)."""
@@ -272,6 +297,8 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
+            # Hand-off delivery: plain http allowed, `local_fake_crm` destinations go to /_dev/crm/.
+            "LEADFLOW_LOCAL": "true",
         }
         self.runner = LambdaRunner(overrides)
         lam = self.client("lambda")
@@ -321,8 +348,17 @@ class LocalStack:
             source_type = self.cfn_template["Resources"][source]["Type"]
             if source_type == "AWS::SQS::Queue":
                 url, arn = self._queue(source)
+                concurrency = int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1))
                 self.sqs_mappings.append(
-                    SqsMapping(self.physical[logical_id], function, url, arn, int(props.get("BatchSize", 10)), report)
+                    SqsMapping(
+                        self.physical[logical_id],
+                        function,
+                        url,
+                        arn,
+                        int(props.get("BatchSize", 10)),
+                        report,
+                        max_concurrency=concurrency,
+                    )
                 )
             elif source_type == "AWS::DynamoDB::Table":
                 table_name = self.physical[source]
@@ -491,7 +527,7 @@ class LocalStack:
             while time.monotonic() < deadline and idle_passes < 2:
                 count = self.pump_once()
                 delivered += count
-                running = self.running_executions()
+                running = self.running_executions() + sum(m.busy() for m in self.sqs_mappings)
                 idle_passes = idle_passes + 1 if count == 0 and not running else 0
                 if count == 0:
                     time.sleep(0.05 if running else 0.01)
@@ -555,6 +591,11 @@ class LocalStack:
             "outputs": dict(self.outputs),
             "aws_endpoint_url": self.aws_endpoint_url,
             "admin_token": self.admin_token,
+            "handoff_webhook_secret": self.dev_secrets.get("handoff_webhook_secret", ""),
+            "inbound_webhook_secrets": {
+                "generic": self.dev_secrets.get("inbound_generic_secret", ""),
+                "hubspot": self.dev_secrets.get("hubspot_client_secret", ""),
+            },
             "region": REGION,
             "stack_name": self.stack_name,
             "workspace": str(self.workspace),

@@ -692,8 +692,11 @@ class NurtureService:
         """Look at the lead's active enrollments now: a goal may hold, a branch may differ."""
         now = self.clock.now()
         woken = []
-        for enrollment, _rev in self.store.lead_enrollments(lead_id):
-            if enrollment.status == "active" and enrollment.due_at and enrollment.due_at > now:
+        for enrollment, rev in self.store.lead_enrollments(lead_id):
+            # Due now, so the step looks at it (a step skips what is not due): a goal that holds
+            # ends it, otherwise the step stops again at the same wait, due when it was.
+            waiting = enrollment.status == "active" and enrollment.due_at and enrollment.due_at > now
+            if waiting and self.store.put_enrollment(replace(enrollment, due_at=now), rev):
                 woken.append((lead_id, enrollment.sequence_id))
         if woken:
             self.due_now.push(woken)

@@ -32,9 +32,63 @@ class LeadSummary(BaseModel):
     updated_at: str | None
 
 
+class HandoffOwner(BaseModel):
+    id: str
+    name: str
+    email: str
+    team: str = ""
+
+
+class HandoffHistoryEntry(BaseModel):
+    status: str
+    at: str
+    by: str = Field(description="system, api:<who>, crm:<provider> or sla.")
+    detail: str = ""
+
+
+class HandoffDestination(BaseModel):
+    status: str = Field(description="pending, retrying, delivered or failed.")
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    delivered_at: str | None = None
+    next_attempt_at: str | None = None
+    external_id: str | None = Field(None, description="The CRM's id of the contact or Lead (HubSpot, Salesforce).")
+
+
+class HandoffView(BaseModel):
+    """A hand-off to sales with its status history and delivery state per destination."""
+
+    handoff_id: str
+    lead_id: str
+    status: str = Field(description="assigned, delivering, delivered, failed, accepted, rejected, ... recycled.")
+    trigger: str = Field(description="stage, sequence or manual.")
+    reason: str = ""
+    owner: HandoffOwner | None = Field(None, description="Absent while the hand-off waits in the fallback queue.")
+    queue: str | None = None
+    assigned_by: str | None = Field(None, description="The assignment rule: named_account, territory:<name>...")
+    created_at: str
+    updated_at: str
+    history: list[HandoffHistoryEntry]
+    destinations: dict[str, HandoffDestination]
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> HandoffView:
+        return cls.model_validate({k: v for k, v in record.items() if k in cls.model_fields})
+
+
+class HandoffList(BaseModel):
+    handoffs: list[HandoffView]
+
+
+class HandoffRequest(BaseModel):
+    reason: str = Field("", max_length=500, description="Why the lead goes to sales now (shown to the owner).")
+
+
 class LeadDetail(LeadSummary):
     consent_history: list[dict[str, Any]] = Field(description="Every consent record, oldest first (append-only).")
     activities: list[dict[str, Any]] = Field(description="Most recent activities, newest first.")
+    handoffs: list[HandoffView] = Field(default_factory=list, description="Hand-offs to sales, newest first.")
 
 
 class LeadList(BaseModel):
