@@ -344,6 +344,90 @@ def main() -> None:
         headers={"content-type": "application/x-www-form-urlencoded", "user-agent": "Mail-Provider-Unsubscribe/1.0"},
     )
     write("preferences_one_click.json", one_click)
+    # --- Tracking (TrackFunction): the SAM HTTP API sample on each /t/ route. TOKEN stands for
+    # a signed token (tests sign real ones); the site event is what the snippet's sendBeacon posts.
+    for kind, name in (("o", "track_open_pixel.json"), ("c", "track_click.json")):
+        hit = http_event(form, "GET", f"GET /t/{kind}/{{token}}", f"/t/{kind}/TOKEN", {"token": "TOKEN"})
+        hit.update(
+            body=None,
+            isBase64Encoded=False,
+            headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0", "accept": "*/*"},
+        )
+        write(name, hit)
+    site_event = http_event(form, "POST", "POST /t/e", "/t/e", None)
+    site_event.update(
+        isBase64Encoded=False,
+        headers={
+            "content-type": "text/plain;charset=UTF-8",
+            "origin": "https://www.example.com",
+            "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0",
+        },
+        body=json.dumps(
+            {
+                "visitor_id": "lfv-3f9a1c2e7b4d4e0f",
+                "type": "page_view",
+                "url": "https://www.example.com/pricing",
+                "title": "Pricing",
+                "referrer": "https://www.google.com/",
+                "seconds": 42,
+            }
+        ),
+    )
+    write("track_site_event.json", site_event)
+    snippet = http_event(form, "GET", "GET /t/lf.js", "/t/lf.js", None)
+    snippet.update(body=None, isBase64Encoded=False, headers={"accept": "*/*"})
+    write("track_snippet.json", snippet)
+
+    # --- SesFeedbackTopic -> SesEventsQueue -> SesEventsFunction: Powertools' SNS-to-SQS event,
+    # its SNS envelope carrying the AWS docs' SES event-publishing Open sample.
+    sns_sqs = read("aws-events/powertools_snsSqsEvent.json")["Records"][0]
+    envelope = json.loads(sns_sqs["body"])
+    envelope["TopicArn"] = "arn:aws:sns:us-east-1:123456789012:leadflow-SesFeedbackTopic"
+    envelope["Message"] = json.dumps(read("ses/awsdocs_eventpublishing_Open.json"))
+    write("ses_events_sqs.json", {"Records": [queue_record(sns_sqs, json.dumps(envelope, indent=2), "SesEventsQueue")]})
+
+    # --- The bus rule -> ScoringQueue -> ScoringFunction: the SQS sample carrying Powertools'
+    # EventBridge event with an activity.recorded detail (a tracked click).
+    clicked = read("aws-events/powertools_eventBridgeEvent.json")
+    clicked.update(source="leadflow.tracking", **{"detail-type": "activity.recorded"})
+    clicked["detail"] = {
+        "schema_version": 1,
+        "event_id": "01JD3Z8Q4WEVT00000000000002",
+        "occurred_at": "2026-11-20T10:02:11.500000+00:00",
+        "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+        "activity_id": "01JD3Z8Q4WACT00000000000001",
+        "type": "email_clicked",
+        "at": "2026-11-20T10:02:11.500000+00:00",
+        "message_id": "welcome-1",
+        "link_tag": "pricing",
+        "url": "https://www.example.com/pricing",
+    }
+    write("scoring_sqs.json", {"Records": [queue_record(sqs["Records"][0], json.dumps(clicked), "ScoringQueue")]})
+
+    # --- DecaySweepFunction: EventBridge Scheduler delivers the schedule's Input as the event
+    # (template.yaml, DecaySweepFunction Events.Daily.Input).
+    write("decay_sweep_schedule.json", {"sweep": "mql"})
+
+    # --- Admin API: a lead's score, and a key account, with the IAM authorizer context.
+    for name, route, path, params in (
+        (
+            "lead_api_score.json",
+            "GET /api/v1/leads/{lead_id}/score",
+            "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S/score",
+            {"lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"},
+        ),
+        (
+            "lead_api_account.json",
+            "GET /api/v1/accounts/{domain}",
+            "/api/v1/accounts/example.com",
+            {"domain": "example.com"},
+        ),
+    ):
+        request = http_event(iam, "GET", route, path, params)
+        request.update(rawQueryString="", body=None, isBase64Encoded=False, headers={"accept": "application/json"})
+        request.pop("queryStringParameters", None)
+        request.pop("cookies", None)
+        write(name, request)
     crm_inbound_events(form)
 
 
@@ -434,91 +518,6 @@ def crm_inbound_events(form: dict[str, Any]) -> None:
         },
     )
     write("crm_inbound_salesforce.json", salesforce)
-
-    # --- Tracking (TrackFunction): the SAM HTTP API sample on each /t/ route. TOKEN stands for
-    # a signed token (tests sign real ones); the site event is what the snippet's sendBeacon posts.
-    for kind, name in (("o", "track_open_pixel.json"), ("c", "track_click.json")):
-        hit = http_event(form, "GET", f"GET /t/{kind}/{{token}}", f"/t/{kind}/TOKEN", {"token": "TOKEN"})
-        hit.update(
-            body=None,
-            isBase64Encoded=False,
-            headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0", "accept": "*/*"},
-        )
-        write(name, hit)
-    site_event = http_event(form, "POST", "POST /t/e", "/t/e", None)
-    site_event.update(
-        isBase64Encoded=False,
-        headers={
-            "content-type": "text/plain;charset=UTF-8",
-            "origin": "https://www.example.com",
-            "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0",
-        },
-        body=json.dumps(
-            {
-                "visitor_id": "lfv-3f9a1c2e7b4d4e0f",
-                "type": "page_view",
-                "url": "https://www.example.com/pricing",
-                "title": "Pricing",
-                "referrer": "https://www.google.com/",
-                "seconds": 42,
-            }
-        ),
-    )
-    write("track_site_event.json", site_event)
-    snippet = http_event(form, "GET", "GET /t/lf.js", "/t/lf.js", None)
-    snippet.update(body=None, isBase64Encoded=False, headers={"accept": "*/*"})
-    write("track_snippet.json", snippet)
-
-    # --- SesFeedbackTopic -> SesEventsQueue -> SesEventsFunction: Powertools' SNS-to-SQS event,
-    # its SNS envelope carrying the AWS docs' SES event-publishing Open sample.
-    sns_sqs = read("aws-events/powertools_snsSqsEvent.json")["Records"][0]
-    envelope = json.loads(sns_sqs["body"])
-    envelope["TopicArn"] = "arn:aws:sns:us-east-1:123456789012:leadflow-SesFeedbackTopic"
-    envelope["Message"] = json.dumps(read("ses/awsdocs_eventpublishing_Open.json"))
-    write("ses_events_sqs.json", {"Records": [queue_record(sns_sqs, json.dumps(envelope, indent=2), "SesEventsQueue")]})
-
-    # --- The bus rule -> ScoringQueue -> ScoringFunction: the SQS sample carrying Powertools'
-    # EventBridge event with an activity.recorded detail (a tracked click).
-    clicked = read("aws-events/powertools_eventBridgeEvent.json")
-    clicked.update(source="leadflow.tracking", **{"detail-type": "activity.recorded"})
-    clicked["detail"] = {
-        "schema_version": 1,
-        "event_id": "01JD3Z8Q4WEVT00000000000002",
-        "occurred_at": "2026-11-20T10:02:11.500000+00:00",
-        "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
-        "activity_id": "01JD3Z8Q4WACT00000000000001",
-        "type": "email_clicked",
-        "at": "2026-11-20T10:02:11.500000+00:00",
-        "message_id": "welcome-1",
-        "link_tag": "pricing",
-        "url": "https://www.example.com/pricing",
-    }
-    write("scoring_sqs.json", {"Records": [queue_record(sqs["Records"][0], json.dumps(clicked), "ScoringQueue")]})
-
-    # --- DecaySweepFunction: EventBridge Scheduler delivers the schedule's Input as the event
-    # (template.yaml, DecaySweepFunction Events.Daily.Input).
-    write("decay_sweep_schedule.json", {"sweep": "mql"})
-
-    # --- Admin API: a lead's score, and a key account, with the IAM authorizer context.
-    for name, route, path, params in (
-        (
-            "lead_api_score.json",
-            "GET /api/v1/leads/{lead_id}/score",
-            "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S/score",
-            {"lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"},
-        ),
-        (
-            "lead_api_account.json",
-            "GET /api/v1/accounts/{domain}",
-            "/api/v1/accounts/example.com",
-            {"domain": "example.com"},
-        ),
-    ):
-        request = http_event(iam, "GET", route, path, params)
-        request.update(rawQueryString="", body=None, isBase64Encoded=False, headers={"accept": "application/json"})
-        request.pop("queryStringParameters", None)
-        request.pop("cookies", None)
-        write(name, request)
 
 
 if __name__ == "__main__":

@@ -134,14 +134,12 @@ class BroadcastSettings(_Settings):
     nurture_due_function: str
 
 
-@dataclass(frozen=True)
 class CrmInboundSettings(_Settings):
     leads_table: str
     leadflow_workspace: str
     crm_secret_arn: str
 
 
-@dataclass(frozen=True)
 class HandoffSettings(_Settings):
     """The hand-off functions (delivery consumer, SLA sweep) and the admin API's hand-off route."""
 
