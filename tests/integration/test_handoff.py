@@ -333,6 +333,13 @@ def test_sla_reminds_escalates_and_recycles(crm: StackClient) -> None:
     assert crm.api(f"/leads/{record['lead_id']}").json()["stage"] == "recycled"
     kinds = {e["detail-type"] for e in crm.bus_events() if e["detail"].get("handoff_id") == record["handoff_id"]}
     assert {"handoff.created", "handoff.reminder", "handoff.escalated", "handoff.recycled"} <= kinds
+    # AND the owner was reminded and the escalation owner told, by email
+    outbox = crm.http.get(f"{crm.url}/_dev/outbox", timeout=30).json()
+    mine = [m for m in outbox if record["handoff_id"] in m["text"]]
+    assert {(m["to"][0], m["subject"].split(":")[0]) for m in mine} == {
+        (record["owner"]["email"], "Reminder"),
+        ("maria@example.com", "Escalated"),
+    }
 
 
 def test_fake_crm_mode_refuses_bad_modes(client: StackClient) -> None:

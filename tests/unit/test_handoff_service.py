@@ -126,6 +126,14 @@ class Sender:
         return self.outcomes.pop(0) if self.outcomes else Outcome("delivered", 200)
 
 
+class Notifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, str]] = []
+
+    def notify(self, notice: Any, message_id: str) -> None:
+        self.sent.append((notice, message_id))
+
+
 class Workspace:
     def __init__(self, config: HandoffConfig) -> None:
         self.handoff = config
@@ -146,11 +154,24 @@ CONFIG = HandoffConfig(
 )
 
 
+NOTIFIER = Notifier()
+
+
 def service(config: HandoffConfig = CONFIG) -> tuple[HandoffService, Store, Queue, Sender, Clock]:
     store, queue, sender, clock = Store(), Queue(), Sender(), Clock()
+    NOTIFIER.sent.clear()
     for i in range(6):
         store.profiles[f"L{i}"] = {"lead_id": f"L{i}", "email": f"l{i}@example.com", "stage": "mql"}
-    built = HandoffService(Workspace(config), store, Explainer(), queue, sender, clock, jitter=lambda: 1.0)  # type: ignore[arg-type]
+    built = HandoffService(
+        Workspace(config),  # type: ignore[arg-type]
+        store,
+        Explainer(),
+        queue,
+        sender,
+        clock,
+        jitter=lambda: 1.0,
+        notifier=NOTIFIER,
+    )
     return built, store, queue, sender, clock
 
 
@@ -260,3 +281,8 @@ def test_sla_sweep_reminds_escalates_recycles_and_frees_the_owner() -> None:
     assert store.load["ana"] == 0
     assert {e.detail_type for e in store.events} >= {"handoff.reminder", "handoff.escalated", "lead.stage_changed"}
     assert svc.sweep().checked == 0  # closed: no longer watched
+    # AND the owner got the reminder by email; the team has no escalation owner, so nobody else
+    [(notice, message_id)] = NOTIFIER.sent
+    assert notice.to == "ana@example.com"
+    assert notice.subject.startswith("Reminder: please accept the hand-off")
+    assert message_id == f"sla-{record['handoff_id']}-remind"

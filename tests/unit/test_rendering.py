@@ -62,6 +62,7 @@ EXPECTED_TAGS: dict[str, tuple[str, ...]] = {
     "push_coupon": ("redeem",),
     "push_discount": ("discount",),
     "push_product": ("product-tour", "pricing"),
+    "recycle_checkin": ("whats-new", "talk-again"),
     "welcome": ("getting-started", "product-tour"),
     "welcome_demo": ("demo",),
     "welcome_nudge": ("getting-started",),

@@ -277,3 +277,17 @@ class SqsHandoffQueue:
             MessageBody=body,
             MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000] or "final"}},
         )
+
+
+class SesSlaNotifier:
+    """SLA reminders and escalations to sales reps, through SES (the workspace's sender)."""
+
+    def __init__(self, sender: Any, from_header: str) -> None:
+        self.sender = sender  # an ``SesEmailSender``
+        self.from_header = from_header
+
+    def notify(self, notice: Any, message_id: str) -> None:
+        from leadflow.domain.rendering import RenderedEmail
+
+        email = RenderedEmail(notice.subject, notice.html, notice.text, self.from_header, {}, ())
+        self.sender.send(email, notice.to, message_id, {"kind": "handoff-sla"})

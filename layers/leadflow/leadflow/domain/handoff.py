@@ -697,3 +697,38 @@ def sla_step(record: dict[str, Any], sla: Sla, now: datetime) -> SlaStep:
 def escalation_owner(config: HandoffConfig, record: dict[str, Any]) -> Owner | None:
     team = config.assignment.team(str((record.get("owner") or {}).get("team") or ""))
     return config.assignment.owner(team.escalate_to) if team and team.escalate_to else None
+
+
+@dataclass(frozen=True)
+class SlaNotice:
+    """The email an SLA action sends a sales rep (plain text, and the same as minimal HTML)."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+def sla_notice(action: str, record: dict[str, Any], recipient: Owner, detail: str) -> SlaNotice:
+    """The reminder (to the owner) or escalation (to the team's ``escalate_to``) of a hand-off.
+
+    It names the lead by name and company only (the rep opens the CRM or the API for the rest).
+    """
+    from html import escape
+
+    lead = (record.get("payload") or {}).get("lead") or {}
+    who = " ".join(str(lead.get(k, "")) for k in ("first_name", "last_name")).strip() or "a lead"
+    company = f" ({lead['company']})" if lead.get("company") else ""
+    owner = (record.get("owner") or {}).get("name") or "nobody yet"
+    verb = "Reminder: please accept" if action == "remind" else "Escalated: nobody accepted"
+    subject = f"{verb} the hand-off of {who}{company}"
+    lines = [
+        f"Hello {recipient.name},",
+        "",
+        f"{subject}.",
+        f"Owner: {owner}. Handed off {record['created_at']} ({record.get('reason') or record['trigger']}).",
+        f"Status: {record['status']}. {detail}.",
+        f"Hand-off {record['handoff_id']}, lead {record['lead_id']}.",
+    ]
+    html = "".join(f"<p>{escape(line)}</p>" for line in lines if line)
+    return SlaNotice(recipient.email, subject, "\n".join(lines) + "\n", html)

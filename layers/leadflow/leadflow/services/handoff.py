@@ -9,6 +9,7 @@ destination never holds the others back.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from leadflow.domain.ids import new_id
 from leadflow.ports import Clock
 
 SOURCE_HANDOFF = "leadflow.handoff"
+logger = logging.getLogger("leadflow.handoff")
 CONFLICT_RETRIES = 8
 CRM_PROVIDERS = frozenset({"hubspot", "salesforce"})
 
@@ -72,6 +74,12 @@ class Sender(Protocol):
     def send(self, delivery: Delivery, now: datetime) -> Outcome: ...
 
 
+class Notifier(Protocol):
+    def notify(self, notice: domain.SlaNotice, message_id: str) -> None:
+        """Email a sales rep (SLA reminders and escalations)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the queue consumer does with a delivery message."""
@@ -101,6 +109,7 @@ class HandoffService:
         local_mode: bool = False,
         local_base_url: str = "",
         jitter: Callable[[], float] = random.random,
+        notifier: Notifier | None = None,
     ) -> None:
         self.workspace = workspace
         self.store = store
@@ -111,6 +120,7 @@ class HandoffService:
         self.local_mode = local_mode
         self.local_base_url = local_base_url
         self.jitter = jitter
+        self.notifier = notifier
 
     @property
     def config(self) -> HandoffConfig:
@@ -377,6 +387,7 @@ class HandoffService:
         """Apply every SLA step due now to one record; None when it changed under us."""
         sla = self.config.sla
         actions: list[str] = []
+        notices: list[domain.SlaNotice] = []
         events: list[DomainEvent] = []
         profile_update = None
         owner = record.get("owner") or {}
@@ -411,6 +422,9 @@ class HandoffService:
                 if action == "remind"
                 else f"escalated to {escalate_to.id if escalate_to else 'nobody (no escalate_to)'}"
             )
+            recipient = escalate_to if action == "escalate" else self.config.assignment.owner(owner.get("id", ""))
+            if recipient is not None:
+                notices.append(domain.sla_notice(action, record, recipient, detail))
             record = {
                 **record,
                 "sla": [*record.get("sla", []), {"status": action, "at": now.isoformat()}],
@@ -431,7 +445,18 @@ class HandoffService:
             return None
         if "recycle" in actions and owner.get("id"):
             self.store.release_owner(owner["id"])
+        for notice in notices:  # after the write: a sweep that lost the race sends nothing
+            self._notify(notice, record)
         return actions
+
+    def _notify(self, notice: domain.SlaNotice, record: dict[str, Any]) -> None:
+        if self.notifier is None:
+            return
+        kind = "remind" if notice.subject.startswith("Reminder") else "escalate"
+        try:
+            self.notifier.notify(notice, f"sla-{record['handoff_id']}-{kind}")
+        except Exception:  # noqa: BLE001 - the SLA event is on the bus anyway; an email is best effort
+            logger.warning("SLA email not sent", extra={"handoff_id": record["handoff_id"], "action": kind})
 
 
 def delivery_message(record: dict[str, Any], destination: str, replay: bool = False) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from functools import cache
 
 from leadflow.adapters.clock import SystemClock
 from leadflow.adapters.crm_delivery import SafeHttp, Senders
-from leadflow.adapters.handoff import DynamoHandoffStore, SqsHandoffQueue
+from leadflow.adapters.handoff import DynamoHandoffStore, SesSlaNotifier, SqsHandoffQueue
 from leadflow.adapters.secrets import JsonSecret
 from leadflow.config.workspace import Workspace
 from leadflow.services.handoff import HandoffService
@@ -45,4 +45,18 @@ def handoff_service() -> HandoffService:
         clock=clock,
         local_mode=local,
         local_base_url=os.environ.get("PUBLIC_BASE_URL", "") if local else "",
+        notifier=sla_notifier(workspace),
     )
+
+
+def sla_notifier(workspace: Workspace) -> SesSlaNotifier | None:
+    """SES for SLA emails when the function has a configuration set (the SLA sweep does)."""
+    configuration_set = os.environ.get("SES_CONFIGURATION_SET", "")
+    if not configuration_set:
+        return None
+    from email.utils import formataddr
+
+    from leadflow.adapters.ses import SesEmailSender
+
+    messaging = workspace.messaging
+    return SesSlaNotifier(SesEmailSender(configuration_set), formataddr((messaging.from_name, messaging.from_address)))
