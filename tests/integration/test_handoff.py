@@ -343,7 +343,8 @@ def test_sla_reminds_escalates_and_recycles(crm: StackClient) -> None:
 
 
 def test_fake_crm_mode_refuses_bad_modes(client: StackClient) -> None:
-    for bad in ({"status": 302}, {"delay_seconds": -1}, {"colour": "red"}, ["status", 200]):
+    bad_modes: list[Any] = [{"status": 302}, {"delay_seconds": -1}, {"colour": "red"}, ["status", 200]]
+    for bad in bad_modes:
         response = client.http.post(f"{client.url}/_dev/crm/mode", json=bad, timeout=10)
         assert response.status_code == 400, bad
 
