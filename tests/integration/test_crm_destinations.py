@@ -235,3 +235,46 @@ def test_ssrf_destinations_are_refused_and_never_contacted(
         assert listener.connections == 0
     finally:
         listener.close()
+
+
+def test_salesforce_jwt_bearer_signs_an_assertion_the_public_key_verifies(fake: tuple[FakeCrm, str]) -> None:
+    import base64
+    from urllib.parse import parse_qs
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    crm, base = fake
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    secrets = {**SECRETS, "salesforce_username": "integration@example.com", "salesforce_private_key": pem}
+
+    class JwtSecrets:
+        def get(self, name: str) -> str:
+            return secrets[name]
+
+    # WHEN a Salesforce destination with auth jwt_bearer delivers
+    sender = SalesforceSender(SafeHttp(local_mode=True), JwtSecrets())
+    outcome = sender.send(_delivery("salesforce", base, auth="jwt_bearer", audience="https://test.salesforce.com"), NOW)
+    # THEN the token request carries a JWT signed with the key, for the user and the sandbox audience
+    assert outcome.kind == "delivered"
+    token = crm.requests()[0]
+    form = parse_qs(token["body"])
+    assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    header, claims, signature = form["assertion"][0].split(".")
+
+    def decode(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    key.public_key().verify(decode(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    assert json.loads(decode(header)) == {"alg": "RS256", "typ": "JWT"}
+    payload = json.loads(decode(claims))
+    assert (payload["iss"], payload["sub"], payload["aud"]) == (
+        "3MVG9-test",
+        "integration@example.com",
+        "https://test.salesforce.com",
+    )
+    assert 0 < payload["exp"] - NOW.timestamp() <= 180
+    assert "client_secret" not in form

@@ -343,7 +343,8 @@ def test_sla_reminds_escalates_and_recycles(crm: StackClient) -> None:
 
 
 def test_fake_crm_mode_refuses_bad_modes(client: StackClient) -> None:
-    for bad in ({"status": 302}, {"delay_seconds": -1}, {"colour": "red"}, ["status", 200]):
+    bad_modes: list[Any] = [{"status": 302}, {"delay_seconds": -1}, {"colour": "red"}, ["status", 200]]
+    for bad in bad_modes:
         response = client.http.post(f"{client.url}/_dev/crm/mode", json=bad, timeout=10)
         assert response.status_code == 400, bad
 
@@ -404,3 +405,21 @@ def test_the_dev_console_hands_off_shows_the_record_and_switches_the_fake_crm(cr
     console = crm.http.get(f"{crm.url}/_dev/", timeout=30).text
     assert 'id="fake-crm"' in console
     assert "Answers <b>503</b>" in console
+
+
+def test_leadflow_handoff_hands_a_lead_off_from_the_command_line(crm: StackClient, capsys: Any) -> None:
+    from leadflow.dev.cli import main
+
+    lead_id = new_lead(crm, country="US")
+    assert main(["handoff", lead_id, "--dev", crm.url, "--reason", "called us"]) == 0
+    first = capsys.readouterr().out
+    assert main(["handoff", lead_id, "--dev", crm.url]) == 0
+    second = capsys.readouterr().out
+    [record] = handoffs(crm, lead_id)
+    assert f"handed off as {record['handoff_id']}" in first
+    assert "already handed off" in second
+    assert (record["reason"], record["history"][0]["by"][:8]) == ("called us", "api:cli-")
+    with pytest.raises(SystemExit, match="no lead"):
+        main(["handoff", "01JDQ0Z8W6S9X2V3T4R5P6N7M8", "--dev", crm.url])
+    crm.tick()
+    assert len(crm_requests(crm, {record["handoff_id"]})) == 1

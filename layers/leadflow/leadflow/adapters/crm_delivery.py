@@ -27,6 +27,7 @@ from leadflow.domain.handoff import (
     Target,
     check_destination,
     classify,
+    jwt_bearer_claims,
     parse_target,
     payload_value,
     webhook_id,
@@ -258,20 +259,32 @@ class SalesforceSender:
         self._tokens: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
-    def _token(self, delivery: Delivery, refresh: bool) -> tuple[str, str]:
+    def _token(self, delivery: Delivery, refresh: bool, now: datetime) -> tuple[str, str]:
         """(access token, instance URL), cached per destination until Salesforce refuses it."""
         name = delivery.destination.name
         with self._lock:
             if not refresh and name in self._tokens:
                 return self._tokens[name]
-        token_url = delivery.destination.token_url or delivery.url.rstrip("/") + "/services/oauth2/token"
-        form = urlencode(
-            {
+        destination = delivery.destination
+        token_url = destination.token_url or delivery.url.rstrip("/") + "/services/oauth2/token"
+        if destination.auth == "jwt_bearer":
+            claims = jwt_bearer_claims(
+                self.secrets.get("salesforce_client_id"),
+                self.secrets.get("salesforce_username"),
+                destination.audience,
+                now,
+            )
+            grant = {
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": rs256_jwt(claims, self.secrets.get("salesforce_private_key")),
+            }
+        else:
+            grant = {
                 "grant_type": "client_credentials",
                 "client_id": self.secrets.get("salesforce_client_id"),
                 "client_secret": self.secrets.get("salesforce_client_secret"),
             }
-        )
+        form = urlencode(grant)
         answer = self.http.request(
             "POST",
             token_url,
@@ -300,7 +313,7 @@ class SalesforceSender:
         def call() -> Outcome:
             for refresh in (False, True):
                 try:
-                    token, instance = self._token(delivery, refresh)
+                    token, instance = self._token(delivery, refresh, now)
                 except _TokenRefused as error:
                     retry = error.status in (429, 500, 502, 503, 504)
                     return Outcome("retry" if retry else "final", error.status, f"OAuth2 token refused: {error.body}")
@@ -320,6 +333,25 @@ class SalesforceSender:
             return Outcome("final", 401, "Salesforce refused a fresh token")
 
         return _attempt(call)
+
+
+def rs256_jwt(claims: dict[str, Any], private_key_pem: str) -> str:
+    """A compact JWS (RS256) of ``claims``; cryptography is imported only for this flow."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("salesforce_private_key is not an RSA private key")
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64(json.dumps(claims, separators=(",", ":")).encode())
+    signature = key.sign(f"{header}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{header}.{body}.{b64(signature)}"
 
 
 class _TokenRefused(Exception):

@@ -255,6 +255,10 @@ class Destination:
     """hubspot / salesforce: CRM property or field name -> payload value (one of the names in the README)."""
     token_url: str | None = None
     """salesforce: OAuth2 token endpoint (default <url>/services/oauth2/token)."""
+    auth: Literal["client_credentials", "jwt_bearer"] = "client_credentials"
+    """salesforce: OAuth2 flow (jwt_bearer signs an assertion with salesforce_private_key for salesforce_username)."""
+    audience: str = "https://login.salesforce.com"
+    """salesforce jwt_bearer: the assertion's aud (https://test.salesforce.com for a sandbox)."""
     external_id_field: str = "Leadflow_Id__c"
     """salesforce: the Lead external id field the upsert keys on (so a retry never creates a duplicate)."""
     api_version: str = "v60.0"

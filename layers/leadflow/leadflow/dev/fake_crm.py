@@ -130,8 +130,10 @@ class FakeCrm:
             return None
         if subpath == "salesforce/services/oauth2/token":
             form = request.form
+            if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                return None if form.get("assertion", "").count(".") == 2 else "assertion is not a compact JWT"
             if form.get("grant_type") != "client_credentials" or not form.get("client_id"):
-                return "grant_type client_credentials with client_id and client_secret expected"
+                return "grant_type client_credentials (client_id, client_secret) or jwt-bearer (assertion) expected"
             return None
         if subpath.startswith("salesforce/services/data/"):
             if request.method != "PATCH" or "/sobjects/Lead/" not in subpath:

@@ -694,6 +694,11 @@ def sla_step(record: dict[str, Any], sla: Sla, now: datetime) -> SlaStep:
     return SlaStep(None, recycle_at)
 
 
+def jwt_bearer_claims(client_id: str, username: str, audience: str, now: datetime) -> dict[str, Any]:
+    """Claims of a Salesforce OAuth 2.0 JWT bearer assertion: the connected app, the user, 3 minutes."""
+    return {"iss": client_id, "sub": username, "aud": audience, "exp": int(now.timestamp()) + 180}
+
+
 def escalation_owner(config: HandoffConfig, record: dict[str, Any]) -> Owner | None:
     team = config.assignment.team(str((record.get("owner") or {}).get("team") or ""))
     return config.assignment.owner(team.escalate_to) if team and team.escalate_to else None
