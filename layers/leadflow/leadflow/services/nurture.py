@@ -37,6 +37,7 @@ from leadflow.config.workspace import Workspace
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.ids import new_id
 from leadflow.domain.nurture import (
+    CONVERTED,
     ActivityView,
     EmailToSend,
     Enrollment,
@@ -45,6 +46,7 @@ from leadflow.domain.nurture import (
     advance,
     enroll,
     in_segment,
+    matches,
     migrate,
 )
 from leadflow.domain.rendering import EmailRenderer, RenderedEmail, Sender, TemplateProblem
@@ -689,14 +691,34 @@ class NurtureService:
         return 0
 
     def _wake(self, lead_id: str) -> int:
-        """Look at the lead's active enrollments now: a goal may hold, a branch may differ."""
+        """The lead changed (stage, score, tags, consent): look at its waiting enrollments now.
+
+        A sequence goal that now holds ends the enrollment at once (converted), and a wait for
+        an event that has now happened ends (the step is due now). Nothing is written for the
+        others: they stay due when they were (a frequency cap, a wait's end).
+        """
         now = self.clock.now()
-        woken = []
-        for enrollment, rev in self.store.lead_enrollments(lead_id):
-            # Due now, so the step looks at it (a step skips what is not due): a goal that holds
-            # ends it, otherwise the step stops again at the same wait, due when it was.
-            waiting = enrollment.status == "active" and enrollment.due_at and enrollment.due_at > now
-            if waiting and self.store.put_enrollment(replace(enrollment, due_at=now), rev):
+        profile = self.store.get_lead(lead_id)
+        if profile is None:
+            return 0
+        segments = self.workspace.segments
+        woken: list[tuple[str, str]] = []
+        for stored, rev in self.store.lead_enrollments(lead_id):
+            if stored.status != "active" or not stored.due_at or stored.due_at <= now:
+                continue
+            found = self.definition(stored)
+            if found is None:
+                continue
+            sequence, enrollment = found
+            lead = self._lead_view(profile, False, self._needs_activity(sequence))
+            if sequence.goal is not None and matches(sequence.goal, lead, now, enrollment, segments):
+                converted = replace(enrollment, status=CONVERTED, exit_reason="goal", due_at=None, ended_at=now)
+                self.store.put_enrollment(converted, rev)
+                continue
+            step = next((s for s in sequence.steps if s.id == enrollment.step_id), None)
+            until = getattr(step, "until_event", None)
+            happened = until is not None and matches(until, lead, now, enrollment, segments)
+            if happened and self.store.put_enrollment(replace(enrollment, due_at=now), rev):
                 woken.append((lead_id, enrollment.sequence_id))
         if woken:
             self.due_now.push(woken)
