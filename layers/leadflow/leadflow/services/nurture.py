@@ -19,6 +19,7 @@ conditional writes, split into scan segments and invocations (``start_broadcast`
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
@@ -60,6 +61,8 @@ SEND_WORKERS = 8
 takes a fraction of the Lambda time (and GB-seconds) it takes one lead after the other."""
 SLOT_BLOCK = 25
 """Send slots taken from the shared per-second counter at a time (one write per block)."""
+SLOT_WAITS = 10
+"""Seconds a worker waits for a free send slot before it leaves the rest of its batch due."""
 BROADCAST_PARTS = 8
 """Scan segments a broadcast is split into, each its own chain of invocations, run in parallel."""
 
@@ -507,13 +510,13 @@ class NurtureService:
         return "sent", log
 
     def _take_slot(self) -> bool:
-        """One send within the account's SES rate, shared by all workers (waits up to ~2 s).
+        """One send within the account's SES rate, shared by all workers (waits up to ``SLOT_WAITS`` seconds).
 
         Slots are taken from the shared counter of the current second in blocks (one write per
         ``SLOT_BLOCK`` sends); a block's unused slots lapse with their second, so the rate is
         never exceeded, only sometimes not used in full."""
         rate = self.messaging.send_rate_per_second
-        for _ in range(40):
+        for _ in range(SLOT_WAITS):
             with self._slot_lock:
                 second = int(self._wall())
                 if second != self._slot_second:
@@ -525,7 +528,9 @@ class NurtureService:
                 if got:
                     self._slots = got - 1
                     return True
-            self._sleep(0.05 + (1 - self._wall() % 1) * 0.5)
+            # This second is used up: try again when the next one starts (jittered, so that
+            # the workers waiting for it do not all write the counter at the same instant).
+            self._sleep(1 - self._wall() % 1 + random.uniform(0, 0.1))  # noqa: S311 - jitter, not secrecy
         return False
 
     # ------------------------------------------------------------------ actions
