@@ -332,10 +332,12 @@ class NurtureService:
                     self._back_off(job, now)
             return part
 
-        if self.workers <= 1 or len(by_lead) <= 1:
+        # No more threads than a second's send slots can keep busy (each waits ~40 ms per email).
+        workers = min(self.workers, len(by_lead), max(1, self.messaging.send_rate_per_second // 4))
+        if workers <= 1:
             parts = [lead_jobs(lead) for lead in by_lead]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(by_lead))) as pool:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
                 parts = list(pool.map(lead_jobs, by_lead))
         for part in parts:
             result.add(part)
@@ -881,9 +883,13 @@ class NurtureService:
         return dict(counts), None
 
     def start_broadcast(
-        self, sequence_id: str, run: str, parts: BroadcastParts, segments: int = BROADCAST_PARTS
+        self, sequence_id: str, run: str, parts: BroadcastParts, segments: int | None = None
     ) -> dict[str, int]:
         """Start a broadcast as ``segments`` parallel parts (one scan segment each), once per run.
+
+        Without ``segments``, as many parts as the account's send rate keeps busy: one per
+        ``SLOT_BLOCK`` emails a second, at most ``BROADCAST_PARTS`` (at 14 a second, one part:
+        more would only wait for send slots, and each wait and refused take is billed).
 
         Each part is claimed (``SEQ#<id>`` / ``BROADCAST#<run>#<segment>#0``) before it is invoked,
         so a redelivered start invokes only what is missing; the run's item counts the progress.
@@ -892,6 +898,8 @@ class NurtureService:
             KeyError: no such sequence, or it has no broadcast trigger.
         """
         self._broadcast_target(sequence_id)
+        if segments is None:
+            segments = max(1, min(BROADCAST_PARTS, self.messaging.send_rate_per_second // SLOT_BLOCK))
         self.store.put_items(
             [
                 {
