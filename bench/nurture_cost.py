@@ -505,10 +505,11 @@ class Invocations:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def slept(self, seconds: float) -> None:
+        """A handler slept; k pool threads sleeping at once add 1/k each (the invocation's time is billed once)."""
         owner = _function.get()
         if owner:
             with self.lock:
-                self.sleep_ms[owner] += seconds * 1000
+                self.sleep_ms[owner] += seconds * 1000 / _parallel.get()
 
 
 def watch_retries(invocations: Invocations) -> None:

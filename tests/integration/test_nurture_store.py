@@ -123,6 +123,7 @@ def nurture(local_stack) -> Iterator[Nurture]:
     )
     store = DynamoNurtureStore(name, dynamodb)
     clock = Clock()
+    wall = [1_000_000.0]
     sender = RecordingSender()
     service = NurtureService(
         workspace=Workspace(WORKSPACE),
@@ -131,7 +132,9 @@ def nurture(local_stack) -> Iterator[Nurture]:
         tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
         due_now=RecordingQueue(),
         clock=clock,
-        sleep=lambda _: None,
+        # The send rate's seconds pass when a worker waits for the next one (no real sleeping).
+        monotonic=lambda: wall[0],
+        sleep=lambda seconds: wall.__setitem__(0, wall[0] + seconds),
     )
     try:
         yield Nurture(service, store, sender, clock)

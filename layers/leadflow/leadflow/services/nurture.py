@@ -19,6 +19,7 @@ conditional writes, split into scan segments and invocations (``start_broadcast`
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
@@ -62,6 +63,8 @@ SEND_WORKERS = 8
 takes a fraction of the Lambda time (and GB-seconds) it takes one lead after the other."""
 SLOT_BLOCK = 25
 """Send slots taken from the shared per-second counter at a time (one write per block)."""
+SLOT_WAITS = 10
+"""Seconds a worker waits for a free send slot before it leaves the rest of its batch due."""
 BROADCAST_PARTS = 8
 """Scan segments a broadcast is split into, each its own chain of invocations, run in parallel."""
 
@@ -331,10 +334,12 @@ class NurtureService:
                     self._back_off(job, now)
             return part
 
-        if self.workers <= 1 or len(by_lead) <= 1:
+        # No more threads than a second's send slots can keep busy (each waits ~40 ms per email).
+        workers = min(self.workers, len(by_lead), max(1, self.messaging.send_rate_per_second // 4))
+        if workers <= 1:
             parts = [lead_jobs(lead) for lead in by_lead]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(by_lead))) as pool:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
                 parts = list(pool.map(lead_jobs, by_lead))
         for part in parts:
             result.add(part)
@@ -509,13 +514,13 @@ class NurtureService:
         return "sent", log
 
     def _take_slot(self) -> bool:
-        """One send within the account's SES rate, shared by all workers (waits up to ~2 s).
+        """One send within the account's SES rate, shared by all workers (waits up to ``SLOT_WAITS`` seconds).
 
         Slots are taken from the shared counter of the current second in blocks (one write per
         ``SLOT_BLOCK`` sends); a block's unused slots lapse with their second, so the rate is
         never exceeded, only sometimes not used in full."""
         rate = self.messaging.send_rate_per_second
-        for _ in range(40):
+        for _ in range(SLOT_WAITS):
             with self._slot_lock:
                 second = int(self._wall())
                 if second != self._slot_second:
@@ -527,7 +532,9 @@ class NurtureService:
                 if got:
                     self._slots = got - 1
                     return True
-            self._sleep(0.05 + (1 - self._wall() % 1) * 0.5)
+            # This second is used up: try again when the next one starts (jittered, so that
+            # the workers waiting for it do not all write the counter at the same instant).
+            self._sleep(1 - self._wall() % 1 + random.uniform(0, 0.1))  # noqa: S311 - jitter, not secrecy
         return False
 
     # ------------------------------------------------------------------ actions
@@ -901,9 +908,13 @@ class NurtureService:
         return dict(counts), None
 
     def start_broadcast(
-        self, sequence_id: str, run: str, parts: BroadcastParts, segments: int = BROADCAST_PARTS
+        self, sequence_id: str, run: str, parts: BroadcastParts, segments: int | None = None
     ) -> dict[str, int]:
         """Start a broadcast as ``segments`` parallel parts (one scan segment each), once per run.
+
+        Without ``segments``, as many parts as the account's send rate keeps busy: one per
+        ``SLOT_BLOCK`` emails a second, at most ``BROADCAST_PARTS`` (at 14 a second, one part:
+        more would only wait for send slots, and each wait and refused take is billed).
 
         Each part is claimed (``SEQ#<id>`` / ``BROADCAST#<run>#<segment>#0``) before it is invoked,
         so a redelivered start invokes only what is missing; the run's item counts the progress.
@@ -912,6 +923,8 @@ class NurtureService:
             KeyError: no such sequence, or it has no broadcast trigger.
         """
         self._broadcast_target(sequence_id)
+        if segments is None:
+            segments = max(1, min(BROADCAST_PARTS, self.messaging.send_rate_per_second // SLOT_BLOCK))
         self.store.put_items(
             [
                 {
