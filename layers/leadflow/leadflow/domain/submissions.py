@@ -19,13 +19,13 @@ from leadflow.config.forms import (
     ATTRIBUTION_FIELDS,
     NONCE_FIELD,
     PROFILE_FIELDS,
+    REF_CODE_PATTERN,
     TIMESTAMP_FIELD,
     VISITOR_FIELD,
     FieldType,
     FormDefinition,
     FormField,
 )
-from leadflow.config.referrers import REF_CODE_PATTERN
 from leadflow.domain.emails import InvalidEmail, NormalizedEmail, normalize_email
 from leadflow.domain.errors import FieldError, InvalidSubmission
 
