@@ -16,7 +16,9 @@ class Clock(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class StoredCapture:
     """What the store did with a submission."""
 
@@ -25,7 +27,9 @@ class StoredCapture:
     replayed: bool = False
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class ScoreState:
     """A lead as scoring reads it: its profile (None: no such lead), ledger and score version."""
 
@@ -34,7 +38,9 @@ class ScoreState:
     version: int
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class SpamRecord:
     form_id: str
     reason: str

@@ -38,6 +38,8 @@ PROTECTED_FIELDS = frozenset(
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 FORM_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# A share code (the ``ref`` attribution field; referrers.yaml lists them): 1-64 of A-Z, a-z, 0-9, - and _.
+REF_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ORIGIN_PATTERN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d+)?$")
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from leadflow.config import models
+from leadflow.config.forms import REF_CODE_PATTERN
 from leadflow.config.models import ConfigProblem
-
-REF_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from leadflow.config import models
 from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
-from leadflow.config.referrers import Referrer, ReferrerList
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 
 if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs none of them
     from leadflow.config.crm_feedback import CrmFeedbackConfig
     from leadflow.config.handoff import HandoffConfig
+    from leadflow.config.referrers import Referrer
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig
@@ -184,6 +184,8 @@ class Workspace:
 
     @property
     def referrers(self) -> dict[str, Referrer]:
+        from leadflow.config.referrers import ReferrerList
+
         if self._referrers is None:
             if self._compiled is not None:
                 listing = ReferrerList.from_trusted(self._compiled["referrers"])
@@ -407,6 +409,7 @@ def compile_workspace(source: Path, out: Path) -> Path:
     Raises:
         InvalidWorkspace: listing every problem; nothing is written.
     """
+    from leadflow.config.referrers import ReferrerList
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.tracking import TrackingConfig
 
@@ -445,6 +448,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
     from leadflow.config.crm_feedback import CrmFeedbackConfig
     from leadflow.config.handoff import HandoffConfig
+    from leadflow.config.referrers import ReferrerList
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
     from leadflow.config.tracking import TrackingConfig

@@ -57,7 +57,9 @@ class DomainEvent:
         }
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class OutboxEvent:
     """An event as kept in the outbox: its detail already serialized."""
 

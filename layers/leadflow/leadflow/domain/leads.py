@@ -22,7 +22,9 @@ from leadflow.domain.submissions import Submission
 CUSTOM_PREFIX = "cf_"
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class LeadChanges:
     """What one submission does to a lead record."""
 
@@ -74,7 +76,9 @@ def apply_changes(existing: dict[str, Any] | None, changes: LeadChanges) -> dict
     return lead
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class CaptureWrite:
     """Everything one accepted submission writes, for one lead id."""
 
@@ -87,7 +91,9 @@ class CaptureWrite:
     events: list[DomainEvent]
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class CapturePlan:
     """A submission ready to be stored; the store tells which lead it belongs to."""
 

@@ -18,7 +18,9 @@ class RateWindow:
     expires_at: int
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class HitCounter:
     """Caps how often one tracking token is recorded: at most ``cap`` hits, counted under ``key``."""
 

@@ -185,36 +185,6 @@ _new_object = object.__new__
 )
 
 
-def _new_entry(  # noqa: PLR0917 - positional on purpose: the scoring hot path
-    entry_id: str,
-    model: str,
-    rule_id: str,
-    activity_id: str,
-    activity_type: str,
-    at: datetime,
-    points: int,
-    reason: str,
-    cap_key: str | None,
-) -> LedgerEntry:
-    """``LedgerEntry(...)``, built about three times faster, for the scoring hot path.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, the
-    slow generic path; this sets the same slots through their descriptors directly. The
-    result is an ordinary, equal, still frozen ``LedgerEntry`` (tests compare the two).
-    """
-    entry = _new_object(LedgerEntry)
-    _set_entry_id(entry, entry_id)
-    _set_model(entry, model)
-    _set_rule_id(entry, rule_id)
-    _set_activity_id(entry, activity_id)
-    _set_activity_type(entry, activity_type)
-    _set_at(entry, at)
-    _set_points(entry, points)
-    _set_reason(entry, reason)
-    _set_cap_key(entry, cap_key)
-    return entry
-
-
 # ---------------------------------------------------------------------------- compiled models
 
 
@@ -452,6 +422,7 @@ def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> l
     attributes = activity.attributes
     passed = [test(attributes) for test in tests] if tests else ()
     scored, listed, by_model, windows = ledger.ids, ledger._entries, ledger._by_model, ledger._windows
+    uncounted = ledger._uncounted
     activity_id, kind, at = activity.activity_id, activity.type, activity.at
     since_epoch = at.timestamp() - _CAP_EPOCH_SECONDS
     same_model: list[LedgerEntry] | None = None
@@ -486,7 +457,19 @@ def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> l
             if room < abs(points):
                 points = room * rule.sign
                 reason = f"{rule.description}: {points:+d} (capped from {rule.points:+d})"
-        entry = _new_entry(entry_id, name, rule.id, activity_id, kind, at, points, reason, cap_key)
+        # LedgerEntry(...) built through its slots' descriptors: a frozen dataclass's __init__
+        # sets each field through object.__setattr__, about 2.5 times slower. The result is an
+        # ordinary, equal, still frozen LedgerEntry (built inline: this runs for every entry).
+        entry = _new_object(LedgerEntry)
+        _set_entry_id(entry, entry_id)
+        _set_model(entry, name)
+        _set_rule_id(entry, rule.id)
+        _set_activity_id(entry, activity_id)
+        _set_activity_type(entry, kind)
+        _set_at(entry, at)
+        _set_points(entry, points)
+        _set_reason(entry, reason)
+        _set_cap_key(entry, cap_key)
         entries.append(entry)
         if add:  # Ledger._index, inlined: this runs for every entry scored
             scored.add(entry_id)
@@ -501,6 +484,8 @@ def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> l
             elif (tracked := windows.get(key)) is not None:
                 window = int(since_epoch // tracked[0])
                 tracked[1][window] = tracked[1].get(window, 0) + points
+            else:
+                uncounted.add(key)
     return entries
 
 
@@ -549,7 +534,7 @@ class Ledger:
     whose id is already in the ledger is not added again.
     """
 
-    __slots__ = ("_by_model", "_entries", "_windows", "ids")
+    __slots__ = ("_by_model", "_entries", "_uncounted", "_windows", "ids")
 
     def __init__(self, entries: Iterable[LedgerEntry] = ()) -> None:
         self._entries: list[LedgerEntry] = []
@@ -558,6 +543,10 @@ class Ledger:
         """The ids of the entries (read-only for callers: add entries with ``add``)."""
         # Points per cap window, built on first use for a (model, rule, cap key): (window length, sums).
         self._windows: dict[_LedgerKey, tuple[float, dict[int, int]]] = {}
+        # Keys of entries not counted in any cap window: every entry's key is here or in
+        # ``_windows``, so a key in neither has no entries to read when its windows are first
+        # built (the common case: a lead's first activity for a capped rule).
+        self._uncounted: set[_LedgerKey] = set()
         self.add(entries)
 
     @property
@@ -589,11 +578,13 @@ class Ledger:
                 by_model[entry.model] = [entry]
             else:
                 same_model.append(entry)
-            if windows:  # cap windows kept for this entry's rule count it
-                tracked = windows.get((entry.model, entry.rule_id, entry.cap_key))
-                if tracked is not None:
-                    window = _window(entry.at, tracked[0])
-                    tracked[1][window] = tracked[1].get(window, 0) + entry.points
+            key = (entry.model, entry.rule_id, entry.cap_key)
+            tracked = windows.get(key) if windows else None
+            if tracked is not None:  # cap windows kept for this entry's rule count it
+                window = _window(entry.at, tracked[0])
+                tracked[1][window] = tracked[1].get(window, 0) + entry.points
+            else:
+                self._uncounted.add(key)
             added.append(entry)
         return added
 
@@ -628,7 +619,8 @@ class Ledger:
         """Start keeping the points of ``key`` per cap window of ``seconds`` (from then on, ``_index`` adds to them)."""
         sums: dict[int, int] = {}
         _model, rule_id, cap_key = key
-        for entry in self._by_model.get(key[0], ()):
+        has_entries = key in self._uncounted or key in self._windows
+        for entry in self._by_model.get(key[0], ()) if has_entries else ():
             if entry.rule_id == rule_id and entry.cap_key == cap_key:
                 number = _window(entry.at, seconds)
                 sums[number] = sums.get(number, 0) + entry.points

@@ -19,13 +19,13 @@ from leadflow.config.forms import (
     ATTRIBUTION_FIELDS,
     NONCE_FIELD,
     PROFILE_FIELDS,
+    REF_CODE_PATTERN,
     TIMESTAMP_FIELD,
     VISITOR_FIELD,
     FieldType,
     FormDefinition,
     FormField,
 )
-from leadflow.config.referrers import REF_CODE_PATTERN
 from leadflow.domain.emails import InvalidEmail, NormalizedEmail, normalize_email
 from leadflow.domain.errors import FieldError, InvalidSubmission
 
@@ -43,7 +43,9 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 _CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class ClientInfo:
     """Who posted: kept on the consent record as proof, never logged."""
 
@@ -52,7 +54,9 @@ class ClientInfo:
     referer: str = ""
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class FormPost:
     """A post as the transport decoded it: every field as a list of strings."""
 
@@ -91,7 +95,9 @@ class ConsentRecord:
         }
 
 
-@dataclass(frozen=True)
+# No __eq__, __hash__ or __repr__: nothing compares or prints these, and each generated
+# method is compiled at import, on every cold start of form capture (docs/benchmarks.md).
+@dataclass(frozen=True, eq=False, repr=False)
 class Submission:
     """A valid submission of one form."""
 
