@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.config import Config
 
@@ -20,3 +20,17 @@ def client(service: str) -> Any:
     import boto3
 
     return boto3.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+class LazyClient:
+    """An adapter's boto3 client, created on first use: never at import (moto must be active
+    first, and cold starts stay short); a test may pass its own client instead."""
+
+    SERVICE: ClassVar[str]
+    _client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.SERVICE)
+        return self._client

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from leadflow.adapters.aws import LazyClient
 from leadflow.domain.errors import RateLimited, StorageUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.leads import CapturePlan, CaptureWrite, LeadChanges
@@ -101,21 +102,15 @@ def update_expression(changes: LeadChanges) -> tuple[str, dict[str, str], dict[s
     return expression, names, serialize(values)
 
 
-class DynamoLeadStore:
+class DynamoLeadStore(LazyClient):
     """``LeadStore`` on DynamoDB: every submission is one transaction (two for a returning lead)."""
+
+    SERVICE = "dynamodb"
 
     def __init__(self, table_name: str, client: Any = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.table = table_name
         self._client = client
         self._sleep = sleep
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from leadflow.adapters.aws import client
-
-            self._client = client("dynamodb")
-        return self._client
 
     # ------------------------------------------------------------------ writes
     def capture(self, plan: CapturePlan, window: RateWindow | None, day: str) -> StoredCapture:

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from leadflow.adapters.aws import LazyClient
 from leadflow.domain.events import OutboxEvent
 
 MAX_ENTRIES_PER_CALL = 10
 
 
-class EventBridgePublisher:
+class EventBridgePublisher(LazyClient):
+    SERVICE = "events"
+
     def __init__(self, bus_name: str, client: Any = None) -> None:
         self.bus_name = bus_name
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from leadflow.adapters.aws import client
-
-            self._client = client("events")
-        return self._client
 
     def publish(self, events: list[OutboxEvent]) -> list[str]:
         """Put events on the bus, ten per call; return the ids of those EventBridge refused."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from leadflow.adapters.aws import LazyClient
 from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, serialize
 from leadflow.domain.events import DomainEvent
 
@@ -238,21 +239,15 @@ def _record(item: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class SqsHandoffQueue:
+class SqsHandoffQueue(LazyClient):
     """The HandoffQueue: delivery messages in, retries by visibility, final failures to the DLQ."""
+
+    SERVICE = "sqs"
 
     def __init__(self, queue_url: str, dlq_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
         self.dlq_url = dlq_url
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from leadflow.adapters.aws import client
-
-            self._client = client("sqs")
-        return self._client
 
     def enqueue(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):

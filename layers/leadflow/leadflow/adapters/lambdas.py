@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from leadflow.adapters.aws import LazyClient
 
-class LambdaBroadcasts:
+
+class LambdaBroadcasts(LazyClient):
+    SERVICE = "lambda"
+
     def __init__(self, function_name: str, client: Any = None) -> None:
         self.function_name = function_name
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from leadflow.adapters.aws import client
-
-            self._client = client("lambda")
-        return self._client
 
     def start(self, sequence_id: str, run_id: str) -> None:
         """Enroll the sequence's broadcast segment once (``run_id`` makes a redelivery a no-op)."""

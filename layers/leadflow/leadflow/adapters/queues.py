@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from leadflow.adapters.aws import LazyClient
+
 PAIRS_PER_MESSAGE = 50
 
 
-class SqsDueNowQueue:
+class SqsDueNowQueue(LazyClient):
+    SERVICE = "sqs"
+
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from leadflow.adapters.aws import client
-
-            self._client = client("sqs")
-        return self._client
 
     def push(self, pairs: list[tuple[str, str]]) -> None:
         """Send (lead id, sequence id) pairs, 50 a message, 10 messages a request."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from leadflow.adapters.aws import LazyClient
 from leadflow.domain.rendering import RenderedEmail
 
 THROTTLING_CODES = frozenset(
@@ -56,8 +57,10 @@ def mime(email: RenderedEmail, to: str, message_id: str) -> bytes:
     return message.as_bytes()
 
 
-class SesEmailSender:
+class SesEmailSender(LazyClient):
     """``EmailSender`` on SESv2, with the configuration set that routes SES events back to leadflow."""
+
+    SERVICE = "sesv2"
 
     def __init__(
         self,
@@ -70,14 +73,6 @@ class SesEmailSender:
         self._client = client
         self.retries = retries
         self._sleep = sleep
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from leadflow.adapters.aws import client
-
-            self._client = client("sesv2")
-        return self._client
 
     def send(self, email: RenderedEmail, to: str, message_id: str, tags: dict[str, str]) -> str:
         """Send one email; returns SES's message id.

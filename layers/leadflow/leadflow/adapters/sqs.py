@@ -7,21 +7,18 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from leadflow.adapters.aws import LazyClient
 from leadflow.domain.errors import IntakeUnavailable
 
 
-class SqsIntakeQueue:
+class SqsIntakeQueue(LazyClient):
+    """The intake queue: raw submissions kept for replay (its client is only created when the table is down)."""
+
+    SERVICE = "sqs"
+
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:  # only needed when the table is down: created then
-            from leadflow.adapters.aws import client
-
-            self._client = client("sqs")
-        return self._client
 
     def enqueue(self, message: dict[str, Any]) -> None:
         try:
