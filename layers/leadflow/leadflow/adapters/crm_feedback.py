@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from leadflow.adapters.dynamo import deserialize, lead_key, serialize
+from leadflow.adapters.dynamo import deserialize, lead_key, score_version_condition, serialize
 from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.services.crm_feedback import ApplyStatus, CrmFeedbackWrite, FeedbackState
@@ -117,11 +117,7 @@ class DynamoCrmFeedbackStore(DynamoHandoffStore):
                  ":sa": write.feedback["at"]}
             )  # fmt: skip
             expression += ", #st = :st, #p3 = :p3, #s3 = :s3, #sa = :sa"
-        condition = "attribute_exists(PK) AND " + (
-            "attribute_not_exists(#v)" if write.expected_score_version == 0 else "#v = :v"
-        )
-        if write.expected_score_version:
-            values[":v"] = write.expected_score_version
+        condition = score_version_condition(write.expected_score_version, values)
         return {
             "Update": {
                 "TableName": self.table,

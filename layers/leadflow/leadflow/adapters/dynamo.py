@@ -102,6 +102,15 @@ def update_expression(changes: LeadChanges) -> tuple[str, dict[str, str], dict[s
     return expression, names, serialize(values)
 
 
+def score_version_condition(expected: int, values: dict[str, Any]) -> str:
+    """The condition that the lead exists and its ``score_version`` (``#v``) is still ``expected``
+    (absent when 0): the optimistic lock of every write that moves scores or the stage."""
+    if expected == 0:
+        return "attribute_exists(PK) AND attribute_not_exists(#v)"
+    values[":v"] = expected
+    return "attribute_exists(PK) AND #v = :v"
+
+
 class DynamoLeadStore(LazyClient):
     """``LeadStore`` on DynamoDB: every submission is one transaction (two for a returning lead)."""
 
@@ -513,11 +522,7 @@ class DynamoLeadStore(LazyClient):
             ":at": write.summary["scored_at"],
         }
         expression = "SET #v = :next, #s = :s, #g = :g, #gp = :gp, #at = :at"
-        condition = "attribute_exists(PK) AND " + (
-            "attribute_not_exists(#v)" if write.expected_version == 0 else "#v = :v"
-        )
-        if write.expected_version:
-            values[":v"] = write.expected_version
+        condition = score_version_condition(write.expected_version, values)
         if write.stage:
             names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"})
             values.update({":new": write.stage[1], ":p3": f"STAGE#{write.stage[1]}", ":s3": write.lead_id})
