@@ -60,9 +60,7 @@ class Store:
         self.events += events
         return True
 
-    def save_handoff(
-        self, record: dict[str, Any], sla_due: Any, events: Any = None, profile_update: Any = None
-    ) -> bool:
+    def save_handoff(self, record: dict[str, Any], sla_due: Any, events: Any = None, stage: str | None = None) -> bool:
         key = (record["lead_id"], record["handoff_id"])
         if self.records[key]["rev"] != record["rev"]:
             return False
@@ -70,8 +68,8 @@ class Store:
         self.records[key] = copy.deepcopy(record)
         self.sla[key] = sla_due
         self.events += events or []
-        if profile_update is not None:
-            self.profiles[record["lead_id"]]["stage"] = profile_update[2][":st"]
+        if stage is not None:
+            self.profiles[record["lead_id"]]["stage"] = stage
         return True
 
     def sla_due(self, now: datetime, limit: int = 500) -> list[tuple[str, str]]:

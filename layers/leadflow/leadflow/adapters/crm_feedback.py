@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from leadflow.adapters.dynamo import deserialize, lead_key, score_version_condition, serialize
+from leadflow.adapters.dynamo import deserialize, lead_key, score_version_condition, serialize, stage_fields
 from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.services.crm_feedback import ApplyStatus, CrmFeedbackWrite, FeedbackState
@@ -111,12 +111,9 @@ class DynamoCrmFeedbackStore(DynamoHandoffStore):
         }
         expression = "SET #v = :next, #fb = :fb, #u = :u"
         if write.stage_move:
-            names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK", "#sa": "stage_changed_at"})
-            values.update(
-                {":st": write.stage_move[1], ":p3": f"STAGE#{write.stage_move[1]}", ":s3": write.lead_id,
-                 ":sa": write.feedback["at"]}
-            )  # fmt: skip
-            expression += ", #st = :st, #p3 = :p3, #s3 = :s3, #sa = :sa"
+            names["#sa"] = "stage_changed_at"
+            values[":sa"] = write.feedback["at"]
+            expression += ", #sa = :sa, " + stage_fields(write.lead_id, write.stage_move[1], names, values)
         condition = score_version_condition(write.expected_score_version, values)
         return {
             "Update": {

@@ -102,6 +102,13 @@ def update_expression(changes: LeadChanges) -> tuple[str, dict[str, str], dict[s
     return expression, names, serialize(values)
 
 
+def stage_fields(lead_id: str, stage: str, names: dict[str, str], values: dict[str, Any]) -> str:
+    """The SET fragment that moves a lead to ``stage`` with its stage-index keys (GSI3)."""
+    names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"})
+    values.update({":st": stage, ":p3": f"STAGE#{stage}", ":s3": lead_id})
+    return "#st = :st, #p3 = :p3, #s3 = :s3"
+
+
 def score_version_condition(expected: int, values: dict[str, Any]) -> str:
     """The condition that the lead exists and its ``score_version`` (``#v``) is still ``expected``
     (absent when 0): the optimistic lock of every write that moves scores or the stage."""
@@ -524,9 +531,7 @@ class DynamoLeadStore(LazyClient):
         expression = "SET #v = :next, #s = :s, #g = :g, #gp = :gp, #at = :at"
         condition = score_version_condition(write.expected_version, values)
         if write.stage:
-            names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"})
-            values.update({":new": write.stage[1], ":p3": f"STAGE#{write.stage[1]}", ":s3": write.lead_id})
-            expression += ", #st = :new, #p3 = :p3, #s3 = :s3"
+            expression += ", " + stage_fields(write.lead_id, write.stage[1], names, values)
         items: list[dict[str, Any]] = [
             {
                 "Update": {

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from leadflow.adapters.aws import LazyClient
-from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, serialize
+from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, serialize, stage_fields
 from leadflow.domain.events import DomainEvent
 
 SLA_PARTITION = "HANDOFF#SLA"
@@ -81,9 +81,9 @@ class DynamoHandoffStore(DynamoLeadStore):
         record: dict[str, Any],
         sla_due: datetime | None,
         events: list[DomainEvent] | None = None,
-        profile_update: tuple[str, dict[str, str], dict[str, Any]] | None = None,
+        stage: str | None = None,
     ) -> bool:
-        """Write a changed record (its ``rev`` one up), with events and a profile change, atomically.
+        """Write a changed record (its ``rev`` one up), its events and the lead's new ``stage``, atomically.
 
         Returns:
             False when the stored ``rev`` is not the one the record was read at (reload, retry).
@@ -102,8 +102,10 @@ class DynamoHandoffStore(DynamoLeadStore):
             },
             *({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events or []),
         ]
-        if profile_update is not None:
-            expression, names, values = profile_update
+        if stage is not None:
+            names: dict[str, str] = {}
+            values: dict[str, Any] = {}
+            expression = "SET " + stage_fields(record["lead_id"], stage, names, values)
             items.append(
                 {
                     "Update": {

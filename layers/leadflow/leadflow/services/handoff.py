@@ -48,8 +48,12 @@ class HandoffStore(Protocol):
         record: dict[str, Any],
         sla_due: datetime | None,
         events: list[DomainEvent] | None = None,
-        profile_update: tuple[str, dict[str, str], dict[str, Any]] | None = None,
-    ) -> bool: ...
+        stage: str | None = None,
+    ) -> bool:
+        """Write a changed record (conditional on its ``rev``) with its events and, when ``stage``
+        is given, the lead moved to that stage, atomically; False when the record changed meanwhile."""
+        ...
+
     def sla_due(self, now: datetime, limit: int = 500) -> list[tuple[str, str]]: ...
     def next_ticket(self, team: str) -> int: ...
     def reserve_owner(self, owner_id: str, capacity: int) -> bool: ...
@@ -389,7 +393,7 @@ class HandoffService:
         actions: list[str] = []
         notices: list[domain.SlaNotice] = []
         events: list[DomainEvent] = []
-        profile_update = None
+        stage: str | None = None
         owner = record.get("owner") or {}
         step = domain.sla_step(record, sla, now)
         while step.action is not None:
@@ -410,11 +414,7 @@ class HandoffService:
                         **{"from": profile.get("stage")},
                     )
                 )
-                profile_update = (
-                    "SET #st = :st, #p3 = :p3, #s3 = :s3",
-                    {"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"},
-                    {":st": "recycled", ":p3": "STAGE#recycled", ":s3": record["lead_id"]},
-                )
+                stage = "recycled"
                 break
             escalate_to = domain.escalation_owner(self.config, record) if action == "escalate" else None
             detail = (
@@ -441,7 +441,7 @@ class HandoffService:
             )
             step = domain.sla_step(record, sla, now)
         next_due = None if record["status"] in domain.CLOSED else domain.sla_step(record, sla, now).next_due
-        if not self.store.save_handoff(record, next_due, events, profile_update):
+        if not self.store.save_handoff(record, next_due, events, stage):
             return None
         if "recycle" in actions and owner.get("id"):
             self.store.release_owner(owner["id"])
