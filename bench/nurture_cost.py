@@ -1115,6 +1115,12 @@ def _reset_invocations(invocations: Invocations) -> Invocations:
 
 def outcome(dynamo: DynamoModel | None, stack: Any, outbox: Outbox, ids: list[str]) -> dict[str, Any]:
     """Where every enrollment ended, and the emails SES took per step (read from moto directly)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from leadflow.adapters.nurture import held_from
+    from leadflow.config.workspace import Workspace
+    from leadflow.domain.nurture import held_state
+
     assert dynamo is not None
     statuses: Counter[str] = Counter()
     steps: Counter[str] = Counter()
@@ -1122,13 +1128,21 @@ def outcome(dynamo: DynamoModel | None, stack: Any, outbox: Outbox, ids: list[st
     tagged = handoffs = 0
     with dynamo.lock:
         items = [i.to_json()["Attributes"] for i in dynamo.table.all_items()]
+    # An enrollment is its item, or the one the lead's mail log holds when that is a later entry
+    # (what NurtureService reads): held ones are worked out as of the stack's clock.
+    stored: dict[str, tuple[int, str, str]] = {}
+    held: dict[str, dict[str, Any]] = {}
+    deserializer = TypeDeserializer()
     for item in items:
         sk = item["SK"]["S"]
+        lead = item["PK"]["S"].removeprefix("LEAD#")
         if sk == f"ENR#{SEQUENCE}":
-            status = item["status"]["S"]
-            statuses[f"{status}/{item.get('exit_reason', {}).get('S', '-')}"] += 1
-            steps[item["step_id"]["S"]] += 1
+            status = f"{item['status']['S']}/{item.get('exit_reason', {}).get('S', '-')}"
+            stored[lead] = (int(item["entry"]["N"]), status, item["step_id"]["S"])
         elif sk == "MAIL":
+            entry = item.get("held", {}).get("M", {}).get(SEQUENCE)
+            if entry is not None:
+                held[lead] = deserializer.deserialize(entry)
             for send in item.get("sends", {}).get("L") or []:
                 entry = send["M"]
                 if entry.get("s", {}).get("S") == SEQUENCE:
@@ -1138,8 +1152,22 @@ def outcome(dynamo: DynamoModel | None, stack: Any, outbox: Outbox, ids: list[st
                 tagged += 1
             if "handoff_requested_at" in item:
                 handoffs += 1
+    sequence = Workspace(stack.workspace).sequences[SEQUENCE]
+    now = stack.clock.now()
+    held_count = 0
+    for lead in stored.keys() | held.keys():
+        entry = held.get(lead)
+        if entry is not None and (lead not in stored or stored[lead][0] < int(entry["e"])):
+            state = held_state(sequence, held_from(lead, SEQUENCE, entry), now)
+            statuses[f"{state.status}/{state.exit_reason or '-'}"] += 1
+            steps[state.step_id] += 1
+            held_count += 1
+        else:
+            statuses[stored[lead][1]] += 1
+            steps[stored[lead][2]] += 1
     return {
         "enrollments": dict(statuses),
+        "held_by_mail_log": held_count,
         "final_steps": dict(steps),
         "send_ledger": dict(sends),
         "ses_messages": outbox.refresh(),

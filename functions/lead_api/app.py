@@ -156,7 +156,7 @@ def lead_enrollments(lead_id: Annotated[str, Path(min_length=1, max_length=64)])
     service = nurture()
     if service.store.get_lead(lead_id) is None:
         raise LeadNotFound(lead_id)
-    return EnrollmentList(enrollments=[EnrollmentView.of(e) for e, _ in service.store.lead_enrollments(lead_id)])
+    return EnrollmentList(enrollments=[EnrollmentView.of(e) for e, _ in service.lead_enrollments(lead_id)])
 
 
 def not_found(message: str) -> Response[str]:

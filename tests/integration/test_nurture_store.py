@@ -100,7 +100,7 @@ class Nurture:
             assert self.service.enroll_lead(lead, SEQUENCE, push=False) is not None
 
     def status(self, lead: str) -> tuple[str, str, str | None]:
-        found = self.store.enrollment(lead, SEQUENCE)
+        found = self.service.enrollment(lead, SEQUENCE)
         assert found is not None
         enrollment = found[0]
         return enrollment.status, enrollment.step_id, enrollment.exit_reason
@@ -233,7 +233,7 @@ def test_a_used_up_send_rate_leaves_the_rest_of_the_batch_due_without_writing_to
     # GIVEN 6 enrolled leads, due, and an account whose send rate is used up by other workers
     leads = nurture.add_leads(6)
     nurture.enroll_all(leads)
-    before = {lead: nurture.store.enrollment(lead, SEQUENCE) for lead in leads}
+    before = {lead: nurture.service.enrollment(lead, SEQUENCE) for lead in leads}
     nurture.store.take_send_slots = lambda wanted, rate, now: 0  # type: ignore[method-assign]
     # WHEN the batch is processed
     result = nurture.service.process(pairs(leads))
@@ -241,7 +241,7 @@ def test_a_used_up_send_rate_leaves_the_rest_of_the_batch_due_without_writing_to
     assert result.sent == 0 and nurture.sender.sent == []
     assert result.outcomes["rate_limited"] >= 1
     assert result.outcomes["rate_limited"] + result.outcomes["left_due"] == 6
-    assert {lead: nurture.store.enrollment(lead, SEQUENCE) for lead in leads} == before
+    assert {lead: nurture.service.enrollment(lead, SEQUENCE) for lead in leads} == before
     # AND a broadcast part in that state stores its new enrollments due now, for the ticks
     more = nurture.add_leads(3)
     counts, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
@@ -396,3 +396,144 @@ def test_the_due_index_lists_what_a_wave_left_due(nurture):
     assert not nurture.store.shards_with_due(NOW + timedelta(days=1))
     later = NOW + timedelta(days=7, minutes=1)
     assert {shard_of(lead, nurture.store.shards) for lead in leads} == set(nurture.store.shards_with_due(later))
+
+
+# ---------------------------------------------------------------------------- held enrollments
+
+
+def stored_items(nurture: Nurture, leads: list[str]) -> int:
+    """Enrollment items written for these leads (held enrollments have none)."""
+    return sum(len(nurture.store.lead_enrollments(lead)) for lead in leads)
+
+
+def opened(nurture: Nurture, lead: str, step: str = "discount", clicked: str | None = None) -> dict[str, Any]:
+    """The activity event of the lead opening (or clicking in) its email of ``step``."""
+    message = next(m for m in nurture.store.mail_log(lead).sends if m["p"] == step)["m"]
+    detail = {"lead_id": lead, "campaign": SEQUENCE, "message_id": message, "type": "email_opened"}
+    if clicked is not None:
+        detail.update(type="email_clicked", link_tag=clicked)
+    return nurture.service.handle_event("activity.recorded", detail)
+
+
+def test_a_broadcast_holds_its_leads_in_their_mail_logs_and_they_complete_without_a_write(nurture):
+    # GIVEN 20 leads and the push campaign's broadcast, which takes each through its first email
+    leads = nurture.add_leads(20)
+    counts, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    # THEN every lead got the discount email and waits for the open, held by its mail log: the claim
+    # of the email was the only write (no enrollment item, nothing in the due index)
+    assert counts["sent"] == 20 and counts["held"] == 20
+    assert stored_items(nurture, leads) == 0
+    assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
+    assert not nurture.store.shards_with_due(NOW + timedelta(days=30))
+    waiting = nurture.service.enrollment(leads[0], SEQUENCE)
+    assert waiting is not None and waiting[0].due_at == NOW + timedelta(days=7)
+    assert [e.step_id for e in waiting[0].emails] == ["discount"]
+    assert waiting[0].emails[0].message_id == nurture.store.mail_log(leads[0]).sends[0]["m"]
+    # WHEN the week passes with no reaction
+    nurture.clock.current = NOW + timedelta(days=7, seconds=1)
+    # THEN each enrollment reads as completed at the end of its wait, still with nothing written
+    ended = nurture.service.enrollment(leads[0], SEQUENCE)
+    assert ended is not None and ended[0].status == "completed" and ended[0].ended_at == NOW + timedelta(days=7)
+    assert {nurture.status(lead) for lead in leads} == {("completed", "end", "completed")}
+    assert stored_items(nurture, leads) == 0
+    # AND the lead's enrollments (API, console) list it
+    listed = nurture.service.lead_enrollments(leads[0])
+    assert [(e.sequence_id, e.status) for e, _ in listed] == [(SEQUENCE, "completed")]
+
+
+def test_an_open_moves_a_held_lead_on_and_the_product_email_holds_it_again(nurture):
+    # GIVEN a broadcast's held leads
+    leads = nurture.add_leads(3)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    nurture.clock.current = NOW + timedelta(hours=2)
+    # WHEN one opens the discount email
+    woken = opened(nurture, leads[0])
+    # THEN its wait ends now: the open is marked on the held enrollment and it goes to the due-now queue
+    assert woken["woken"] == 1
+    assert nurture.service.due_now.pushed == [(leads[0], SEQUENCE)]  # type: ignore[attr-defined]
+    held = nurture.service.enrollment(leads[0], SEQUENCE)
+    assert held is not None and held[0].emails[0].opened and held[0].due_at == NOW + timedelta(hours=2)
+    # AND the step sends the product email and the mail log holds it at the next wait (still no item)
+    result = nurture.service.process([(leads[0], SEQUENCE)])
+    assert result.sent == 1 and result.outcomes["held"] == 1
+    assert nurture.status(leads[0]) == ("active", "wait-product", None)
+    assert stored_items(nurture, leads) == 0
+    # AND an open seen twice, or processed again, sends nothing more
+    assert opened(nurture, leads[0])["woken"] == 0
+    assert nurture.service.process([(leads[0], SEQUENCE)]).sent == 0
+    assert len(nurture.sender.sent) == 4
+    # AND when the product email's week passes unclicked, it reads completed, the others too
+    nurture.clock.current = NOW + timedelta(days=8)
+    assert {nurture.status(lead) for lead in leads} == {("completed", "end", "completed")}
+    emails = nurture.service.enrollment(leads[0], SEQUENCE)[0].emails  # type: ignore[index]
+    assert [(e.step_id, e.opened) for e in emails] == [("discount", True), ("product", False)]
+
+
+def test_a_click_on_the_coupon_ends_a_held_lead_with_its_hand_off_stored(nurture):
+    # GIVEN a held lead that opened the discount and clicked in the product email
+    leads = nurture.add_leads(1)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    nurture.clock.current = NOW + timedelta(hours=1)
+    opened(nurture, leads[0])
+    nurture.service.process([(leads[0], SEQUENCE)])
+    nurture.clock.current = NOW + timedelta(days=1, hours=2)  # past the daily cap of two emails
+    opened(nurture, leads[0], "product", clicked="product-page")
+    assert nurture.service.process([(leads[0], SEQUENCE)]).sent == 1
+    assert nurture.status(leads[0]) == ("active", "wait-coupon", None)
+    # WHEN it clicks the coupon's redeem link
+    opened(nurture, leads[0], "coupon", clicked="redeem")
+    nurture.service.process([(leads[0], SEQUENCE)])
+    # THEN it is tagged, handed off, and its completed enrollment is stored with the three emails
+    assert nurture.status(leads[0]) == ("completed", "end", "completed")
+    assert stored_items(nurture, leads) == 1
+    profile = nurture.store.get_lead(leads[0])
+    assert profile is not None and "push-responder" in profile["tags"] and profile.get("handoff_requested_at")
+    stored = nurture.store.enrollment(leads[0], SEQUENCE)
+    assert stored is not None and [e.step_id for e in stored[0].emails] == ["discount", "product", "coupon"]
+
+
+def test_an_unsubscribe_and_a_goal_end_held_enrollments_at_once(nurture):
+    # GIVEN two held leads
+    leads = nurture.add_leads(2)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    nurture.clock.current = NOW + timedelta(hours=1)
+    # WHEN one unsubscribes and the other reaches the campaign's goal (sales accepted it: SQL)
+    assert nurture.service.unsubscribe(leads[0], None, "one-click")["exited"] == 1
+    nurture.store.update_profile(leads[1], "SET #s = :s", {"#s": "stage"}, {":s": "sql"})
+    nurture.service.handle_event("lead.stage_changed", {"lead_id": leads[1], "to": "sql"})
+    # THEN both enrollments ended then (stored, since that is an outcome to keep)
+    assert nurture.status(leads[0]) == ("exited", "wait-discount", "unsubscribed")
+    assert nurture.status(leads[1]) == ("converted", "wait-discount", "goal")
+    # AND an open arriving later moves neither on
+    assert opened(nurture, leads[0])["woken"] == 0 and opened(nurture, leads[1])["woken"] == 0
+    assert len(nurture.sender.sent) == 2
+
+
+def test_a_second_broadcast_finds_held_leads_enrolled(nurture):
+    # GIVEN a broadcast's held leads
+    leads = nurture.add_leads(4)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    # WHEN the sequence is broadcast again during the wait, and again after it (within the 90-day
+    # cool-down of its re-entry policy), and again after the cool-down
+    during, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    nurture.clock.current = NOW + timedelta(days=30)
+    after, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    nurture.clock.current = NOW + timedelta(days=100)
+    later, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    # THEN nobody is enrolled twice at once or within the cool-down; after it, each lead re-enters
+    # (entry 2, a new discount email, held again)
+    assert during["already_enrolled"] == 4 and during.get("sent", 0) == 0
+    assert after["refused"] == 4 and after.get("sent", 0) == 0
+    assert later["sent"] == 4 and later["held"] == 4
+    again = nurture.service.enrollment(leads[0], SEQUENCE)
+    assert again is not None and (again[0].entry, again[0].status) == (2, "active")
+    assert len({m for _, m in nurture.sender.sent}) == 8
+
+
+def test_a_lead_the_first_step_defers_is_stored_not_held(nurture):
+    # GIVEN a lead whose first email waits for the end of its quiet hours, and one sent at once
+    nurture.clock.current = NOW.replace(hour=23)
+    night = nurture.add_leads(1)
+    counts, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    # THEN the deferred one is an enrollment item in the due index, as before
+    assert counts.get("held", 0) == 0 and stored_items(nurture, night) == 1

@@ -32,7 +32,10 @@ from leadflow.domain.nurture import (
     advance,
     choose_variant,
     enroll,
+    held_state,
+    holdable,
     in_segment,
+    lapses_quietly,
     lead_timezone,
     matches,
     message_id_for,
@@ -1021,3 +1024,86 @@ def test_advance_handles_thousands_of_leads_per_second():
     # THEN it takes well under 4 seconds (5,000 leads a second at the very least)
     assert elapsed < 4.0, f"{len(outcomes) / elapsed:.0f} advances/s"
     assert all(o.email is not None or o.deferred == "quiet_hours" for o in outcomes)
+
+
+# ---------------------------------------------------------------------------- held enrollments
+
+
+def test_push_waits_lapse_quietly_for_a_lead_who_did_nothing() -> None:
+    # GIVEN the push campaign's three waits, each with its email sent and not reacted to
+    emails = (sent("discount"), sent("product"), sent("coupon"))
+    # THEN each ends the sequence when it runs out: nothing to send, run or record but the end
+    for step in ("wait-open", "wait-click", "wait-redeem"):
+        assert lapses_quietly(PUSH, step, emails)
+    # AND not once the lead reacted in the way its branch asks about
+    assert not lapses_quietly(PUSH, "wait-open", (sent("discount", opened=True),))
+    assert not lapses_quietly(PUSH, "wait-redeem", (*emails[:2], sent("coupon", clicked=True, link_tags=("redeem",))))
+    # AND a step that is not a wait does not lapse
+    assert not lapses_quietly(PUSH, "discount", emails)
+
+
+@pytest.mark.parametrize(
+    ("steps", "extra"),
+    [
+        # a reminder to those who did not open: an email to send when the wait runs out
+        ((email("a"), wait("w", days=3), branch("b", {"opened": "a"}, "end", "r"), email("r")), {}),
+        # a branch on a profile field: different for each lead
+        (
+            (
+                email("a"),
+                wait("w", days=3),
+                branch("b", {"field": {"name": "country", "equals": "GB"}}, "x", "end"),
+                email("x"),
+            ),
+            {},
+        ),
+        # an action after the wait
+        ((email("a"), wait("w", days=3), action("t", {"tag": "cold"})), {}),
+        # a wait until a local time: its end depends on the lead's timezone
+        ((email("a"), wait("w", days=1, until={"time": "09:00"})), {}),
+        # a goal read from a field, which no event wakes
+        ((email("a"), wait("w", days=3)), {"goal": {"field": {"name": "company", "exists": True}}}),
+        # an until_event on recent activity, which no event wakes
+        ((email("a"), wait("w", days=3, until_event={"activity": {"type": "page_viewed", "within_days": 3}})), {}),
+    ],
+)
+def test_waits_that_do_not_lapse_quietly(steps: tuple[dict[str, Any], ...], extra: dict[str, Any]) -> None:
+    assert not lapses_quietly(sequence(*steps, **extra), "w", (sent("a"),))
+
+
+def test_a_goal_on_stage_or_score_still_lapses_quietly_since_its_changes_wake_the_lead() -> None:
+    seq = sequence(email("a"), wait("w", days=3, until_event={"score": {"gte": 50}}), goal={"stage": ["sql"]})
+    assert lapses_quietly(seq, "w", (sent("a"),))
+
+
+def test_holdable_outcomes_sent_an_email_and_wait_where_the_sequence_lapses_quietly() -> None:
+    # GIVEN the push campaign's first step for a new lead
+    outcome = advance(PUSH, start(PUSH), lead(), NOW, NO_QUIET)
+    # THEN it sent the discount email and waits: holdable
+    assert outcome.email is not None and outcome.deferred == "waiting" and holdable(PUSH, outcome)
+    # AND an outcome without an email, or with actions, is not
+    assert not holdable(PUSH, replace(outcome, email=None))
+    assert not holdable(PUSH, replace(outcome, actions=(models.validate(Action, {"tag": "x"}),)))
+    # AND a deferred email (quiet hours) is not
+    quiet = MessagingConfig(quiet_hours=QuietHours(start="00:00", end="23:59"))
+    assert not holdable(PUSH, advance(PUSH, start(PUSH), lead(), NOW, quiet))
+
+
+def test_a_held_enrollment_completes_at_the_end_of_its_wait_unless_the_lead_reacted() -> None:
+    # GIVEN a held enrollment waiting for the discount to be opened
+    waiting = advance(PUSH, start(PUSH), lead(), NOW, NO_QUIET).enrollment
+    assert waiting.due_at == NOW + 7 * DAY
+    # THEN it is active until the wait ends, then completed at its end
+    assert held_state(PUSH, waiting, NOW + DAY) == waiting
+    ended = held_state(PUSH, waiting, NOW + 8 * DAY)
+    assert (ended.status, ended.step_id, ended.exit_reason, ended.ended_at) == (
+        "completed",
+        "end",
+        "completed",
+        NOW + 7 * DAY,
+    )
+    # AND one whose email was opened stays active (due: its next step is owed)
+    engaged = reacted(waiting, "discount")
+    assert held_state(PUSH, engaged, NOW + 8 * DAY) == engaged
+    # AND without its sequence definition it is shown as stored
+    assert held_state(None, waiting, NOW + 8 * DAY) == waiting

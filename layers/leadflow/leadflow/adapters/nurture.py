@@ -9,7 +9,10 @@ Items (see docs/data-model.md):
   conditional write of this small item (its version unchanged since the batch read it, the
   message id not in it) before SES is called, so a retried batch never sends one step twice,
   frequency caps hold across sequences, and an unsubscribe (which bumps the version) stops the
-  very next send;
+  very next send. ``held`` maps a sequence id to an enrollment the log *holds* instead of an
+  enrollment item (written by the same claim: see ``NurtureService``): one that sent an email
+  and waits at a step that lapses quietly, so it needs no item, no due-index entry and no write
+  to end;
 - shard lease ``NURTURE#LEASE`` / ``DUE#<shard>``: which tick works a shard of the due index now;
 - sequence version ``SEQ#<id>`` / ``V#<content hash>`` (number, definition) and the head
   ``SEQ#<id>`` / ``HEAD`` (the last number given);
@@ -30,7 +33,7 @@ from botocore.exceptions import ClientError
 
 from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, serialize
 from leadflow.domain.events import DomainEvent
-from leadflow.domain.nurture import Enrollment, SentEmail
+from leadflow.domain.nurture import Enrollment, SentEmail, message_id_for
 
 MAIL_SK = "MAIL"
 
@@ -57,10 +60,16 @@ def _dt(value: Any) -> datetime | None:
 
 @dataclass(frozen=True)
 class MailLog:
-    """The lead's mail log as read: its version and its recent sends (``{"at", "m", "s", "p"}`` each)."""
+    """The lead's mail log as read: its version, its recent sends (``{"at", "m", "s", "p"}`` each) and
+    the enrollments it holds (by sequence id, as ``held_entry`` writes them)."""
 
     version: int = 0
     sends: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def held_enrollment(self, lead_id: str, sequence_id: str) -> Enrollment | None:
+        entry = self.held.get(sequence_id)
+        return held_from(lead_id, sequence_id, entry) if entry else None
 
     def has(self, message_id: str) -> bool:
         return any(send.get("m") == message_id for send in self.sends)
@@ -72,7 +81,59 @@ class MailLog:
     def from_item(cls, item: dict[str, Any] | None) -> MailLog:
         if not item:
             return cls()
-        return cls(int(item.get("v", 0)), tuple(dict(send) for send in item.get("sends") or ()))
+        held = {str(k): dict(v) for k, v in (item.get("held") or {}).items()}
+        return cls(int(item.get("v", 0)), tuple(dict(send) for send in item.get("sends") or ()), held)
+
+
+def held_entry(enrollment: Enrollment) -> dict[str, Any]:
+    """An active enrollment as the mail log holds it: short keys (the log is read and written whole
+    with every send, and stays within one write unit); message ids are not stored, they are
+    ``message_id_for`` of lead, sequence, entry and step."""
+    return {
+        "v": enrollment.version,
+        "e": enrollment.entry,
+        "st": enrollment.step_id,
+        "in": _iso(enrollment.entered_at),
+        "ss": _iso(enrollment.step_started_at),
+        "due": _iso(enrollment.due_at),
+        "em": [
+            {
+                "p": e.step_id,
+                "at": _iso(e.sent_at),
+                **({"o": True} if e.opened else {}),
+                **({"c": True} if e.clicked else {}),
+                **({"t": list(e.link_tags)} if e.link_tags else {}),
+            }
+            for e in enrollment.emails
+        ],
+    }
+
+
+def held_from(lead_id: str, sequence_id: str, entry: dict[str, Any]) -> Enrollment:
+    """The enrollment a mail log entry holds, as stored (``NurtureService`` works out what it is now)."""
+    number = int(entry["e"])
+    return Enrollment(
+        lead_id=lead_id,
+        sequence_id=sequence_id,
+        version=int(entry["v"]),
+        entry=number,
+        step_id=str(entry["st"]),
+        status="active",
+        entered_at=datetime.fromisoformat(entry["in"]),
+        step_started_at=datetime.fromisoformat(entry["ss"]),
+        due_at=_dt(entry.get("due")),
+        emails=tuple(
+            SentEmail(
+                step_id=str(e["p"]),
+                message_id=message_id_for(lead_id, sequence_id, number, str(e["p"])),
+                sent_at=datetime.fromisoformat(e["at"]),
+                opened=bool(e.get("o")),
+                clicked=bool(e.get("c")),
+                link_tags=tuple(e.get("t") or ()),
+            )
+            for e in entry.get("em") or ()
+        ),
+    )
 
 
 def enrollment_item(enrollment: Enrollment, shards: int, rev: int) -> dict[str, Any]:
@@ -339,7 +400,7 @@ class DynamoNurtureStore(DynamoLeadStore):
         with ``new`` means the item must not exist yet."""
         item = enrollment_item(enrollment, self.shards, rev + 1)
         put: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
-        if new and rev == 0:
+        if rev == 0:  # stored items have rev >= 1: 0 is a new one (or one a mail log held)
             put["ConditionExpression"] = "attribute_not_exists(PK)"
         else:
             put["ConditionExpression"] = "#r = :r"
@@ -376,8 +437,14 @@ class DynamoNurtureStore(DynamoLeadStore):
         return True
 
     # ------------------------------------------------------------------ the send ledger (mail log)
-    def claim_send(
-        self, lead_id: str, message_id: str, record: dict[str, Any], now: datetime, log: MailLog
+    def claim_send(  # noqa: PLR0917 - the claim: whose, which email, what, when, over which read
+        self,
+        lead_id: str,
+        message_id: str,
+        record: dict[str, Any],
+        now: datetime,
+        log: MailLog,
+        held: Enrollment | None = None,
     ) -> tuple[str, MailLog]:
         """Claim one email before SES is called: one conditional write of the lead's mail log.
 
@@ -386,15 +453,26 @@ class DynamoNurtureStore(DynamoLeadStore):
         the lead, or the lead unsubscribed; decide again with fresh data). The write succeeds
         only over the version read, so frequency caps hold across sequences and an unsubscribe
         (``touch_mail``) that lands before the claim stops the send. The log as written comes
-        back with "claimed" (the next claim in the batch starts from it)."""
+        back with "claimed" (the next claim in the batch starts from it).
+
+        With ``held``, the same write makes the log hold that enrollment (its state after this
+        email) in place of an enrollment item."""
         if log.has(message_id):
             return "taken", log
         since = now - RECENT_SENDS
         sends = [s for s in log.sends if s.get("at") and datetime.fromisoformat(s["at"]) > since]
         sends.append({"at": _iso(now), "m": message_id, **{k: v for k, v in record.items() if v is not None}})
-        if self._put_log(lead_id, log.version, sends):
-            return "claimed", MailLog(log.version + 1, tuple(sends))
+        holds = dict(log.held)
+        if held is not None:
+            holds[held.sequence_id] = held_entry(held)
+        if self._put_log(lead_id, log.version, sends, holds):
+            return "claimed", MailLog(log.version + 1, tuple(sends), holds)
         return "changed", log
+
+    def hold(self, enrollment: Enrollment, log: MailLog) -> bool:
+        """Write a held enrollment's new state (an open or click marked on it) over the log read."""
+        holds = {**log.held, enrollment.sequence_id: held_entry(enrollment)}
+        return self._put_log(enrollment.lead_id, log.version, list(log.sends), holds)
 
     def release_send(self, lead_id: str, message_id: str) -> None:
         """SES refused before sending (throttled): take the claim back so a later try may send.
@@ -404,7 +482,7 @@ class DynamoNurtureStore(DynamoLeadStore):
             log = self.mail_log(lead_id)
             if not log.has(message_id):
                 return
-            if self._put_log(lead_id, log.version, [s for s in log.sends if s.get("m") != message_id]):
+            if self._put_log(lead_id, log.version, [s for s in log.sends if s.get("m") != message_id], log.held):
                 return
 
     def mail_log(self, lead_id: str) -> MailLog:
@@ -423,8 +501,18 @@ class DynamoNurtureStore(DynamoLeadStore):
             ExpressionAttributeValues=serialize({":one": 1, ":k": "mail"}),
         )
 
-    def _put_log(self, lead_id: str, version: int, sends: list[dict[str, Any]]) -> bool:
-        item = {"PK": f"LEAD#{lead_id}", "SK": MAIL_SK, "kind": "mail", "v": version + 1, "sends": sends}
+    def _put_log(
+        self, lead_id: str, version: int, sends: list[dict[str, Any]], held: dict[str, dict[str, Any]]
+    ) -> bool:
+        item: dict[str, Any] = {
+            "PK": f"LEAD#{lead_id}",
+            "SK": MAIL_SK,
+            "kind": "mail",
+            "v": version + 1,
+            "sends": sends,
+        }
+        if held:
+            item["held"] = held
         put: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
         if version == 0:
             put["ConditionExpression"] = "attribute_not_exists(PK)"

@@ -289,8 +289,18 @@ class DevGateway:
 
             score = ScoringService(workspace, store, self.stack.clock).explain_lead(lead_id)
         from leadflow.adapters.nurture import DynamoNurtureStore
+        from leadflow.services.nurture import NurtureService, TokenIssuer
+        from leadflow.services.nurture_wiring import NoSender
 
-        nurture = DynamoNurtureStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
+        nurture = NurtureService(
+            workspace=workspace,
+            store=DynamoNurtureStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb")),
+            sender=NoSender(),
+            tokens=TokenIssuer(list, "", 1),
+            due_now=NoSender(),  # type: ignore[arg-type]  # reading enrollments pushes nothing
+            clock=self.stack.clock,
+        )
+        # Stored and held enrollments alike (a broadcast's leads are held by their mail logs).
         enrollments = [e for e, _ in nurture.lead_enrollments(lead_id)]
         from leadflow.adapters.handoff import DynamoHandoffStore
 

@@ -46,6 +46,8 @@ from leadflow.domain.nurture import (
     Outcome,
     advance,
     enroll,
+    held_state,
+    holdable,
     in_segment,
     matches,
     migrate,
@@ -254,6 +256,48 @@ class NurtureService:
             self._old[key] = Sequence.from_trusted(data)
         return self._old[key], enrollment
 
+    # ------------------------------------------------------------------ reading enrollments
+    def _resolve(
+        self,
+        lead_id: str,
+        sequence_id: str,
+        stored: tuple[Enrollment, int] | None,
+        log: MailLog | None,
+        now: datetime,
+    ) -> tuple[Enrollment, int, bool] | None:
+        """The lead's enrollment in the sequence: its item, or the one its mail log holds when that
+        one is a later entry (a held enrollment reads as completed once its wait is over and it lapses
+        quietly). Returns (enrollment, the item's rev or 0 when there is none, whether it is held)."""
+        held = log.held_enrollment(lead_id, sequence_id) if log is not None else None
+        if held is None or (stored is not None and stored[0].entry >= held.entry):
+            return (stored[0], stored[1], False) if stored is not None else None
+        found = self.definition(held)
+        state = held_state(found[0], found[1], now) if found is not None else held
+        return state, (stored[1] if stored is not None else 0), True
+
+    def enrollment(self, lead_id: str, sequence_id: str) -> tuple[Enrollment, int] | None:
+        """The lead's enrollment in the sequence (stored or held) and the rev to write it over."""
+        found = self._resolve(
+            lead_id,
+            sequence_id,
+            self.store.enrollment(lead_id, sequence_id),
+            self.store.mail_log(lead_id),
+            self.clock.now(),
+        )
+        return (found[0], found[1]) if found is not None else None
+
+    def lead_enrollments(self, lead_id: str) -> list[tuple[Enrollment, int]]:
+        """Every enrollment of the lead, stored or held, by sequence id."""
+        now = self.clock.now()
+        stored = {e.sequence_id: (e, rev) for e, rev in self.store.lead_enrollments(lead_id)}
+        log = self.store.mail_log(lead_id)
+        found = []
+        for sequence_id in sorted(stored.keys() | log.held.keys()):
+            resolved = self._resolve(lead_id, sequence_id, stored.get(sequence_id), log, now)
+            if resolved is not None:
+                found.append((resolved[0], resolved[1]))
+        return found
+
     def overview(self) -> list[dict[str, Any]]:
         """Every sequence of the workspace: its current version, triggers, steps and version history."""
         rows = []
@@ -283,16 +327,18 @@ class NurtureService:
         enrollments, profiles, logs = self.store.load_batch(pairs)
         jobs: list[_Job] = []
         for pair in pairs:
-            loaded = enrollments.get(pair)
+            resolved = self._resolve(pair[0], pair[1], enrollments.get(pair), logs.get(pair[0]), now)
             profile = profiles.get(pair[0])
-            if loaded is None or profile is None:
+            if resolved is None or profile is None:
                 result.outcomes["missing"] += 1
                 continue
-            enrollment, rev = loaded
+            enrollment, rev, held = resolved
             if enrollment.status != "active" or (enrollment.due_at and enrollment.due_at > now):
                 result.outcomes["not_due"] += 1
                 continue
-            jobs.append(_Job(enrollment, rev, False, profile))
+            # A held enrollment (woken by an open or click) is not stored: like a broadcast's, it is
+            # written only if it cannot be held again after this step.
+            jobs.append(_Job(enrollment, rev, held and rev == 0, profile, fresh=held))
         result.add(self._work(jobs, logs, now))
         return result
 
@@ -407,8 +453,11 @@ class NurtureService:
         for _ in range(MAX_ADVANCES_PER_ENROLLMENT):
             outcome = advance(sequence, enrollment, lead, now, self.messaging, segments)
             if outcome.email is not None:
+                # Not stored yet and now waiting where it lapses quietly: the claim of its email makes
+                # the lead's mail log hold it (no enrollment item, no due-index entry, no write to end).
+                held = outcome.enrollment if fresh and holdable(sequence, outcome) else None
                 try:
-                    sent, log = self._send(sequence, outcome, lead, log, now, result)
+                    sent, log = self._send(sequence, outcome, lead, log, now, result, held)
                 except TemplateProblem as problem:
                     # This lead fails visibly, nothing is sent; the rest of the batch goes on.
                     failed = replace(
@@ -434,6 +483,15 @@ class NurtureService:
                     store(replace(enrollment, due_at=now + THROTTLE_RETRY))
                     return log
                 lead = replace(lead, recent_sends=(*lead.recent_sends, now))
+                holding = log.held_enrollment(lead.lead_id, sequence.id) if held is not None else None
+                if (
+                    held is not None
+                    and holding is not None
+                    and (holding.entry, holding.step_id) == (held.entry, held.step_id)
+                ):
+                    result.outcomes["held"] += 1
+                    result.outcomes[outcome.deferred or held.status] += 1
+                    return log
             if outcome.enrollment != enrollment or fresh:
                 if not store(outcome.enrollment):
                     result.outcomes["conflict"] += 1
@@ -451,7 +509,14 @@ class NurtureService:
         return log
 
     def _send(  # noqa: PLR0917 - one private call site
-        self, sequence: Sequence, outcome: Outcome, lead: LeadView, log: MailLog, now: datetime, result: BatchResult
+        self,
+        sequence: Sequence,
+        outcome: Outcome,
+        lead: LeadView,
+        log: MailLog,
+        now: datetime,
+        result: BatchResult,
+        held: Enrollment | None = None,
     ) -> tuple[str, MailLog]:
         """Render, claim, send one email. Returns ("sent" | "taken" | "retry" | "saturated", the mail log)
         ("saturated": no send slot of the account's rate came free within ~2 s).
@@ -485,7 +550,7 @@ class NurtureService:
         )
         rendered.headers["Date"] = format_datetime(now)  # the send time on the service's clock
         record = {"s": sequence.id, "p": email.step_id, "variant": email.variant}
-        claim, log = self.store.claim_send(lead_id, email.message_id, record, now, log)
+        claim, log = self.store.claim_send(lead_id, email.message_id, record, now, log, held)
         if claim == "taken":
             result.outcomes["already_sent"] += 1
             return "taken", log
@@ -586,7 +651,7 @@ class NurtureService:
             return None
         sequence, version = found
         now = self.clock.now()
-        previous = self.store.enrollment(lead_id, sequence_id)
+        previous = self.enrollment(lead_id, sequence_id)
         created = enroll(sequence, version, lead_id, now, previous[0] if previous else None)
         if created is None:
             return None
@@ -598,7 +663,7 @@ class NurtureService:
         return created
 
     def exit(self, lead_id: str, sequence_id: str, reason: str) -> bool:
-        current = self.store.enrollment(lead_id, sequence_id)
+        current = self.enrollment(lead_id, sequence_id)
         if current is None or current[0].status != "active":
             return False
         now = self.clock.now()
@@ -668,10 +733,15 @@ class NurtureService:
         if not sequence_id or not message_id:
             return 0
         for _ in range(3):
-            current = self.store.enrollment(lead_id, str(sequence_id))
+            log = self.store.mail_log(lead_id)
+            current = self._resolve(
+                lead_id, str(sequence_id), self.store.enrollment(lead_id, str(sequence_id)), log, self.clock.now()
+            )
             if current is None:
                 return 0
-            enrollment, rev = current
+            enrollment, rev, held = current
+            if held and enrollment.status != "active":
+                return 0  # its wait is over and it has ended: the activity itself is recorded
             emails = []
             touched = False
             for email in enrollment.emails:
@@ -691,7 +761,7 @@ class NurtureService:
             now = self.clock.now()
             woken = enrollment.status == "active" and enrollment.due_at is not None and enrollment.due_at > now
             changed = replace(enrollment, emails=tuple(emails), due_at=now if woken else enrollment.due_at)
-            if self.store.put_enrollment(changed, rev):
+            if self.store.hold(changed, log) if held else self.store.put_enrollment(changed, rev):
                 if woken:
                     self.due_now.push([(lead_id, enrollment.sequence_id)])
                 return 1 if woken else 0
@@ -710,7 +780,7 @@ class NurtureService:
             return 0
         segments = self.workspace.segments
         woken: list[tuple[str, str]] = []
-        for stored, rev in self.store.lead_enrollments(lead_id):
+        for stored, rev in self.lead_enrollments(lead_id):
             if stored.status != "active" or not stored.due_at or stored.due_at <= now:
                 continue
             found = self.definition(stored)
@@ -871,13 +941,16 @@ class NurtureService:
             ]
             if members:
                 existing, logs = self.store.enrollments_of(
-                    [(str(p["lead_id"]), sequence_id) for p in members], mail=first_step
+                    [(str(p["lead_id"]), sequence_id) for p in members], mail=True
                 )
                 fresh: list[tuple[Enrollment, int | None]] = []
                 profiles: dict[str, dict[str, Any]] = {}
                 for profile in members:
                     lead_id = str(profile["lead_id"])
-                    previous = existing.get((lead_id, sequence_id))
+                    resolved = self._resolve(
+                        lead_id, sequence_id, existing.get((lead_id, sequence_id)), logs.get(lead_id), now
+                    )
+                    previous = (resolved[0], resolved[1]) if resolved is not None else None
                     if previous is not None and previous[0].status == "active":
                         counts["already_enrolled"] += 1
                         continue
@@ -885,7 +958,7 @@ class NurtureService:
                     if created is None:
                         counts["refused"] += 1
                         continue
-                    fresh.append((created, previous[1] if previous else None))
+                    fresh.append((created, (previous[1] or None) if previous else None))
                     profiles[lead_id] = profile
                 if first_step:
                     jobs = [_Job(e, rev or 0, rev is None, profiles[e.lead_id], fresh=True) for e, rev in fresh]
@@ -1065,7 +1138,7 @@ class NurtureService:
         # Any send claimed on a read from before this point now fails and is decided again.
         self.store.touch_mail(lead_id)
         exited = 0
-        for enrollment, _rev in self.store.lead_enrollments(lead_id):
+        for enrollment, _rev in self.lead_enrollments(lead_id):
             sequence = self.workspace.sequences.get(enrollment.sequence_id)
             if enrollment.status == "active" and (topics is None or (sequence and sequence.topic in topics)):
                 exited += self.exit(lead_id, enrollment.sequence_id, "unsubscribed")
