@@ -537,3 +537,37 @@ def test_a_lead_the_first_step_defers_is_stored_not_held(nurture):
     counts, _ = nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
     # THEN the deferred one is an enrollment item in the due index, as before
     assert counts.get("held", 0) == 0 and stored_items(nurture, night) == 1
+
+
+def test_events_no_sequence_acts_on_cost_no_read(nurture, tmp_path):
+    # GIVEN the demo workspace: its goals read the stage, no trigger or wait reads scores or tags
+    service = nurture.service
+    # THEN score and tag events, and activities other than opens and clicks, are ignored unread
+    assert not service.listens("lead.scored", {}) and not service.listens("lead.tagged", {})
+    assert not service.listens("activity.recorded", {"type": "page_viewed"})
+    assert service.handle_event("lead.scored", {"lead_id": "01NOSUCHLEAD"}) == {"ignored": True}
+    # AND the events it acts on are not
+    assert service.listens("lead.stage_changed", {}) and service.listens("lead.captured", {})
+    assert service.listens("activity.recorded", {"type": "email_opened"})
+    assert service.listens("lead.consent_confirmed", {})
+    # WHEN a sequence waits for a score and another is triggered by a tag
+    import shutil
+
+    workspace = tmp_path / "workspace"
+    shutil.copytree(WORKSPACE, workspace)
+    (workspace / "sequences" / "hot.yaml").write_text(
+        "id: hot\nname: Hot\ntriggers: [{tag_added: vip}]\nsteps:\n"
+        "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
+        "  - {id: w, type: wait, days: 3, until_event: {score: {gte: 50}}}\n"
+    )
+    other = NurtureService(
+        workspace=Workspace(workspace),
+        store=nurture.store,
+        sender=nurture.sender,
+        tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
+        due_now=RecordingQueue(),
+        clock=nurture.clock,
+    )
+    # THEN score and tag events matter there
+    assert other.listens("lead.scored", {}) and other.listens("lead.tagged", {})
+    assert not other.listens("activity.recorded", {"type": "page_viewed"})

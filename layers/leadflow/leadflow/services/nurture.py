@@ -705,10 +705,44 @@ class NurtureService:
         except Exception:  # noqa: BLE001 - a workspace without scoring
             return "default"
 
+    @cached_property
+    def _listened(self) -> dict[str, bool]:
+        """Which of the bus's lead events the workspace's sequences act on (worked out once).
+
+        A score, tag or stage event matters only to a trigger on it or to a wait or goal that reads
+        it (``_wake``); any other activity than an email's open or click only to a wait or goal that
+        reads activity; with a ``segment_joined`` trigger every event matters (any change may make
+        the lead join). The rest cost their delivery and nothing else: no read, no write."""
+        sequences = [s for s in self.workspace.sequences.values() if s.status == "active"]
+        triggers = {t.key for s in sequences for t in s.triggers}
+        segments = {s.id: s for s in self.workspace.segments.segments}
+        keys: set[str] = set()
+        for sequence in sequences:
+            conditions = [sequence.goal] if sequence.goal is not None else []
+            conditions += [s.until_event for s in sequence.steps if getattr(s, "until_event", None) is not None]
+            for condition in conditions:
+                for part in condition.walk():
+                    keys.add(part.key)
+                    if part.key == "segment" and part.segment in segments:
+                        keys.update(p.key for p in segments[part.segment].when.walk())
+        every = "segment_joined" in triggers
+        return {
+            "lead.scored": every or "score_crossed" in triggers or bool(keys & {"score", "grade"}),
+            "lead.tagged": every or "tag_added" in triggers or "tag" in keys,
+            "lead.stage_changed": every or "stage_reached" in triggers or "stage" in keys,
+            "activity": every or "activity" in keys,
+        }
+
+    def listens(self, detail_type: str, detail: Mapping[str, Any]) -> bool:
+        """Whether the workspace's sequences act on this bus event at all."""
+        if detail_type == "activity.recorded":
+            return detail.get("type") in ("email_opened", "email_clicked") or self._listened["activity"]
+        return self._listened.get(detail_type, True)
+
     def handle_event(self, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
         """One bus event: enrollments its triggers ask for, engagement, and waking the lead's waits."""
         lead_id = str(detail.get("lead_id") or "")
-        if not lead_id:
+        if not lead_id or not self.listens(detail_type, detail):
             return {"ignored": True}
         done: dict[str, Any] = {"enrolled": [], "woken": 0}
         profile = self.store.get_lead(lead_id)
@@ -723,7 +757,7 @@ class NurtureService:
                 done["enrolled"].append(sequence_id)
         done["enrolled"] += self._segments_joined(profile)
         if detail_type in ("lead.stage_changed", "lead.scored", "lead.tagged", "lead.consent_confirmed"):
-            done["woken"] += self._wake(lead_id)
+            done["woken"] += self._wake(lead_id, profile)
         return done
 
     def _engaged(self, lead_id: str, detail: dict[str, Any]) -> int:
@@ -767,7 +801,7 @@ class NurtureService:
                 return 1 if woken else 0
         return 0
 
-    def _wake(self, lead_id: str) -> int:
+    def _wake(self, lead_id: str, profile: dict[str, Any] | None = None) -> int:
         """The lead changed (stage, score, tags, consent): look at its waiting enrollments now.
 
         A sequence goal that now holds ends the enrollment at once (converted), and a wait for
@@ -775,7 +809,7 @@ class NurtureService:
         others: they stay due when they were (a frequency cap, a wait's end).
         """
         now = self.clock.now()
-        profile = self.store.get_lead(lead_id)
+        profile = profile if profile is not None else self.store.get_lead(lead_id)
         if profile is None:
             return 0
         segments = self.workspace.segments
