@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from leadflow.adapters.nurture import DynamoNurtureStore, MailLog
 from leadflow.config import models
-from leadflow.config.sequences import Action, MessagingConfig, Sequence
+from leadflow.config.sequences import Action, MessagingConfig, Sequence, WaitStep
 from leadflow.config.workspace import Workspace
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.ids import new_id
@@ -719,7 +719,7 @@ class NurtureService:
         keys: set[str] = set()
         for sequence in sequences:
             conditions = [sequence.goal] if sequence.goal is not None else []
-            conditions += [s.until_event for s in sequence.steps if getattr(s, "until_event", None) is not None]
+            conditions += [s.until_event for s in sequence.steps if isinstance(s, WaitStep) and s.until_event]
             for condition in conditions:
                 for part in condition.walk():
                     keys.add(part.key)
