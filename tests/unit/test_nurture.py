@@ -1107,3 +1107,16 @@ def test_a_held_enrollment_completes_at_the_end_of_its_wait_unless_the_lead_reac
     assert held_state(PUSH, engaged, NOW + 8 * DAY) == engaged
     # AND without its sequence definition it is shown as stored
     assert held_state(None, waiting, NOW + 8 * DAY) == waiting
+
+
+def test_send_slots_are_taken_in_blocks_that_grow_with_the_rate_and_never_pass_it() -> None:
+    from leadflow.services.nurture import BROADCAST_PARTS, slot_block
+
+    assert slot_block(14) == 14  # the demo's rate: one block is the whole second
+    assert slot_block(100) == 25
+    assert slot_block(10_000) == 10_000 // (2 * BROADCAST_PARTS)
+    # the parts' blocks together leave at least half the rate to others at high rates
+    for rate in (1, 14, 25, 400, 1_000, 50_000):
+        assert 1 <= slot_block(rate) <= rate
+        if rate >= 800:
+            assert slot_block(rate) * BROADCAST_PARTS <= rate // 2

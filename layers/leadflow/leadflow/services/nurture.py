@@ -582,7 +582,7 @@ class NurtureService:
         """One send within the account's SES rate, shared by all workers (waits up to ``SLOT_WAITS`` seconds).
 
         Slots are taken from the shared counter of the current second in blocks (one write per
-        ``SLOT_BLOCK`` sends); a block's unused slots lapse with their second, so the rate is
+        ``slot_block(rate)`` sends); a block's unused slots lapse with their second, so the rate is
         never exceeded, only sometimes not used in full."""
         rate = self.messaging.send_rate_per_second
         for _ in range(SLOT_WAITS):
@@ -593,7 +593,7 @@ class NurtureService:
                 if self._slots > 0:
                     self._slots -= 1
                     return True
-                got = self.store.take_send_slots(min(SLOT_BLOCK, rate), rate, second)
+                got = self.store.take_send_slots(slot_block(rate), rate, second)
                 if got:
                     self._slots = got - 1
                     return True
@@ -1210,6 +1210,13 @@ class NurtureService:
         )
         self._wake(lead_id)
         return True
+
+
+def slot_block(rate: int) -> int:
+    """Send slots one worker takes from the shared counter at a time: ``SLOT_BLOCK``, more at a high
+    rate (a sixteenth of it: the broadcast's parts each take a block a second and still leave half
+    the rate to the others), never more than the rate."""
+    return min(rate, max(SLOT_BLOCK, rate // (2 * BROADCAST_PARTS)))
 
 
 def _recent_sends(profile: Mapping[str, Any], log: MailLog | None) -> tuple[datetime, ...]:
