@@ -571,3 +571,34 @@ def test_events_no_sequence_acts_on_cost_no_read(nurture, tmp_path):
     # THEN score and tag events matter there
     assert other.listens("lead.scored", {}) and other.listens("lead.tagged", {})
     assert not other.listens("activity.recorded", {"type": "page_viewed"})
+
+
+@pytest.mark.parametrize("migrated", [False, True])
+def test_a_held_enrollment_keeps_its_wait_when_the_sequence_is_edited(nurture, tmp_path, migrated):
+    # GIVEN a broadcast's held leads on version 1 of the push campaign
+    leads = nurture.add_leads(2)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    # WHEN the sequence is edited (a new version), with or without a migration of version 1's leads
+    import shutil
+
+    workspace = tmp_path / "workspace"
+    shutil.copytree(WORKSPACE, workspace)
+    path = workspace / "sequences" / f"{SEQUENCE}.yaml"
+    text = path.read_text().replace("This week only: 20% off Example", "This week only: 25% off Example")
+    path.write_text(text + ("migrations: [{from_version: 1}]\n" if migrated else ""))
+    edited = NurtureService(
+        workspace=Workspace(workspace),
+        store=nurture.store,
+        sender=nurture.sender,
+        tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
+        due_now=RecordingQueue(),
+        clock=nurture.clock,
+    )
+    assert edited.current(SEQUENCE)[1] == 2  # type: ignore[index]
+    # THEN the leads still wait where they were until their wait ends, then complete
+    nurture.clock.current = NOW + timedelta(days=3)
+    waiting = edited.enrollment(leads[0], SEQUENCE)
+    assert waiting is not None and (waiting[0].status, waiting[0].step_id) == ("active", "wait-discount")
+    assert waiting[0].due_at == NOW + timedelta(days=7)
+    nurture.clock.current = NOW + timedelta(days=8)
+    assert {edited.enrollment(lead, SEQUENCE)[0].status for lead in leads} == {"completed"}  # type: ignore[index]

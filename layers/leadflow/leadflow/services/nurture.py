@@ -248,13 +248,21 @@ class NurtureService:
         moved = migrate(enrollment, sequence, version)
         if moved is not None:
             return sequence, moved
-        key = (enrollment.sequence_id, enrollment.version)
+        old = self._version(enrollment.sequence_id, enrollment.version)
+        return (old, enrollment) if old is not None else None
+
+    def _version(self, sequence_id: str, number: int) -> Sequence | None:
+        """Version ``number`` of the sequence: the workspace's when current, else as registered."""
+        found = self.current(sequence_id)
+        if found is not None and found[1] == number:
+            return found[0]
+        key = (sequence_id, number)
         if key not in self._old:
-            data = self.store.version_definition(enrollment.sequence_id, enrollment.version)
+            data = self.store.version_definition(sequence_id, number)
             if data is None:
                 return None
             self._old[key] = Sequence.from_trusted(data)
-        return self._old[key], enrollment
+        return self._old[key]
 
     # ------------------------------------------------------------------ reading enrollments
     def _resolve(
@@ -271,8 +279,8 @@ class NurtureService:
         held = log.held_enrollment(lead_id, sequence_id) if log is not None else None
         if held is None or (stored is not None and stored[0].entry >= held.entry):
             return (stored[0], stored[1], False) if stored is not None else None
-        found = self.definition(held)
-        state = held_state(found[0], found[1], now) if found is not None else held
+        # Worked out on the version it runs on (a migration, if one applies, happens at its next step).
+        state = held_state(self._version(sequence_id, held.version), held, now)
         return state, (stored[1] if stored is not None else 0), True
 
     def enrollment(self, lead_id: str, sequence_id: str) -> tuple[Enrollment, int] | None:
