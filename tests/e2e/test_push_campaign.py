@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,6 +55,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from leadflow.domain.ids import new_id
 from leadflow.domain.nurture import COUNTRY_TIMEZONES
+from leadflow.services.nurture import ERROR_RETRY
 from tests.conftest import ROOT, WORKSPACE, StackClient
 from tests.e2e.conftest import start_dev, stop_dev
 
@@ -155,10 +156,10 @@ def settle(stack: CampaignStack, timeout: float = 600) -> None:
     stack.client.tick()
 
 
-def due_enrollments(stack: CampaignStack) -> int:
-    """Enrollments due by now on the dev clock (the due index, GSI4, shard by shard)."""
+def due_enrollments(stack: CampaignStack, slack: float = 0) -> int:
+    """Enrollments due by now (plus ``slack`` seconds) on the dev clock (the due index, GSI4, shard by shard)."""
     dynamodb = stack.aws_client("dynamodb")
-    until = f"{dev_now(stack.client).isoformat()}#~"
+    until = f"{(dev_now(stack.client) + timedelta(seconds=slack)).isoformat()}#~"
     return sum(
         dynamodb.query(
             TableName=stack.table,
@@ -175,13 +176,14 @@ def next_tick(stack: CampaignStack, days: float = 0) -> None:
     """Move the clock on by ``days`` and past the next scheduled tick, and let the tick run.
 
     A shard whose page failed (on a busy machine a local DynamoDB call can outlast the SDK's
-    5 s read timeout) leaves its enrollments due for the next tick, as in AWS: up to
-    ``MAX_EXTRA_TICKS`` more ticks take them up, and the timings report how many were needed.
+    5 s read timeout) leaves its enrollments due for the next tick, and a lead whose step failed
+    is looked at again 10 minutes later (``ERROR_RETRY``), as in AWS: up to ``MAX_EXTRA_TICKS``
+    more ticks take them up, and the timings report how many were needed.
     """
     advance(stack.client, days * DAY + TICK_PERIOD)
     settle(stack)
     for _ in range(MAX_EXTRA_TICKS):
-        if not due_enrollments(stack):
+        if not due_enrollments(stack, slack=ERROR_RETRY.total_seconds() + 60):
             return
         stack.extra_ticks += 1
         advance(stack.client, TICK_PERIOD)
