@@ -1,0 +1,184 @@
+"""The renderer's shortcuts render exactly what Jinja's own sandbox renders.
+
+``EmailRenderer`` runs Jinja's ``ImmutableSandboxedEnvironment`` with two changes for speed: the
+sandbox's attribute decisions are memoized per (type, name) and template globals are a plain
+dict. A subject with no Jinja syntax skips Jinja; the text part's footer check skips collapsing
+white space when the footer is there as it is; ``Sender`` works out its derived forms once.
+Each of these must give what the plain path gives, and the sandbox must refuse what it refused.
+"""
+
+from __future__ import annotations
+
+from email.utils import formataddr
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
+
+from leadflow.domain.rendering import (
+    EmailRenderer,
+    Sender,
+    TemplateProblem,
+    _autoescape,
+    _SourcesLoader,
+    load_template_sources,
+    one_line,
+    sender_of,
+)
+from tests.conftest import WORKSPACE
+
+pytestmark = pytest.mark.unit
+
+SOURCES = load_template_sources(WORKSPACE / "templates")
+SENDER = Sender("news@example.com", "Example", "hello@example.com", "Example Inc.\n100 Market Street\nSF, CA 94105")
+LEAD: dict[str, Any] = {"email": "ada@northwind.test", "first_name": "Ada", "company": "Northwind <Traders> & Co"}
+CONTEXT: dict[str, Any] = {"sequence": "s", "step": 1, "confirm_url": "https://www.example.com/confirm?t=1&l=2"}
+EMAILS = sorted(
+    name.removeprefix("emails/").removesuffix(".html.j2")
+    for name in SOURCES
+    if name.startswith("emails/") and name.endswith(".html.j2")
+)
+
+
+class Links:
+    def click_url(self, url: str, tag: str) -> str:
+        return f"https://t.example.net/c/{tag}?u={len(url)}&s=1"
+
+    def open_pixel_url(self) -> str:
+        return "https://t.example.net/o/x.gif"
+
+    def unsubscribe_url(self) -> str:
+        return "https://t.example.net/u/tok?a=1&b=2"
+
+    def preferences_url(self) -> str:
+        return "https://t.example.net/p/tok"
+
+
+def plain_environment() -> ImmutableSandboxedEnvironment:
+    """Jinja's sandbox as shipped, with the renderer's options."""
+    return ImmutableSandboxedEnvironment(
+        loader=_SourcesLoader(SOURCES),
+        autoescape=_autoescape,
+        undefined=StrictUndefined,
+        auto_reload=False,
+        cache_size=-1,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@pytest.mark.parametrize("email", EMAILS)
+def test_every_shipped_email_renders_as_jinjas_own_sandbox_renders_it(email: str) -> None:
+    renderer = EmailRenderer(SOURCES)
+    rendered = renderer.render(email, "Hi {{ lead.first_name }}", LEAD, CONTEXT, SENDER, Links())
+    again = renderer.render(email, "Hi {{ lead.first_name }}", LEAD, CONTEXT, SENDER, Links())  # memo warm
+    assert again == rendered
+    plain = plain_environment()
+    links = Links()
+    variables = {
+        **CONTEXT,
+        "lead": dict(LEAD),
+        "sender": SENDER,
+        "link": links.click_url,
+        "unsubscribe_url": links.unsubscribe_url(),
+        "preferences_url": links.preferences_url(),
+        "open_pixel_url": links.open_pixel_url(),
+        "subject": "Hi Ada",
+    }
+    assert rendered.html == plain.get_template(f"emails/{email}.html.j2").render(variables)
+    assert rendered.subject == "Hi Ada"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ range(3) | list }} {{ dict(a=1) }} {% set ns = namespace(n=2) %}{{ ns.n }} {{ cycler('a','b').next() }}",
+        "{% for x in lead | dictsort %}{{ x[0] }}{% endfor %} {{ lead.get('first_name') }} {{ lead.items() | list }}",
+        "{{ sender.name }} {{ sender.postal_lines | join('/') }} {{ sender.address }}",
+    ],
+)
+def test_globals_filters_and_attributes_work_as_in_jinjas_sandbox(source: str) -> None:
+    variables = {"lead": dict(LEAD), "sender": SENDER}
+    ours = EmailRenderer({**SOURCES, "x.txt.j2": source})._env.get_template("x.txt.j2")
+    for _ in range(2):  # the second render reads the memo
+        assert ours.render(variables) == plain_environment().from_string(source).render(variables)
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "{{ lead.__class__ }}",
+        "{{ sender.__init__ }}",
+        "{{ lead.update({'x': 1}) }}",
+        "{{ lead.pop('email') }}",
+        "{{ sender.postal_lines.__class__ }}",
+        "{{ link.__globals__ }}",
+        "{{ range.__self__ }}",
+    ],
+)
+def test_the_sandbox_refuses_the_same_after_its_answers_are_remembered(attempt: str) -> None:
+    renderer = EmailRenderer(SOURCES)
+    env = renderer._env
+    variables = {"lead": dict(LEAD), "sender": SENDER, "link": Links().click_url}
+    for _ in range(3):
+        ours: Any
+        theirs: Any
+        try:
+            ours = env.from_string(attempt).render(variables)
+        except Exception as error:  # noqa: BLE001 - the outcome compared is the exception's type
+            ours = type(error)
+        try:
+            theirs = plain_environment().from_string(attempt).render(variables)
+        except Exception as error:  # noqa: BLE001
+            theirs = type(error)
+        assert ours == theirs
+    assert variables["lead"] == LEAD
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80).filter(lambda s: "{" not in s))
+def test_a_subject_without_jinja_syntax_is_what_jinja_would_make_of_it(subject: str) -> None:
+    renderer = EmailRenderer(SOURCES)
+    expected = one_line(plain_environment().from_string(subject).render())
+    if not expected:
+        with pytest.raises(TemplateProblem, match="renders empty"):
+            renderer._render_subject("t", subject, {})
+    else:
+        assert renderer._render_subject("t", subject, {}) == expected
+
+
+def test_a_text_footer_wrapped_over_lines_is_still_found_and_a_missing_one_refused() -> None:
+    wrapped = {
+        "emails/w.html.j2": '{% extends "layouts/base.html.j2" %}{% block content %}x{% endblock %}',
+        "emails/w.txt.j2": "{{ sender.postal_lines | join('\n   ') }}\nExample\n  Inc.\n{{ unsubscribe_url }}\n",
+        "emails/m.html.j2": '{% extends "layouts/base.html.j2" %}{% block content %}x{% endblock %}',
+        "emails/m.txt.j2": "{{ unsubscribe_url }}\n",
+    }
+    sender = Sender("n@example.com", "E", None, "Example   Inc.\n100 Market Street")
+    renderer = EmailRenderer({**SOURCES, **wrapped})
+    assert "Example\n  Inc." in renderer.render("w", "s", LEAD, CONTEXT, sender, Links()).text
+    with pytest.raises(TemplateProblem, match="postal address"):
+        renderer.render("m", "s", LEAD, CONTEXT, sender, Links())
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("news@example.com", "Example", None, "A & B <Ltd>\n\n  1  Main   St \n"),
+        ("news@example.com", "Zoë Société", "r@example.com", "X"),
+        ("news@example.com", '"Quoted" Name, Inc.', None, "X"),
+        ("news@example.com", "", None, ""),
+    ],
+)
+def test_the_senders_derived_forms_are_what_they_were_computed_as(fields: tuple[Any, ...]) -> None:
+    sender = sender_of(*fields)
+    assert sender is sender_of(*fields)  # made once
+    lines = tuple(line for line in (" ".join(raw.split()) for raw in sender.postal_address.splitlines()) if line)
+    assert sender.postal_lines == lines
+    assert sender.escaped_postal_lines == tuple(str(escape(line)) for line in lines)
+    assert sender.from_header == formataddr((" ".join(sender.name.split()), sender.address))
+    assert sender == Sender(*fields)
