@@ -15,15 +15,14 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from leadflow.domain.rendering import (
+    ENVIRONMENT_OPTIONS,
     EmailRenderer,
     Sender,
     TemplateProblem,
-    _autoescape,
     _SourcesLoader,
     load_template_sources,
     one_line,
@@ -60,15 +59,7 @@ class Links:
 
 def plain_environment() -> ImmutableSandboxedEnvironment:
     """Jinja's sandbox as shipped, with the renderer's options."""
-    return ImmutableSandboxedEnvironment(
-        loader=_SourcesLoader(SOURCES),
-        autoescape=_autoescape,
-        undefined=StrictUndefined,
-        auto_reload=False,
-        cache_size=-1,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    return ImmutableSandboxedEnvironment(loader=_SourcesLoader(SOURCES), **ENVIRONMENT_OPTIONS)
 
 
 @pytest.mark.parametrize("email", EMAILS)

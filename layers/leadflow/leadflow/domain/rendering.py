@@ -197,6 +197,17 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html"))
 
 
+ENVIRONMENT_OPTIONS: dict[str, Any] = {
+    "autoescape": _autoescape,
+    "undefined": StrictUndefined,
+    "auto_reload": False,
+    "cache_size": -1,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+}
+"""The Jinja options of the renderer's sandbox (beside its loader)."""
+
+
 class EmailRenderer:
     """Renders a workspace's email templates; build one per set of sources and reuse it."""
 
@@ -207,15 +218,7 @@ class EmailRenderer:
         Templates compile on first use and stay compiled for the renderer's life.
         """
         self._sources = dict(sources)
-        self._env = _Sandbox(
-            loader=_SourcesLoader(self._sources),
-            autoescape=_autoescape,
-            undefined=StrictUndefined,
-            auto_reload=False,
-            cache_size=-1,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self._env = _Sandbox(loader=_SourcesLoader(self._sources), **ENVIRONMENT_OPTIONS)
         self._subjects: dict[str, Template] = {}
         self._templates: dict[str, Template] = {}  # the emails' own templates, compiled
 
