@@ -9,6 +9,7 @@ Each of these must give what the plain path gives, and the sandbox must refuse w
 
 from __future__ import annotations
 
+import re
 from email.utils import formataddr
 from typing import Any
 
@@ -24,6 +25,7 @@ from leadflow.domain.rendering import (
     Sender,
     TemplateProblem,
     _SourcesLoader,
+    _tidy_text,
     load_template_sources,
     one_line,
     sender_of,
@@ -57,6 +59,21 @@ class Links:
         return "https://t.example.net/p/tok"
 
 
+def template_variables(subject: str) -> dict[str, Any]:
+    """What ``EmailRenderer.render`` gives a template, with ``Links``."""
+    links = Links()
+    return {
+        **CONTEXT,
+        "lead": dict(LEAD),
+        "sender": SENDER,
+        "link": links.click_url,
+        "unsubscribe_url": links.unsubscribe_url(),
+        "preferences_url": links.preferences_url(),
+        "open_pixel_url": links.open_pixel_url(),
+        "subject": subject,
+    }
+
+
 def plain_environment() -> ImmutableSandboxedEnvironment:
     """Jinja's sandbox as shipped, with the renderer's options."""
     return ImmutableSandboxedEnvironment(loader=_SourcesLoader(SOURCES), **ENVIRONMENT_OPTIONS)
@@ -69,17 +86,7 @@ def test_every_shipped_email_renders_as_jinjas_own_sandbox_renders_it(email: str
     again = renderer.render(email, "Hi {{ lead.first_name }}", LEAD, CONTEXT, SENDER, Links())  # memo warm
     assert again == rendered
     plain = plain_environment()
-    links = Links()
-    variables = {
-        **CONTEXT,
-        "lead": dict(LEAD),
-        "sender": SENDER,
-        "link": links.click_url,
-        "unsubscribe_url": links.unsubscribe_url(),
-        "preferences_url": links.preferences_url(),
-        "open_pixel_url": links.open_pixel_url(),
-        "subject": "Hi Ada",
-    }
+    variables = template_variables("Hi Ada")
     assert rendered.html == plain.get_template(f"emails/{email}.html.j2").render(variables)
     assert rendered.subject == "Hi Ada"
 
@@ -140,6 +147,28 @@ def test_a_subject_without_jinja_syntax_is_what_jinja_would_make_of_it(subject: 
             renderer._render_subject("t", subject, {})
     else:
         assert renderer._render_subject("t", subject, {}) == expected
+
+
+def reference_tidy(text: str) -> str:
+    """``rendering._tidy_text`` before its fast path."""
+    lines = "\n".join(line.rstrip() for line in text.splitlines())
+    return re.sub(r"\n{3,}", "\n\n", lines).strip("\n") + "\n"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(st.sampled_from(["a", "b", " ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\xa0", "\u2028", "é"]))
+    | st.text(max_size=60)
+)
+def test_tidying_text_gives_what_it_gave(text: str) -> None:
+    assert _tidy_text(text) == reference_tidy(text)
+
+
+@pytest.mark.parametrize("email", [e for e in EMAILS if f"emails/{e}.txt.j2" in SOURCES])
+def test_tidying_the_shipped_text_parts_gives_what_it_gave(email: str) -> None:
+    variables = template_variables("s")
+    raw = plain_environment().get_template(f"emails/{email}.txt.j2").render(variables)
+    assert _tidy_text(raw) == reference_tidy(raw)
 
 
 def test_a_text_footer_wrapped_over_lines_is_still_found_and_a_missing_one_refused() -> None:

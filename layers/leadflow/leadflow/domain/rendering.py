@@ -442,9 +442,26 @@ def _check_footer(template: str, rendered: str, unsubscribe_url: str, postal_lin
 
 
 def _tidy_text(text: str) -> str:
-    """Trailing spaces off every line, at most one blank line in a row, one final newline."""
+    """Trailing spaces off every line, at most one blank line in a row, one final newline.
+
+    A rendered text part is usually tidy already but for its last newline: ASCII text with no
+    line that ends in white space, no two blank lines in a row, no other white space than
+    spaces, tabs and LF and no leading newline only needs that newline (the same result; tested)."""
+    if (
+        text.isascii()
+        and not text.startswith("\n")
+        and not text.endswith((" ", "\t"))
+        and "\n\n\n" not in text
+        and " \n" not in text
+        and "\t\n" not in text
+        and not any(c in text for c in _ASCII_WHITE_SPACE_BUT_SPACE_TAB_LF)
+    ):
+        return text.rstrip("\n") + "\n"
     lines = "\n".join([line.rstrip() for line in text.splitlines()])
     return _BLANK_LINES.sub("\n\n", lines).strip("\n") + "\n"
+
+
+_ASCII_WHITE_SPACE_BUT_SPACE_TAB_LF = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 _BLOCK_TAGS = frozenset(
