@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from email.utils import formataddr
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -20,10 +21,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from leadflow.domain.rendering import (
+    _CONTROLS,
     ENVIRONMENT_OPTIONS,
+    LOOPBACK_HOSTS,
     EmailRenderer,
     Sender,
     TemplateProblem,
+    _check_unsubscribe_url,
     _SourcesLoader,
     _tidy_text,
     load_template_sources,
@@ -202,3 +206,82 @@ def test_the_senders_derived_forms_are_what_they_were_computed_as(fields: tuple[
     assert sender.escaped_postal_lines == tuple(str(escape(line)) for line in lines)
     assert sender.from_header == formataddr((" ".join(sender.name.split()), sender.address))
     assert sender == Sender(*fields)
+
+
+def reference_unsubscribe_check(url: str) -> bool:
+    """``rendering._check_unsubscribe_url`` before its per-origin cache: True when the URL passes."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    return bool(secure and parts.netloc and not _CONTROLS.search(url) and not any(c in url for c in " <>"))
+
+
+def passes(url: str) -> bool:
+    try:
+        _check_unsubscribe_url("t", url)
+    except (TemplateProblem, ValueError):
+        return False
+    return True
+
+
+URL_PARTS = st.sampled_from(
+    [
+        "https",
+        "http",
+        "HTTPS",
+        "ftp",
+        ":",
+        "://",
+        "//",
+        "/",
+        "?",
+        "#",
+        "@",
+        ".",
+        "[",
+        "]",
+        "::1",
+        "localhost",
+        "127.0.0.1",
+        "t.example.com",
+        "u",
+        "x=1",
+        " ",
+        "<",
+        "\t",
+        "\n",
+        "é",
+        "1",
+        ":443",
+        "user:pw@",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(URL_PARTS, max_size=10).map("".join) | st.text(max_size=40))
+def test_the_unsubscribe_url_check_decides_as_before(url: str) -> None:
+    assert passes(url) == reference_unsubscribe_check(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://t.example.com/u/abc.def", True),
+        ("https://t.example.com?u=abc", True),
+        ("https://t.example.com#abc", True),
+        ("http://localhost:3000/u/abc", True),
+        ("http://127.0.0.1/u/abc", True),
+        ("http://[::1]:8080/u/abc", True),
+        ("http://t.example.com/u/abc", False),
+        ("https:///u/abc", False),
+        ("https://t.example.com/u/a b", False),
+        ("javascript://t.example.com/%0a", False),
+        ("https://[::1/u/x", False),
+    ],
+)
+def test_unsubscribe_urls_known_good_and_bad(url: str, ok: bool) -> None:
+    assert passes(url) is ok
+    assert reference_unsubscribe_check(url) is ok

@@ -426,11 +426,29 @@ def _check_link_strings(url: str, tag: str) -> None:
 
 
 def _check_unsubscribe_url(template: str, url: str) -> None:
-    """RFC 8058 wants an https URI; plain http is let through for a loopback host only (the local stack)."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
-    if not secure or not parts.netloc or _CONTROLS.search(url) or any(c in url for c in " <>"):
+    """RFC 8058 wants an https URI; plain http is let through for a loopback host only (the local stack).
+
+    Every email's URL is different (its token), but its scheme and host are the issuer's: they are
+    read from the URL cut after its host (``urlsplit`` finds the same scheme and netloc there) and
+    the answer is kept per such origin."""
+    if _CONTROLS.search(url) or any(c in url for c in " <>") or not _secure_origin(_origin(url)):
         raise TemplateProblem(template, f"the unsubscribe URL {url!r} is not a plain https URL (RFC 8058)")
+
+
+def _origin(url: str) -> str:
+    """``url`` up to the end of its netloc (where ``urlsplit`` ends it: the first '/', '?' or '#' after '://')."""
+    start = url.find("://")
+    if start < 0:
+        return url
+    ends = [i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0]
+    return url[: min(ends)] if ends else url
+
+
+@lru_cache(maxsize=64)
+def _secure_origin(origin: str) -> bool:
+    parts = urlsplit(origin)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    return secure and bool(parts.netloc)
 
 
 def _check_footer(template: str, rendered: str, unsubscribe_url: str, postal_lines: tuple[str, ...]) -> None:

@@ -117,9 +117,13 @@ class TokenIssuer:
     """Signed links of one email: open pixel, tracked clicks, unsubscribe and preferences."""
 
     def __init__(self, keys: Callable[[], list[bytes]], base_url: str, token_days: int) -> None:
+        from leadflow.domain.tokens import payload_json, sign_payload
+
         self.keys = keys
         self.base_url = base_url.rstrip("/")
         self.token_days = token_days
+        self.payload_json = payload_json  # the email hot path's signing, without an import per link
+        self.sign_payload = sign_payload
 
     def token(self, kind: TokenKind, lead_id: str, message_id: str, now: datetime, **extra: Any) -> str:
         return sign(TrackingToken(kind, lead_id, message_id, self.expires(now), **extra), self.keys()[0])
@@ -154,10 +158,9 @@ class EmailLinks:
         self._expires = self.issuer.expires(self.now)
 
     def _token(self, kind: TokenKind, link_id: str | None = None, url: str | None = None) -> str:
-        from leadflow.domain.tokens import payload_json, sign_payload
-
-        fields = payload_json(kind, self.lead_id, self.message_id, self._expires, link_id, url, self.campaign)
-        return sign_payload(self._key, fields)
+        issuer = self.issuer
+        fields = issuer.payload_json(kind, self.lead_id, self.message_id, self._expires, link_id, url, self.campaign)
+        return issuer.sign_payload(self._key, fields)
 
     def click_url(self, url: str, tag: str) -> str:
         key = (url, tag)
