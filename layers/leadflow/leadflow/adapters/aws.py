@@ -13,13 +13,25 @@ CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=5,
 )
+# Per-call CPU, merged over CLIENT_CONFIG (every nurture email is three calls: the mail-log
+# claim, SendEmail, the enrollment): botocore's client-side parameter validation is off (each
+# service validates the request itself and answers a bad one with a ClientError, which the
+# adapters handle), checksums are computed and checked only where an operation requires them,
+# and DynamoDB resolves its regional endpoint without looking for an account id (Lambda's
+# credentials carry none).
+LEAN_CONFIG = Config(
+    parameter_validation=False,
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+    account_id_endpoint_mode="disabled",
+)
 
 
 def client(service: str) -> Any:
     """A boto3 client; boto3 itself is imported on first use to keep cold starts short."""
     import boto3
 
-    return boto3.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    return boto3.client(service, config=CLIENT_CONFIG.merge(LEAN_CONFIG))  # type: ignore[call-overload]
 
 
 class LazyClient:

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Any
 
 MAC_BYTES = 16
@@ -51,8 +52,11 @@ class TrackingToken:
         return data
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def _unb64(text: str) -> bytes:
@@ -60,13 +64,49 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(key: bytes, payload: str) -> str:
-    return _b64(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()[:MAC_BYTES])
+    return _b64(hmac.digest(key, payload.encode("ascii"), "sha256")[:MAC_BYTES])
+
+
+def payload_json(  # noqa: PLR0917 - the token's fields, in their JSON order
+    kind: TokenKind,
+    lead_id: str,
+    message_id: str,
+    expires_at: int,
+    link_id: str | None = None,
+    url: str | None = None,
+    campaign: str | None = None,
+) -> str:
+    """The token's payload as compact JSON: exactly ``json.dumps(TrackingToken(...).payload(),
+    separators=(",", ":"), ensure_ascii=False)`` (tested), without building the dict and an encoder
+    for each of the three tokens of every email."""
+    text = (
+        f'{{"t":{encode_basestring(kind.value)},"l":{encode_basestring(lead_id)},'
+        f'"m":{encode_basestring(message_id)},"x":{expires_at:d}'
+    )
+    if link_id is not None:
+        text += f',"k":{encode_basestring(link_id)}'
+    if url is not None:
+        text += f',"u":{encode_basestring(url)}'
+    if campaign is not None:
+        text += f',"c":{encode_basestring(campaign)}'
+    return text + "}"
+
+
+def sign_payload(key: bytes, payload: str) -> str:
+    """A token from its payload JSON (``payload_json``) and the key: what ``sign`` does, for the
+    email hot path, which signs three tokens per email without making ``TrackingToken`` objects."""
+    encoded = _b64(payload.encode("utf-8"))
+    return f"{encoded}.{_mac(key, encoded)}"
 
 
 def sign(token: TrackingToken, key: bytes) -> str:
     """The token as a URL-safe string signed with ``key``."""
-    payload = _b64(json.dumps(token.payload(), separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    return f"{payload}.{_mac(key, payload)}"
+    return sign_payload(
+        key,
+        payload_json(
+            token.kind, token.lead_id, token.message_id, token.expires_at, token.link_id, token.url, token.campaign
+        ),
+    )
 
 
 def verify(text: str, keys: list[bytes], kind: TokenKind, now: datetime) -> TrackingToken:

@@ -119,13 +119,20 @@ class TokenIssuer:
     """Signed links of one email: open pixel, tracked clicks, unsubscribe and preferences."""
 
     def __init__(self, keys: Callable[[], list[bytes]], base_url: str, token_days: int) -> None:
+        from leadflow.domain.tokens import payload_json, sign_payload
+
         self.keys = keys
         self.base_url = base_url.rstrip("/")
         self.token_days = token_days
+        self.payload_json = payload_json  # the email hot path's signing, without an import per link
+        self.sign_payload = sign_payload
 
     def token(self, kind: TokenKind, lead_id: str, message_id: str, now: datetime, **extra: Any) -> str:
-        expires = int((now + timedelta(days=self.token_days)).timestamp())
-        return sign(TrackingToken(kind, lead_id, message_id, expires, **extra), self.keys()[0])
+        return sign(TrackingToken(kind, lead_id, message_id, self.expires(now), **extra), self.keys()[0])
+
+    def expires(self, now: datetime) -> int:
+        """When a token issued ``now`` expires (epoch seconds)."""
+        return int((now + timedelta(days=self.token_days)).timestamp())
 
     def links(self, lead_id: str, message_id: str, campaign: str, now: datetime) -> EmailLinks:
         return EmailLinks(self, lead_id, message_id, campaign, now)
@@ -136,7 +143,8 @@ class EmailLinks:
     """``LinkSigner`` for one message (the renderer calls it).
 
     Each distinct link is signed once per message: the text part repeats the HTML part's links
-    and the preferences link is the unsubscribe link, and signing is a good part of rendering."""
+    and the preferences link is the unsubscribe link, and signing is a good part of rendering.
+    The signing key and the expiry are looked up once per message, not once per link."""
 
     issuer: TokenIssuer
     lead_id: str
@@ -144,28 +152,34 @@ class EmailLinks:
     campaign: str
     now: datetime
     _signed: dict[tuple[str, str], str] = field(default_factory=dict)
+    _key: bytes = field(init=False, repr=False)
+    _expires: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._key = self.issuer.keys()[0]
+        self._expires = self.issuer.expires(self.now)
+
+    def _token(self, kind: TokenKind, link_id: str | None = None, url: str | None = None) -> str:
+        issuer = self.issuer
+        fields = issuer.payload_json(kind, self.lead_id, self.message_id, self._expires, link_id, url, self.campaign)
+        return issuer.sign_payload(self._key, fields)
 
     def click_url(self, url: str, tag: str) -> str:
         key = (url, tag)
-        if key not in self._signed:
-            token = self.issuer.token(
-                TokenKind.CLICK, self.lead_id, self.message_id, self.now, link_id=tag, url=url, campaign=self.campaign
-            )
-            self._signed[key] = f"{self.issuer.base_url}/t/c/{token}"
-        return self._signed[key]
+        signed = self._signed.get(key)
+        if signed is None:
+            signed = self._signed[key] = f"{self.issuer.base_url}/t/c/{self._token(TokenKind.CLICK, tag, url)}"
+        return signed
 
     def open_pixel_url(self) -> str:
-        token = self.issuer.token(TokenKind.OPEN, self.lead_id, self.message_id, self.now, campaign=self.campaign)
-        return f"{self.issuer.base_url}/t/o/{token}"
+        return f"{self.issuer.base_url}/t/o/{self._token(TokenKind.OPEN)}"
 
     def unsubscribe_url(self) -> str:
         key = ("", "unsubscribe")
-        if key not in self._signed:
-            token = self.issuer.token(
-                TokenKind.UNSUBSCRIBE, self.lead_id, self.message_id, self.now, campaign=self.campaign
-            )
-            self._signed[key] = f"{self.issuer.base_url}/u/{token}"
-        return self._signed[key]
+        signed = self._signed.get(key)
+        if signed is None:
+            signed = self._signed[key] = f"{self.issuer.base_url}/u/{self._token(TokenKind.UNSUBSCRIBE)}"
+        return signed
 
     def preferences_url(self) -> str:
         return self.unsubscribe_url()
@@ -533,16 +547,17 @@ class NurtureService:
             TemplateProblem: the email cannot be rendered for this lead (nothing was claimed or sent).
         """
         from leadflow.adapters.ses import SendRejected, SendThrottled, SendUncertain
+        from leadflow.domain.rendering import sender_of
 
         email: EmailToSend = outcome.email  # type: ignore[assignment]
         lead_id = lead.lead_id
         profile = lead.profile
         messaging = self.messaging
-        sender = Sender(
-            address=email.sender or messaging.from_address,
-            name=email.sender_name or messaging.from_name,
-            reply_to=messaging.reply_to,
-            postal_address=messaging.postal_address,
+        sender = sender_of(  # made once per distinct sender, not per email
+            email.sender or messaging.from_address,
+            email.sender_name or messaging.from_name,
+            messaging.reply_to,
+            messaging.postal_address,
         )
         if not self._take_slot():
             result.outcomes["rate_limited"] += 1

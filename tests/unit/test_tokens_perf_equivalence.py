@@ -1,0 +1,121 @@
+"""The email hot path's token signing gives exactly the tokens it gave before, and they verify.
+
+``payload_json`` writes the payload without ``json.dumps``; ``sign_payload`` signs it without a
+``TrackingToken``; ``EmailLinks`` takes the key and the expiry once per message. A link signed
+before this change and after must be the same string (links in sent emails keep working).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadflow.domain.tokens import TokenKind, TrackingToken, payload_json, sign, sign_payload, verify
+from leadflow.services.nurture import TokenIssuer
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+KEY = b"k" * 32
+
+
+def reference_sign(token: TrackingToken, key: bytes) -> str:
+    """``domain.tokens.sign`` up to 6c25ec4."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+    payload = b64(json.dumps(token.payload(), separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    mac = b64(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()[:16])
+    return f"{payload}.{mac}"
+
+
+texts = st.text(max_size=40)
+optional = st.none() | texts
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(list(TokenKind)),
+    lead=texts,
+    message=texts,
+    expires=st.integers(min_value=0, max_value=2**40),
+    link=optional,
+    url=optional,
+    campaign=optional,
+    key=st.binary(min_size=1, max_size=80),
+)
+def test_tokens_are_the_ones_signed_before(  # noqa: PLR0917 - hypothesis passes them by name
+    kind: TokenKind,
+    lead: str,
+    message: str,
+    expires: int,
+    link: str | None,
+    url: str | None,
+    campaign: str | None,
+    key: bytes,
+) -> None:
+    token = TrackingToken(kind, lead, message, expires, link, url, campaign)
+    assert payload_json(kind, lead, message, expires, link, url, campaign) == json.dumps(
+        token.payload(), separators=(",", ":"), ensure_ascii=False
+    )
+    signed = reference_sign(token, key)
+    assert sign(token, key) == signed
+    assert sign_payload(key, payload_json(kind, lead, message, expires, link, url, campaign)) == signed
+
+
+def test_email_links_sign_as_the_issuer_did_and_verify() -> None:
+    issuer = TokenIssuer(lambda: [KEY, b"old" * 11], "https://t.example.com/", 30)
+    links = issuer.links("01LEAD", "m_1", "push-discount", NOW)
+    expires = int((NOW + timedelta(days=30)).timestamp())
+    click = links.click_url("https://www.example.com/offer?a=1&b=ü", "discount")
+    assert click == "https://t.example.com/t/c/" + reference_sign(
+        TrackingToken(
+            TokenKind.CLICK,
+            "01LEAD",
+            "m_1",
+            expires,
+            "discount",
+            "https://www.example.com/offer?a=1&b=ü",
+            "push-discount",
+        ),
+        KEY,
+    )
+    assert links.click_url("https://www.example.com/offer?a=1&b=ü", "discount") is click  # signed once
+    assert links.open_pixel_url() == "https://t.example.com/t/o/" + reference_sign(
+        TrackingToken(TokenKind.OPEN, "01LEAD", "m_1", expires, campaign="push-discount"), KEY
+    )
+    unsubscribe = links.unsubscribe_url()
+    assert unsubscribe == links.preferences_url()
+    token = verify(unsubscribe.rsplit("/", 1)[1], [b"old" * 11, KEY], TokenKind.UNSUBSCRIBE, NOW)
+    assert (token.lead_id, token.message_id, token.campaign, token.expires_at) == (
+        "01LEAD",
+        "m_1",
+        "push-discount",
+        expires,
+    )
+    assert issuer.token(TokenKind.CONFIRM, "01LEAD", "m_2", NOW) == reference_sign(
+        TrackingToken(TokenKind.CONFIRM, "01LEAD", "m_2", expires), KEY
+    )
+
+
+def test_the_key_is_read_once_per_message() -> None:
+    reads: list[int] = []
+
+    def keys() -> list[bytes]:
+        reads.append(1)
+        return [KEY]
+
+    links = TokenIssuer(keys, "https://t.example.com", 30).links("01LEAD", "m_1", "c", NOW)
+    links.unsubscribe_url()
+    links.open_pixel_url()
+    links.click_url("https://www.example.com/", "a")
+    links.click_url("https://www.example.com/b", "b")
+    assert len(reads) == 1
