@@ -13,6 +13,10 @@
   transaction with the same token, and DynamoDB applies it once; moto applied it again.
 - DynamoDB ``Query`` on the table (not an index) sorts every item of the table to find one
   partition: quadratic as the table grows. The partition's own items are used instead.
+- DynamoDB ``Scan`` pages and ``Query`` on a global secondary index sort every item of the
+  table too, and a page walks from the first item to its start key: a segmented scan is
+  quadratic, every due query of a nurture tick reads the whole table. Sorted indexes kept in
+  step with every write answer them instead, with moto's results (``moto_indexes``).
 - moto's server lists its package folder to find the backend of every request: listed once.
 - SQS ``ReceiveMessage`` checks each message's retention through ``get_queue_attributes``,
   which counts every message of the queue: receiving from a queue with a backlog was
@@ -40,6 +44,7 @@ def apply() -> None:
     _dynamodb_transaction_tokens()
     _sqs_retention_check()
     _dynamodb_partition_query()
+    _dynamodb_sorted_indexes()
     _backend_listing_cached()
 
 
@@ -229,3 +234,166 @@ def _dynamodb_transactions() -> None:
                 ) from error
 
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _dynamodb_sorted_indexes() -> None:
+    """Writes keep each table's sorted keys in step; ``Scan``, GSI ``Query`` and ``all_items`` read them."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
+
+    from leadflow.dev import moto_indexes
+
+    lock = _DYNAMODB_LOCK
+    original_put, original_delete = Table.put_item, Table.delete_item
+    original_update = DynamoDBBackend.update_item
+    original_all_items, original_scan, previous_query = Table.all_items, Table.scan, Table.query
+
+    def reconcile(table: Any, attrs: Any) -> None:
+        """After a write of the item with these key attributes (a key moto refused wrote nothing)."""
+        names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        if not isinstance(attrs, dict) or any(not isinstance(attrs.get(n), dict) for n in names):
+            return
+        keys = [DynamoType(attrs[n]) for n in names]
+        moto_indexes.reconcile(table, keys[0], keys[1] if len(keys) > 1 else None, lock)
+
+    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            try:
+                return original_put(self, item_attrs, *args, **kwargs)
+            finally:
+                reconcile(self, item_attrs)
+
+    def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+        with lock:
+            try:
+                return original_delete(self, hash_key, range_key)
+            finally:
+                moto_indexes.reconcile(self, hash_key, range_key, lock)
+
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """Updates change the stored item in place (its index keys too): reconciled after, even on error."""
+        with lock:
+            try:
+                return original_update(self, table_name, key, *args, **kwargs)
+            finally:
+                if table_name in self.tables:
+                    reconcile(self.tables[table_name], key)
+
+    def all_items(self: Any) -> list[Any]:
+        with lock:
+            index = moto_indexes.index_of(self, lock)
+            if index is None:
+                return original_all_items(self)
+            return [index.item(pk) for pk in index.keys]
+
+    def scan(  # noqa: PLR0917 - moto's signature
+        self: Any,
+        filters: dict[str, Any],
+        limit: int,
+        exclusive_start_key: dict[str, Any],
+        filter_expression: Any = None,
+        index_name: str | None = None,
+        consistent_read: bool = False,
+        projection_expression: Any = None,
+        segments: Any = (None, None),
+    ) -> Any:
+        def moto() -> Any:
+            return original_scan(
+                self,
+                filters,
+                limit,
+                exclusive_start_key,
+                filter_expression,
+                index_name,
+                consistent_read,
+                projection_expression,
+                segments,
+            )
+
+        if index_name:
+            return moto()
+        with lock:
+            index = moto_indexes.index_of(self, lock)
+            if index is None:
+                return moto()
+            try:
+                items = moto_indexes.scan_items(index, exclusive_start_key, DynamoType)
+            except moto_indexes.Unindexable:
+                return moto()
+            self.all_items = lambda: items  # only this scan, under the lock
+            try:
+                return moto()
+            finally:
+                del self.all_items
+
+    def query(  # noqa: PLR0917 - moto's signature
+        self: Any,
+        hash_key: Any,
+        range_comparison: str | None,
+        range_objs: list[Any],
+        limit: int,
+        exclusive_start_key: dict[str, Any],
+        scan_index_forward: bool,
+        projection_expressions: Any,
+        index_name: str | None = None,
+        consistent_read: bool = False,
+        filter_expression: Any = None,
+        hash_key_conditions: list[tuple[str, Any]] | None = None,
+        range_key_conditions: list[tuple[str, str, list[Any]]] | None = None,
+        **filter_kwargs: Any,
+    ) -> Any:
+        def moto() -> Any:
+            return previous_query(
+                self,
+                hash_key,
+                range_comparison,
+                range_objs,
+                limit,
+                exclusive_start_key,
+                scan_index_forward,
+                projection_expressions,
+                index_name,
+                consistent_read,
+                filter_expression,
+                hash_key_conditions=hash_key_conditions,
+                range_key_conditions=range_key_conditions,
+                **filter_kwargs,
+            )
+
+        if not index_name or consistent_read or filter_kwargs or len(hash_key_conditions or []) != 1:
+            return moto()
+        with lock:
+            index = moto_indexes.index_of(self, lock)
+            gsi = index.gsis.get(index_name) if index is not None else None
+            if index is None or gsi is None or gsi.broken:
+                return moto()
+            hash_attr, hash_value = (hash_key_conditions or [])[0]
+            ranges = range_key_conditions or []
+            if hash_attr != gsi.hash_attr or len(ranges) > 1 or (ranges and ranges[0][0] != gsi.range_attr):
+                return moto()
+            try:
+                return moto_indexes.gsi_query(
+                    self,
+                    index,
+                    gsi,
+                    hash_value,
+                    range_comparison,
+                    range_objs,
+                    limit,
+                    exclusive_start_key,
+                    scan_index_forward is not False,
+                    projection_expressions,
+                    filter_expression,
+                    DynamoType,
+                    RESULT_SIZE_LIMIT,
+                )
+            except moto_indexes.Unindexable:
+                return moto()
+
+    Table.put_item = put_item  # type: ignore[method-assign]
+    Table.delete_item = delete_item  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+    Table.scan = scan  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
