@@ -1,11 +1,14 @@
-"""The local stack's sorted DynamoDB indexes (``leadflow/dev/moto_indexes.py``): moto's answers, without moto's cost.
+"""The local stack's DynamoDB speed-ups (``leadflow/dev/moto_patches.py``, ``moto_indexes.py``):
+moto's answers, without moto's cost.
 
 Equivalence: one random scenario of writes (puts, conditional puts, updates that move, add and
-remove index keys, deletes, transactions that apply or roll back, batch writes) and reads
-(segmented and filtered scans, GSI queries with every key condition, both directions, Limit,
-1 MB pages, filters and projections, each paginated to the end, plus ``all_items``) is run
-twice in fresh processes: with every local-stack patch but the sorted indexes (moto's own
-reads) and with all of them. Every answer must be the same, byte for byte.
+remove index keys, deletes, transactions that apply or roll back, batch writes, items over the
+size limit) and reads (segmented and filtered scans, GSI queries with every key condition, both
+directions, Limit, 1 MB pages, filters and projections, each paginated to the end, plus
+``all_items``), on items holding every attribute type, is run twice in fresh processes: with the
+local stack's older patches only (moto's own reads, sizes and serializer) and with all of them.
+Every answer must be the same. The serializer's short way is also compared with moto's own,
+body for body, on random attribute values.
 
 Scale: a page of a GSI query or of a segmented scan makes as many key comparisons and item
 reads on a table of 20,000 items as on one of 2,000, and takes about as long.
@@ -79,6 +82,31 @@ STRINGS = ["a", "ab", "abc", "b", "ba", "c", "ca", "cab", "d", "é", "Z", "0", "
 NUMBERS = ["1", "1.0", "-3.5", "10", "2e1", "0", "7", "-1", "3.25", "100"]
 
 
+def _attribute_value(rng: random.Random, depth: int) -> dict[str, Any]:
+    """A random DynamoDB attribute value of any type, nested up to ``depth``."""
+    kinds = ["S", "N", "B", "SS", "NS", "BS", "NULL", "BOOL"] + (["M", "L"] if depth else [])
+    kind = rng.choice(kinds)
+    if kind == "S":
+        return {"S": rng.choice([*STRINGS, "", "ü\u2028\"'<>"])}
+    if kind == "N":
+        return {"N": rng.choice(NUMBERS)}
+    if kind == "B":
+        return {"B": bytes(rng.randrange(256) for _ in range(rng.randrange(0, 12)))}
+    if kind == "SS":
+        return {"SS": sorted(set(rng.sample(STRINGS, rng.randrange(1, 4))))}
+    if kind == "NS":
+        return {"NS": sorted(set(rng.sample(["1", "2", "3.5", "-4", "100"], rng.randrange(1, 4))))}
+    if kind == "BS":
+        return {"BS": [bytes([n]) * (n % 5 + 1) for n in sorted(set(rng.sample(range(256), rng.randrange(1, 4))))]}
+    if kind == "NULL":
+        return {"NULL": True}
+    if kind == "BOOL":
+        return {"BOOL": rng.random() < 0.5}
+    if kind == "M":
+        return {"M": {f"k{n}": _attribute_value(rng, depth - 1) for n in range(rng.randrange(0, 4))}}
+    return {"L": [_attribute_value(rng, depth - 1) for _ in range(rng.randrange(0, 4))]}
+
+
 def _scenario(seed: int) -> list[Any]:
     """Runs the scenario against moto in this process; returns every answer (errors by code)."""
     import boto3
@@ -113,8 +141,12 @@ def _scenario(seed: int) -> list[Any]:
         if rng.random() < 0.7:
             item["G2SK"] = {"N": rng.choice(NUMBERS)}
         item["x"] = {"N": str(rng.randrange(100))}
+        if rng.random() < 0.3:
+            item["v"] = _attribute_value(rng, 3)
         if rng.random() < 0.03:
             item["blob"] = {"S": "x" * rng.randrange(120_000, 300_000)}  # pages end at 1 MB
+        if rng.random() < 0.005:
+            item["blob"] = {"S": "x" * 410_000}  # over moto's item size limit
         return item
 
     def hashed_item() -> dict[str, Any]:
@@ -134,7 +166,7 @@ def _scenario(seed: int) -> list[Any]:
 
     for table, count in (("ranged", 400), ("hashed", 150), ("numbers", 100)):
         for _ in range(count):
-            client.put_item(TableName=table, Item=makers[table]())
+            call("put_item", TableName=table, Item=makers[table]())
 
     def distinct_items(table: str, count: int) -> list[dict[str, Any]]:
         """Up to ``count`` new items, no two with one key (a transaction or batch refuses that)."""
@@ -316,6 +348,8 @@ def _scenario(seed: int) -> list[Any]:
 
 def _short(value: Any) -> Any:
     """The answer with its large strings as length and digest (the log stays small; a difference still shows)."""
+    if isinstance(value, bytes):
+        return f"<bytes {value.hex()}>"
     if isinstance(value, dict):
         return {k: _short(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -347,9 +381,9 @@ def _main(mode: str, seed: int) -> None:
 
     from leadflow.dev import moto_patches
 
-    if mode == "indexed":
+    if mode == "patched":
         moto_patches.apply()
-    else:  # every other patch of the local stack: what the indexes replace is moto's own
+    else:  # the local stack's patches from before the speed-ups: moto's own reads, sizes, serializer
         moto_patches._dynamodb_serialized()
         moto_patches._dynamodb_transactions()
         moto_patches._dynamodb_transaction_tokens()
@@ -360,10 +394,10 @@ def _main(mode: str, seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_indexed_reads_answer_what_moto_answers(seed: int) -> None:
+def test_patched_moto_answers_what_moto_answers(seed: int) -> None:
     with ThreadPoolExecutor(2) as pool:  # two processes
-        moto_run, indexed_run = pool.submit(_run, "moto", seed), pool.submit(_run, "indexed", seed)
-        moto_answers, indexed_answers = moto_run.result(), indexed_run.result()
+        moto_run, patched_run = pool.submit(_run, "moto", seed), pool.submit(_run, "patched", seed)
+        moto_answers, indexed_answers = moto_run.result(), patched_run.result()
     assert len(indexed_answers) == len(moto_answers)
     for number, (expected, got) in enumerate(zip(moto_answers, indexed_answers, strict=True)):
         assert got == expected, f"answer {number} ({expected[0]}) differs"
@@ -373,8 +407,45 @@ def test_indexed_reads_answer_what_moto_answers(seed: int) -> None:
     assert sum(1 for p in pages if p.get("Items")) > 100
     assert any(a[0] == "transact_write_items" and a[1] == "error" for a in moto_answers)
     assert any(a[0] == "update_item" and a[1] == "error" for a in moto_answers)
+    assert any(a[0] == "put_item" and a[1:] == ["error", "ValidationException"] for a in moto_answers)
+    typed = json.dumps([a for a in moto_answers if a[0] in {"scan", "query"}])
+    assert all(f'"{tag}":' in typed for tag in ("SS", "NS", "BS", "M", "L", "NULL", "BOOL"))
+    assert "<bytes " in typed
     large = [sum(json.dumps(i).count(" chars ") for i in p.get("Items", [])) for p in pages if "LastEvaluatedKey" in p]
     assert max(large) >= 3  # some pages held several of the large items: cut at 1 MB, not by Limit
+
+
+def test_attribute_values_are_serialized_as_moto_serializes_them() -> None:
+    from moto.core.serialize import BaseJSONSerializer, JSONSerializer, XFormedAttributePicker
+    from moto.core.utils import get_service_model
+
+    from leadflow.dev import moto_patches
+
+    moto_patches.apply()
+    model = get_service_model("dynamodb")
+    rng = random.Random(11)
+    patched = BaseJSONSerializer._serialize_type_structure, BaseJSONSerializer._serialize_type_map
+    originals = tuple(getattr(method, "__wrapped__", None) for method in patched)
+    assert all(originals), "the serializer patch keeps moto's methods"
+
+    def body(operation: str, result: dict[str, Any], *, short_way: bool) -> str:
+        methods = patched if short_way else originals
+        BaseJSONSerializer._serialize_type_structure, BaseJSONSerializer._serialize_type_map = methods  # type: ignore[method-assign,assignment]
+        try:
+            serializer = JSONSerializer(model.operation_model(operation), value_picker=XFormedAttributePicker())
+            return str(serializer.serialize(result)["body"])
+        finally:
+            BaseJSONSerializer._serialize_type_structure, BaseJSONSerializer._serialize_type_map = patched  # type: ignore[method-assign]
+
+    for _ in range(300):
+        items = [{f"a{n}": _attribute_value(rng, 4) for n in range(rng.randrange(1, 6))} for _ in range(3)]
+        items[0]["odd"] = {"M": {"k": None, "j": {"S": "x"}}, "L": [None, {"N": "1"}]}  # left out or kept as moto does
+        for operation, result in (
+            ("GetItem", {"Item": items[0]}),
+            ("Query", {"Items": items, "Count": 3, "ScannedCount": 3, "LastEvaluatedKey": items[1]}),
+            ("BatchGetItem", {"Responses": {"t": items}, "UnprocessedKeys": {}}),
+        ):
+            assert body(operation, result, short_way=True) == body(operation, result, short_way=False)
 
 
 # ---------------------------------------------------------------------------- scale

@@ -18,6 +18,12 @@
   quadratic, every due query of a nurture tick reads the whole table. Sorted indexes kept in
   step with every write answer them instead, with moto's results (``moto_indexes``).
 - moto's server lists its package folder to find the backend of every request: listed once.
+- moto serializes every response through the service model, member by member with name
+  aliases: for DynamoDB most of a request's time under the lock is spent turning the items'
+  attribute values into JSON. Attribute values are written directly, as that code would.
+- moto checks an item's size again for every attribute it stores (quadratic in attributes):
+  the size is checked once, with the same limit. It also lists a handler's methods on every
+  request: listed once per class.
 - SQS ``ReceiveMessage`` checks each message's retention through ``get_queue_attributes``,
   which counts every message of the queue: receiving from a queue with a backlog was
   quadratic. The retention period is read directly instead.
@@ -45,6 +51,9 @@ def apply() -> None:
     _sqs_retention_check()
     _dynamodb_partition_query()
     _dynamodb_sorted_indexes()
+    _dynamodb_attribute_values_serialized()
+    _dynamodb_item_size_checked_once()
+    _handler_methods_cached()
     _backend_listing_cached()
 
 
@@ -397,3 +406,141 @@ def _dynamodb_sorted_indexes() -> None:
     Table.all_items = all_items  # type: ignore[method-assign]
     Table.scan = scan  # type: ignore[method-assign]
     Table.query = query  # type: ignore[method-assign]
+
+
+def _dynamodb_attribute_values_serialized() -> None:
+    """DynamoDB ``AttributeValue`` structures (and maps of them) written as moto's JSON serializer writes them.
+
+    Only plain dicts of known tags take the short way (what ``dynamo_to_dict`` hands the
+    serializer); anything else goes the long way. Each tag is converted as the model says:
+    strings and numbers ``str()``, binaries base64 (the serializer's own ``_base64``), sets
+    element by element, ``M`` and ``L`` recursively, ``NULL`` and ``BOOL`` as they are; a
+    tag whose value is None is left out, in the model's member order."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    original_structure = BaseJSONSerializer._serialize_type_structure
+    original_map = BaseJSONSerializer._serialize_type_map
+    tags = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+    known = frozenset(tags)
+
+    def text(value: Any) -> Any:
+        return str(value) if value not in [None, {}, []] else value
+
+    def plain(value: Any) -> bool:
+        return type(value) is dict and known.issuperset(value)
+
+    def nested(serializer: Any, value: Any) -> dict[str, Any]:
+        if not plain(value):
+            raise _NotPlain
+        return attribute_value(serializer, value)
+
+    def attribute_value(serializer: Any, value: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for tag in tags:
+            member = value.get(tag)
+            if member is None:
+                continue
+            if tag in {"S", "N"}:
+                out[tag] = text(member)
+            elif tag == "B":
+                out[tag] = serializer._base64(member)
+            elif tag in {"NULL", "BOOL"}:
+                out[tag] = member
+            elif tag == "M":
+                if type(member) is not dict:
+                    raise _NotPlain
+                out[tag] = {k: nested(serializer, v) for k, v in member.items() if v is not None}
+            elif type(member) is not list:
+                raise _NotPlain
+            elif tag == "L":
+                out[tag] = [nested(serializer, v) if v is not None else None for v in member]
+            elif tag == "BS":
+                out[tag] = [serializer._base64(v) for v in member]
+            else:  # SS, NS
+                out[tag] = [text(v) for v in member]
+        return out
+
+    def dynamodb(serializer: Any) -> bool:
+        return bool(serializer.service_model.service_name == "dynamodb")
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue" and plain(value) and dynamodb(self):
+            try:
+                serialized[self.get_serialized_name(shape, key)] = attribute_value(self, value)
+            except _NotPlain:
+                pass
+            else:
+                return
+        original_structure(self, serialized, value, shape, key)
+
+    def serialize_map(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        """An item (attribute name -> value): each plain value written directly, the rest as moto does."""
+        if getattr(shape.value, "name", None) != "AttributeValue" or not dynamodb(self):
+            original_map(self, serialized, value, shape, key)
+            return
+        map_obj: dict[str, Any] = {}
+        self._default_serialize(serialized, map_obj, shape, key)
+        for sub_key, sub_value in value.items():
+            if sub_key and plain(sub_value):
+                try:
+                    map_obj[self.get_serialized_name(shape.value, sub_key)] = attribute_value(self, sub_value)
+                    continue
+                except _NotPlain:
+                    pass
+            self._serialize(map_obj, sub_value, shape.value, sub_key)
+
+    serialize_structure.__wrapped__ = original_structure  # type: ignore[attr-defined]
+    serialize_map.__wrapped__ = original_map  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
+    BaseJSONSerializer._serialize_type_map = serialize_map  # type: ignore[method-assign]
+
+
+class _NotPlain(Exception):
+    """A nested attribute value that is not a plain dict: the serializer's own way."""
+
+
+def _dynamodb_item_size_checked_once() -> None:
+    """An item's attributes stored at once, its size checked once against moto's limit.
+
+    moto's ``LimitedSizeDict`` sums the whole item again for every attribute set; sizes only
+    add up, so the item is over the limit at the end exactly when it was at some attribute."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    original_init = Item.__init__
+
+    def init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        if type(attrs) is not dict:
+            original_init(self, hash_key, range_key, attrs)
+            return
+        self.hash_key = hash_key
+        self.range_key = range_key
+        values: dict[str, Any] = {}
+        size = 0
+        for key, value in attrs.items():  # in moto's order: the same error first
+            values[key] = converted = DynamoType(value)
+            size += bytesize(key) + converted.size()
+            if size > 405000:  # moto's limit (LimitedSizeDict)
+                raise ItemSizeTooLarge
+        self.attrs = LimitedSizeDict()
+        dict.update(self.attrs, values)
+
+    Item.__init__ = init  # type: ignore[method-assign]
+
+
+def _handler_methods_cached() -> None:
+    """moto lists a response class's methods (``inspect.getmembers``) on every request; classes do not change."""
+    import moto.core.responses
+    import moto.core.utils
+
+    original = moto.core.utils.method_names_from_class
+    cache: dict[Any, list[str]] = {}
+
+    def method_names_from_class(clazz: object) -> list[str]:
+        names = cache.get(clazz)
+        if names is None:
+            names = cache[clazz] = original(clazz)
+        return list(names)
+
+    moto.core.responses.method_names_from_class = method_names_from_class  # type: ignore[attr-defined]
