@@ -67,6 +67,11 @@ class MailLog:
     sends: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     held: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def holds(self, sequence_id: str, entry: int, step_id: str) -> bool:
+        """Whether the log holds this entry of the sequence at this step."""
+        held = self.held.get(sequence_id)
+        return held is not None and int(held["e"]) == entry and held["st"] == step_id
+
     def held_enrollment(self, lead_id: str, sequence_id: str) -> Enrollment | None:
         entry = self.held.get(sequence_id)
         return held_from(lead_id, sequence_id, entry) if entry else None

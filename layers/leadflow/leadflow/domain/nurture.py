@@ -946,7 +946,24 @@ def _reads_only(condition: Condition, keys: frozenset[str]) -> bool:
     return all(part.key in keys for part in condition.walk())
 
 
+_QUIET: dict[tuple[int, str, tuple[tuple[str, bool, bool, tuple[str, ...]], ...]], tuple[Sequence, bool]] = {}
+
+
 def lapses_quietly(sequence: Sequence, step_id: str, emails: tuple[SentEmail, ...]) -> bool:
+    """``_lapses_quietly``, remembered per sequence, step and what the lead did with its emails
+    (a broadcast asks it for every lead, nearly always with the same answer)."""
+    key = (id(sequence), step_id, tuple((e.step_id, e.opened, e.clicked, e.link_tags) for e in emails))
+    found = _QUIET.get(key)
+    if found is not None and found[0] is sequence:
+        return found[1]
+    if len(_QUIET) >= _CACHE_LIMIT:
+        _QUIET.clear()
+    answer = _lapses_quietly(sequence, step_id, emails)
+    _QUIET[key] = (sequence, answer)
+    return answer
+
+
+def _lapses_quietly(sequence: Sequence, step_id: str, emails: tuple[SentEmail, ...]) -> bool:
     """Whether a lead waiting at wait step ``step_id`` ends the sequence, doing nothing and sending
     nothing, when the wait runs out: for every lead alike, given only the enrollment's ``emails``.
 

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from leadflow.adapters.nurture import DynamoNurtureStore, MailLog
@@ -223,7 +223,7 @@ class NurtureService:
         self.points = points
         self._wall = monotonic
         self._sleep = sleep
-        self._versions: dict[str, int] = {}
+        self._current: dict[str, tuple[Sequence, int]] = {}
         self._old: dict[tuple[str, int], Sequence] = {}
         self._slots = 0
         self._slot_second = -1
@@ -241,15 +241,17 @@ class NurtureService:
         return EmailRenderer(self.workspace.templates)
 
     def current(self, sequence_id: str) -> tuple[Sequence, int] | None:
-        """The sequence as the workspace has it now, and its version number."""
+        """The sequence as the workspace has it now, and its version number (looked up once per sequence:
+        the service's workspace does not change)."""
+        found = self._current.get(sequence_id)
+        if found is not None:
+            return found
         sequence = self.workspace.sequences.get(sequence_id)
         if sequence is None:
             return None
-        if sequence_id not in self._versions:
-            self._versions[sequence_id] = self.store.version_of(
-                sequence_id, sequence.content_hash, models.dump(Sequence, sequence)
-            )
-        return sequence, self._versions[sequence_id]
+        version = self.store.version_of(sequence_id, sequence.content_hash, models.dump(Sequence, sequence))
+        found = self._current[sequence_id] = (sequence, version)
+        return found
 
     def definition(self, enrollment: Enrollment) -> tuple[Sequence, Enrollment] | None:
         """The sequence version this enrollment runs on (migrated onto the current one where declared)."""
@@ -474,6 +476,7 @@ class NurtureService:
         segments = self.workspace.segments
         for _ in range(MAX_ADVANCES_PER_ENROLLMENT):
             outcome = advance(sequence, enrollment, lead, now, self.messaging, segments)
+            sent_now = False
             if outcome.email is not None:
                 # Not stored yet and now waiting where it lapses quietly: the claim of its email makes
                 # the lead's mail log hold it (no enrollment item, no due-index entry, no write to end).
@@ -504,13 +507,8 @@ class NurtureService:
                     # Throttled or changed meanwhile: stays on its step, looked at again soon.
                     store(replace(enrollment, due_at=now + THROTTLE_RETRY))
                     return log
-                lead = replace(lead, recent_sends=(*lead.recent_sends, now))
-                holding = log.held_enrollment(lead.lead_id, sequence.id) if held is not None else None
-                if (
-                    held is not None
-                    and holding is not None
-                    and (holding.entry, holding.step_id) == (held.entry, held.step_id)
-                ):
+                sent_now = True
+                if held is not None and log.holds(sequence.id, held.entry, held.step_id):
                     result.outcomes["held"] += 1
                     result.outcomes[outcome.deferred or held.status] += 1
                     return log
@@ -528,6 +526,8 @@ class NurtureService:
                 or (enrollment.due_at and enrollment.due_at > now)
             ):
                 return log
+            if sent_now:  # the next step's caps count the email just sent
+                lead = replace(lead, recent_sends=(*lead.recent_sends, now))
         return log
 
     def _send(  # noqa: PLR0917 - one private call site
@@ -571,7 +571,7 @@ class NurtureService:
             sender,
             links,
         )
-        rendered.headers["Date"] = format_datetime(now)  # the send time on the service's clock
+        rendered.headers["Date"] = _date_header(now)  # the send time on the service's clock
         record = {"s": sequence.id, "p": email.step_id, "variant": email.variant}
         claim, log = self.store.claim_send(lead_id, email.message_id, record, now, log, held)
         if claim == "taken":
@@ -1233,6 +1233,12 @@ class NurtureService:
         )
         self._wake(lead_id)
         return True
+
+
+@lru_cache(maxsize=8)
+def _date_header(now: datetime) -> str:
+    """The Date header of a batch's emails (one ``now`` per batch: formatted once)."""
+    return format_datetime(now)
 
 
 def slot_block(rate: int) -> int:
