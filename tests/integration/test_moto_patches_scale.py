@@ -588,7 +588,8 @@ def test_a_page_costs_the_same_on_a_ten_times_larger_table(monkeypatch: pytest.M
         # moto alone sorts the table's 20,000 items with DynamoType comparisons on every page
         assert large[f"{read} comparisons"] <= small[f"{read} comparisons"] + 5
         assert large[f"{read} item reads"] <= small[f"{read} item reads"] * 1.5 + 10
-        assert large[f"{read} s"] < small[f"{read} s"] * 3 + 0.005
+        # and time, loosely (a shared machine): moto alone takes ~600 ms a page at 10,000 leads
+        assert large[f"{read} s"] < small[f"{read} s"] * 5 + 0.02
 
 
 if __name__ == "__main__":
