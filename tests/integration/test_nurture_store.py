@@ -11,9 +11,11 @@ keys and indexes (so a broadcast here never enrolls the other tests' leads), and
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -539,6 +541,18 @@ def test_a_lead_the_first_step_defers_is_stored_not_held(nurture):
     assert counts.get("held", 0) == 0 and stored_items(nurture, night) == 1
 
 
+def service_on(nurture: Nurture, workspace: Path) -> NurtureService:
+    """A second service over the same table, store, sender and clock, with another workspace."""
+    return NurtureService(
+        workspace=Workspace(workspace),
+        store=nurture.store,
+        sender=nurture.sender,
+        tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
+        due_now=RecordingQueue(),
+        clock=nurture.clock,
+    )
+
+
 def test_events_no_sequence_acts_on_cost_no_read(nurture, tmp_path):
     # GIVEN the demo workspace: its goals read the stage, no trigger or wait reads scores or tags
     service = nurture.service
@@ -551,8 +565,6 @@ def test_events_no_sequence_acts_on_cost_no_read(nurture, tmp_path):
     assert service.listens("activity.recorded", {"type": "email_opened"})
     assert service.listens("lead.consent_confirmed", {})
     # WHEN a sequence waits for a score and another is triggered by a tag
-    import shutil
-
     workspace = tmp_path / "workspace"
     shutil.copytree(WORKSPACE, workspace)
     (workspace / "sequences" / "hot.yaml").write_text(
@@ -560,14 +572,7 @@ def test_events_no_sequence_acts_on_cost_no_read(nurture, tmp_path):
         "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
         "  - {id: w, type: wait, days: 3, until_event: {score: {gte: 50}}}\n"
     )
-    other = NurtureService(
-        workspace=Workspace(workspace),
-        store=nurture.store,
-        sender=nurture.sender,
-        tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
-        due_now=RecordingQueue(),
-        clock=nurture.clock,
-    )
+    other = service_on(nurture, workspace)
     # THEN score and tag events matter there
     assert other.listens("lead.scored", {}) and other.listens("lead.tagged", {})
     assert not other.listens("activity.recorded", {"type": "page_viewed"})
@@ -579,21 +584,12 @@ def test_a_held_enrollment_keeps_its_wait_when_the_sequence_is_edited(nurture, t
     leads = nurture.add_leads(2)
     nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
     # WHEN the sequence is edited (a new version), with or without a migration of version 1's leads
-    import shutil
-
     workspace = tmp_path / "workspace"
     shutil.copytree(WORKSPACE, workspace)
     path = workspace / "sequences" / f"{SEQUENCE}.yaml"
     text = path.read_text().replace("This week only: 20% off Example", "This week only: 25% off Example")
     path.write_text(text + ("migrations: [{from_version: 1}]\n" if migrated else ""))
-    edited = NurtureService(
-        workspace=Workspace(workspace),
-        store=nurture.store,
-        sender=nurture.sender,
-        tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
-        due_now=RecordingQueue(),
-        clock=nurture.clock,
-    )
+    edited = service_on(nurture, workspace)
     assert edited.current(SEQUENCE)[1] == 2  # type: ignore[index]
     # THEN the leads still wait where they were until their wait ends, then complete
     nurture.clock.current = NOW + timedelta(days=3)
