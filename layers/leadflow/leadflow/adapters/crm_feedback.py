@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from leadflow.adapters.dynamo import deserialize, lead_key, score_version_condition, serialize, stage_fields
+from leadflow.adapters.dynamo import deserialize, lead_key, serialize, versioned_lead_update
 from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.services.crm_feedback import ApplyStatus, CrmFeedbackWrite, FeedbackState
@@ -103,28 +103,18 @@ class DynamoCrmFeedbackStore(DynamoHandoffStore):
         raise StorageUnavailable(f"unexpected cancellation: {codes}")
 
     def _profile_update(self, write: CrmFeedbackWrite) -> dict[str, Any]:
-        names = {"#v": "score_version", "#fb": "last_sales_feedback", "#u": "updated_at"}
-        values: dict[str, Any] = {
-            ":next": write.expected_score_version + 1,
-            ":fb": write.feedback,
-            ":u": write.feedback["at"],
-        }
-        expression = "SET #v = :next, #fb = :fb, #u = :u"
+        names = {"#fb": "last_sales_feedback", "#u": "updated_at"}
+        values: dict[str, Any] = {":fb": write.feedback, ":u": write.feedback["at"]}
+        fields = "#fb = :fb, #u = :u"
+        stage = None
         if write.stage_move:
             names["#sa"] = "stage_changed_at"
             values[":sa"] = write.feedback["at"]
-            expression += ", #sa = :sa, " + stage_fields(write.lead_id, write.stage_move[1], names, values)
-        condition = score_version_condition(write.expected_score_version, values)
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": serialize(lead_key(write.lead_id)),
-                "UpdateExpression": expression,
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": serialize(values),
-            }
-        }
+            fields += ", #sa = :sa"
+            stage = write.stage_move[1]
+        return versioned_lead_update(
+            self.table, write.lead_id, fields, names, values, write.expected_score_version, stage
+        )
 
     def _handoff_update(self, write: CrmFeedbackWrite) -> dict[str, Any]:
         names = {"#st": "status", "#h": "history", "#u": "updated_at", "#r": "rev", "#fb": "last_sales_feedback"}

@@ -167,6 +167,34 @@ def score_version_condition(expected: int, values: dict[str, Any]) -> str:
     return "attribute_exists(PK) AND #v = :v"
 
 
+def versioned_lead_update(  # noqa: PLR0917 - the update's table, lead, fields, and its lock
+    table: str,
+    lead_id: str,
+    fields: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+    expected: int,
+    stage: str | None = None,
+) -> dict[str, Any]:
+    """The transaction item that sets ``fields`` on the lead's profile (and moves it to ``stage``)
+    under the ``score_version`` lock, bumping the version: what scoring and sales feedback write."""
+    names["#v"] = "score_version"
+    values[":next"] = expected + 1
+    expression = f"SET #v = :next, {fields}"
+    if stage:
+        expression += ", " + stage_fields(lead_id, stage, names, values)
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": serialize(lead_key(lead_id)),
+            "UpdateExpression": expression,
+            "ConditionExpression": score_version_condition(expected, values),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+        }
+    }
+
+
 class DynamoLeadStore(LazyClient):
     """``LeadStore`` on DynamoDB: every submission is one transaction (two for a returning lead)."""
 
@@ -569,29 +597,24 @@ class DynamoLeadStore(LazyClient):
 
     def apply_score(self, write: ScoreWrite) -> bool:
         """New ledger entries, the score summary and a stage move, if the version is still current."""
-        names = {"#v": "score_version", "#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"}
+        names = {"#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"}
         values: dict[str, Any] = {
-            ":next": write.expected_version + 1,
             ":s": write.summary["scores"],
             ":g": write.summary["grade"],
             ":gp": write.summary["grade_points"],
             ":at": write.summary["scored_at"],
         }
-        expression = "SET #v = :next, #s = :s, #g = :g, #gp = :gp, #at = :at"
-        condition = score_version_condition(write.expected_version, values)
-        if write.stage:
-            expression += ", " + stage_fields(write.lead_id, write.stage[1], names, values)
+        stage = write.stage[1] if write.stage else None
         items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": serialize(lead_key(write.lead_id)),
-                    "UpdateExpression": expression,
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": serialize(values),
-                }
-            }
+            versioned_lead_update(
+                self.table,
+                write.lead_id,
+                "#s = :s, #g = :g, #gp = :gp, #at = :at",
+                names,
+                values,
+                write.expected_version,
+                stage,
+            )
         ]
         for entry in write.entries:
             items.append(

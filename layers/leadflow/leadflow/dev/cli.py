@@ -180,22 +180,18 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     from leadflow.adapters.nurture import DynamoNurtureStore
     from leadflow.config.workspace import Workspace
     from leadflow.services.nurture import NurtureService, TokenIssuer
-    from leadflow.services.nurture_wiring import NoSender
+    from leadflow.services.nurture_wiring import NoQueue, NoSender
 
     table = resolve_table(args, "broadcast")
     workspace = Workspace(Path(args.workspace) if args.workspace else project_root() / "workspace")
     store = DynamoNurtureStore(table, shards=args.shards)
-
-    class _NoQueue:
-        def push(self, pairs: list[tuple[str, str]]) -> None:  # enrollments are due: the tick sends
-            return None
 
     service = NurtureService(
         workspace=workspace,
         store=store,
         sender=NoSender(),
         tokens=TokenIssuer(lambda: [b"unused"], "", 1),
-        due_now=_NoQueue(),
+        due_now=NoQueue(),
         clock=_dev_clock(args.dev) if args.dev else SystemClock(),
     )
     started = time.perf_counter()

@@ -290,14 +290,14 @@ class DevGateway:
             score = ScoringService(workspace, store, self.stack.clock).explain_lead(lead_id)
         from leadflow.adapters.nurture import DynamoNurtureStore
         from leadflow.services.nurture import NurtureService, TokenIssuer
-        from leadflow.services.nurture_wiring import NoSender
+        from leadflow.services.nurture_wiring import NoQueue, NoSender
 
         nurture = NurtureService(
             workspace=workspace,
             store=DynamoNurtureStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb")),
             sender=NoSender(),
             tokens=TokenIssuer(list, "", 1),
-            due_now=NoSender(),  # type: ignore[arg-type]  # reading enrollments pushes nothing
+            due_now=NoQueue(),
             clock=self.stack.clock,
         )
         # Stored and held enrollments alike (a broadcast's leads are held by their mail logs).

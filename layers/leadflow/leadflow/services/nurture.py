@@ -790,9 +790,10 @@ class NurtureService:
         if not sequence_id or not message_id:
             return 0
         for _ in range(3):
+            now = self.clock.now()
             log = self.store.mail_log(lead_id)
             current = self._resolve(
-                lead_id, str(sequence_id), self.store.enrollment(lead_id, str(sequence_id)), log, self.clock.now()
+                lead_id, str(sequence_id), self.store.enrollment(lead_id, str(sequence_id)), log, now
             )
             if current is None:
                 return 0
@@ -815,7 +816,6 @@ class NurtureService:
                     emails.append(email)
             if not touched:
                 return 0
-            now = self.clock.now()
             woken = enrollment.status == "active" and enrollment.due_at is not None and enrollment.due_at > now
             changed = replace(enrollment, emails=tuple(emails), due_at=now if woken else enrollment.due_at)
             if self.store.hold(changed, log) if held else self.store.put_enrollment(changed, rev):

@@ -47,6 +47,14 @@ class NoSender:
         raise RuntimeError("this function sends no email: the nurture step does")
 
 
+class NoQueue:
+    """Nothing to push: enrollments a command line stores due are sent by the tick, and reading
+    enrollments (the console) pushes nothing."""
+
+    def push(self, pairs: list[tuple[str, str]]) -> None:
+        return None
+
+
 @cache
 def nurture_admin_service() -> NurtureService:
     settings = PreferencesSettings.from_env()
