@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from leadflow.adapters.nurture import MailLog, held_entry
+from leadflow.adapters.nurture import MailLog, ScannedPage, held_entry
 from leadflow.config.workspace import Workspace
 from leadflow.domain.nurture import ACTIVE, Enrollment, LeadView, advance, enroll
 from leadflow.domain.rendering import Sender
@@ -291,15 +291,21 @@ class MemoryStore:
             self.logs[lead_id] = written
         return "claimed", written
 
-    def scan_profiles(
-        self, segment: int, segments: int, start: dict[str, Any] | None = None
-    ) -> Iterable[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
-        """The profiles in pages of 1,000 (a DynamoDB Scan page of ~1 KB profiles)."""
+    def scan_leads(
+        self, sequence_id: str, segment: int, segments: int, start: dict[str, Any] | None = None
+    ) -> Iterable[ScannedPage]:
+        """The profiles in pages of 1,000 (a DynamoDB Scan page of ~1 KB profiles), each with the
+        lead's enrollment and mail log, as the table's scan brings them."""
         leads = sorted(self.profiles)
         first = int(start["at"]) if start else 0
         for at in range(first, len(leads), 1000):
             following = {"at": at + 1000} if at + 1000 < len(leads) else None
-            yield [self.profiles[lead] for lead in leads[at : at + 1000]], following
+            page = ScannedPage(after=following, profiles=[self.profiles[lead] for lead in leads[at : at + 1000]])
+            for lead in leads[at : at + 1000]:
+                page.logs[lead] = self.logs.get(lead, MailLog())
+                if (lead, sequence_id) in self.enrollments:
+                    page.enrollments[(lead, sequence_id)] = self.enrollments[(lead, sequence_id)]
+            yield page
 
     def enrollments_of(
         self, pairs: list[tuple[str, str]], mail: bool = False

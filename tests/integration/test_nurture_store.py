@@ -532,6 +532,70 @@ def test_a_second_broadcast_finds_held_leads_enrolled(nurture):
     assert len({m for _, m in nurture.sender.sent}) == 8
 
 
+def test_the_broadcast_scan_brings_each_lead_s_enrollment_and_mail_log_across_page_boundaries(nurture):
+    # GIVEN leads a first broadcast holds, and one with a stored enrollment (exited), so each lead's
+    # partition has its mail log and some an enrollment item before the profile
+    leads = nurture.add_leads(6)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    assert nurture.service.exit(leads[2], SEQUENCE, "test")
+    logs = {lead: nurture.store.mail_log(lead) for lead in leads}
+    # WHEN the table is scanned one item per page (every lead's items split over pages)
+    nurture.store.scan_page_limit = 1
+    pages = list(nurture.store.scan_leads(SEQUENCE, 0, 1))
+    # THEN every profile comes once, with the mail log and enrollment its partition holds
+    assert len(pages) > len(leads)
+    profiles = [p["lead_id"] for page in pages for p in page.profiles]
+    assert sorted(profiles) == sorted(leads)
+    found = {lead: log for page in pages for lead, log in page.logs.items()}
+    assert {lead: (log.version, log.held.keys()) for lead, log in found.items()} == {
+        lead: (log.version, log.held.keys()) for lead, log in logs.items()
+    }
+    stored = {key: value for page in pages for key, value in page.enrollments.items()}
+    assert list(stored) == [(leads[2], SEQUENCE)] and stored[(leads[2], SEQUENCE)][0].status == "exited"
+    assert not any(page.partial for page in pages)
+    # AND a scan resumed from a key inside a lead's items marks that lead partial (its earlier items
+    # are behind the key), and no other
+    inside = next(page.after for page in pages if page.after and not page.profiles)
+    resumed = list(nurture.store.scan_leads(SEQUENCE, 0, 1, inside))
+    partial = {lead for page in resumed for lead in page.partial}
+    assert partial == {str(inside["PK"]["S"]).removeprefix("LEAD#")}
+
+
+def test_a_second_broadcast_handing_on_after_every_page_finds_every_lead_enrolled(nurture):
+    # GIVEN held leads, one of them exited meanwhile (its enrollment stored)
+    leads = nurture.add_leads(7)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    assert nurture.service.exit(leads[0], SEQUENCE, "test")
+    sent = len(nurture.sender.sent)
+    # WHEN the sequence is broadcast again, two items a page, the invocation handing on after every
+    # page (so many leads' items straddle an invocation's start key)
+    nurture.store.scan_page_limit = 2
+    parts = RecordingParts()
+    totals: dict[str, int] = {}
+    partial_reads: list[list[tuple[str, str]]] = []
+    read = nurture.store.enrollments_of
+
+    def enrollments_of(pairs: list[tuple[str, str]], mail: bool = False) -> Any:
+        partial_reads.append(pairs)
+        return read(pairs, mail)
+
+    nurture.store.enrollments_of = enrollments_of  # type: ignore[method-assign]
+    payload: dict[str, Any] | None = {"run": "again", "segment": 0, "segments": 1, "hop": 0, "cursor": None}
+    while payload is not None:
+        done = nurture.service.broadcast_hop(
+            SEQUENCE, "again", 0, 1, payload["hop"], payload.get("cursor"), lambda: True, parts
+        )
+        for key in ("already_enrolled", "refused", "enrolled", "sent"):
+            totals[key] = totals.get(key, 0) + int(done.get(key, 0))
+        payload = parts.payloads.pop(0) if parts.payloads else None
+    # THEN the held leads are found enrolled, the exited one is refused by the re-entry cool-down,
+    # and nobody gets a second email
+    assert totals == {"already_enrolled": 6, "refused": 1, "enrolled": 0, "sent": 0}
+    assert len(nurture.sender.sent) == sent
+    # AND only the leads an invocation began inside were read apart, one at a time
+    assert partial_reads and all(len(pairs) == 1 for pairs in partial_reads)
+
+
 def test_a_lead_the_first_step_defers_is_stored_not_held(nurture):
     # GIVEN a lead whose first email waits for the end of its quiet hours, and one sent at once
     nurture.clock.current = NOW.replace(hour=23)

@@ -90,6 +90,19 @@ class MailLog:
         return cls(int(item.get("v", 0)), tuple(dict(send) for send in item.get("sends") or ()), held)
 
 
+@dataclass
+class ScannedPage:
+    """One page of a broadcast's scan: the profiles found, the enrollments and mail logs of their
+    leads that came with them, the leads whose items began before the scan's start key (their
+    enrollment and log are not here: read them), and the key to go on from (None: the end)."""
+
+    after: dict[str, Any] | None
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    enrollments: dict[tuple[str, str], tuple[Enrollment, int]] = field(default_factory=dict)
+    logs: dict[str, MailLog] = field(default_factory=dict)
+    partial: set[str] = field(default_factory=set)
+
+
 def held_entry(enrollment: Enrollment) -> dict[str, Any]:
     """An active enrollment as the mail log holds it: short keys (the log is read and written whole
     with every send, and stays within one write unit); message ids are not stored, they are
@@ -285,7 +298,7 @@ class DynamoNurtureStore(DynamoLeadStore):
         self, pairs: list[tuple[str, str]], mail: bool = False
     ) -> tuple[dict[tuple[str, str], tuple[Enrollment, int]], dict[str, MailLog]]:
         """The stored enrollments of these (lead, sequence) pairs and (with ``mail``) the leads'
-        mail logs (BatchGetItem, 100 keys a call): what a broadcast reads beside the profiles it scanned."""
+        mail logs (BatchGetItem, 100 keys a call): what a broadcast's scan did not bring (``partial``)."""
         keys = [{"PK": f"LEAD#{lead}", "SK": f"ENR#{seq}"} for lead, seq in pairs]
         leads = {lead for lead, _ in pairs}
         if mail:
@@ -318,31 +331,54 @@ class DynamoNurtureStore(DynamoLeadStore):
     def recent_activities(self, lead_id: str, limit: int = 200) -> list[dict[str, Any]]:
         return self._query_prefix(f"LEAD#{lead_id}", "ACT#", limit, newest_first=True)
 
-    def scan_profiles(
-        self, segment: int, segments: int, start: dict[str, Any] | None = None
-    ) -> Iterable[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
-        """Every lead profile, page by page, in one of ``segments`` parallel scan segments.
+    def scan_leads(
+        self, sequence_id: str, segment: int, segments: int, start: dict[str, Any] | None = None
+    ) -> Iterable[ScannedPage]:
+        """Every lead profile, with the lead's enrollment in ``sequence_id`` and its mail log, page by
+        page, in one of ``segments`` parallel scan segments, from ``start`` (a page's ``after``).
 
-        Yields each page with the key to resume after it (None after the last page): a long
-        scan is carried on by another invocation from that key."""
+        A Scan is billed for every item it reads, returned or not, and a lead's items come
+        together, in key order: its enrollment (``ENR#...``) and mail log (``MAIL``) just before its
+        profile (``PROFILE``, the last of its keys). So the one scan that finds the segment's
+        members returns their enrollments and logs too, for nothing more: no ``BatchGetItem`` of
+        two items per member (1 read unit per lead). A lead whose items a page boundary splits is
+        completed from the next page; one whose items began before ``start`` (where an earlier
+        invocation stopped) is marked ``partial``: the caller reads its enrollment and log."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "FilterExpression": "SK = :p",
-            "ExpressionAttributeValues": serialize({":p": "PROFILE"}),
+            "FilterExpression": "SK IN (:p, :m, :e)",
+            "ExpressionAttributeValues": serialize({":p": "PROFILE", ":m": MAIL_SK, ":e": f"ENR#{sequence_id}"}),
             "Segment": segment,
             "TotalSegments": segments,
         }
+        cut = str(deserialize(start)["PK"]) if start else None
         if start:
             kwargs["ExclusiveStartKey"] = start
         if self.scan_page_limit:
             kwargs["Limit"] = self.scan_page_limit
+        lead_pk, carried = cut, dict[str, dict[str, Any]]()
         while True:
             answer = self.client.scan(**kwargs)
-            last = answer.get("LastEvaluatedKey")
-            yield [deserialize(i) for i in answer.get("Items", [])], last
-            if not last:
+            page = ScannedPage(after=answer.get("LastEvaluatedKey"))
+            for raw in answer.get("Items", []):
+                item = deserialize(raw)
+                if item["PK"] != lead_pk:
+                    lead_pk, carried = item["PK"], {}
+                if item["SK"] != "PROFILE":
+                    carried[item["SK"]] = item
+                    continue
+                lead = str(item["PK"]).removeprefix("LEAD#")
+                page.profiles.append(item)
+                page.logs[lead] = MailLog.from_item(carried.get(MAIL_SK))
+                stored = carried.get(f"ENR#{sequence_id}")
+                if stored is not None:
+                    page.enrollments[(lead, sequence_id)] = enrollment_from(stored)
+                if item["PK"] == cut:
+                    page.partial.add(lead)
+            yield page
+            if not page.after:
                 return
-            kwargs["ExclusiveStartKey"] = last
+            kwargs["ExclusiveStartKey"] = page.after
 
     # ------------------------------------------------------------------ sequence versions
     def version_of(self, sequence_id: str, content_hash: str, definition: dict[str, Any]) -> int:

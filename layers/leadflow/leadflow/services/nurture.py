@@ -989,17 +989,21 @@ class NurtureService:
         needs_activity = any(p.key == "activity" for p in segment_rule.when.walk())
         now = self.clock.now()
         counts = Counter[str]()
-        for page, after in self.store.scan_profiles(segment, segments, cursor):
-            counts["scanned"] += len(page)
+        for page in self.store.scan_leads(sequence_id, segment, segments, cursor):
+            counts["scanned"] += len(page.profiles)
             members = [
                 p
-                for p in page
+                for p in page.profiles
                 if in_segment(segment_rule, self._lead_view(p, False, needs_activity), now, self.workspace.segments)
             ]
             if members:
-                existing, logs = self.store.enrollments_of(
-                    [(str(p["lead_id"]), sequence_id) for p in members], mail=True
-                )
+                # The scan brought each member's enrollment and mail log; a lead whose items began
+                # before this invocation's start key is read here (one per invocation at most).
+                existing, logs = page.enrollments, page.logs
+                partial = [(str(p["lead_id"]), sequence_id) for p in members if p["lead_id"] in page.partial]
+                if partial:
+                    found, read = self.store.enrollments_of(partial, mail=True)
+                    existing, logs = {**existing, **found}, {**logs, **read}
                 fresh: list[tuple[Enrollment, int | None]] = []
                 profiles: dict[str, dict[str, Any]] = {}
                 for profile in members:
@@ -1031,10 +1035,10 @@ class NurtureService:
                     counts["taken"] += len(fresh) - written
             if progress:
                 progress(counts["scanned"], counts["enrolled"])
-            if after is None:
+            if page.after is None:
                 return dict(counts), None
             if stop():
-                return dict(counts), after
+                return dict(counts), page.after
         return dict(counts), None
 
     def start_broadcast(
