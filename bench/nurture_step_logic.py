@@ -259,6 +259,9 @@ class MemoryStore:
     def suppressed(self, emails: set[str]) -> set[str]:
         return set()
 
+    def suppressions_listed(self, since: str | None, most: int) -> list[str] | None:
+        return []
+
     def put_enrollment(self, enrollment: Enrollment, rev: int, new: bool = False) -> bool:
         key = (enrollment.lead_id, enrollment.sequence_id)
         with self.lock:

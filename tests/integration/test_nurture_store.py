@@ -192,6 +192,71 @@ def test_an_unsubscribe_landing_after_the_batch_read_stops_the_send(nurture):
     assert unsubscribed[0]["exited"] == 1
 
 
+def recording_suppression_reads(nurture: Nurture) -> tuple[list[str | None], list[set[str]]]:
+    """The ``since`` of every suppression-list query, and every one-by-one read of addresses."""
+    queries: list[str | None] = []
+    point_reads: list[set[str]] = []
+    listed, suppressed = nurture.store.suppressions_listed, nurture.store.suppressed
+
+    def list_since(since: str | None, most: int) -> list[str] | None:
+        queries.append(since)
+        return listed(since, most)
+
+    def read(keys: Any) -> set[str]:
+        point_reads.append(set(keys))
+        return suppressed(keys)
+
+    nurture.store.suppressions_listed = list_since  # type: ignore[method-assign]
+    nurture.store.suppressed = read  # type: ignore[method-assign]
+    return queries, point_reads
+
+
+def test_the_suppression_list_is_read_once_then_only_what_was_listed_since(nurture):
+    # GIVEN six leads, one of whose addresses bounced before
+    from leadflow.services.nurture import SUPPRESSION_LAG
+
+    leads = nurture.add_leads(6)
+    address = {lead: f"{lead.lower()}@example.com" for lead in leads}
+    nurture.store.suppress(address[leads[0]], "bounced", NOW.isoformat())
+    queries, point_reads = recording_suppression_reads(nurture)
+    # WHEN a batch of three is processed, another address complains five minutes later, and the
+    # next three are processed
+    nurture.enroll_all(leads[:3])
+    first = nurture.service.process(pairs(leads[:3]))
+    nurture.clock.current = NOW + timedelta(minutes=5)
+    nurture.store.suppress(address[leads[3]], "complained", nurture.clock.current.isoformat())
+    nurture.enroll_all(leads[3:])
+    second = nurture.service.process(pairs(leads[3:]))
+    # THEN neither suppressed address got an email; the four others did
+    sent_to = {to for to, _ in nurture.sender.sent}
+    assert sent_to == {address[lead] for lead in (leads[1], leads[2], leads[4], leads[5])}
+    assert (first.sent, second.sent) == (2, 2)
+    # AND the list was read whole once, then only from the last read on (with the lag's margin);
+    # no address was read one by one
+    assert queries == [None, (NOW - SUPPRESSION_LAG).isoformat()]
+    assert point_reads == []
+
+
+def test_a_suppression_list_too_long_to_keep_is_read_address_by_address(nurture, monkeypatch):
+    # GIVEN more suppressions than a service keeps in memory
+    import leadflow.services.nurture as nurture_module
+
+    monkeypatch.setattr(nurture_module, "SUPPRESSION_LIST_MOST", 1)
+    leads = nurture.add_leads(4)
+    for lead in leads[:2]:
+        nurture.store.suppress(f"{lead.lower()}@example.com", "bounced", NOW.isoformat())
+    queries, point_reads = recording_suppression_reads(nurture)
+    # WHEN a batch of three is processed, then a batch of the fourth
+    nurture.enroll_all(leads[:3])
+    nurture.service.process(pairs(leads[:3]))
+    nurture.enroll_all(leads[3:])
+    nurture.service.process(pairs(leads[3:]))
+    # THEN only the third and fourth leads got their email; each batch's addresses were read one by
+    # one, and the list was not asked for again
+    assert [to for to, _ in nurture.sender.sent] == [f"{lead.lower()}@example.com" for lead in leads[2:]]
+    assert queries == [None] and [len(read) for read in point_reads] == [3, 1]
+
+
 def test_an_unsubscribe_between_read_and_claim_fails_the_claim(nurture):
     # GIVEN a lead's mail log as a batch read it, then an unsubscribe
     leads = nurture.add_leads(1)
@@ -443,24 +508,24 @@ def test_a_broadcast_holds_its_leads_in_their_mail_logs_and_they_complete_withou
     assert [(e.sequence_id, e.status) for e, _ in listed] == [(SEQUENCE, "completed")]
 
 
-def test_an_open_moves_a_held_lead_on_and_the_product_email_holds_it_again(nurture):
+def test_an_open_moves_a_held_lead_on_at_once_and_the_product_email_holds_it_again(nurture):
     # GIVEN a broadcast's held leads
     leads = nurture.add_leads(3)
     nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
     nurture.clock.current = NOW + timedelta(hours=2)
+    log_before = nurture.store.mail_log(leads[0])
     # WHEN one opens the discount email
     woken = opened(nurture, leads[0])
-    # THEN its wait ends now: the open is marked on the held enrollment and it goes to the due-now queue
+    # THEN its wait ends and its next step is taken then and there (no hop through the due-now
+    # queue): the product email is sent, and the one write of its claim records the open and holds
+    # the lead at the next wait (still no enrollment item)
     assert woken["woken"] == 1
-    assert nurture.service.due_now.pushed == [(leads[0], SEQUENCE)]  # type: ignore[attr-defined]
-    held = nurture.service.enrollment(leads[0], SEQUENCE)
-    assert held is not None and held[0].emails[0].opened and held[0].due_at == NOW + timedelta(hours=2)
-    # AND the step sends the product email and the mail log holds it at the next wait (still no item)
-    result = nurture.service.process([(leads[0], SEQUENCE)])
-    assert result.sent == 1 and result.outcomes["held"] == 1
+    assert nurture.service.due_now.pushed == []  # type: ignore[attr-defined]
+    assert len(nurture.sender.sent) == 4
     assert nurture.status(leads[0]) == ("active", "wait-product", None)
+    assert nurture.store.mail_log(leads[0]).version == log_before.version + 1
     assert stored_items(nurture, leads) == 0
-    # AND an open seen twice, or processed again, sends nothing more
+    # AND an open seen twice, or the step processed again, sends nothing more
     assert opened(nurture, leads[0])["woken"] == 0
     assert nurture.service.process([(leads[0], SEQUENCE)]).sent == 0
     assert len(nurture.sender.sent) == 4
@@ -471,20 +536,67 @@ def test_an_open_moves_a_held_lead_on_and_the_product_email_holds_it_again(nurtu
     assert [(e.step_id, e.opened) for e in emails] == [("discount", True), ("product", False)]
 
 
+def test_an_open_whose_step_cannot_send_now_is_stored_with_the_open_for_the_ticks(nurture):
+    # GIVEN a held lead, and the account's send rate used up when it opens
+    leads = nurture.add_leads(1)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    nurture.clock.current = NOW + timedelta(hours=2)
+    nurture.service._take_slot = lambda: False  # type: ignore[method-assign]
+    # WHEN it opens the discount email
+    assert opened(nurture, leads[0])["woken"] == 1
+    # THEN nothing is sent now; the enrollment is stored due now with the open on it, for a tick
+    assert len(nurture.sender.sent) == 1
+    stored = nurture.store.enrollment(leads[0], SEQUENCE)
+    assert stored is not None and stored[0].emails[0].opened and stored[0].due_at == nurture.clock.current
+    assert nurture.store.shards_with_due(nurture.clock.current)
+    # AND the tick sends the product email once the rate allows
+    del nurture.service._take_slot
+    assert nurture.service.process([(leads[0], SEQUENCE)]).sent == 1
+    assert nurture.status(leads[0])[:2] == ("active", "wait-product")
+
+
+def test_an_open_whose_step_fails_is_stored_for_the_ticks_and_the_event_delivered_again(nurture):
+    # GIVEN a held lead whose product step fails unexpectedly (the store errs on the claim)
+    from leadflow.services.nurture import ERROR_RETRY, StepFailed
+
+    leads = nurture.add_leads(1)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    nurture.clock.current = NOW + timedelta(hours=2)
+    claim = nurture.store.claim_send
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("InternalServerError")
+
+    nurture.store.claim_send = failing  # type: ignore[method-assign]
+    # WHEN the open is handled
+    with pytest.raises(StepFailed):
+        opened(nurture, leads[0])
+    # THEN the event fails (SQS delivers it again), nothing is sent, and the enrollment is stored
+    # with the open on it, due when the failed step is retried
+    nurture.store.claim_send = claim  # type: ignore[method-assign]
+    assert len(nurture.sender.sent) == 1
+    stored = nurture.store.enrollment(leads[0], SEQUENCE)
+    assert stored is not None and stored[0].emails[0].opened
+    assert stored[0].due_at == nurture.clock.current + ERROR_RETRY
+    # AND the redelivered event changes nothing; the tick then sends the product email once
+    assert opened(nurture, leads[0])["woken"] == 0
+    nurture.clock.current += ERROR_RETRY
+    assert nurture.service.process([(leads[0], SEQUENCE)]).sent == 1
+    assert len(nurture.sender.sent) == 2 and nurture.status(leads[0])[:2] == ("active", "wait-product")
+
+
 def test_a_click_on_the_coupon_ends_a_held_lead_with_its_hand_off_stored(nurture):
     # GIVEN a held lead that opened the discount and clicked in the product email
     leads = nurture.add_leads(1)
     nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
     nurture.clock.current = NOW + timedelta(hours=1)
     opened(nurture, leads[0])
-    nurture.service.process([(leads[0], SEQUENCE)])
     nurture.clock.current = NOW + timedelta(days=1, hours=2)  # past the daily cap of two emails
     opened(nurture, leads[0], "product", clicked="product-page")
-    assert nurture.service.process([(leads[0], SEQUENCE)]).sent == 1
+    assert len(nurture.sender.sent) == 3
     assert nurture.status(leads[0]) == ("active", "wait-coupon", None)
     # WHEN it clicks the coupon's redeem link
     opened(nurture, leads[0], "coupon", clicked="redeem")
-    nurture.service.process([(leads[0], SEQUENCE)])
     # THEN it is tagged, handed off, and its completed enrollment is stored with the three emails
     assert nurture.status(leads[0]) == ("completed", "end", "completed")
     assert stored_items(nurture, leads) == 1

@@ -85,6 +85,12 @@ def test_every_shared_sample_is_applied_or_dead_lettered(local_stack, client):
     assert suppression(local_stack, "jane@example.com") is not None  # identity bounce with DSN
     assert suppression(local_stack, "richard@example.com") is not None  # complaint
     assert suppression(local_stack, "mary@example.com") is None  # delivered, never bounced
+    # AND they are listed where the senders read the whole suppression list (GSI2)
+    from leadflow.adapters.nurture import DynamoNurtureStore
+
+    store = DynamoNurtureStore(local_stack.outputs["LeadsTableName"], local_stack.client("dynamodb"))
+    listed = store.suppressions_listed(None, 100_000) or []
+    assert {"jane@example.com", "richard@example.com"} <= set(listed) and "mary@example.com" not in listed
 
 
 def test_an_open_a_duplicate_and_a_complaint_for_a_lead(local_stack, client):

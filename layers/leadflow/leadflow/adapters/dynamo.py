@@ -125,6 +125,20 @@ _PLAIN_DIGITS = 38  # DynamoDB numbers have up to 38 digits of precision (boto3'
 _MAX_PLAIN_INT = 10**_PLAIN_DIGITS
 
 
+SUPPRESSION_INDEX = "GSI2"
+SUPPRESSED_PK = "SUPPRESSED"
+SUPPRESS_UPDATE = "SET #r = if_not_exists(#r, :r), #a = if_not_exists(#a, :a), #gp = :gp, #gs = if_not_exists(#gs, :gs)"
+"""A suppression: its first reason and time kept, and listed in GSI2 (``SUPPRESSED`` /
+``<listed at>#<address key>``, from its first listing), so that the senders read the whole list
+once and then only what was listed since."""
+SUPPRESS_NAMES = {"#r": "reason", "#a": "at", "#gp": "GSI2PK", "#gs": "GSI2SK"}
+
+
+def suppress_values(email_key: str, reason: str, at: str, listed_at: str) -> dict[str, str]:
+    """The values of ``SUPPRESS_UPDATE`` for one suppression."""
+    return {":r": reason, ":a": at, ":gp": SUPPRESSED_PK, ":gs": f"{listed_at}#{email_key}"}
+
+
 def lead_key(lead_id: str) -> dict[str, str]:
     return {"PK": f"LEAD#{lead_id}", "SK": "PROFILE"}
 
@@ -537,10 +551,13 @@ class DynamoLeadStore(LazyClient):
                     "Update": {
                         "TableName": self.table,
                         "Key": serialize({"PK": f"SUPPRESS#{write.email_key}", "SK": "SUPPRESS"}),
-                        "UpdateExpression": "SET #r = if_not_exists(#r, :r), #a = if_not_exists(#a, :a), #l = :l",
-                        "ExpressionAttributeNames": {"#r": "reason", "#a": "at", "#l": "last_feedback"},
+                        "UpdateExpression": f"{SUPPRESS_UPDATE}, #l = :l",
+                        "ExpressionAttributeNames": {**SUPPRESS_NAMES, "#l": "last_feedback"},
                         "ExpressionAttributeValues": serialize(
-                            {":r": write.suppress_reason, ":a": at, ":l": write.feedback_id}
+                            {
+                                **suppress_values(write.email_key, write.suppress_reason, at, write.listed_at),
+                                ":l": write.feedback_id,
+                            }
                         ),
                     }
                 }

@@ -21,6 +21,8 @@ class FeedbackWrite:
     at: str
     suppress_reason: str | None
     unsubscribe: bool
+    listed_at: str
+    """When the suppression (if any) is listed: this write's time (the list is read by it)."""
     lead_id: str | None
     activity: dict[str, Any] | None
     events: list[DomainEvent]
@@ -71,6 +73,7 @@ class FeedbackService:
             at=feedback.occurred_at.isoformat(),
             suppress_reason=feedback.kind.value if suppresses(feedback) else None,
             unsubscribe=unsubscribes(feedback),
+            listed_at=self.clock.now().isoformat(),
             lead_id=lead_id,
             activity=activity,
             events=events,

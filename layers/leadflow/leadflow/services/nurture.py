@@ -61,6 +61,11 @@ MAX_ADVANCES_PER_ENROLLMENT = 4
 THROTTLE_RETRY = timedelta(minutes=1)
 ERROR_RETRY = timedelta(minutes=10)
 SEND_WORKERS = 8
+SUPPRESSION_LAG = timedelta(minutes=2)
+"""How far back each batch looks again for newly listed suppressions: more than the index's lag
+behind a write (well under a second) and any skew between the writers' clocks."""
+SUPPRESSION_LIST_MOST = 200_000
+"""More suppressions than this are not kept in memory: addresses are then read one by one."""
 """Leads of one batch worked on at once: their SES and DynamoDB round trips overlap, so a batch
 takes a fraction of the Lambda time (and GB-seconds) it takes one lead after the other."""
 SLOT_BLOCK = 25
@@ -185,6 +190,10 @@ class EmailLinks:
         return self.unsubscribe_url()
 
 
+class StepFailed(RuntimeError):
+    """A step taken at once for a bus event failed unexpectedly: the event must be delivered again."""
+
+
 @dataclass(frozen=True)
 class _Job:
     """One enrollment to advance, over the item read at ``rev``.
@@ -230,6 +239,9 @@ class NurtureService:
         self._slot_lock = threading.Lock()
         self.workers = SEND_WORKERS
         self._activity_needed: dict[int, bool] = {}  # by id(): sequences are kept for the service's life
+        self._suppression_lock = threading.Lock()
+        self._suppression_list: set[str] | None = set()  # None: too long to keep, read one by one
+        self._suppression_read: datetime | None = None
 
     # ------------------------------------------------------------------ configuration
     @cached_property
@@ -370,8 +382,8 @@ class NurtureService:
         """Advance the jobs' enrollments, ``workers`` leads at a time; one lead's jobs run in order on
         one thread (they share its mail log). The suppression list is read once for all."""
         result = BatchResult()
-        addresses = {j.profile.get("email") for j in jobs if j.profile.get("email")}
-        suppressed = self.store.suppressed({str(a).casefold() for a in addresses}) if addresses else set()
+        addresses = {str(j.profile["email"]).casefold() for j in jobs if j.profile.get("email")}
+        suppressed = self._suppressed(addresses, now) if addresses else set()
         by_lead: dict[str, list[_Job]] = {}
         for job in jobs:
             by_lead.setdefault(job.enrollment.lead_id, []).append(job)
@@ -414,6 +426,26 @@ class NurtureService:
         for part in parts:
             result.add(part)
         return result
+
+    def _suppressed(self, addresses: set[str], now: datetime) -> set[str]:
+        """Which of these addresses are suppressed (bounced, complained, unsubscribed).
+
+        The whole suppression list (GSI2) is read once per service, then before every batch only
+        what was listed since the last read (one query, a lookback of ``SUPPRESSION_LAG``): a few
+        read units per batch instead of half a unit per lead. A list longer than
+        ``SUPPRESSION_LIST_MOST`` is not kept: the batch's addresses are read one by one."""
+        with self._suppression_lock:
+            if self._suppression_list is not None:
+                read = self._suppression_read
+                since = read - SUPPRESSION_LAG if read is not None and read <= now else None  # a clock set back: all
+                listed = self.store.suppressions_listed(since.isoformat() if since else None, SUPPRESSION_LIST_MOST)
+                if listed is None or len(self._suppression_list) + len(listed) > SUPPRESSION_LIST_MOST:
+                    self._suppression_list = None
+                else:
+                    self._suppression_list.update(listed)
+                    self._suppression_read = now
+                    return addresses & self._suppression_list
+        return self.store.suppressed(addresses)
 
     def _needs_activity(self, sequence: Sequence) -> bool:
         """Whether the sequence's conditions read recent activities (worked out once per sequence)."""
@@ -774,7 +806,7 @@ class NurtureService:
         if detail_type == "lead.captured":
             self._double_opt_in(profile, detail)
         if detail_type == "activity.recorded" and detail.get("type") in ("email_opened", "email_clicked"):
-            done["woken"] += self._engaged(lead_id, detail)
+            done["woken"] += self._engaged(lead_id, detail, profile)
         for sequence_id in self.triggered(detail_type, detail, profile):
             if self.enroll_lead(lead_id, sequence_id, reason=detail_type):
                 done["enrolled"].append(sequence_id)
@@ -783,8 +815,18 @@ class NurtureService:
             done["woken"] += self._wake(lead_id, profile)
         return done
 
-    def _engaged(self, lead_id: str, detail: dict[str, Any]) -> int:
-        """Mark the email opened/clicked on its enrollment; a wait for it ends now."""
+    def _engaged(self, lead_id: str, detail: dict[str, Any], profile: dict[str, Any]) -> int:
+        """Mark the email opened/clicked on its enrollment; a wait for it ends now.
+
+        A held enrollment (a broadcast's) that this wakes takes its next step here, at once, as the
+        step function would after a hop through the due-now queue: the step's own write (the claim
+        of its email, which holds it again, or its stored item) records the open with it. No
+        separate write of the open, no queue message, no second read of the lead.
+
+        Raises:
+            StepFailed: that step failed unexpectedly; the event is retried (nothing was recorded,
+                or the enrollment was stored to be retried by the ticks and the retry finds the
+                open recorded)."""
         sequence_id = detail.get("campaign")
         message_id = detail.get("message_id")
         if not sequence_id or not message_id:
@@ -818,6 +860,13 @@ class NurtureService:
                 return 0
             woken = enrollment.status == "active" and enrollment.due_at is not None and enrollment.due_at > now
             changed = replace(enrollment, emails=tuple(emails), due_at=now if woken else enrollment.due_at)
+            if woken and held:
+                done = self._work([_Job(changed, rev, rev == 0, profile, fresh=True)], {lead_id: log}, now)
+                if done.outcomes["conflict"]:
+                    continue  # written meanwhile (an unsubscribe, another event): read again
+                if done.outcomes["error"]:
+                    raise StepFailed(f"{lead_id} {enrollment.sequence_id}: {done.failures}")
+                return 1
             if self.store.hold(changed, log) if held else self.store.put_enrollment(changed, rev):
                 if woken:
                     self.due_now.push([(lead_id, enrollment.sequence_id)])
