@@ -3,9 +3,12 @@
 For each lead event (``lead.captured``, ``lead.stage_changed``, ``lead.scored``, ``lead.tagged``,
 ``lead.consent_confirmed``, ``activity.recorded`` of opens and clicks) ``NurtureService.handle_event``
 enrolls the lead where a sequence's trigger matches, marks an email opened or clicked (a
-wait for it ends at once) and wakes the lead's enrollments so goals hold at once.
-Partial batch failures are reported; enrollment is idempotent (one enrollment per lead per
-sequence, conditionally written).
+wait for it ends at once) and wakes the lead's enrollments so goals hold at once. An open or click
+that wakes an enrollment its mail log holds (a broadcast's) takes that enrollment's next step here,
+at once (render, claim, SES within the shared send rate), as ``NurtureStepFunction`` would.
+Partial batch failures are reported (a step that failed unexpectedly fails its record, which SQS
+delivers again); enrollment is idempotent (one enrollment per lead per sequence, conditionally
+written), and so is every step (its email is claimed in the mail log before SES is called).
 """
 
 from __future__ import annotations

@@ -37,6 +37,34 @@ def test_sam_translator_transforms_the_template(template, monkeypatch):
     } <= types
 
 
+def test_the_nurture_rule_takes_lead_events_and_activities_but_not_the_ses_events_of_every_email(template):
+    # GIVEN the nurture rule's pattern, as moto (the local stack's EventBridge) matches it
+    import json
+
+    from moto.events.models import EventPattern, EventPatternParser
+
+    from leadflow.config.sequences import NOT_ON_THE_NURTURE_RULE
+
+    raw = json.dumps(template["Resources"]["NurtureEventsRule"]["Properties"]["EventPattern"])
+    pattern = EventPattern(raw, EventPatternParser(raw).parse())
+
+    def delivered(source: str, detail_type: str, **detail: str) -> bool:
+        return pattern.matches_event({"source": source, "detail-type": detail_type, "detail": detail})
+
+    # THEN lead events, opens, clicks and other activities are delivered
+    assert delivered("leadflow.scoring", "lead.scored", lead_id="L")
+    assert delivered("leadflow.forms", "lead.captured", lead_id="L")
+    for kind in ("email_opened", "email_clicked", "form_submitted", "page_viewed", "email_bounced"):
+        assert delivered("leadflow.tracking", "activity.recorded", type=kind)
+    # AND the SES events every email causes (and failures no condition can name) are not
+    for kind in ("email_sent", "email_delivered", "email_delivery_delayed", "email_rejected"):
+        assert not delivered("leadflow.email", "activity.recorded", type=kind)
+    assert all(not delivered("leadflow.email", "activity.recorded", type=kind) for kind in NOT_ON_THE_NURTURE_RULE)
+    # AND other events and sources are not
+    assert not delivered("leadflow.handoff", "handoff.delivered", lead_id="L")
+    assert not delivered("someone.else", "lead.scored", lead_id="L")
+
+
 def test_cfn_lint_is_clean():
     from cfnlint.api import lint_file
 

@@ -76,6 +76,16 @@ def test_a_sound_sequence_validates_and_has_a_stable_content_hash():
         (sequence(migrations=[{"from_version": 1, "steps": {"old": "missing"}}]), "not a step"),
         (sequence(reentry={"policy": "sometimes"}), "policy"),
         (sequence(unknown_key=1), "unknown_key"),
+        (sequence(goal={"activity": {"type": "email_delivered"}}), "not sent to nurture"),
+        (
+            sequence(
+                steps=[
+                    {"id": "m", "type": "email", "template": "t", "subject": "s"},
+                    {"id": "w", "type": "wait", "days": 1, "until_event": {"activity": {"type": "email_delivered"}}},
+                ]
+            ),
+            "not sent to nurture",
+        ),
     ],
 )
 def test_broken_sequences_are_refused_with_the_reason(data, expected):

@@ -541,6 +541,16 @@ class Sequence:
                             raise ConfigProblem("steps", f"step '{step.id}': '{name}: {ref}' names no email step")
             if isinstance(step, EmailStep) and len({v.id for v in step.variants}) != len(step.variants):
                 raise ConfigProblem("steps", f"step '{step.id}': variant ids must differ")
+        waking = [("goal", self.goal)] if self.goal is not None else []
+        waking += [("until_event", s.until_event) for s in self.steps if isinstance(s, WaitStep) and s.until_event]
+        for where, condition in waking:
+            for part in condition.walk():
+                if part.activity is not None and part.activity.type in NOT_ON_THE_NURTURE_RULE:
+                    raise ConfigProblem(
+                        where,
+                        f"'{part.activity.type}' events are not sent to nurture (one per email: the bus rule "
+                        "drops them); wait for or aim at an open, a click or a later activity instead",
+                    )
         loop = self._instant_loop()
         if loop:
             raise ConfigProblem("steps", f"steps {' -> '.join(loop)} loop without a wait")
@@ -619,6 +629,14 @@ class Sequence:
     @classmethod
     def from_trusted(cls, data: Any) -> Sequence:
         return models.validate(cls, data)
+
+
+NOT_ON_THE_NURTURE_RULE = frozenset({"email_delivered"})
+"""Activity types the nurture bus rule (template.yaml ``NurtureEventsRule``) does not deliver, with
+``email_sent``, ``email_delivery_delayed``, ``email_rejected`` and ``email_rendering_failed``, which
+no condition can name: one or two events per email, which would cost a queue delivery each and
+could never end a wait. A sequence goal or a wait's ``until_event`` (woken by events) may not name
+them; branches, goal steps and segments read the lead's stored activities and may."""
 
 
 def _targets(step: StepType) -> list[str]:
