@@ -774,3 +774,46 @@ def test_a_held_enrollment_keeps_its_wait_when_the_sequence_is_edited(nurture, t
     assert waiting[0].due_at == NOW + timedelta(days=7)
     nurture.clock.current = NOW + timedelta(days=8)
     assert {edited.enrollment(lead, SEQUENCE)[0].status for lead in leads} == {"completed"}  # type: ignore[index]
+
+
+def test_a_step_s_profile_actions_are_one_update_with_their_events(nurture, tmp_path):
+    # GIVEN a sequence whose action step tags, sets a field, hands off, then untags the same tag
+    workspace = tmp_path / "workspace"
+    shutil.copytree(WORKSPACE, workspace)
+    (workspace / "sequences" / "acts.yaml").write_text(
+        "id: acts\nname: Acts\nsteps:\n"
+        "  - id: mark\n    type: action\n    actions:\n"
+        "      - {tag: vip}\n      - {set_field: {name: track, value: a}}\n"
+        "      - {handoff: Asked for a demo}\n      - {untag: vip}\n"
+    )
+    service = service_on(nurture, workspace)
+    leads = nurture.add_leads(1)
+    assert service.enroll_lead(leads[0], "acts", push=False) is not None
+    transactions: list[list[dict[str, Any]]] = []
+    updates: list[dict[str, Any]] = []
+    client = nurture.store.client
+    transact, update = client.transact_write_items, client.update_item
+
+    def recording_transact(**kwargs: Any) -> Any:
+        transactions.append(kwargs["TransactItems"])
+        return transact(**kwargs)
+
+    def recording_update(**kwargs: Any) -> Any:
+        updates.append(kwargs)
+        return update(**kwargs)
+
+    client.transact_write_items, client.update_item = recording_transact, recording_update
+    try:
+        # WHEN its step runs
+        service.process([(leads[0], "acts")])
+    finally:
+        client.transact_write_items, client.update_item = transact, update
+    # THEN the tag, the field and the hand-off are one profile update in one transaction with their
+    # two events; the untag of the same attribute is a second, plain update (it announces nothing)
+    profile_writes = [t for t in transactions if any("Update" in i for i in t)]
+    assert len(profile_writes) == 1
+    assert [next(iter(i)) for i in profile_writes[0]] == ["Update", "Put", "Put"]
+    assert len(updates) == 1 and updates[0]["UpdateExpression"].startswith("DELETE")
+    profile = nurture.store.get_lead(leads[0])
+    assert profile is not None and profile["cf_track"] == "a" and profile.get("handoff_requested_at")
+    assert "vip" not in (profile.get("tags") or set())

@@ -582,18 +582,20 @@ class DynamoNurtureStore(DynamoLeadStore):
         values: dict[str, Any],
         events: Sequence[DomainEvent] = (),
     ) -> None:  # type: ignore[assignment]
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": serialize(lead_key(lead_id)),
-                    "UpdateExpression": expression,
-                    "ConditionExpression": "attribute_exists(PK)",
-                    "ExpressionAttributeNames": names,
-                    **({"ExpressionAttributeValues": serialize(values)} if values else {}),
-                }
-            }
-        ]
+        """Update the lead's profile (it must exist) and, in the same transaction, store the events
+        that announce it; without events, one plain update (a transaction bills twice)."""
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": serialize(lead_key(lead_id)),
+            "UpdateExpression": expression,
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": names,
+            **({"ExpressionAttributeValues": serialize(values)} if values else {}),
+        }
+        if not events:
+            self._conditional(lambda: self.client.update_item(**update))  # a lead erased meanwhile: nothing
+            return
+        items: list[dict[str, Any]] = [{"Update": update}]
         items += [{"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events]
         self._transact(items)
 

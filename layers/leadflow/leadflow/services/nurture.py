@@ -190,6 +190,32 @@ class EmailLinks:
         return self.unsubscribe_url()
 
 
+_PROFILE_ATTRIBUTE = {"tag": "tags", "untag": "tags", "handoff": "handoff_requested_at"}
+
+
+@dataclass
+class _ProfileUpdate:
+    """Profile changes of consecutive actions, gathered into one update expression."""
+
+    parts: dict[str, list[str]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    events: list[DomainEvent] = field(default_factory=list)
+
+    def add(self, verb: str, attribute: str, value: Any, events: Iterable[DomainEvent] = ()) -> None:
+        n = len(self.names)
+        self.names[f"#a{n}"] = attribute
+        self.values[f":v{n}"] = value
+        self.parts.setdefault(verb, []).append(f"#a{n} = :v{n}" if verb == "SET" else f"#a{n} :v{n}")
+        self.events.extend(events)
+
+    def expression(self) -> str:
+        return " ".join(f"{verb} {', '.join(parts)}" for verb, parts in self.parts.items())
+
+    def clear(self) -> None:
+        self.parts, self.names, self.values, self.events = {}, {}, {}, []
+
+
 class StepFailed(RuntimeError):
     """A step taken at once for a bus event failed unexpectedly: the event must be delivered again."""
 
@@ -661,23 +687,32 @@ class NurtureService:
     def _run_actions(
         self, sequence: Sequence, enrollment: Enrollment, actions: Iterable[Action], now: datetime
     ) -> None:
+        """Apply a step's actions in order. Consecutive changes of the profile (tag, untag, set a
+        field, hand off) are one update, with their events, in one transaction (a transaction bills
+        every item twice: one instead of one per action); an action that writes elsewhere (points,
+        enrollments) or touches an attribute again first applies what is pending."""
         lead_id = enrollment.lead_id
+        update = _ProfileUpdate()
+
+        def apply() -> None:
+            if update.parts:
+                self.store.update_profile(lead_id, update.expression(), update.names, update.values, update.events)
+                update.clear()
+
         for index, action in enumerate(actions):
             key = action.key
-            if key in ("tag", "untag"):
-                tag = str(getattr(action, key))
-                verb = "ADD" if key == "tag" else "DELETE"
-                events = [self._event("lead.tagged", now, lead_id=lead_id, tag=tag)] if key == "tag" else []
-                self.store.update_profile(lead_id, f"{verb} #t :t", {"#t": "tags"}, {":t": {tag}}, events)
-            elif key == "set_field" and action.set_field is not None:
+            attribute = _PROFILE_ATTRIBUTE.get(key)
+            if key == "set_field" and action.set_field is not None:
                 name = action.set_field.name
                 attribute = name if name in STANDARD_FIELDS else f"cf_{name}"
-                self.store.update_profile(lead_id, "SET #f = :v", {"#f": attribute}, {":v": action.set_field.value})
-            elif key == "add_points" and action.add_points is not None and self.points is not None:
-                award = f"{sequence.id}.{enrollment.entry}.{enrollment.step_id}.{index}"
-                self.points.award(
-                    lead_id, action.add_points.points, action.add_points.model, action.add_points.reason, award
-                )
+            if attribute is not None and attribute in update.names.values():
+                apply()  # one update expression may name an attribute once
+            if key in ("tag", "untag"):
+                tag = str(getattr(action, key))
+                events = [self._event("lead.tagged", now, lead_id=lead_id, tag=tag)] if key == "tag" else []
+                update.add("ADD" if key == "tag" else "DELETE", "tags", {tag}, events)
+            elif key == "set_field" and action.set_field is not None and attribute is not None:
+                update.add("SET", attribute, action.set_field.value)
             elif key == "handoff":
                 event = self._event(
                     "lead.handoff_requested",
@@ -687,13 +722,19 @@ class NurtureService:
                     sequence_id=sequence.id,
                     step_id=enrollment.step_id,
                 )
-                self.store.update_profile(
-                    lead_id, "SET #h = :h", {"#h": "handoff_requested_at"}, {":h": now.isoformat()}, [event]
-                )
-            elif key == "enroll" and action.enroll is not None:
-                self.enroll_lead(lead_id, action.enroll, reason=f"sequence {sequence.id}")
-            elif key == "exit_sequence" and action.exit_sequence is not None:
-                self.exit(lead_id, action.exit_sequence, f"sequence {sequence.id}")
+                update.add("SET", "handoff_requested_at", now.isoformat(), [event])
+            else:
+                apply()
+                if key == "add_points" and action.add_points is not None and self.points is not None:
+                    award = f"{sequence.id}.{enrollment.entry}.{enrollment.step_id}.{index}"
+                    self.points.award(
+                        lead_id, action.add_points.points, action.add_points.model, action.add_points.reason, award
+                    )
+                elif key == "enroll" and action.enroll is not None:
+                    self.enroll_lead(lead_id, action.enroll, reason=f"sequence {sequence.id}")
+                elif key == "exit_sequence" and action.exit_sequence is not None:
+                    self.exit(lead_id, action.exit_sequence, f"sequence {sequence.id}")
+        apply()
 
     def _event(self, detail_type: str, now: datetime, **detail: Any) -> DomainEvent:
         return DomainEvent(new_id(now), SOURCE_NURTURE, detail_type, now.isoformat(), detail)
