@@ -104,6 +104,9 @@ def test_clicks_raise_the_score_and_move_the_lead_to_mql_with_reasons(client):
     clicks = [d for d in scored if "pricing_link_clicked" in d["rules"]]
     assert len(clicks) == 6
     assert all(d["points_added"] > 0 and d["grade"] == after["grade"]["letter"] for d in clicks)
+    # AND marked as of no interest to nurture: no demo sequence reads scores (the nurture bus rule
+    # takes only the marked ones)
+    assert all(d["nurture"] is False for d in scored)
     assert abs(max(d["scores"]["smb"] for d in clicks) - after["models"]["smb"]["score"]) < 0.5  # decay since
 
 

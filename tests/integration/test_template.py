@@ -48,11 +48,14 @@ def test_the_nurture_rule_takes_lead_events_and_activities_but_not_the_ses_event
     raw = json.dumps(template["Resources"]["NurtureEventsRule"]["Properties"]["EventPattern"])
     pattern = EventPattern(raw, EventPatternParser(raw).parse())
 
-    def delivered(source: str, detail_type: str, **detail: str) -> bool:
+    def delivered(source: str, detail_type: str, **detail: object) -> bool:
         return pattern.matches_event({"source": source, "detail-type": detail_type, "detail": detail})
 
-    # THEN lead events, opens, clicks and other activities are delivered
-    assert delivered("leadflow.scoring", "lead.scored", lead_id="L")
+    # THEN lead events, opens, clicks and other activities are delivered; score events only when
+    # the scoring function marked them as acted on by a sequence
+    assert delivered("leadflow.scoring", "lead.scored", lead_id="L", nurture=True)
+    assert not delivered("leadflow.scoring", "lead.scored", lead_id="L", nurture=False)
+    assert not delivered("leadflow.scoring", "lead.scored", lead_id="L")
     assert delivered("leadflow.forms", "lead.captured", lead_id="L")
     for kind in ("email_opened", "email_clicked", "form_submitted", "page_viewed", "email_bounced"):
         assert delivered("leadflow.tracking", "activity.recorded", type=kind)

@@ -166,3 +166,27 @@ def test_the_push_example_is_the_documents_worked_example():
     actions = [a.key for s in push.steps if s.type == "action" for a in s.actions]
     assert "handoff" in actions
     assert models.dump(Sequence, push)["id"] == "push-discount"
+
+
+def test_nurture_listens_to_the_lead_events_its_sequences_read(tmp_path: Path):
+    # GIVEN the demo workspace: no trigger, wait or goal reads scores or tags; goals read the stage
+    demo = Workspace(WORKSPACE).nurture_listens
+    assert demo == {"lead.scored": False, "lead.tagged": False, "lead.stage_changed": True, "activity": False}
+    # WHEN a sequence's goal reads a score, and (in another copy) a trigger waits for a segment
+    scored = tmp_path / "scored"
+    shutil.copytree(WORKSPACE, scored)
+    (scored / "sequences" / "hot.yaml").write_text(
+        "id: hot\nname: Hot\ngoal: {score: {gte: 50}}\nsteps:\n"
+        "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
+    )
+    joined = tmp_path / "joined"
+    shutil.copytree(WORKSPACE, joined)
+    segment = Workspace(WORKSPACE).segments.segments[0].id
+    (joined / "sequences" / "join.yaml").write_text(
+        f"id: join\nname: Join\ntriggers: [{{segment_joined: {segment}}}]\nsteps:\n"
+        "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
+    )
+    # THEN score events matter to the first (the scoring function marks them for the nurture rule),
+    # and every event to the second
+    assert Workspace(scored).nurture_listens["lead.scored"] is True
+    assert all(Workspace(joined).nurture_listens.values())

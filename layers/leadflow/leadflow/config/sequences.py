@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -789,3 +790,32 @@ class MessagingConfig:
     @classmethod
     def from_trusted(cls, data: Any) -> MessagingConfig:
         return models.validate(cls, data)
+
+
+def nurture_listens(sequences: Iterable[Sequence], segments: SegmentList) -> dict[str, bool]:
+    """Which of the bus's lead events the active sequences act on.
+
+    A score, tag or stage event matters only to a trigger on it or to a wait or goal that reads it
+    (they are looked at when the lead changes); any other activity than an email's open or click
+    only to a wait or goal that reads activity; with a ``segment_joined`` trigger every event
+    matters (any change may make the lead join). The scoring function marks its ``lead.scored``
+    events with the answer, and the nurture bus rule takes only the marked ones."""
+    active = [s for s in sequences if s.status == "active"]
+    triggers = {t.key for s in active for t in s.triggers}
+    by_id = {s.id: s for s in segments.segments}
+    keys: set[str] = set()
+    for sequence in active:
+        conditions = [sequence.goal] if sequence.goal is not None else []
+        conditions += [s.until_event for s in sequence.steps if isinstance(s, WaitStep) and s.until_event]
+        for condition in conditions:
+            for part in condition.walk():
+                keys.add(part.key)
+                if part.key == "segment" and part.segment in by_id:
+                    keys.update(p.key for p in by_id[part.segment].when.walk())
+    every = "segment_joined" in triggers
+    return {
+        "lead.scored": every or "score_crossed" in triggers or bool(keys & {"score", "grade"}),
+        "lead.tagged": every or "tag_added" in triggers or "tag" in keys,
+        "lead.stage_changed": every or "stage_reached" in triggers or "stage" in keys,
+        "activity": every or "activity" in keys,
+    }

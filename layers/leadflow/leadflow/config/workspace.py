@@ -129,6 +129,7 @@ class Workspace:
         self._templates: dict[str, str] | None = None
         self._handoff: HandoffConfig | None = None
         self._crm_feedback: CrmFeedbackConfig | None = None
+        self._nurture_listens: dict[str, bool] | None = None
         compiled = self.root / COMPILED_FILE
         self._compiled: dict[str, Any] | None = (
             json.loads(compiled.read_text(encoding="utf-8")) if compiled.is_file() else None
@@ -181,6 +182,18 @@ class Workspace:
         if problems:
             raise InvalidWorkspace("\n".join(problems))
         return [self.form(form_id) for form_id in self.form_ids()]
+
+    @property
+    def nurture_listens(self) -> dict[str, bool]:
+        """Which lead events the nurture sequences act on (``config.sequences.nurture_listens``):
+        from the compiled workspace when it has the answer (so the scoring function, which marks
+        its events with it, never loads the sequences), else worked out from them."""
+        if self._nurture_listens is None:
+            from leadflow.config.sequences import nurture_listens
+
+            known = (self._compiled or {}).get("nurture_listens")
+            self._nurture_listens = dict(known) if known else nurture_listens(self.sequences.values(), self.segments)
+        return self._nurture_listens
 
     @property
     def referrers(self) -> dict[str, Referrer]:
@@ -431,6 +444,7 @@ def compile_workspace(source: Path, out: Path) -> Path:
     compiled["sequences"] = {k: models.dump(Sequence, v) for k, v in workspace.sequences.items()}
     compiled["segments"] = models.dump(SegmentList, workspace.segments)
     compiled["messaging"] = models.dump(MessagingConfig, workspace.messaging)
+    compiled["nurture_listens"] = workspace.nurture_listens
     compiled["templates"] = workspace.templates
     from leadflow.config.handoff import HandoffConfig
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from leadflow.adapters.nurture import DynamoNurtureStore, MailLog
 from leadflow.config import models
-from leadflow.config.sequences import Action, MessagingConfig, Sequence, WaitStep
+from leadflow.config.sequences import Action, MessagingConfig, Sequence
 from leadflow.config.workspace import Workspace
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.ids import new_id
@@ -801,33 +801,11 @@ class NurtureService:
         except Exception:  # noqa: BLE001 - a workspace without scoring
             return "default"
 
-    @cached_property
+    @property
     def _listened(self) -> dict[str, bool]:
-        """Which of the bus's lead events the workspace's sequences act on (worked out once).
-
-        A score, tag or stage event matters only to a trigger on it or to a wait or goal that reads
-        it (``_wake``); any other activity than an email's open or click only to a wait or goal that
-        reads activity; with a ``segment_joined`` trigger every event matters (any change may make
-        the lead join). The rest cost their delivery and nothing else: no read, no write."""
-        sequences = [s for s in self.workspace.sequences.values() if s.status == "active"]
-        triggers = {t.key for s in sequences for t in s.triggers}
-        segments = {s.id: s for s in self.workspace.segments.segments}
-        keys: set[str] = set()
-        for sequence in sequences:
-            conditions = [sequence.goal] if sequence.goal is not None else []
-            conditions += [s.until_event for s in sequence.steps if isinstance(s, WaitStep) and s.until_event]
-            for condition in conditions:
-                for part in condition.walk():
-                    keys.add(part.key)
-                    if part.key == "segment" and part.segment in segments:
-                        keys.update(p.key for p in segments[part.segment].when.walk())
-        every = "segment_joined" in triggers
-        return {
-            "lead.scored": every or "score_crossed" in triggers or bool(keys & {"score", "grade"}),
-            "lead.tagged": every or "tag_added" in triggers or "tag" in keys,
-            "lead.stage_changed": every or "stage_reached" in triggers or "stage" in keys,
-            "activity": every or "activity" in keys,
-        }
+        """Which of the bus's lead events the workspace's sequences act on (worked out once): the
+        rest cost their delivery and nothing else, no read, no write."""
+        return self.workspace.nurture_listens
 
     def listens(self, detail_type: str, detail: Mapping[str, Any]) -> bool:
         """Whether the workspace's sequences act on this bus event at all."""

@@ -186,6 +186,9 @@ class ScoringService:
                         "scores": summary["scores"],
                         "grade": summary["grade"],
                         "rules": sorted({e.rule_id for e in new}),
+                        # Whether a nurture sequence acts on score events: the nurture bus rule
+                        # takes only these (a queue delivery per scored activity otherwise).
+                        "nurture": self.workspace.nurture_listens["lead.scored"],
                     },
                 )
             )
