@@ -1498,14 +1498,16 @@ def report(data: dict[str, Any], priced: dict[str, Any]) -> str:
 
 
 def reference_loop_ms() -> float:
-    """The host's speed now: the best of 5 runs of a fixed pure-Python loop (ms; lower is faster).
+    """The host's speed now: the best of 5 runs of a fixed pure-Python loop, CPU time (ms; lower is faster).
 
     This shared machine's CPU speed varies by up to ~1.6x from hour to hour (the same loop read
     4.45 and 7.17 ms minutes apart on Dec 2), and the modelled Lambda cost moves with it: the
     report prints this reading from before and after the run beside the CPU times."""
     import timeit
 
-    return min(timeit.repeat("sum(i * i for i in range(100000))", number=20, repeat=5)) / 20 * 1000
+    # CPU time of this thread, not wall time: another process on the same CPU must not count.
+    runs = timeit.repeat("sum(i * i for i in range(100000))", number=20, repeat=5, timer=time.thread_time)
+    return min(runs) / 20 * 1000
 
 
 def pin_to_one_cpu() -> int | None:
