@@ -53,7 +53,7 @@ from leadflow.domain.nurture import (
     migrate,
 )
 from leadflow.domain.rendering import EmailRenderer, RenderedEmail, Sender, TemplateProblem
-from leadflow.domain.tokens import TokenKind, TrackingToken, sign
+from leadflow.domain.tokens import MessageTokens, TokenKind, TrackingToken, sign
 
 SOURCE_NURTURE = "leadflow.nurture"
 STANDARD_FIELDS = frozenset({"first_name", "last_name", "company", "title", "phone", "country", "timezone"})
@@ -119,66 +119,63 @@ class TokenIssuer:
     """Signed links of one email: open pixel, tracked clicks, unsubscribe and preferences."""
 
     def __init__(self, keys: Callable[[], list[bytes]], base_url: str, token_days: int) -> None:
-        from leadflow.domain.tokens import payload_json, sign_payload
-
         self.keys = keys
         self.base_url = base_url.rstrip("/")
         self.token_days = token_days
-        self.payload_json = payload_json  # the email hot path's signing, without an import per link
-        self.sign_payload = sign_payload
+        self._expiry: tuple[datetime, int] | None = None  # the last ``now`` and its expiry
 
     def token(self, kind: TokenKind, lead_id: str, message_id: str, now: datetime, **extra: Any) -> str:
         return sign(TrackingToken(kind, lead_id, message_id, self.expires(now), **extra), self.keys()[0])
 
     def expires(self, now: datetime) -> int:
-        """When a token issued ``now`` expires (epoch seconds)."""
-        return int((now + timedelta(days=self.token_days)).timestamp())
+        """When a token issued ``now`` expires (epoch seconds).
+
+        A batch's emails share one ``now`` (the same object): the last one's answer is kept."""
+        last = self._expiry
+        if last is not None and last[0] is now:
+            return last[1]
+        expires = int((now + timedelta(days=self.token_days)).timestamp())
+        self._expiry = (now, expires)
+        return expires
 
     def links(self, lead_id: str, message_id: str, campaign: str, now: datetime) -> EmailLinks:
         return EmailLinks(self, lead_id, message_id, campaign, now)
 
 
-@dataclass
 class EmailLinks:
     """``LinkSigner`` for one message (the renderer calls it).
 
     Each distinct link is signed once per message: the text part repeats the HTML part's links
     and the preferences link is the unsubscribe link, and signing is a good part of rendering.
-    The signing key and the expiry are looked up once per message, not once per link."""
+    The signing key and the expiry are looked up once per message, not once per link, and the
+    payload fields the message's tokens share are written once (``MessageTokens``)."""
 
-    issuer: TokenIssuer
-    lead_id: str
-    message_id: str
-    campaign: str
-    now: datetime
-    _signed: dict[tuple[str, str], str] = field(default_factory=dict)
-    _key: bytes = field(init=False, repr=False)
-    _expires: int = field(init=False, repr=False)
+    __slots__ = ("_signed", "_tokens", "campaign", "issuer", "lead_id", "message_id", "now")
 
-    def __post_init__(self) -> None:
-        self._key = self.issuer.keys()[0]
-        self._expires = self.issuer.expires(self.now)
-
-    def _token(self, kind: TokenKind, link_id: str | None = None, url: str | None = None) -> str:
-        issuer = self.issuer
-        fields = issuer.payload_json(kind, self.lead_id, self.message_id, self._expires, link_id, url, self.campaign)
-        return issuer.sign_payload(self._key, fields)
+    def __init__(self, issuer: TokenIssuer, lead_id: str, message_id: str, campaign: str, now: datetime) -> None:
+        self.issuer = issuer
+        self.lead_id = lead_id
+        self.message_id = message_id
+        self.campaign = campaign
+        self.now = now
+        self._signed: dict[tuple[str, str], str] = {}
+        self._tokens = MessageTokens(issuer.keys()[0], lead_id, message_id, issuer.expires(now), campaign)
 
     def click_url(self, url: str, tag: str) -> str:
         key = (url, tag)
         signed = self._signed.get(key)
         if signed is None:
-            signed = self._signed[key] = f"{self.issuer.base_url}/t/c/{self._token(TokenKind.CLICK, tag, url)}"
+            signed = self._signed[key] = f"{self.issuer.base_url}/t/c/{self._tokens.token(TokenKind.CLICK, tag, url)}"
         return signed
 
     def open_pixel_url(self) -> str:
-        return f"{self.issuer.base_url}/t/o/{self._token(TokenKind.OPEN)}"
+        return f"{self.issuer.base_url}/t/o/{self._tokens.token(TokenKind.OPEN)}"
 
     def unsubscribe_url(self) -> str:
         key = ("", "unsubscribe")
         signed = self._signed.get(key)
         if signed is None:
-            signed = self._signed[key] = f"{self.issuer.base_url}/u/{self._token(TokenKind.UNSUBSCRIBE)}"
+            signed = self._signed[key] = f"{self.issuer.base_url}/u/{self._tokens.token(TokenKind.UNSUBSCRIBE)}"
         return signed
 
     def preferences_url(self) -> str:
