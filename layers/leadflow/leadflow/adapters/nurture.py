@@ -50,8 +50,27 @@ def shard_of(lead_id: str, shards: int) -> int:
     return int(hashlib.sha256(lead_id.encode()).hexdigest()[:8], 16) % shards
 
 
+_ISO: dict[datetime, str] = {}
+_ISO_LIMIT = 1024
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
+    """``value`` in UTC, ISO 8601.
+
+    A batch writes the same few instants (its ``now``, the waits' ends) for every lead, several
+    times each: the text of a UTC datetime is kept (two UTC datetimes are equal exactly when their
+    fields are, so equal ones have the same text). Others (another zone, naive, a subclass) are
+    converted each time."""
+    if value is None:
+        return None
+    if type(value) is not datetime or value.tzinfo is not UTC:
+        return value.astimezone(UTC).isoformat()
+    text = _ISO.get(value)
+    if text is None:
+        if len(_ISO) >= _ISO_LIMIT:
+            _ISO.clear()
+        text = _ISO[value] = value.isoformat()
+    return text
 
 
 def _dt(value: Any) -> datetime | None:

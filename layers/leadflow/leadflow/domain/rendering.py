@@ -202,6 +202,8 @@ class _Template(Template):
 
 _DICT_ATTRIBUTES = frozenset(name for cls in dict.__mro__ for name in vars(cls))
 """Every attribute a plain ``dict`` has (through its type): ``getattr`` fails for any other name."""
+_NO_METHOD_TYPES = frozenset({str, Markup, int, float, bool, type(None), tuple, list, dict})
+"""Types of attribute values that are never a bound method (``wrap_str_format`` wraps only those)."""
 _STOP_ITERATION = "value was undefined because a callable raised a StopIteration exception"
 
 
@@ -252,13 +254,30 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return safe
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        """``SandboxedEnvironment.getattr``, the same steps, with two shortcuts that decide the same:
+        a plain dict's item when the dict cannot have the attribute, and no look for a ``str.format``
+        method (``wrap_str_format``) in a value whose type is no method."""
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            # What the sandbox ends up doing once ``getattr(obj, attribute)`` has failed.
             try:
                 return obj[attribute]
             except (TypeError, LookupError):
                 return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                pass
+        else:
+            if type(value) not in _NO_METHOD_TYPES:
+                wrapped = self.wrap_str_format(value)
+                if wrapped is not None:
+                    return wrapped
+            if self.is_safe_attribute(obj, attribute, value):
+                return value
+            return self.unsafe_undefined(obj, attribute)
+        return self.undefined(obj=obj, name=attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         kind = type(__obj)
@@ -443,7 +462,7 @@ class EmailRenderer:
                     problems.append(f"{name}: has no HTML part {html_name!r}")
         return problems
 
-    def _render_subject(self, template: str, subject: str, variables: Mapping[str, Any]) -> str:
+    def _render_subject(self, template: str, subject: str, variables: dict[str, Any]) -> str:
         where = f"subject of {template}"
         if "{" not in subject:
             # No Jinja syntax: Jinja would give the text back (newlines normalized, one trailing
@@ -466,7 +485,7 @@ class EmailRenderer:
             raise TemplateProblem(where, "the subject renders empty")
         return line
 
-    def _render_file(self, name: str, variables: Mapping[str, Any]) -> str:
+    def _render_file(self, name: str, variables: dict[str, Any]) -> str:
         compiled = self._templates.get(name)
         if compiled is None:
             try:
@@ -475,9 +494,14 @@ class EmailRenderer:
                 raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
         return self._run(compiled, variables, name)
 
-    def _run(self, compiled: Template, variables: Mapping[str, Any], name: str) -> str:
+    def _run(self, compiled: Template, variables: dict[str, Any], name: str) -> str:
+        environment = self._env
         try:
-            return compiled.render(variables)
+            # ``Template.render`` without its copy of ``variables`` (``new_context`` copies them).
+            try:
+                return environment.concat(compiled.root_render_func(compiled.new_context(variables)))
+            except Exception:  # noqa: BLE001 - as Template.render: the traceback rewritten to template lines
+                environment.handle_exception()
         except TemplateSyntaxError as error:  # an included or extended template that does not compile
             raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
         except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
@@ -544,8 +568,15 @@ def _check_unsubscribe_url(template: str, url: str) -> None:
 
     Every email's URL is different (its token), but its scheme and host are the issuer's: they are
     read from the URL cut after its host (``urlsplit`` finds the same scheme and netloc there) and
-    the answer is kept per such origin."""
-    if _CONTROLS.search(url) or any(c in url for c in " <>") or not _secure_origin(_origin(url)):
+    the answer is kept per such origin. A URL of printable ASCII has no control character: the
+    regular expression only looks at others."""
+    if (
+        (not (url.isascii() and url.isprintable()) and _CONTROLS.search(url))
+        or " " in url
+        or "<" in url
+        or ">" in url
+        or not _secure_origin(_origin(url))
+    ):
         raise TemplateProblem(template, f"the unsubscribe URL {url!r} is not a plain https URL (RFC 8058)")
 
 
@@ -554,8 +585,12 @@ def _origin(url: str) -> str:
     start = url.find("://")
     if start < 0:
         return url
-    ends = [i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0]
-    return url[: min(ends)] if ends else url
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start + 3, end)  # only before the end found so far
+        if found >= 0:
+            end = found
+    return url[:end]
 
 
 @lru_cache(maxsize=64)
@@ -585,15 +620,26 @@ def _tidy_text(text: str) -> str:
         and not text.endswith((" ", "\t"))
         and "\n\n\n" not in text
         and " \n" not in text
-        and "\t\n" not in text
-        and not any(c in text for c in _ASCII_WHITE_SPACE_BUT_SPACE_TAB_LF)
+        and ("\t" not in text or "\t\n" not in text)  # one character is found faster than two
+        and not _has_rare_ascii_white_space(text)
     ):
         return text.rstrip("\n") + "\n"
     lines = "\n".join([line.rstrip() for line in text.splitlines()])
     return _BLANK_LINES.sub("\n\n", lines).strip("\n") + "\n"
 
 
-_ASCII_WHITE_SPACE_BUT_SPACE_TAB_LF = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+def _has_rare_ascii_white_space(text: str) -> bool:
+    """Whether ``text`` holds ASCII white space other than space, tab and LF (what ``str.splitlines``
+    and ``str.rstrip`` also treat as white space: CR, VT, FF, FS, GS, RS, US)."""
+    return (
+        "\r" in text
+        or "\x0b" in text
+        or "\x0c" in text
+        or "\x1c" in text
+        or "\x1d" in text
+        or "\x1e" in text
+        or "\x1f" in text
+    )
 
 
 _BLOCK_TAGS = frozenset(

@@ -32,6 +32,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from leadflow.adapters.nurture import DynamoNurtureStore, MailLog
+from leadflow.adapters.ses import SendRejected, SendThrottled, SendUncertain
 from leadflow.config import models
 from leadflow.config.sequences import Action, MessagingConfig, Sequence, WaitStep
 from leadflow.config.workspace import Workspace
@@ -52,7 +53,7 @@ from leadflow.domain.nurture import (
     matches,
     migrate,
 )
-from leadflow.domain.rendering import EmailRenderer, RenderedEmail, Sender, TemplateProblem
+from leadflow.domain.rendering import EmailRenderer, RenderedEmail, Sender, TemplateProblem, sender_of
 from leadflow.domain.tokens import MessageTokens, TokenKind, TrackingToken, sign
 
 SOURCE_NURTURE = "leadflow.nurture"
@@ -442,14 +443,15 @@ class NurtureService:
                 for a in self.store.recent_activities(lead_id)
                 if a.get("at")
             )
-        return LeadView(
-            lead_id=lead_id,
-            profile=profile,
-            scores={k: float(v) for k, v in (profile.get("scores") or {}).items()},
-            activities=activities,
-            suppressed=suppressed,
-            recent_sends=_recent_sends(profile, log),
-            default_model=self._default_model(),
+        scores = profile.get("scores")
+        return LeadView(  # by position: made twice per lead of a broadcast
+            lead_id,
+            profile,
+            {k: float(v) for k, v in scores.items()} if scores else {},
+            activities,
+            suppressed,
+            _recent_sends(profile, log),
+            self._scoring_default_model,
         )
 
     def _advance_one(self, job: _Job, suppressed: bool, log: MailLog, now: datetime, result: BatchResult) -> MailLog:
@@ -543,9 +545,6 @@ class NurtureService:
         Raises:
             TemplateProblem: the email cannot be rendered for this lead (nothing was claimed or sent).
         """
-        from leadflow.adapters.ses import SendRejected, SendThrottled, SendUncertain
-        from leadflow.domain.rendering import sender_of
-
         email: EmailToSend = outcome.email  # type: ignore[assignment]
         lead_id = lead.lead_id
         profile = lead.profile
@@ -1248,14 +1247,22 @@ def slot_block(rate: int) -> int:
 def _recent_sends(profile: Mapping[str, Any], log: MailLog | None) -> tuple[datetime, ...]:
     """When the lead was last sent marketing email: its mail log, and the ``recent_sends`` list
     profiles written before the mail log existed may still carry (read, never written)."""
-    legacy = tuple(datetime.fromisoformat(s) for s in profile.get("recent_sends") or ())
-    return legacy + log.times() if log is not None else legacy
+    listed = profile.get("recent_sends")
+    legacy = tuple(datetime.fromisoformat(s) for s in listed) if listed else ()
+    if log is None or not log.sends:
+        return legacy
+    return legacy + log.times()
+
+
+HIDDEN_FIELDS = frozenset(
+    {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "recent_sends", "score_version"}
+)
+"""Profile attributes that are the table's or the engine's, never a template's."""
 
 
 def _personal(profile: Mapping[str, Any]) -> dict[str, Any]:
     """What templates may read about the lead: its profile fields and custom fields, no internals."""
-    hidden = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "recent_sends", "score_version"}
-    lead = {k: v for k, v in profile.items() if k not in hidden}
+    lead = {k: v for k, v in profile.items() if k not in HIDDEN_FIELDS}
     for key, value in profile.items():
         if key.startswith("cf_"):
             lead.setdefault(key[3:], value)
