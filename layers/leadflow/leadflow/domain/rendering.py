@@ -421,7 +421,7 @@ class EmailRenderer:
         _check_footer(html_name, html, str(escape(unsubscribe_url)), sender.escaped_postal_lines)
         # The text part is checked with its white space collapsed (a postal line may wrap); a line
         # found in the text as it is is found in it collapsed too, so that is only done when needed.
-        if unsubscribe_url not in text or not all(line in text for line in sender.postal_lines):
+        if not _has_footer(text, unsubscribe_url, sender.postal_lines):
             _check_footer(
                 text_name if has_text else f"text part derived from {html_name}",
                 " ".join(text.split()),
@@ -600,10 +600,21 @@ def _secure_origin(origin: str) -> bool:
     return secure and bool(parts.netloc)
 
 
+def _found(text: str, part: str) -> bool:
+    """``part in text``, searched from the end: a footer is found after reading a few hundred
+    characters, not the whole email (the same answer)."""
+    return text.rfind(part) >= 0
+
+
+def _has_footer(text: str, unsubscribe_url: str, postal_lines: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds the unsubscribe URL and every postal line as they are."""
+    return _found(text, unsubscribe_url) and all(_found(text, line) for line in postal_lines)
+
+
 def _check_footer(template: str, rendered: str, unsubscribe_url: str, postal_lines: tuple[str, ...]) -> None:
-    if unsubscribe_url not in rendered:
+    if not _found(rendered, unsubscribe_url):
         raise TemplateProblem(template, "the rendered email has no unsubscribe link; it must never be sent")
-    missing = [line for line in postal_lines if line not in rendered]
+    missing = [line for line in postal_lines if not _found(rendered, line)]
     if missing:
         raise TemplateProblem(template, f"the rendered email lacks the sender's postal address ({missing[0]!r})")
 

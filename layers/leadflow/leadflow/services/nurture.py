@@ -376,8 +376,9 @@ class NurtureService:
 
         saturated = threading.Event()
 
-        def lead_jobs(lead_id: str) -> BatchResult:
-            part = BatchResult()
+        def lead_jobs(lead_id: str, part: BatchResult | None = None) -> BatchResult:
+            """The lead's jobs, counted in ``part`` (a new one when not given)."""
+            part = BatchResult() if part is None else part
             log = logs.get(lead_id) or MailLog()
             for job in by_lead[lead_id]:
                 if saturated.is_set():
@@ -405,10 +406,11 @@ class NurtureService:
         # No more threads than a second's send slots can keep busy (each waits ~40 ms per email).
         workers = min(self.workers, len(by_lead), max(1, self.messaging.send_rate_per_second // 4))
         if workers <= 1:
-            parts = [lead_jobs(lead) for lead in by_lead]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(lead_jobs, by_lead))
+            for lead in by_lead:  # one after the other: counted straight into the batch's result
+                lead_jobs(lead, result)
+            return result
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lead_jobs, by_lead))
         for part in parts:
             result.add(part)
         return result
