@@ -113,6 +113,16 @@ def held_entry(enrollment: Enrollment) -> dict[str, Any]:
     """An active enrollment as the mail log holds it: short keys (the log is read and written whole
     with every send, and stays within one write unit); message ids are not stored, they are
     ``message_id_for`` of lead, sequence, entry and step."""
+    emails = []
+    for e in enrollment.emails:
+        email: dict[str, Any] = {"p": e.step_id, "at": _iso(e.sent_at)}
+        if e.opened:
+            email["o"] = True
+        if e.clicked:
+            email["c"] = True
+        if e.link_tags:
+            email["t"] = list(e.link_tags)
+        emails.append(email)
     return {
         "v": enrollment.version,
         "e": enrollment.entry,
@@ -120,16 +130,7 @@ def held_entry(enrollment: Enrollment) -> dict[str, Any]:
         "in": _iso(enrollment.entered_at),
         "ss": _iso(enrollment.step_started_at),
         "due": _iso(enrollment.due_at),
-        "em": [
-            {
-                "p": e.step_id,
-                "at": _iso(e.sent_at),
-                **({"o": True} if e.opened else {}),
-                **({"c": True} if e.clicked else {}),
-                **({"t": list(e.link_tags)} if e.link_tags else {}),
-            }
-            for e in enrollment.emails
-        ],
+        "em": emails,
     }
 
 

@@ -467,7 +467,7 @@ class EmailRenderer:
         if "{" not in subject:
             # No Jinja syntax: Jinja would give the text back (newlines normalized, one trailing
             # newline dropped: white space, which one_line collapses anyway).
-            line = one_line(subject)
+            line = _plain_subject(subject)
             if not line:
                 raise TemplateProblem(where, "the subject renders empty")
             return line
@@ -535,6 +535,12 @@ def unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
 def one_line(text: str) -> str:
     """``text`` safe for a header: control characters (CR, LF...) become spaces, white space collapses."""
     return " ".join(_CONTROLS.sub(" ", text).split())
+
+
+@lru_cache(maxsize=SUBJECT_CACHE_SIZE)
+def _plain_subject(subject: str) -> str:
+    """``one_line`` of a subject without Jinja syntax (a sequence's few subjects, once each)."""
+    return one_line(subject)
 
 
 def load_template_sources(folder: Path) -> dict[str, str]:
