@@ -326,7 +326,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return found
 
 
+@lru_cache(maxsize=1024)
 def _autoescape(name: str | None) -> bool:
+    """Whether a template autoescapes (its name ends in .html.j2 or .html): asked by every context
+    Jinja makes, four per email; answered once per name."""
     return name is not None and name.endswith((".html.j2", ".html"))
 
 
