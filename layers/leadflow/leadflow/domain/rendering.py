@@ -40,6 +40,7 @@ from jinja2 import (
     TemplateSyntaxError,
     meta,
 )
+from jinja2 import __version__ as jinja_version
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
@@ -200,6 +201,9 @@ class _Template(Template):
         return super()._from_namespace(environment, namespace, globals)
 
 
+_JINJA_3_1 = jinja_version.startswith("3.1.")
+"""The macro shortcut reads ``Macro``'s attributes as Jinja 3.1 has them (pinned in pyproject.toml, and
+tested against Jinja's own path); another Jinja calls its macros its own way."""
 _DICT_ATTRIBUTES = frozenset(name for cls in dict.__mro__ for name in vars(cls))
 """Every attribute a plain ``dict`` has (through its type): ``getattr`` fails for any other name."""
 _NO_METHOD_TYPES = frozenset({str, Markup, int, float, bool, type(None), tuple, list, dict})
@@ -281,7 +285,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         kind = type(__obj)
-        if kind is Macro:
+        if kind is Macro and _JINJA_3_1:
             macro: Macro = __obj
             kwargs.pop("_block_vars", None)
             kwargs.pop("_loop_vars", None)
