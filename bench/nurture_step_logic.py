@@ -25,10 +25,11 @@ run as ``best/s``; building the leads is not timed; the load average is printed 
   ledger claim, the send, storing the enrollment. The broadcast wave, then the wave where
   the 7-day waits run out (no email: the enrollments complete).
 
-The process is pinned to one CPU where the OS allows it.
+The process is pinned to one CPU where the OS allows it (``--cpu N`` picks the CPU, ``--cpu all``
+leaves it on every CPU it may use); the header says which.
 
     cd /work/main && .venv/bin/python bench/nurture_step_logic.py [--leads 10000] [--repeat 3] \
-        [--clock wall|cpu] [--json]
+        [--clock wall|cpu] [--cpu first|N|all] [--json]
 """
 
 from __future__ import annotations
@@ -403,16 +404,25 @@ SCENARIOS: dict[str, tuple[Callable[[Setup], dict[str, int]], str]] = {
 # ---------------------------------------------------------------------------- measuring
 
 
-def pin_to_one_cpu() -> int | None:
+def pin(cpu: str) -> tuple[int | None, list[int] | None]:
+    """Pin the process to one CPU (``cpu``: its number, or "first" for the lowest it may run on), or
+    leave it on every CPU it may use ("all"). Returns the CPU pinned to (None when not pinned) and the
+    CPUs it runs on (None where the OS does not tell).
+
+    Pinned by default: the scenarios measure one core's work, and threads the service starts (its
+    send workers, when ``workers`` > 1) would otherwise run on the other cores and their GIL
+    hand-offs count as CPU time. Threads started later inherit the pinning."""
     if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
+        return None, None
+    if cpu == "all":
+        return None, sorted(os.sched_getaffinity(0))
+    chosen = min(os.sched_getaffinity(0)) if cpu == "first" else int(cpu)
+    os.sched_setaffinity(0, {chosen})
+    return chosen, [chosen]
 
 
-def measure(leads: int, repeat: int, seed: int, only: list[str]) -> dict[str, Any]:
-    cpu = pin_to_one_cpu()
+def measure(leads: int, repeat: int, seed: int, only: list[str], cpu: str = "first") -> dict[str, Any]:
+    pinned, cpus = pin(cpu)
     load_before = [round(x, 2) for x in os.getloadavg()]
     rows = []
     for name, (scenario, description) in SCENARIOS.items():
@@ -443,7 +453,8 @@ def measure(leads: int, repeat: int, seed: int, only: list[str]) -> dict[str, An
     return {
         "leads": leads,
         "repeat": repeat,
-        "pinned_cpu": cpu,
+        "pinned_cpu": pinned,
+        "cpus": cpus,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "goal_leads_per_second": GOAL_PER_SECOND,
@@ -455,7 +466,11 @@ def measure(leads: int, repeat: int, seed: int, only: list[str]) -> dict[str, An
 
 
 def text(report: dict[str, Any]) -> str:
-    pinned = f"pinned to CPU {report['pinned_cpu']}" if report["pinned_cpu"] is not None else "not pinned"
+    if report["pinned_cpu"] is not None:
+        pinned = f"pinned to CPU {report['pinned_cpu']}"
+    else:
+        cpus = report.get("cpus")
+        pinned = f"not pinned (CPUs {','.join(map(str, cpus))})" if cpus else "not pinned"
     out = [
         f"nurture step logic: {report['leads']:,} leads through {SEQUENCE}, median of {report['repeat']} runs "
         f"(Python {report['python']}, {report['machine']}, {pinned}; {report.get('clock', 'wall')} time)",
@@ -494,9 +509,17 @@ def main() -> int:
     parser.add_argument("--scenario", action="append", default=[], choices=sorted(SCENARIOS))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument(
+        "--cpu",
+        default="first",
+        help="the CPU to pin to (a number), 'first' (the default: the lowest this process may use) "
+        "or 'all' (not pinned)",
+    )
     args = parser.parse_args()
+    if args.cpu not in ("first", "all") and not args.cpu.isdigit():
+        parser.error("--cpu takes a CPU number, 'first' or 'all'")
     _timer = time.process_time if args.clock == "cpu" else time.perf_counter
-    report = measure(args.leads, args.repeat, args.seed, args.scenario)
+    report = measure(args.leads, args.repeat, args.seed, args.scenario, args.cpu)
     report["clock"] = args.clock
     print(json.dumps(report, indent=1) if args.json else text(report))
     wave = next((r for r in report["rows"] if r["scenario"] == "engine_wave"), None)

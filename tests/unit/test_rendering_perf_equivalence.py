@@ -1,10 +1,14 @@
 """The renderer's shortcuts render exactly what Jinja's own sandbox renders.
 
-``EmailRenderer`` runs Jinja's ``ImmutableSandboxedEnvironment`` with two changes for speed: the
-sandbox's attribute decisions are memoized per (type, name) and template globals are a plain
-dict. A subject with no Jinja syntax skips Jinja; the text part's footer check skips collapsing
-white space when the footer is there as it is; ``Sender`` works out its derived forms once.
-Each of these must give what the plain path gives, and the sandbox must refuse what it refused.
+``EmailRenderer`` runs Jinja's ``ImmutableSandboxedEnvironment`` with changes for speed: the
+sandbox's attribute decisions are memoized per (type, name), template globals are a plain dict,
+a plain dict's field is read without trying the attribute first, macro and plain-function calls
+skip the generic call path, template names are resolved once, autoescaping calls a cheaper
+``escape``, and templates render without ``Template.render``'s extra copy. A subject with no
+Jinja syntax skips Jinja; the text part's footer check skips collapsing white space when the
+footer is there as it is; ``Sender`` works out its derived forms once. Each of these must give
+what the plain path gives (output, error type and message), and the sandbox must refuse what it
+refused.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2 import Template, pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from leadflow.domain.rendering import (
     _CONTROLS,
@@ -28,17 +34,20 @@ from leadflow.domain.rendering import (
     Sender,
     TemplateProblem,
     _check_unsubscribe_url,
+    _escape,
+    _origin,
     _SourcesLoader,
     _tidy_text,
     load_template_sources,
     one_line,
     sender_of,
 )
-from tests.conftest import WORKSPACE
+from tests.conftest import FIXTURES, WORKSPACE, load_json
 
 pytestmark = pytest.mark.unit
 
 SOURCES = load_template_sources(WORKSPACE / "templates")
+SSTI = load_json(FIXTURES / "ssti_jinja2_payloads.json")  # a copy of ../shared/external/suites's
 SENDER = Sender("news@example.com", "Example", "hello@example.com", "Example Inc.\n100 Market Street\nSF, CA 94105")
 LEAD: dict[str, Any] = {"email": "ada@northwind.test", "first_name": "Ada", "company": "Northwind <Traders> & Co"}
 CONTEXT: dict[str, Any] = {"sequence": "s", "step": 1, "confirm_url": "https://www.example.com/confirm?t=1&l=2"}
@@ -256,6 +265,10 @@ URL_PARTS = st.sampled_from(
         "1",
         ":443",
         "user:pw@",
+        "\x7f",
+        "\x85",
+        "\u2028",
+        ">",
     ]
 )
 
@@ -285,3 +298,136 @@ def test_the_unsubscribe_url_check_decides_as_before(url: str) -> None:
 def test_unsubscribe_urls_known_good_and_bad(url: str, ok: bool) -> None:
     assert passes(url) is ok
     assert reference_unsubscribe_check(url) is ok
+
+
+# ---------------------------------------------------------------------------- the sandbox's shortcuts
+
+
+class PlainRenderer(EmailRenderer):
+    """``EmailRenderer`` on Jinja's own sandbox, rendering through ``Template.render`` (the code before
+    the shortcuts): the reference the fast renderer must match, output and errors alike."""
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        super().__init__(sources)
+        # The stock sandbox on purpose (the renderer types its own subclass).
+        self._env = ImmutableSandboxedEnvironment(  # type: ignore[assignment]
+            loader=_SourcesLoader(self._sources), **ENVIRONMENT_OPTIONS
+        )
+
+    def _run(self, compiled: Template, variables: dict[str, Any], name: str) -> str:
+        from jinja2 import TemplateError, TemplateSyntaxError
+
+        try:
+            return compiled.render(variables)
+        except TemplateSyntaxError as error:
+            raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
+        except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
+            raise self._located(error, name) from error
+
+
+def rendered_or_problem(renderer: EmailRenderer, email: str, subject: str, lead: dict[str, Any]) -> Any:
+    try:
+        done = renderer.render(email, subject, lead, CONTEXT, SENDER, Links())
+    except TemplateProblem as problem:
+        return ("problem", problem.template, problem.reason)
+    return (done.subject, done.html, done.text, done.from_header, done.headers, done.links)
+
+
+CALLS = {
+    "partials/m.html.j2": (
+        '{% macro a(x, y="<d>") %}[{{ x }}/{{ y }}]{% endmacro %}'
+        "{% macro b() %}{{ varargs }}{{ kwargs }}{% endmacro %}"
+        "{% macro c() %}<{{ caller() }}>{% endmacro %}"
+        "{% macro d(x) %}{{ x }}{% endmacro %}"
+    ),
+    "emails/calls.html.j2": (
+        '{% extends "layouts/base.html.j2" %}{% from "partials/m.html.j2" import a, b, c, d %}'
+        '{% block content %}{{ a(lead.first_name) }}|{{ a("<i>", y="<b>") }}|{{ b(1, 2, k=4) }}|'
+        "{% call c() %}in {{ lead.email }}{% endcall %}|{{ d(lead.company) }}|"
+        '{% for i in [1, 2] %}{{ a(i) }}{{ link("https://www.example.com/" ~ i, "t" ~ i) }}{% endfor %}'
+        '{% set kept %}{{ d("&") }}{% endset %}{{ kept }}|{% autoescape false %}{{ d(lead.company) }}'
+        "{% endautoescape %}|{{ lead.items() | list | length }} {{ lead.get('email') }} {{ lead.keys is defined }}"
+        ' {{ lead["first_name"] }} {{ sender.name }} {{ "{0}".format(lead.company) }} {{ lead.company.upper() }}'
+        "{% endblock %}"
+    ),
+    "emails/calls.txt.j2": (
+        '{% from "partials/m.html.j2" import a, d %}{{ a(lead.company) }} {{ a("<") | e }}'
+        ' {{ d("<") | e }} {{ d("<") ~ "<" }}'
+        ' {{ link("https://www.example.com/?a=1&b=2", "t") }}\n{% include "partials/footer.txt.j2" %}'
+    ),
+    "emails/missing_argument.html.j2": '{% from "partials/m.html.j2" import a %}{{ a() }}',
+    "emails/format_escape.html.j2": '{{ "{0.__class__}".format(lead) }}',
+    "emails/too_many.html.j2": '{% from "partials/m.html.j2" import a %}{{ a(1, 2, 3) }}',
+    "emails/unknown_keyword.html.j2": '{% from "partials/m.html.j2" import a %}{{ a(1, z=3) }}',
+    "emails/undefined_in_macro.html.j2": (
+        '{% extends "layouts/base.html.j2" %}{% from "partials/m.html.j2" import d %}'
+        '{% block content %}\n\n{{ d(lead.missing) ~ "" }}{% endblock %}'
+    ),
+    "emails/undefined_field.html.j2": (
+        '{% extends "layouts/base.html.j2" %}{% block content %}{{ lead.missing }}{% endblock %}'
+    ),
+    "emails/undefined_attribute.html.j2": "{{ sender.missing }}",
+    "emails/unsafe.html.j2": "{{ lead.__class__ }}{{ lead.update({'a': 1}) }}",
+    "emails/bad_link.html.j2": '{{ link("javascript:alert(1)", "x") }}',
+}
+
+
+@pytest.mark.parametrize("email", sorted(n[7:-8] for n in CALLS if n.startswith("emails/")) + EMAILS)
+def test_the_shortcuts_render_and_fail_as_jinjas_own_sandbox(email: str) -> None:
+    ours, plain = EmailRenderer({**SOURCES, **CALLS}), PlainRenderer({**SOURCES, **CALLS})
+    for text in ["Ada", "Zoë <b>&amp;", *SSTI["payloads"][:20]]:
+        lead = {**LEAD, "first_name": text, "company": f"{text} & <Co>"}
+        for subject in ("Hi {{ lead.first_name }}", "{{ lead.nope }}", "Plain subject"):
+            expected = rendered_or_problem(plain, email, subject, lead)
+            if email == "calls" and subject != "{{ lead.nope }}":
+                assert expected[0] != "problem", expected  # the calls template renders: every call is compared
+            assert rendered_or_problem(ours, email, subject, lead) == expected
+            assert rendered_or_problem(ours, email, subject, lead) == expected  # memos warm
+
+
+def test_callables_keep_the_sandboxs_decisions() -> None:
+    """Functions marked unsafe stay refused, functions that take the context still get it, and a
+    StopIteration still makes an undefined value."""
+
+    def unsafe() -> str:
+        return "ran"
+
+    unsafe.unsafe_callable = True  # type: ignore[attr-defined]
+
+    @pass_context
+    def name_of(context: Context) -> str:
+        return str(context.name)
+
+    def stops() -> str:
+        raise StopIteration
+
+    source = "{{ name_of() }} {{ (stops() is undefined) }} {{ plain(1, k=2) }}"
+    variables = {"name_of": name_of, "stops": stops, "plain": lambda a, k: a + k, "unsafe": unsafe}
+    ours = EmailRenderer({"x.txt.j2": source, "u.txt.j2": "{{ unsafe() }}"})._env
+    assert ours.get_template("x.txt.j2").render(variables) == "x.txt.j2 True 3"
+    for env in (ours, plain_environment()):
+        with pytest.raises(Exception) as refused:
+            env.from_string("{{ unsafe() }}").render(variables)
+        assert type(refused.value).__name__ == "SecurityError"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text() | st.integers() | st.none() | st.text().map(Markup) | st.floats(allow_nan=False))
+def test_escaping_gives_what_markupsafe_gives(value: Any) -> None:
+    assert _escape(value) == escape(value)
+    assert type(_escape(value)) is Markup
+
+
+def reference_origin(url: str) -> str:
+    """``rendering._origin`` before it bounded its searches."""
+    start = url.find("://")
+    if start < 0:
+        return url
+    ends = [i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0]
+    return url[: min(ends)] if ends else url
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(URL_PARTS, max_size=10).map("".join) | st.text(max_size=40))
+def test_the_origin_of_a_url_is_what_it_was(url: str) -> None:
+    assert _origin(url) == reference_origin(url)

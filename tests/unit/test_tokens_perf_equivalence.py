@@ -1,7 +1,9 @@
 """The email hot path's token signing gives exactly the tokens it gave before, and they verify.
 
 ``payload_json`` writes the payload without ``json.dumps``; ``sign_payload`` signs it without a
-``TrackingToken``; ``EmailLinks`` takes the key and the expiry once per message. A link signed
+``TrackingToken``; ``EmailLinks`` takes the key and the expiry once per message (the expiry once per
+batch's ``now``), and its ``MessageTokens`` writes the fields a message's tokens share once and
+hashes the key's HMAC pads once per key. A link signed
 before this change and after must be the same string (links in sent emails keep working).
 """
 
@@ -12,12 +14,21 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.domain.tokens import TokenKind, TrackingToken, payload_json, sign, sign_payload, verify
+from leadflow.domain.tokens import (
+    MessageTokens,
+    TokenKind,
+    TrackingToken,
+    payload_json,
+    sign,
+    sign_payload,
+    verify,
+)
 from leadflow.services.nurture import TokenIssuer
 
 pytestmark = pytest.mark.unit
@@ -119,3 +130,38 @@ def test_the_key_is_read_once_per_message() -> None:
     links.click_url("https://www.example.com/", "a")
     links.click_url("https://www.example.com/b", "b")
     assert len(reads) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(list(TokenKind)),
+    lead=texts,
+    message=texts,
+    expires=st.integers(min_value=0, max_value=2**40),
+    link=optional,
+    url=optional,
+    campaign=optional,
+    key=st.binary(max_size=150),  # empty, shorter and longer than SHA-256's 64-byte block
+)
+def test_a_message_signs_each_token_as_sign_does(  # noqa: PLR0917 - hypothesis passes them by name
+    kind: TokenKind,
+    lead: str,
+    message: str,
+    expires: int,
+    link: str | None,
+    url: str | None,
+    campaign: str | None,
+    key: bytes,
+) -> None:
+    tokens = MessageTokens(key, lead, message, expires, campaign)
+    expected = reference_sign(TrackingToken(kind, lead, message, expires, link, url, campaign), key)
+    assert tokens.token(kind, link, url) == expected
+    assert tokens.token(kind, link, url) == expected  # the key's pads are copied, never changed
+
+
+def test_the_expiry_is_worked_out_per_now_and_zone() -> None:
+    issuer = TokenIssuer(lambda: [KEY], "https://t.example.com", 30)
+    berlin = NOW.astimezone(ZoneInfo("Europe/Berlin"))  # the same instant; 30 days later crosses no DST here
+    late_october = datetime(2026, 10, 20, 12, 0, tzinfo=ZoneInfo("Europe/Berlin"))  # 30 days later: DST ended
+    for now in (NOW, NOW, berlin, late_october, late_october.astimezone(UTC), NOW + timedelta(seconds=1)):
+        assert issuer.expires(now) == int((now + timedelta(days=30)).timestamp())

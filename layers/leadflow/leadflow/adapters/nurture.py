@@ -60,8 +60,27 @@ def shard_of(lead_id: str, shards: int) -> int:
     return int(hashlib.sha256(lead_id.encode()).hexdigest()[:8], 16) % shards
 
 
+_ISO: dict[datetime, str] = {}
+_ISO_LIMIT = 1024
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
+    """``value`` in UTC, ISO 8601.
+
+    A batch writes the same few instants (its ``now``, the waits' ends) for every lead, several
+    times each: the text of a UTC datetime is kept (two UTC datetimes are equal exactly when their
+    fields are, so equal ones have the same text). Others (another zone, naive, a subclass) are
+    converted each time."""
+    if value is None:
+        return None
+    if type(value) is not datetime or value.tzinfo is not UTC:
+        return value.astimezone(UTC).isoformat()
+    text = _ISO.get(value)
+    if text is None:
+        if len(_ISO) >= _ISO_LIMIT:
+            _ISO.clear()
+        text = _ISO[value] = value.isoformat()
+    return text
 
 
 def _dt(value: Any) -> datetime | None:
@@ -117,6 +136,16 @@ def held_entry(enrollment: Enrollment) -> dict[str, Any]:
     """An active enrollment as the mail log holds it: short keys (the log is read and written whole
     with every send, and stays within one write unit); message ids are not stored, they are
     ``message_id_for`` of lead, sequence, entry and step."""
+    emails = []
+    for e in enrollment.emails:
+        email: dict[str, Any] = {"p": e.step_id, "at": _iso(e.sent_at)}
+        if e.opened:
+            email["o"] = True
+        if e.clicked:
+            email["c"] = True
+        if e.link_tags:
+            email["t"] = list(e.link_tags)
+        emails.append(email)
     return {
         "v": enrollment.version,
         "e": enrollment.entry,
@@ -124,16 +153,7 @@ def held_entry(enrollment: Enrollment) -> dict[str, Any]:
         "in": _iso(enrollment.entered_at),
         "ss": _iso(enrollment.step_started_at),
         "due": _iso(enrollment.due_at),
-        "em": [
-            {
-                "p": e.step_id,
-                "at": _iso(e.sent_at),
-                **({"o": True} if e.opened else {}),
-                **({"c": True} if e.clicked else {}),
-                **({"t": list(e.link_tags)} if e.link_tags else {}),
-            }
-            for e in enrollment.emails
-        ],
+        "em": emails,
     }
 
 

@@ -227,6 +227,8 @@ class Workspace:
         Raises:
             InvalidWorkspace: the file is missing or broken.
         """
+        if self._scoring is not None:  # read per lead: no import on this path
+            return self._scoring
         from leadflow.config.scoring import ScoringConfig
 
         if self._scoring is None:
@@ -246,6 +248,8 @@ class Workspace:
         Raises:
             InvalidWorkspace: a file is broken, or its id differs from its file name.
         """
+        if self._sequences is not None:  # read per lead: no import on this path
+            return self._sequences
         from leadflow.config.sequences import Sequence
 
         if self._sequences is None:
@@ -272,6 +276,8 @@ class Workspace:
 
     @property
     def segments(self) -> SegmentList:
+        if self._segments is not None:  # read per lead: no import on this path
+            return self._segments
         from leadflow.config.sequences import SegmentList
 
         if self._segments is None:
@@ -284,6 +290,8 @@ class Workspace:
 
     @property
     def messaging(self) -> MessagingConfig:
+        if self._messaging is not None:  # read per lead: no import on this path
+            return self._messaging
         from leadflow.config.sequences import MessagingConfig
 
         if self._messaging is None:

@@ -26,6 +26,7 @@ from email.utils import formataddr
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
+from types import FunctionType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -39,8 +40,10 @@ from jinja2 import (
     TemplateSyntaxError,
     meta,
 )
+from jinja2 import __version__ as jinja_version
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from leadflow.domain.errors import LeadflowError
 
@@ -158,20 +161,82 @@ class _SourcesLoader(BaseLoader):
         return sorted(self.sources)
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, its attribute decisions remembered, its globals a plain dict.
+def _markupsafe_inner_escape() -> Callable[[str], str] | None:
+    """MarkupSafe's own escaping of a ``str`` (C where built), as ``escape`` calls it; None when this
+    MarkupSafe does not have it (then templates keep calling ``escape``)."""
+    import markupsafe
 
-    Whether an attribute is safe (``is_safe_attribute``: no ``_``/internal names, no method that
-    modifies a known mutable type) depends only on the object's type and the attribute's name,
-    yet the sandbox works it out, with a dozen ``isinstance`` checks against ABCs, on every access
-    of every render (``sender.name``, ``lead.first_name``...). The answer is kept per
-    (type, name); the decision itself is the sandbox's, unchanged."""
+    inner = getattr(markupsafe, "_escape_inner", None)
+    return inner if callable(inner) else None
+
+
+_ESCAPE_INNER = _markupsafe_inner_escape()
+_new_str = str.__new__
+
+
+def _escape(value: Any) -> Markup:
+    """``markupsafe.escape``, with its common case cheaper: a plain ``str`` is escaped by MarkupSafe's
+    own ``_escape_inner`` and made ``Markup`` without ``Markup.__new__``'s ``__html__`` check (a plain
+    str has none), and a ``Markup`` (a macro's result) is given back as it is (``escape`` makes an
+    equal copy of it). Anything else goes to ``escape``. Same value and type (tested)."""
+    kind = type(value)
+    if kind is str:
+        return _new_str(Markup, _ESCAPE_INNER(value))  # type: ignore[misc]
+    if kind is Markup:
+        return value  # type: ignore[no-any-return]
+    return escape(value)
+
+
+class _Template(Template):
+    """A compiled template whose autoescaping calls ``_escape`` (when this MarkupSafe allows it)."""
+
+    @classmethod
+    def _from_namespace(
+        cls, environment: Environment, namespace: MutableMapping[str, Any], globals: MutableMapping[str, Any]
+    ) -> Template:
+        # The compiled module imports ``escape`` from jinja2.runtime (MarkupSafe's): every ``{{ x }}`` of
+        # an HTML template calls it, ~16 times an email.
+        if _ESCAPE_INNER is not None and namespace.get("escape") is escape:
+            namespace["escape"] = _escape
+        return super()._from_namespace(environment, namespace, globals)
+
+
+_JINJA_3_1 = jinja_version.startswith("3.1.")
+"""The macro shortcut reads ``Macro``'s attributes as Jinja 3.1 has them (pinned in pyproject.toml, and
+tested against Jinja's own path); another Jinja calls its macros its own way."""
+_DICT_ATTRIBUTES = frozenset(name for cls in dict.__mro__ for name in vars(cls))
+"""Every attribute a plain ``dict`` has (through its type): ``getattr`` fails for any other name."""
+_NO_METHOD_TYPES = frozenset({str, Markup, int, float, bool, type(None), tuple, list, dict})
+"""Types of attribute values that are never a bound method (``wrap_str_format`` wraps only those)."""
+_STOP_ITERATION = "value was undefined because a callable raised a StopIteration exception"
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with the same decisions, worked out with less work per render.
+
+    - Whether an attribute is safe (``is_safe_attribute``: no ``_``/internal names, no method that
+      modifies a known mutable type) depends only on the object's type and the attribute's name,
+      yet the sandbox works it out, with a dozen ``isinstance`` checks against ABCs, on every access
+      of every render (``sender.name``...). The answer is kept per (type, name).
+    - ``lead.first_name`` on a plain dict: the sandbox tries the attribute first, which raises (a
+      dict has no such attribute) and then reads the item. For a name a dict cannot have as an
+      attribute the item is read at once (``_DICT_ATTRIBUTES``); ``lead.items`` still goes the
+      sandbox's way.
+    - Calls of the two callables every email makes (a macro such as ``button(...)``, the renderer's
+      ``link(url, tag)``) skip what the sandbox and ``Context.call`` look up for any callable (pass
+      arguments, unsafe markers), where the callable's type says what they find; anything else is
+      called the sandbox's way.
+    - Templates ``{% include %}``, ``{% extends %}`` and ``{% import %}`` by name on every render:
+      the name is resolved once (the renderer's templates never change or reload).
+    """
 
     MEMO_SIZE = 4096
+    template_class = _Template
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._safe: dict[tuple[type, str], bool] = {}
+        self._loaded: dict[tuple[str, str | None], Template] = {}
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         """A template's globals as one plain dict, not Jinja's ``ChainMap`` over the environment's.
@@ -192,8 +257,83 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             self._safe[key] = safe
         return safe
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``SandboxedEnvironment.getattr``, the same steps, with two shortcuts that decide the same:
+        a plain dict's item when the dict cannot have the attribute, and no look for a ``str.format``
+        method (``wrap_str_format``) in a value whose type is no method."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                pass
+        else:
+            if type(value) not in _NO_METHOD_TYPES:
+                wrapped = self.wrap_str_format(value)
+                if wrapped is not None:
+                    return wrapped
+            if self.is_safe_attribute(obj, attribute, value):
+                return value
+            return self.unsafe_undefined(obj, attribute)
+        return self.undefined(obj=obj, name=attribute)
 
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        kind = type(__obj)
+        if kind is Macro and _JINJA_3_1:
+            macro: Macro = __obj
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
+            if (
+                not kwargs
+                and len(args) == macro._argument_count
+                and not (macro.caller or macro.catch_kwargs or macro.catch_varargs)
+                and not macro._environment.is_async
+                and __self.is_safe_callable(macro)
+            ):
+                # ``Macro.__call__`` (it takes the calling template's eval context) with every
+                # argument given by position: the macro's function, its result Markup when the
+                # caller autoescapes.
+                try:
+                    result = macro._func(*args)
+                except StopIteration:
+                    return __self.undefined(_STOP_ITERATION)
+                return Markup(result) if __context.eval_ctx.autoescape else result  # noqa: S704 - as Macro._invoke
+            return super().call(__context, __obj, *args, **kwargs)
+        if kind is FunctionType and not __obj.__dict__:
+            # A plain function with no attributes of its own: not marked unsafe, takes no context.
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
+            try:
+                return __obj(*args, **kwargs)
+            except StopIteration:
+                return __self.undefined(_STOP_ITERATION)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def get_template(
+        self,
+        name: str | Template,
+        parent: str | None = None,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> Template:
+        if globals is not None or type(name) is not str:
+            return super().get_template(name, parent, globals)
+        key = (name, parent)
+        found = self._loaded.get(key)
+        if found is None:
+            found = self._loaded[key] = super().get_template(name, parent)
+        return found
+
+
+@lru_cache(maxsize=1024)
 def _autoescape(name: str | None) -> bool:
+    """Whether a template autoescapes (its name ends in .html.j2 or .html): asked by every context
+    Jinja makes, four per email; answered once per name."""
     return name is not None and name.endswith((".html.j2", ".html"))
 
 
@@ -288,7 +428,7 @@ class EmailRenderer:
         _check_footer(html_name, html, str(escape(unsubscribe_url)), sender.escaped_postal_lines)
         # The text part is checked with its white space collapsed (a postal line may wrap); a line
         # found in the text as it is is found in it collapsed too, so that is only done when needed.
-        if unsubscribe_url not in text or not all(line in text for line in sender.postal_lines):
+        if not _has_footer(text, unsubscribe_url, sender.postal_lines):
             _check_footer(
                 text_name if has_text else f"text part derived from {html_name}",
                 " ".join(text.split()),
@@ -329,12 +469,12 @@ class EmailRenderer:
                     problems.append(f"{name}: has no HTML part {html_name!r}")
         return problems
 
-    def _render_subject(self, template: str, subject: str, variables: Mapping[str, Any]) -> str:
+    def _render_subject(self, template: str, subject: str, variables: dict[str, Any]) -> str:
         where = f"subject of {template}"
         if "{" not in subject:
             # No Jinja syntax: Jinja would give the text back (newlines normalized, one trailing
             # newline dropped: white space, which one_line collapses anyway).
-            line = one_line(subject)
+            line = _plain_subject(subject)
             if not line:
                 raise TemplateProblem(where, "the subject renders empty")
             return line
@@ -352,7 +492,7 @@ class EmailRenderer:
             raise TemplateProblem(where, "the subject renders empty")
         return line
 
-    def _render_file(self, name: str, variables: Mapping[str, Any]) -> str:
+    def _render_file(self, name: str, variables: dict[str, Any]) -> str:
         compiled = self._templates.get(name)
         if compiled is None:
             try:
@@ -361,9 +501,14 @@ class EmailRenderer:
                 raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
         return self._run(compiled, variables, name)
 
-    def _run(self, compiled: Template, variables: Mapping[str, Any], name: str) -> str:
+    def _run(self, compiled: Template, variables: dict[str, Any], name: str) -> str:
+        environment = self._env
         try:
-            return compiled.render(variables)
+            # ``Template.render`` without its copy of ``variables`` (``new_context`` copies them).
+            try:
+                return environment.concat(compiled.root_render_func(compiled.new_context(variables)))
+            except Exception:  # noqa: BLE001 - as Template.render: the traceback rewritten to template lines
+                environment.handle_exception()
         except TemplateSyntaxError as error:  # an included or extended template that does not compile
             raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
         except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
@@ -399,6 +544,12 @@ def one_line(text: str) -> str:
     return " ".join(_CONTROLS.sub(" ", text).split())
 
 
+@lru_cache(maxsize=SUBJECT_CACHE_SIZE)
+def _plain_subject(subject: str) -> str:
+    """``one_line`` of a subject without Jinja syntax (a sequence's few subjects, once each)."""
+    return one_line(subject)
+
+
 def load_template_sources(folder: Path) -> dict[str, str]:
     """Every ``*.j2`` file under ``folder`` (recursively), keyed by its posix path relative to ``folder``."""
     return {
@@ -430,8 +581,15 @@ def _check_unsubscribe_url(template: str, url: str) -> None:
 
     Every email's URL is different (its token), but its scheme and host are the issuer's: they are
     read from the URL cut after its host (``urlsplit`` finds the same scheme and netloc there) and
-    the answer is kept per such origin."""
-    if _CONTROLS.search(url) or any(c in url for c in " <>") or not _secure_origin(_origin(url)):
+    the answer is kept per such origin. A URL of printable ASCII has no control character: the
+    regular expression only looks at others."""
+    if (
+        (not (url.isascii() and url.isprintable()) and _CONTROLS.search(url))
+        or " " in url
+        or "<" in url
+        or ">" in url
+        or not _secure_origin(_origin(url))
+    ):
         raise TemplateProblem(template, f"the unsubscribe URL {url!r} is not a plain https URL (RFC 8058)")
 
 
@@ -440,8 +598,12 @@ def _origin(url: str) -> str:
     start = url.find("://")
     if start < 0:
         return url
-    ends = [i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0]
-    return url[: min(ends)] if ends else url
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start + 3, end)  # only before the end found so far
+        if found >= 0:
+            end = found
+    return url[:end]
 
 
 @lru_cache(maxsize=64)
@@ -451,10 +613,21 @@ def _secure_origin(origin: str) -> bool:
     return secure and bool(parts.netloc)
 
 
+def _found(text: str, part: str) -> bool:
+    """``part in text``, searched from the end: a footer is found after reading a few hundred
+    characters, not the whole email (the same answer)."""
+    return text.rfind(part) >= 0
+
+
+def _has_footer(text: str, unsubscribe_url: str, postal_lines: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds the unsubscribe URL and every postal line as they are."""
+    return _found(text, unsubscribe_url) and all(_found(text, line) for line in postal_lines)
+
+
 def _check_footer(template: str, rendered: str, unsubscribe_url: str, postal_lines: tuple[str, ...]) -> None:
-    if unsubscribe_url not in rendered:
+    if not _found(rendered, unsubscribe_url):
         raise TemplateProblem(template, "the rendered email has no unsubscribe link; it must never be sent")
-    missing = [line for line in postal_lines if line not in rendered]
+    missing = [line for line in postal_lines if not _found(rendered, line)]
     if missing:
         raise TemplateProblem(template, f"the rendered email lacks the sender's postal address ({missing[0]!r})")
 
@@ -471,15 +644,26 @@ def _tidy_text(text: str) -> str:
         and not text.endswith((" ", "\t"))
         and "\n\n\n" not in text
         and " \n" not in text
-        and "\t\n" not in text
-        and not any(c in text for c in _ASCII_WHITE_SPACE_BUT_SPACE_TAB_LF)
+        and ("\t" not in text or "\t\n" not in text)  # one character is found faster than two
+        and not _has_rare_ascii_white_space(text)
     ):
         return text.rstrip("\n") + "\n"
     lines = "\n".join([line.rstrip() for line in text.splitlines()])
     return _BLANK_LINES.sub("\n\n", lines).strip("\n") + "\n"
 
 
-_ASCII_WHITE_SPACE_BUT_SPACE_TAB_LF = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+def _has_rare_ascii_white_space(text: str) -> bool:
+    """Whether ``text`` holds ASCII white space other than space, tab and LF (what ``str.splitlines``
+    and ``str.rstrip`` also treat as white space: CR, VT, FF, FS, GS, RS, US)."""
+    return (
+        "\r" in text
+        or "\x0b" in text
+        or "\x0c" in text
+        or "\x1c" in text
+        or "\x1d" in text
+        or "\x1e" in text
+        or "\x1f" in text
+    )
 
 
 _BLOCK_TAGS = frozenset(

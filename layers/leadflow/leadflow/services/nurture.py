@@ -32,6 +32,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from leadflow.adapters.nurture import DynamoNurtureStore, MailLog
+from leadflow.adapters.ses import SendRejected, SendThrottled, SendUncertain
 from leadflow.config import models
 from leadflow.config.sequences import Action, MessagingConfig, Sequence
 from leadflow.config.workspace import Workspace
@@ -52,8 +53,8 @@ from leadflow.domain.nurture import (
     matches,
     migrate,
 )
-from leadflow.domain.rendering import EmailRenderer, RenderedEmail, Sender, TemplateProblem
-from leadflow.domain.tokens import TokenKind, TrackingToken, sign
+from leadflow.domain.rendering import EmailRenderer, RenderedEmail, Sender, TemplateProblem, sender_of
+from leadflow.domain.tokens import MessageTokens, TokenKind, TrackingToken, sign
 
 SOURCE_NURTURE = "leadflow.nurture"
 STANDARD_FIELDS = frozenset({"first_name", "last_name", "company", "title", "phone", "country", "timezone"})
@@ -124,66 +125,63 @@ class TokenIssuer:
     """Signed links of one email: open pixel, tracked clicks, unsubscribe and preferences."""
 
     def __init__(self, keys: Callable[[], list[bytes]], base_url: str, token_days: int) -> None:
-        from leadflow.domain.tokens import payload_json, sign_payload
-
         self.keys = keys
         self.base_url = base_url.rstrip("/")
         self.token_days = token_days
-        self.payload_json = payload_json  # the email hot path's signing, without an import per link
-        self.sign_payload = sign_payload
+        self._expiry: tuple[datetime, int] | None = None  # the last ``now`` and its expiry
 
     def token(self, kind: TokenKind, lead_id: str, message_id: str, now: datetime, **extra: Any) -> str:
         return sign(TrackingToken(kind, lead_id, message_id, self.expires(now), **extra), self.keys()[0])
 
     def expires(self, now: datetime) -> int:
-        """When a token issued ``now`` expires (epoch seconds)."""
-        return int((now + timedelta(days=self.token_days)).timestamp())
+        """When a token issued ``now`` expires (epoch seconds).
+
+        A batch's emails share one ``now`` (the same object): the last one's answer is kept."""
+        last = self._expiry
+        if last is not None and last[0] is now:
+            return last[1]
+        expires = int((now + timedelta(days=self.token_days)).timestamp())
+        self._expiry = (now, expires)
+        return expires
 
     def links(self, lead_id: str, message_id: str, campaign: str, now: datetime) -> EmailLinks:
         return EmailLinks(self, lead_id, message_id, campaign, now)
 
 
-@dataclass
 class EmailLinks:
     """``LinkSigner`` for one message (the renderer calls it).
 
     Each distinct link is signed once per message: the text part repeats the HTML part's links
     and the preferences link is the unsubscribe link, and signing is a good part of rendering.
-    The signing key and the expiry are looked up once per message, not once per link."""
+    The signing key and the expiry are looked up once per message, not once per link, and the
+    payload fields the message's tokens share are written once (``MessageTokens``)."""
 
-    issuer: TokenIssuer
-    lead_id: str
-    message_id: str
-    campaign: str
-    now: datetime
-    _signed: dict[tuple[str, str], str] = field(default_factory=dict)
-    _key: bytes = field(init=False, repr=False)
-    _expires: int = field(init=False, repr=False)
+    __slots__ = ("_signed", "_tokens", "campaign", "issuer", "lead_id", "message_id", "now")
 
-    def __post_init__(self) -> None:
-        self._key = self.issuer.keys()[0]
-        self._expires = self.issuer.expires(self.now)
-
-    def _token(self, kind: TokenKind, link_id: str | None = None, url: str | None = None) -> str:
-        issuer = self.issuer
-        fields = issuer.payload_json(kind, self.lead_id, self.message_id, self._expires, link_id, url, self.campaign)
-        return issuer.sign_payload(self._key, fields)
+    def __init__(self, issuer: TokenIssuer, lead_id: str, message_id: str, campaign: str, now: datetime) -> None:
+        self.issuer = issuer
+        self.lead_id = lead_id
+        self.message_id = message_id
+        self.campaign = campaign
+        self.now = now
+        self._signed: dict[tuple[str, str], str] = {}
+        self._tokens = MessageTokens(issuer.keys()[0], lead_id, message_id, issuer.expires(now), campaign)
 
     def click_url(self, url: str, tag: str) -> str:
         key = (url, tag)
         signed = self._signed.get(key)
         if signed is None:
-            signed = self._signed[key] = f"{self.issuer.base_url}/t/c/{self._token(TokenKind.CLICK, tag, url)}"
+            signed = self._signed[key] = f"{self.issuer.base_url}/t/c/{self._tokens.token(TokenKind.CLICK, tag, url)}"
         return signed
 
     def open_pixel_url(self) -> str:
-        return f"{self.issuer.base_url}/t/o/{self._token(TokenKind.OPEN)}"
+        return f"{self.issuer.base_url}/t/o/{self._tokens.token(TokenKind.OPEN)}"
 
     def unsubscribe_url(self) -> str:
         key = ("", "unsubscribe")
         signed = self._signed.get(key)
         if signed is None:
-            signed = self._signed[key] = f"{self.issuer.base_url}/u/{self._token(TokenKind.UNSUBSCRIBE)}"
+            signed = self._signed[key] = f"{self.issuer.base_url}/u/{self._tokens.token(TokenKind.UNSUBSCRIBE)}"
         return signed
 
     def preferences_url(self) -> str:
@@ -416,8 +414,9 @@ class NurtureService:
 
         saturated = threading.Event()
 
-        def lead_jobs(lead_id: str) -> BatchResult:
-            part = BatchResult()
+        def lead_jobs(lead_id: str, part: BatchResult | None = None) -> BatchResult:
+            """The lead's jobs, counted in ``part`` (a new one when not given)."""
+            part = BatchResult() if part is None else part
             log = logs.get(lead_id) or MailLog()
             for job in by_lead[lead_id]:
                 if saturated.is_set():
@@ -445,10 +444,11 @@ class NurtureService:
         # No more threads than a second's send slots can keep busy (each waits ~40 ms per email).
         workers = min(self.workers, len(by_lead), max(1, self.messaging.send_rate_per_second // 4))
         if workers <= 1:
-            parts = [lead_jobs(lead) for lead in by_lead]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(lead_jobs, by_lead))
+            for lead in by_lead:  # one after the other: counted straight into the batch's result
+                lead_jobs(lead, result)
+            return result
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lead_jobs, by_lead))
         for part in parts:
             result.add(part)
         return result
@@ -503,14 +503,15 @@ class NurtureService:
                 for a in self.store.recent_activities(lead_id)
                 if a.get("at")
             )
-        return LeadView(
-            lead_id=lead_id,
-            profile=profile,
-            scores={k: float(v) for k, v in (profile.get("scores") or {}).items()},
-            activities=activities,
-            suppressed=suppressed,
-            recent_sends=_recent_sends(profile, log),
-            default_model=self._default_model(),
+        scores = profile.get("scores")
+        return LeadView(  # by position: made twice per lead of a broadcast
+            lead_id,
+            profile,
+            {k: float(v) for k, v in scores.items()} if scores else {},
+            activities,
+            suppressed,
+            _recent_sends(profile, log),
+            self._scoring_default_model,
         )
 
     def _advance_one(self, job: _Job, suppressed: bool, log: MailLog, now: datetime, result: BatchResult) -> MailLog:
@@ -604,9 +605,6 @@ class NurtureService:
         Raises:
             TemplateProblem: the email cannot be rendered for this lead (nothing was claimed or sent).
         """
-        from leadflow.adapters.ses import SendRejected, SendThrottled, SendUncertain
-        from leadflow.domain.rendering import sender_of
-
         email: EmailToSend = outcome.email  # type: ignore[assignment]
         lead_id = lead.lead_id
         profile = lead.profile
@@ -1323,14 +1321,22 @@ def slot_block(rate: int) -> int:
 def _recent_sends(profile: Mapping[str, Any], log: MailLog | None) -> tuple[datetime, ...]:
     """When the lead was last sent marketing email: its mail log, and the ``recent_sends`` list
     profiles written before the mail log existed may still carry (read, never written)."""
-    legacy = tuple(datetime.fromisoformat(s) for s in profile.get("recent_sends") or ())
-    return legacy + log.times() if log is not None else legacy
+    listed = profile.get("recent_sends")
+    legacy = tuple(datetime.fromisoformat(s) for s in listed) if listed else ()
+    if log is None or not log.sends:
+        return legacy
+    return legacy + log.times()
+
+
+HIDDEN_FIELDS = frozenset(
+    {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "recent_sends", "score_version"}
+)
+"""Profile attributes that are the table's or the engine's, never a template's."""
 
 
 def _personal(profile: Mapping[str, Any]) -> dict[str, Any]:
     """What templates may read about the lead: its profile fields and custom fields, no internals."""
-    hidden = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "recent_sends", "score_version"}
-    lead = {k: v for k, v in profile.items() if k not in hidden}
+    lead = {k: v for k, v in profile.items() if k not in HIDDEN_FIELDS}
     for key, value in profile.items():
         if key.startswith("cf_"):
             lead.setdefault(key[3:], value)
