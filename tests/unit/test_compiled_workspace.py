@@ -30,7 +30,7 @@ def test_compiled_forms_and_referrers_equal_the_yaml_ones(tmp_path: Path):
     # AND what the nurture sequences act on is read from the compiled file, not from the sequences
     fresh = Workspace(tmp_path)
     assert fresh.nurture_listens == source.nurture_listens
-    assert fresh._sequences is None  # noqa: SLF001 - the scoring function never loads them
+    assert fresh._sequences is None  # the scoring function never loads them
 
 
 def test_a_broken_workspace_does_not_compile(tmp_path: Path):
