@@ -717,6 +717,14 @@ def test_a_lead_the_first_step_defers_is_stored_not_held(nurture):
     assert counts.get("held", 0) == 0 and stored_items(nurture, night) == 1
 
 
+def workspace_with(tmp_path: Path, sequence_file: str, text: str) -> Path:
+    """A copy of the demo workspace with one more sequence file."""
+    workspace = tmp_path / "workspace"
+    shutil.copytree(WORKSPACE, workspace)
+    (workspace / "sequences" / sequence_file).write_text(text)
+    return workspace
+
+
 def service_on(nurture: Nurture, workspace: Path) -> NurtureService:
     """A second service over the same table, store, sender and clock, with another workspace."""
     return NurtureService(
@@ -741,12 +749,12 @@ def test_events_no_sequence_acts_on_cost_no_read(nurture, tmp_path):
     assert service.listens("activity.recorded", {"type": "email_opened"})
     assert service.listens("lead.consent_confirmed", {})
     # WHEN a sequence waits for a score and another is triggered by a tag
-    workspace = tmp_path / "workspace"
-    shutil.copytree(WORKSPACE, workspace)
-    (workspace / "sequences" / "hot.yaml").write_text(
+    workspace = workspace_with(
+        tmp_path,
+        "hot.yaml",
         "id: hot\nname: Hot\ntriggers: [{tag_added: vip}]\nsteps:\n"
         "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
-        "  - {id: w, type: wait, days: 3, until_event: {score: {gte: 50}}}\n"
+        "  - {id: w, type: wait, days: 3, until_event: {score: {gte: 50}}}\n",
     )
     other = service_on(nurture, workspace)
     # THEN score and tag events matter there
@@ -778,13 +786,13 @@ def test_a_held_enrollment_keeps_its_wait_when_the_sequence_is_edited(nurture, t
 
 def test_a_step_s_profile_actions_are_one_update_with_their_events(nurture, tmp_path):
     # GIVEN a sequence whose action step tags, sets a field, hands off, then untags the same tag
-    workspace = tmp_path / "workspace"
-    shutil.copytree(WORKSPACE, workspace)
-    (workspace / "sequences" / "acts.yaml").write_text(
+    workspace = workspace_with(
+        tmp_path,
+        "acts.yaml",
         "id: acts\nname: Acts\nsteps:\n"
         "  - id: mark\n    type: action\n    actions:\n"
         "      - {tag: vip}\n      - {set_field: {name: track, value: a}}\n"
-        "      - {handoff: Asked for a demo}\n      - {untag: vip}\n"
+        "      - {handoff: Asked for a demo}\n      - {untag: vip}\n",
     )
     service = service_on(nurture, workspace)
     leads = nurture.add_leads(1)

@@ -50,17 +50,20 @@ def reference_sign(token: TrackingToken, key: bytes) -> str:
 
 texts = st.text(max_size=40)
 optional = st.none() | texts
+TOKEN_FIELDS = {
+    "kind": st.sampled_from(list(TokenKind)),
+    "lead": texts,
+    "message": texts,
+    "expires": st.integers(min_value=0, max_value=2**40),
+    "link": optional,
+    "url": optional,
+    "campaign": optional,
+}
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    kind=st.sampled_from(list(TokenKind)),
-    lead=texts,
-    message=texts,
-    expires=st.integers(min_value=0, max_value=2**40),
-    link=optional,
-    url=optional,
-    campaign=optional,
+    **TOKEN_FIELDS,
     key=st.binary(min_size=1, max_size=80),
 )
 def test_tokens_are_the_ones_signed_before(  # noqa: PLR0917 - hypothesis passes them by name
@@ -134,13 +137,7 @@ def test_the_key_is_read_once_per_message() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    kind=st.sampled_from(list(TokenKind)),
-    lead=texts,
-    message=texts,
-    expires=st.integers(min_value=0, max_value=2**40),
-    link=optional,
-    url=optional,
-    campaign=optional,
+    **TOKEN_FIELDS,
     key=st.binary(max_size=150),  # empty, shorter and longer than SHA-256's 64-byte block
 )
 def test_a_message_signs_each_token_as_sign_does(  # noqa: PLR0917 - hypothesis passes them by name
