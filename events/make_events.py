@@ -284,7 +284,24 @@ def main() -> None:
     lead_event["body"] = json.dumps(bridge)
     lead_event["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:leadflow-NurtureEventsQueue"
     lead_event["awsRegion"] = "us-east-1"
-    write("nurture_events_sqs.json", {"Records": [lead_event]})
+    # and an open of a push email (the pixel's activity): a held lead's next step runs at once.
+    opened = copy.deepcopy(bridge)
+    opened.update(source="leadflow.tracking", **{"detail-type": "activity.recorded"})
+    opened["detail"] = {
+        "schema_version": 1,
+        "event_id": "01JD3Z8Q4WEVT00000000000010",
+        "occurred_at": "2026-11-21T10:02:11.500000+00:00",
+        "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+        "activity_id": "01JD3Z8Q4WACT0000000000010",
+        "type": "email_opened",
+        "at": "2026-11-21T10:02:11.500000+00:00",
+        "campaign": "push-discount",
+        "message_id": "m-4b1d3c0f2a9e7d65",
+    }
+    open_event = copy.deepcopy(lead_event)
+    open_event["messageId"] = "2e1424d4-f796-459a-8184-9c92662be6da"
+    open_event["body"] = json.dumps(opened)
+    write("nurture_events_sqs.json", {"Records": [lead_event, open_event]})
     # --- Sales hand-off. HandoffQueue -> CrmHandoffFunction: the SQS sample carrying Powertools'
     # EventBridge event as the HandoffRule delivers it (lead.stage_changed to mql from scoring),
     # and a delivery message (one per hand-off and destination).
