@@ -55,6 +55,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pinning import pin, reference_loop_ms  # bench/, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 SEQUENCE = "push-discount"
 ACCOUNT = "123456789012"
@@ -1497,34 +1499,6 @@ def report(data: dict[str, Any], priced: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def reference_loop_ms() -> float:
-    """The host's speed now: the best of 5 runs of a fixed pure-Python loop, CPU time (ms; lower is faster).
-
-    This shared machine's CPU speed varies by up to ~1.6x from hour to hour (the same loop read
-    4.45 and 7.17 ms minutes apart on Dec 2), and the modelled Lambda cost moves with it: the
-    report prints this reading from before and after the run beside the CPU times."""
-    import timeit
-
-    # CPU time of this thread, not wall time: another process on the same CPU must not count.
-    runs = timeit.repeat("sum(i * i for i in range(100000))", number=20, repeat=5, timer=time.thread_time)
-    return min(runs) / 20 * 1000
-
-
-def pin_to_one_cpu() -> int | None:
-    """Pin this process to one CPU (where the OS allows it); returns the CPU.
-
-    The local stack serves the handlers' AWS calls from moto's threads in this same process. On
-    several cores those threads and the handlers' pool threads pass the GIL from core to core,
-    and each hand-off shows as CPU time of the handler's thread that a Lambda function, with no
-    moto in its process, never spends: on this 2-vCPU machine the broadcast read 16.7 ms of CPU
-    per lead unpinned and 4.2 ms pinned, the same code, minutes apart (Dec 2, 04:10-04:14 UTC)."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leads", type=int, default=2000)
@@ -1548,7 +1522,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_from:
         data = json.loads(Path(args.report_from).read_text())
     else:
-        pinned = pin_to_one_cpu() if args.cpu == "one" else None
+        # One CPU: moto serves the handlers' calls from threads of this process; on two cores their
+        # GIL hand-offs showed as the handlers' CPU (the same broadcast read 16.7 ms of CPU per lead
+        # unpinned and 4.2 ms pinned, Dec 2 04:10-04:14 UTC), which a Lambda function never spends.
+        pinned = pin("first" if args.cpu == "one" else "all")[0]
         reference_before = reference_loop_ms()
         campaign = Campaign(args)
         data = campaign.run()

@@ -49,6 +49,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pinning import pin  # bench/, beside this script
+
 from leadflow.adapters.nurture import MailLog, ScannedPage, held_entry
 from leadflow.config.workspace import Workspace
 from leadflow.domain.nurture import ACTIVE, Enrollment, LeadView, advance, enroll
@@ -402,23 +404,6 @@ SCENARIOS: dict[str, tuple[Callable[[Setup], dict[str, int]], str]] = {
 
 
 # ---------------------------------------------------------------------------- measuring
-
-
-def pin(cpu: str) -> tuple[int | None, list[int] | None]:
-    """Pin the process to one CPU (``cpu``: its number, or "first" for the lowest it may run on), or
-    leave it on every CPU it may use ("all"). Returns the CPU pinned to (None when not pinned) and the
-    CPUs it runs on (None where the OS does not tell).
-
-    Pinned by default: the scenarios measure one core's work, and threads the service starts (its
-    send workers, when ``workers`` > 1) would otherwise run on the other cores and their GIL
-    hand-offs count as CPU time. Threads started later inherit the pinning."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None, None
-    if cpu == "all":
-        return None, sorted(os.sched_getaffinity(0))
-    chosen = min(os.sched_getaffinity(0)) if cpu == "first" else int(cpu)
-    os.sched_setaffinity(0, {chosen})
-    return chosen, [chosen]
 
 
 def measure(leads: int, repeat: int, seed: int, only: list[str], cpu: str = "first") -> dict[str, Any]:

@@ -45,6 +45,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pinning import pin  # bench/, beside this script
+
 from leadflow.config.scoring import SCORING_FILE, ScoringConfig
 from leadflow.config.workspace import load_model
 from leadflow.domain.scoring import (
@@ -217,16 +219,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[ScoringConfig, list[Activity]], dict[s
 GOAL_SCENARIO = "all_models"
 
 
-def pin_to_one_cpu() -> int | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 def measure(count: int, leads: int, repeat: int, seed: int, only: list[str]) -> dict[str, Any]:
-    cpu = pin_to_one_cpu()
+    cpu = pin()[0]
     config = load_model(SCORING, ScoringConfig)
     activities = build_activities(count, leads, seed)
     results: dict[str, Any] = {}

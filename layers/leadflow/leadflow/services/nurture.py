@@ -799,17 +799,13 @@ class NurtureService:
         except Exception:  # noqa: BLE001 - a workspace without scoring
             return "default"
 
-    @property
-    def _listened(self) -> dict[str, bool]:
-        """Which of the bus's lead events the workspace's sequences act on (worked out once): the
-        rest cost their delivery and nothing else, no read, no write."""
-        return self.workspace.nurture_listens
-
     def listens(self, detail_type: str, detail: Mapping[str, Any]) -> bool:
-        """Whether the workspace's sequences act on this bus event at all."""
+        """Whether the workspace's sequences act on this bus event at all (``Workspace.nurture_listens``):
+        the rest cost their delivery and nothing else, no read, no write."""
+        listened = self.workspace.nurture_listens
         if detail_type == "activity.recorded":
-            return detail.get("type") in ("email_opened", "email_clicked") or self._listened["activity"]
-        return self._listened.get(detail_type, True)
+            return detail.get("type") in ("email_opened", "email_clicked") or listened["activity"]
+        return listened.get(detail_type, True)
 
     def handle_event(self, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
         """One bus event: enrollments its triggers ask for, engagement, and waking the lead's waits."""
