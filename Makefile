@@ -4,14 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/leadflow/pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8000
+AUDIT := $(VENV)/audit
+AUDIT_STAMP := $(AUDIT)/.installed-$(shell cksum < requirements-audit.txt | cut -d' ' -f1)
 
-.PHONY: dev test test-fast lint format schema validate events bench clean browser deploy
+.PHONY: dev test test-fast lint audit format schema validate events bench clean browser deploy
 
+# pip's and setuptools' chatter goes to .venv/install.log (shown only when the install fails).
 $(STAMP): requirements-dev.txt layers/leadflow/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the pinned dependencies into $(VENV) (first run: about 2 minutes; log: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -r requirements-dev.txt; } \
+	  > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
+	@rm -f $(VENV)/.installed-* && touch $@
 
 ## dev: start the whole product locally (moto, no Docker, no AWS account), demo workspace loaded
 dev: $(STAMP)
@@ -25,13 +29,26 @@ test: $(STAMP) browser lint
 test-fast: $(STAMP)
 	$(BIN)/pytest -m unit
 
-## lint: ruff, mypy, cfn-lint, workspace validation
+## lint: ruff, mypy, import contracts (lint-imports), cfn-lint, workspace validation, then the security audits
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/leadflow/leadflow functions
+	$(BIN)/lint-imports
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/leadflow validate
+	$(MAKE) audit
+
+$(AUDIT_STAMP): requirements-audit.txt
+	test -x $(AUDIT)/bin/python || $(PYTHON) -m venv $(AUDIT)
+	$(AUDIT)/bin/python -m pip install --quiet -r requirements-audit.txt
+	rm -f $(AUDIT)/.installed-* && touch $@
+
+## audit: checkov (template), bandit (code), pip-audit (dependencies; skipped where PyPI is unreachable)
+audit: $(STAMP) $(AUDIT_STAMP)
+	$(AUDIT)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
+	$(AUDIT)/bin/bandit --quiet --recursive layers/leadflow/leadflow functions
+	$(AUDIT)/bin/python .ci/dependency_audit.py $(BIN)/python
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -46,8 +63,12 @@ browser:
 
 ## deploy: build (inside the virtualenv: the workspace layer is compiled by leadflow) and deploy with SAM
 deploy: $(STAMP)
+	@PATH="$(CURDIR)/$(BIN):$$PATH"; command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI (not found on PATH). Install it:"; \
+	  echo "  pipx install aws-sam-cli   (or AWS's installer:"; \
+	  echo "  https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html)"; \
+	  echo "then run make deploy again (README: Deploy to AWS)."; exit 1; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" sam build
-	sam deploy --guided
+	PATH="$(CURDIR)/$(BIN):$$PATH" sam deploy --guided
 
 schema: $(STAMP)
 	$(BIN)/leadflow schema

@@ -133,8 +133,8 @@ def commit() -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from leadflow.bootstrap import nurture_service
     from leadflow.dev.stack import LocalStack
-    from leadflow.services.nurture_wiring import nurture_service
 
     quiet()
     meter = CpuMeter()

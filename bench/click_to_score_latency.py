@@ -47,12 +47,16 @@ def main() -> int:
     missed = 0
     try:
         for n in range(args.leads):
-            lead_id = http.post(
+            email = f"latency.{uuid.uuid4().hex[:10]}@example.com"
+            http.post(
                 f"{stack.url}/forms/demo-signup",
-                json={"email": f"latency.{uuid.uuid4().hex[:10]}@example.com"},
+                json={"email": email},
                 headers={"X-Forwarded-For": f"10.9.{n // 250}.{n % 250 + 1}"},
                 timeout=30,
-            ).json()["lead_id"]
+            ).raise_for_status()
+            # the public answer names no lead: the admin API finds it by the address
+            found = http.get(f"{stack.url}/api/v1/leads", params={"email": email}, headers=headers, timeout=30)
+            lead_id = found.json()["leads"][0]["lead_id"]
             stack.tick()  # the form's own scoring settles first
             before = http.get(f"{stack.url}/api/v1/leads/{lead_id}/score", headers=headers, timeout=30).json()
             token = http.post(

@@ -73,7 +73,7 @@ def workspace_with_slow_destination(port: int) -> Path:
 
 
 def phase(stack: Any, slow: SlowServer, handoffs: int, delay: float) -> dict[str, Any]:
-    leads = make_leads(stack.url, handoffs)
+    leads = make_leads(stack.url, stack.admin_token, handoffs)
     stack.tick()
     slow.delay = delay
     began = time.perf_counter()

@@ -24,7 +24,8 @@ execution histories of the tick executions.
 
 The counts per lead do not depend on N (compare two sizes); the price of a 1,000,000-lead
 campaign scales them, with the public us-east-1 prices below, and is compared with the SES
-price of the emails the campaign sends. Goal from the issue: orchestration <= 1% of it.
+price of the emails the campaign sends. Goal from the issues: orchestration + reporting <= 1% of it (reporting:
+the ReportingFunction, its queue, and the nurture functions' `nurture.counted` events).
 
     cd /work/main && .venv/bin/python bench/nurture_cost.py [--leads N] [--json]
 """
@@ -62,6 +63,7 @@ SEQUENCE = "push-discount"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 CAMPAIGN_LEADS = 1_000_000
+SLOWEST_RATE = 14  # SES's default sending rate out of the sandbox; messaging.yaml's default
 GOAL_SHARE = 0.01
 MAX_FOLLOW_UP_TICKS = 2000
 
@@ -77,10 +79,17 @@ PRICE = {
     "ddb_wru": 0.625 / 1_000_000,  # DynamoDB on-demand, per write request unit
     "ddb_rru": 0.125 / 1_000_000,  # DynamoDB on-demand, per read request unit
     "sqs_request": 0.40 / 1_000_000,  # SQS standard, per request (64 KB chunk)
+    "sns_publish": 0.50 / 1_000_000,  # SNS standard, per publish (64 KB chunk); delivery to SQS is free
     "scheduler_invocation": 1.00 / 1_000_000,  # EventBridge Scheduler, per invocation
     "eventbridge_event": 1.00 / 1_000_000,  # EventBridge custom events (PutEvents), per event
     "apigw_http_request": 1.00 / 1_000_000,  # API Gateway HTTP API, per request (first 300M)
     "ses_email": 0.10 / 1_000,  # SES outbound email, per message
+    "secrets_api_call": 0.05 / 10_000,  # Secrets Manager, per API call
+    # Per month, whatever the traffic (bench/deploy_cost.py's month at rest; read 2026-12-05):
+    "kms_key_month": 1.00,  # KMS, per customer managed key
+    "secret_month": 0.40,  # Secrets Manager, per secret
+    "alarm_month": 0.10,  # CloudWatch, per standard-resolution metric alarm
+    "ssm_standard_parameter_month": 0.0,  # Systems Manager Parameter Store, standard tier
 }
 LAMBDA_GB = 0.5  # template.yaml Globals: MemorySize 512, arm64
 EXPRESS_GB = 0.0625  # Express bills memory in 64 MB steps; a tick child's payload is tiny
@@ -109,7 +118,10 @@ ASSUMED_LATENCY_MS = {
 DEFAULT_LATENCY_MS = 10
 
 NURTURE_FUNCTIONS = ("NurtureDueFunction", "NurtureStepFunction", "NurtureEventsFunction")
-TRACKING_FUNCTIONS = ("TrackFunction", "ScoringFunction")
+TRACKING_FUNCTIONS = ("TrackFunction", "ScoringFunction", "SesEventsFunction", "SegmentsFunction")
+"""Priced as tracking: opens and clicks, SES's events of every email, the scoring and the segment
+updates they cause (the last two were missing from the meter before issue 17's step 1)."""
+HANDOFF_FUNCTIONS = ("CrmHandoffFunction",)
 RELAY = "OutboxRelayFunction"
 
 _function: contextvars.ContextVar[str | None] = contextvars.ContextVar("bench_function", default=None)
@@ -302,7 +314,10 @@ class Meter:
             self.calls[(owner, operation)] += 1
             if operation == "events:PutEvents" and owner != "bench":
                 for entry in params.get("Entries", []):
-                    self.put_events_entries[(owner, str(entry.get("Source")))] += 1
+                    source = str(entry.get("Source"))
+                    if entry.get("DetailType") == COUNTED:  # the nurture functions' counts for the reports
+                        source = f"{source} {COUNTED}"
+                    self.put_events_entries[(owner, source)] += 1
         if owner != "bench" and operation.startswith("dynamodb:") and self.dynamo is not None:
             context["bench"]["old"] = [(k, self.dynamo.image(k)) for k in _written_keys(model.name, params)]
 
@@ -407,6 +422,8 @@ class Meter:
 
 def _item_kind(key: dict[str, Any]) -> str:
     pk, sk = key["PK"]["S"], key["SK"]["S"]
+    if sk.startswith("EVENT#"):
+        return "outbox event"
     if sk in ("PROFILE", "SUPPRESS", "RATE", "EVENT", "HEAD"):
         return "outbox event" if sk == "EVENT" else ("send-rate counter" if pk.startswith("SESRATE#") else sk.lower())
     return sk.split("#", 1)[0].lower() if "#" in sk else sk.lower()
@@ -613,6 +630,10 @@ def profile_item(n: int, lead_id: str, at: str, rng: random.Random) -> dict[str,
         "last_name": {"S": last},
         "country": {"S": rng.choice(COUNTRIES)},
         "stage": {"S": "lead"},
+        # The push campaign's database: everyone gave consent on the form (checked at every send).
+        "consent_marketing_email": {
+            "M": {"granted": {"BOOL": True}, "at": {"S": at}, "form_id": {"S": "demo-signup"}, "version": {"S": "1"}}
+        },
         "created_at": {"S": at},
         "updated_at": {"S": at},
         "first_touch": touch,
@@ -860,12 +881,18 @@ class Campaign:
         return result
 
     def broadcast(self) -> Any:
-        """What the admin API's asynchronous invoke starts: the run, whose parts are asynchronous
-        invocations of the same function (background threads here); waits until they are done."""
-        started = self.stack.runner.invoke("NurtureDueFunction", {"broadcast": SEQUENCE, "run": "bench-run"})
-        time.sleep(0.2)
-        while any(t.name == "leadflow-async" and t.is_alive() for t in threading.enumerate()):
-            time.sleep(0.1)
+        """What the admin API's asynchronous invoke starts: the run, whose parts the broadcast state
+        machine runs (a Distributed Map of hops, round after round); waits until it is done.
+
+        ``--parts`` parts, not the ``broadcast_parts`` of the run's SES rate (500 at the 10,000/s
+        the meter runs at, to be quick: 4 leads a part here). What a part costs per lead does not
+        depend on their number; the rounds' Step Functions charges are priced from the model of
+        ``bench/broadcast_drain.py`` (section "broadcast state machine" of the price)."""
+        event = {"broadcast": SEQUENCE, "run": "bench-run", "segments": self.args.parts}
+        started = self.stack.runner.invoke("NurtureDueFunction", event)
+        with Harness():
+            while self.stack.running_executions():
+                time.sleep(0.1)
         return started
 
     def tick(self) -> int:
@@ -928,7 +955,7 @@ class Campaign:
 
     def _watch_sleeps(self) -> None:
         """The nurture functions' shared service (one per process here, as in a warm Lambda): count its sleeps."""
-        from leadflow.services.nurture_wiring import nurture_service
+        from leadflow.bootstrap import nurture_service
 
         with Harness():
             service = nurture_service()
@@ -1075,9 +1102,7 @@ class Campaign:
             "rates": {"open": args.open_rate, "click": args.click_rate, "redeem": args.redeem_rate},
             "send_rate_per_second": args.send_rate,
             "shards": args.shards,
-            "queues": {
-                name: stack.physical[name] for name in ("NurtureNowQueue", "NurtureEventsQueue", "ScoringQueue")
-            },
+            "queues": {name: stack.physical[name] for name in QUEUE_GROUP},
             "wall_s": round(wall_s, 1),
             "reactions": reactions,
             "outcome": outcome(self.meter.dynamo, stack, outbox, ids),
@@ -1119,9 +1144,9 @@ def outcome(dynamo: DynamoModel | None, stack: Any, outbox: Outbox, ids: list[st
     """Where every enrollment ended, and the emails SES took per step (read from moto directly)."""
     from boto3.dynamodb.types import TypeDeserializer
 
-    from leadflow.adapters.nurture import held_from
     from leadflow.config.workspace import Workspace
     from leadflow.domain.nurture import held_state
+    from leadflow.domain.nurture.mail_log import held_from
 
     assert dynamo is not None
     statuses: Counter[str] = Counter()
@@ -1182,7 +1207,20 @@ def outcome(dynamo: DynamoModel | None, stack: Any, outbox: Outbox, ids: list[st
 
 ORCHESTRATION = "orchestration"
 TRACKING = "tracking"
-QUEUE_GROUP = {"NurtureNowQueue": ORCHESTRATION, "NurtureEventsQueue": ORCHESTRATION, "ScoringQueue": TRACKING}
+REPORTING = "reporting"
+HANDOFF = "hand-off"
+COUNTED = "nurture.counted"
+QUEUE_GROUP = {
+    "NurtureNowQueue": ORCHESTRATION,
+    "NurtureEventsQueue": ORCHESTRATION,
+    "ScoringQueue": TRACKING,
+    "SegmentsQueue": TRACKING,
+    "SesEventsQueue": TRACKING,
+    "ReportingQueue": REPORTING,
+    "HandoffQueue": HANDOFF,
+}
+RULE_QUEUES = ("NurtureEventsQueue", "ScoringQueue", "SegmentsQueue", "ReportingQueue")
+"""Queues an EventBridge rule delivers to (SesEventsQueue: the SES topic's SNS subscription)."""
 LAMBDA_CPU_SCALE = 1769 / 512
 """Lambda gives a function one vCPU at 1,769 MB: at 512 MB its CPU work takes ~3.5x as long as on one core here."""
 
@@ -1192,7 +1230,36 @@ def group_of(owner: str) -> str | None:
         return ORCHESTRATION
     if owner in TRACKING_FUNCTIONS:
         return TRACKING
+    if owner == "ReportingFunction":
+        return REPORTING
+    if owner in HANDOFF_FUNCTIONS:
+        return HANDOFF
     return None
+
+
+def queue_names(data: dict[str, Any]) -> dict[str, str]:
+    """The stack's queue URLs by logical name: those the run recorded, and the rest from the URLs
+    the functions received from (``leadflow-<LogicalName>-<suffix>``)."""
+    names = {url: name for name, url in data["queues"].items()}
+    for url in data["counts"]["sqs_received"]:
+        match = re.search(r"/leadflow-([A-Za-z]+Queue)-[A-Z0-9]+$", url)
+        if url not in names and match:
+            names[url] = match.group(1)
+    return {url: name for url, name in names.items() if name in QUEUE_GROUP}
+
+
+def write_units_per_reaction(counts: dict[str, Any]) -> dict[str, float]:
+    """Write units (table + GSIs) per tracked open or click (TrackFunction's requests) of the
+    functions that record and score them. ScoringFunction's and SegmentsFunction's include what
+    they did for other events of the run (before issue 17's step 1: every email's Send event)."""
+    reactions = counts["invocations"].get("TrackFunction", 0)
+    if not reactions:
+        return {}
+    units = {
+        owner: (counts["ddb"].get(owner, {}).get("wru", 0) + counts["ddb"].get(owner, {}).get("gsi_wru", 0)) / reactions
+        for owner in ("TrackFunction", "ScoringFunction", "SegmentsFunction")
+    }
+    return {k: round(v, 2) for k, v in units.items()}
 
 
 def modelled_ms(counts: dict[str, Any], owner: str) -> float:
@@ -1252,6 +1319,21 @@ def price(data: dict[str, Any]) -> dict[str, Any]:
         child_s * EXPRESS_GB,
         PRICE["sfn_express_gb_s"],
     )
+    # The broadcast state machine: its rounds depend on the SES rate, not on this run's size (one
+    # round of --parts parts here); priced from the drain model at the slowest rate, 14/s (the
+    # most rounds): Standard parent (Round, AnyMore) and child (PartOpen, Hop, end) transitions.
+    from leadflow.services.nurture import HOP_SECONDS, broadcast_parts
+
+    parts = broadcast_parts(SLOWEST_RATE)
+    rounds = math.ceil(CAMPAIGN_LEADS / SLOWEST_RATE / HOP_SECONDS)
+    line(
+        ORCHESTRATION,
+        "Step Functions",
+        f"broadcast state machine: {rounds} rounds of {parts} part(s) at {SLOWEST_RATE}/s (transitions)",
+        rounds * (2 + 3 * parts),
+        PRICE["sfn_standard_transition"],
+        fixed=True,
+    )
     line(
         ORCHESTRATION,
         "Scheduler",
@@ -1293,8 +1375,8 @@ def price(data: dict[str, Any]) -> dict[str, Any]:
             owner == "NurtureDueFunction[plan]",
         )
     # SQS: sends by the functions, deliveries by EventBridge rules, and the event source mappings.
-    url_group = {url: QUEUE_GROUP[name] for name, url in data["queues"].items()}
-    url_name = {url: name for name, url in data["queues"].items()}
+    url_name = queue_names(data)
+    url_group = {url: QUEUE_GROUP[name] for url, name in url_name.items()}
     sends: Counter[str] = Counter()
     for key, n in calls.items():
         owner, _, operation = key.rpartition(" ")
@@ -1306,8 +1388,12 @@ def price(data: dict[str, Any]) -> dict[str, Any]:
         if url not in url_group:
             continue
         name = url_name[url]
-        if name in ("NurtureEventsQueue", "ScoringQueue"):
+        if name in RULE_QUEUES:
             line(url_group[url], "SQS", f"{name}: deliveries by the EventBridge rule", received, PRICE["sqs_request"])
+        if name == "SesEventsQueue":
+            # SES publishes each event to the SNS topic (a publish); SNS delivers it to the queue (an SQS request).
+            line(url_group[url], "SNS", "SES events published to the topic", received, PRICE["sns_publish"])
+            line(url_group[url], "SQS", f"{name}: deliveries by the SNS subscription", received, PRICE["sqs_request"])
         batches = counts["sqs_nonempty_receives"].get(url, 0)
         line(
             url_group[url],
@@ -1318,8 +1404,8 @@ def price(data: dict[str, Any]) -> dict[str, Any]:
         )
     # EventBridge: events put on the bus, by source.
     for key, n in sorted(entries.items()):
-        source = key.rpartition(" ")[2]
-        group = ORCHESTRATION if source == "leadflow.nurture" else TRACKING
+        source = key.split(" ", 1)[1]
+        group = REPORTING if source.endswith(COUNTED) else ORCHESTRATION if source == "leadflow.nurture" else TRACKING
         line(group, "EventBridge", f"PutEvents entries from {source}", n, PRICE["eventbridge_event"])
     line(
         TRACKING,
@@ -1349,8 +1435,14 @@ def price(data: dict[str, Any]) -> dict[str, Any]:
         "totals_usd": dict(totals),
         "emails_per_lead": ses / leads,
         "orchestration_share_of_email": totals[ORCHESTRATION] / email_usd if email_usd else None,
+        "reporting_share_of_email": totals[REPORTING] / email_usd if email_usd else None,
+        "orchestration_and_reporting_share_of_email": (
+            (totals[ORCHESTRATION] + totals[REPORTING]) / email_usd if email_usd else None
+        ),
         "tracking_share_of_email": totals[TRACKING] / email_usd if email_usd else None,
-        "goal_met": bool(email_usd) and totals[ORCHESTRATION] <= GOAL_SHARE * email_usd,
+        "whole_share_of_email": (sum(v for k, v in totals.items() if k != "email") / email_usd if email_usd else None),
+        "write_units_per_open_or_click": write_units_per_reaction(counts),
+        "goal_met": bool(email_usd) and totals[ORCHESTRATION] + totals[REPORTING] <= GOAL_SHARE * email_usd,
         "idle_tick_usd": idle_tick_usd,
         "idle_ticks_10_days_usd": idle_tick_usd * ticks_per_day * 10,
     }
@@ -1473,7 +1565,7 @@ def report(data: dict[str, Any], priced: dict[str, Any]) -> str:
     out.append(
         f"priced for a {CAMPAIGN_LEADS:,}-lead campaign (per-lead counts x {CAMPAIGN_LEADS:,}; us-east-1 list prices):"
     )
-    for group in (ORCHESTRATION, TRACKING, "email"):
+    for group in (ORCHESTRATION, REPORTING, TRACKING, HANDOFF, "email"):
         entries = sorted((e for e in priced["lines"] if e["group"] == group), key=lambda e: -e["usd_campaign"])
         out.append(f"  {group}: ${priced['totals_usd'].get(group, 0):,.2f}")
         for e in entries:
@@ -1481,22 +1573,43 @@ def report(data: dict[str, Any], priced: dict[str, Any]) -> str:
                 continue
             out.append(f"    ${e['usd_campaign']:>9,.2f}  {e['service']:<14} {e['what']}  ({e['per_lead']:.4g}/lead)")
     share = priced["orchestration_share_of_email"]
+    both = priced["orchestration_and_reporting_share_of_email"]
     verdict = "MET" if priced["goal_met"] else "MISSED"
     out.append("")
     out.append(
         f"emails per lead {priced['emails_per_lead']:.4f};"
-        f" orchestration ${priced['totals_usd'].get(ORCHESTRATION, 0):,.2f} = {share:.2%} of the SES cost"
-        f" ${priced['totals_usd'].get('email', 0):,.2f}; goal <= {GOAL_SHARE:.0%}: {verdict}"
+        f" orchestration ${priced['totals_usd'].get(ORCHESTRATION, 0):,.2f} = {share:.2%},"
+        f" reporting ${priced['totals_usd'].get(REPORTING, 0):,.2f} = {priced['reporting_share_of_email']:.2%},"
+        f" together {both:.2%} of the SES cost ${priced['totals_usd'].get('email', 0):,.2f};"
+        f" goal <= {GOAL_SHARE:.0%}: {verdict}"
     )
     out.append(
-        f"(tracking opens/clicks and scoring, outside the goal: ${priced['totals_usd'].get(TRACKING, 0):,.2f}"
-        f" = {priced['tracking_share_of_email']:.2%} of SES)"
+        f"tracking (opens/clicks, SES events, scoring, segments): ${priced['totals_usd'].get(TRACKING, 0):,.2f}"
+        f" = {priced['tracking_share_of_email']:.2%} of SES; hand-off ${priced['totals_usd'].get(HANDOFF, 0):,.2f};"
+        f" the whole campaign {priced['whole_share_of_email']:.2%} of SES (goal <= 1.5%)"
     )
+    per_reaction = priced["write_units_per_open_or_click"]
+    if per_reaction:
+        out.append(
+            "write units per tracked open or click (goal <= 5): "
+            + ", ".join(f"{owner} {units}" for owner, units in per_reaction.items())
+            + f"; together {sum(per_reaction.values()):.2f}"
+        )
     out.append(
         f"idle ticks (every 5 minutes, nothing due): ${priced['idle_tick_usd']:.6f} each, "
         f"${priced['idle_ticks_10_days_usd']:.2f} over a 10-day campaign (not in the totals above)"
     )
     return "\n".join(out)
+
+
+def run_record(script: str, argv: list[str] | None, pinned: Any) -> dict[str, Any]:
+    """What a run's figures need beside them: the command, when it finished, the load, the CPU."""
+    return {
+        "command": " ".join([script, *(argv if argv is not None else sys.argv[1:])]),
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_1min": os.getloadavg()[0],
+        "pinned_cpu": pinned,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1507,6 +1620,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redeem-rate", type=float, default=0.40)
     parser.add_argument("--send-rate", type=int, default=10_000)
     parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--parts", type=int, default=8, help="parts (Scan segments) the broadcast runs as")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -1530,13 +1644,8 @@ def main(argv: list[str] | None = None) -> int:
         campaign = Campaign(args)
         data = campaign.run()
         data["counts"] = raw_counts(campaign)
-        data["run"] = {
-            "command": " ".join(["bench/nurture_cost.py", *(argv if argv is not None else sys.argv[1:])]),
-            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "load_1min": os.getloadavg()[0],
-            "pinned_cpu": pinned,
-            "reference_loop_ms": [round(reference_before, 2), round(reference_loop_ms(), 2)],
-        }
+        data["run"] = run_record("bench/nurture_cost.py", argv, pinned)
+        data["run"]["reference_loop_ms"] = [round(reference_before, 2), round(reference_loop_ms(), 2)]
         if args.save:
             Path(args.save).write_text(json.dumps(data, indent=1, default=str))
     priced = price(data)

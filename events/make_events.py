@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,62 @@ def main() -> None:
     openapi.pop("queryStringParameters", None)
     write("lead_api_openapi.json", openapi)
 
+    docs = copy.deepcopy(openapi)
+    docs.update(routeKey="GET /api/v1/docs", rawPath="/api/v1/docs")
+    docs["requestContext"].update(routeKey="GET /api/v1/docs")
+    docs["requestContext"]["http"]["path"] = "/api/v1/docs"
+    write("lead_api_docs.json", docs)
+
+    # --- /console/api/v1/{proxy+}: the admin API for people, with the JWT authorizer's context
+    # (aws-lambda-go's sample; claims as API Gateway passes them: strings, groups as "[a b]").
+    people = http_event(
+        read("apigw/aws-lambda-go_apigw-v2-request-jwt-authorizer.json"),
+        "GET",
+        "ANY /console/api/v1/{proxy+}",
+        "/console/api/v1/leads/01JD3Z9A1B2C3D4E5F6G7H8J9K",
+        {"proxy": "leads/01JD3Z9A1B2C3D4E5F6G7H8J9K"},
+    )
+    people.update(rawQueryString="", body=None, isBase64Encoded=False)
+    people.pop("queryStringParameters", None)
+    people.pop("cookies", None)
+    people["requestContext"]["authorizer"] = {
+        "jwt": {
+            "claims": {
+                "sub": "8f1c3a52-6f9e-4d1a-9b55-2f4b1e7c9d10",
+                "email": "marketer@example.com",
+                "cognito:groups": "[marketer]",
+                "token_use": "id",
+                "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEfGhI",
+                "aud": "4l5h1d8c7n2q3r9s0t6u1v2w3x",
+            },
+            "scopes": None,
+        }
+    }
+    write("lead_api_people_get_lead.json", people)
+
+    # --- GET /console/ and POST /console/sign-in: the console function (no authorizer: it checks
+    # the cookie's ID token itself).
+    page = http_event(
+        read("apigw/aws-lambda-go_apigw-v2-request-no-authorizer.json"), "GET", "GET /console", "/console/", None
+    )
+    page.update(rawQueryString="", body=None, isBase64Encoded=False)
+    page.pop("queryStringParameters", None)
+    page.pop("cookies", None)
+    page["headers"]["accept"] = "text/html"
+    write("console_home.json", page)
+    sign_in = http_event(
+        read("apigw/sam_HttpApi_v2_POST_form-urlencoded_base64.json"),
+        "POST",
+        "ANY /console/{proxy+}",
+        "/console/sign-in",
+        {"proxy": "sign-in"},
+    )
+    sign_in.update(
+        body=base64.b64encode(b"email=admin%40example.com&password=Correct-Horse-9").decode(), isBase64Encoded=True
+    )
+    sign_in.pop("cookies", None)
+    write("console_sign_in.json", sign_in)
+
     # --- IntakeQueue -> IntakeReplayFunction: Powertools' SQS event with a queued submission.
     sqs = read("aws-events/powertools_sqsEvent.json")
     record = copy.deepcopy(sqs["Records"][0])
@@ -241,6 +298,31 @@ def main() -> None:
         }
         record["dynamodb"]["SequenceNumber"] = str(111 + i)
         records.append(record)
+    # A tracked click: the activity item is its own event (event_source; issue 17), no outbox item.
+    record = copy.deepcopy(records[-1])
+    record["eventID"] = "3"
+    activity = {
+        "PK": {"S": "LEAD#01JD3Z8Q4W6Y9V2N5K7M0P1R3S"},
+        "SK": {"S": "ACT#2026-11-20T10:02:11.500000+00:00#01JD3Z8Q4WACT00000000000001"},
+    }
+    record["dynamodb"]["Keys"] = copy.deepcopy(activity)
+    activity.update(
+        {
+            "activity_id": {"S": "01JD3Z8Q4WACT00000000000001"},
+            "lead_id": {"S": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"},
+            "type": {"S": "email_clicked"},
+            "at": {"S": "2026-11-20T10:02:11.500000+00:00"},
+            "message_id": {"S": "welcome-1"},
+            "url": {"S": "https://www.example.com/pricing"},
+            "link_id": {"S": "pricing"},
+            "link_tag": {"S": "pricing"},
+            "user_agent": {"S": "Mozilla/5.0"},
+            "event_source": {"S": "leadflow.tracking"},
+        }
+    )
+    record["dynamodb"]["NewImage"] = activity
+    record["dynamodb"]["SequenceNumber"] = "113"
+    records.append(record)
     write("outbox_relay_stream.json", {"Records": records})
 
     # --- Nurture. NurtureNowQueue -> NurtureStepFunction: the SQS sample with due-now pairs.
@@ -333,6 +415,25 @@ def main() -> None:
         }
     )
     write("crm_handoff_delivery_sqs.json", {"Records": [delivery]})
+    # A GDPR erasure's notice to a webhook destination (queued by DELETE /api/v1/leads/{lead_id}).
+    notice = copy.deepcopy(stage_record)
+    notice["body"] = json.dumps(
+        {
+            "kind": "erased",
+            "destination": "crm-webhook",
+            "erasure_id": "er_01JD3Z8Q4WERS00000000000000",
+            "payload": {
+                "type": "lead.erased",
+                "schema_version": 1,
+                "erasure_id": "er_01JD3Z8Q4WERS00000000000000",
+                "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+                "handoff_ids": ["01JD3Z8Q4WHND00000000000000"],
+                "crm_records": [],
+                "erased_at": "2026-11-20T09:15:02.120000+00:00",
+            },
+        }
+    )
+    write("crm_handoff_erased_sqs.json", {"Records": [notice]})
     # HandoffSlaFunction: the schedule's Input, as EventBridge Scheduler passes it.
     write("handoff_sla_schedule.json", {})
     # POST /api/v1/leads/{lead_id}/handoff: the IAM-authorized sample.
@@ -394,6 +495,9 @@ def main() -> None:
     snippet = http_event(form, "GET", "GET /t/lf.js", "/t/lf.js", None)
     snippet.update(body=None, isBase64Encoded=False, headers={"accept": "*/*"})
     write("track_snippet.json", snippet)
+    render_time = http_event(form, "GET", "GET /t/ts", "/t/ts", None)
+    render_time.update(body=None, isBase64Encoded=False, headers={"accept": "application/json"})
+    write("track_render_time.json", render_time)
 
     # --- SesFeedbackTopic -> SesEventsQueue -> SesEventsFunction: Powertools' SNS-to-SQS event,
     # its SNS envelope carrying the AWS docs' SES event-publishing Open sample.
@@ -402,6 +506,18 @@ def main() -> None:
     envelope["TopicArn"] = "arn:aws:sns:us-east-1:123456789012:leadflow-SesFeedbackTopic"
     envelope["Message"] = json.dumps(read("ses/awsdocs_eventpublishing_Open.json"))
     write("ses_events_sqs.json", {"Records": [queue_record(sns_sqs, json.dumps(envelope, indent=2), "SesEventsQueue")]})
+    # The same envelope carrying the AWS docs' Delivery sample of an email leadflow sent: the tags
+    # and header leadflow's nurture step puts on every email (adapters.ses, services.nurture.stepping).
+    delivery = read("ses/awsdocs_eventpublishing_Delivery.json")
+    delivery["mail"]["tags"].update(
+        {"lead": ["01JD3Z8Q4W6Y9V2N5K7M0P1R3S"], "sequence": ["welcome"], "step": ["welcome"]}
+    )
+    delivery["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": "welcome-1"})
+    envelope["Message"] = json.dumps(delivery)
+    write(
+        "ses_events_delivery_sqs.json",
+        {"Records": [queue_record(sns_sqs, json.dumps(envelope, indent=2), "SesEventsQueue")]},
+    )
 
     # --- The bus rule -> ScoringQueue -> ScoringFunction: the SQS sample carrying Powertools'
     # EventBridge event with an activity.recorded detail (a tracked click).
@@ -424,6 +540,7 @@ def main() -> None:
     # --- DecaySweepFunction: EventBridge Scheduler delivers the schedule's Input as the event
     # (template.yaml, DecaySweepFunction Events.Daily.Input).
     write("decay_sweep_schedule.json", {"sweep": "mql"})
+    write("dead_letter_redrive_schedule.json", {})  # the schedule sends no input
 
     # --- Admin API: a lead's score, and a key account, with the IAM authorizer context.
     for name, route, path, params in (
@@ -445,7 +562,196 @@ def main() -> None:
         request.pop("queryStringParameters", None)
         request.pop("cookies", None)
         write(name, request)
+    # --- GDPR: a lead's export, and its erasure (IAM-authorized).
+    for name, method, route, path in (
+        (
+            "lead_api_export.json",
+            "GET",
+            "GET /api/v1/leads/{lead_id}/export",
+            "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S/export",
+        ),
+        ("lead_api_erase.json", "DELETE", "DELETE /api/v1/leads/{lead_id}", "/api/v1/leads/01JD3Z8Q4W6Y9V2N5K7M0P1R3S"),
+    ):
+        request = http_event(iam, method, route, path, {"lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"})
+        request.update(rawQueryString="", body=None, isBase64Encoded=False, headers={"accept": "application/json"})
+        request.pop("queryStringParameters", None)
+        request.pop("cookies", None)
+        write(name, request)
     crm_inbound_events(form)
+    report_events(iam, sqs)
+    audience_events(iam, sqs)
+    import_engine_events(iam)
+
+
+def report_events(iam: dict[str, Any], sqs: dict[str, Any]) -> None:
+    """ReportingQueue -> ReportingFunction (a new lead and its move to MQL, as the ReportingRule
+    delivers them), and ``GET /api/v1/reports/funnel`` with the IAM authorizer context."""
+    records = []
+    for index, (source, detail_type, detail) in enumerate(
+        (
+            (
+                "leadflow.forms",
+                "lead.captured",
+                {
+                    "lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S",
+                    "new": True,
+                    "form_id": "demo-signup",
+                    "touch": {"channel": "form", "form_id": "demo-signup", "utm_source": "linkedin", "ref": "ana-k"},
+                    "account_domain": "example.com",
+                },
+            ),
+            (
+                "leadflow.scoring",
+                "lead.stage_changed",
+                {"lead_id": "01JD3Z8Q4W6Y9V2N5K7M0P1R3S", "from": "lead", "to": "mql"},
+            ),
+        )
+    ):
+        event = read("aws-events/powertools_eventBridgeEvent.json")
+        event.update(source=source, **{"detail-type": detail_type})
+        event["detail"] = {
+            "schema_version": 1,
+            "event_id": f"01JD3Z8Q4WEVT0000000000R{index:03d}",
+            "occurred_at": f"2026-11-2{index}T09:15:02.120000+00:00",
+            **detail,
+        }
+        record = queue_record(sqs["Records"][0], json.dumps(event), "ReportingQueue")
+        record["messageId"] = f"059f36b4-87a3-44ab-83d2-66197530310{index}"
+        records.append(record)
+    write("reporting_sqs.json", {"Records": records})
+    query = {"from": "2026-11-01", "to": "2026-11-30", "by": "source", "view": "cohort"}
+    request = http_event(iam, "GET", "GET /api/v1/reports/funnel", "/api/v1/reports/funnel", None)
+    request.update(
+        rawQueryString="&".join(f"{k}={v}" for k, v in query.items()),
+        queryStringParameters=query,
+        body=None,
+        isBase64Encoded=False,
+        headers={"accept": "application/json"},
+    )
+    request.pop("cookies", None)
+    write("lead_api_report_funnel.json", request)
+
+
+def _api_request(iam: dict[str, Any], method: str, route: str, path: str, **parts: Any) -> dict[str, Any]:
+    """An admin API request with the IAM authorizer context (``parts``: path parameters, query, body)."""
+    request = http_event(iam, method, f"{method} {route}", path, parts.get("params"))
+    query = parts.get("query") or {}
+    body = parts.get("body")
+    request.update(
+        rawQueryString="&".join(f"{k}={v}" for k, v in query.items()),
+        body=json.dumps(body) if body is not None else None,
+        isBase64Encoded=False,
+        headers={"accept": "application/json", **({"content-type": "application/json"} if body is not None else {})},
+    )
+    if query:
+        request["queryStringParameters"] = query
+    else:
+        request.pop("queryStringParameters", None)
+    request.pop("cookies", None)
+    return request
+
+
+def audience_events(iam: dict[str, Any], sqs: dict[str, Any]) -> None:
+    """Lead writes, lists and segments through the admin API (issue 16), and SegmentsQueue ->
+    SegmentsFunction (a lead's move to MQL, as the SegmentsRule delivers it)."""
+    lead = "01JD3Z8Q4W6Y9V2N5K7M0P1R3S"
+    body = {
+        "email": "jane@example.com",
+        "first_name": "Jane",
+        "company": "Example Corp",
+        "custom": {"company_size": "201-1000"},
+        "consent": {"basis": "consent", "source": "Web Summit 2026 badge scan", "text": "Email me product news"},
+    }
+    write("lead_api_create_lead.json", _api_request(iam, "POST", "/api/v1/leads", "/api/v1/leads", body=body))
+    patch = {"title": "VP Marketing", "phone": None, "custom": {"company_size": "1000+"}}
+    write(
+        "lead_api_update_lead.json",
+        _api_request(
+            iam, "PATCH", "/api/v1/leads/{lead_id}", f"/api/v1/leads/{lead}", params={"lead_id": lead}, body=patch
+        ),
+    )
+    write(
+        "lead_api_tag_lead.json",
+        _api_request(
+            iam,
+            "POST",
+            "/api/v1/leads/{lead_id}/tags/{tag}",
+            f"/api/v1/leads/{lead}/tags/webinar-2026",
+            params={"lead_id": lead, "tag": "webinar-2026"},
+        ),
+    )
+    write(
+        "lead_api_list_segment.json",
+        _api_request(
+            iam, "GET", "/api/v1/leads", "/api/v1/leads", query={"segment": "key-account-contacts", "limit": "25"}
+        ),
+    )
+    write(
+        "lead_api_export_leads.json",
+        _api_request(iam, "GET", "/api/v1/leads/export", "/api/v1/leads/export", query={"tag": "webinar-2026"}),
+    )
+    write("lead_api_segments.json", _api_request(iam, "GET", "/api/v1/segments", "/api/v1/segments"))
+    # A small Mailchimp export in the body (its real header; tests/fixtures/imports/README.md).
+    export = (ROOT / "tests" / "fixtures" / "imports" / "mailchimp_members.csv").read_text(encoding="utf-8-sig")
+    body = {"csv": export, "file_name": "mailchimp_members.csv", "consent_basis": "consent", "tags": ["mailchimp"]}
+    write("lead_api_create_import.json", _api_request(iam, "POST", "/api/v1/imports", "/api/v1/imports", body=body))
+    event = read("aws-events/powertools_eventBridgeEvent.json")
+    event.update(source="leadflow.scoring", **{"detail-type": "lead.stage_changed"})
+    event["detail"] = {
+        "schema_version": 1,
+        "event_id": "01JD3Z8Q4WEVT0000000000S001",
+        "occurred_at": "2026-11-21T09:15:02.120000+00:00",
+        "lead_id": lead,
+        "from": "lead",
+        "to": "mql",
+    }
+    write("segments_sqs.json", {"Records": [queue_record(sqs["Records"][0], json.dumps(event), "SegmentsQueue")]})
+
+
+def import_engine_events(iam: dict[str, Any]) -> None:
+    """A large import (issue 16): the admin API's upload and start, and the import state machine's
+    Lambda tasks as ``lambda:invoke`` hands them their ``Payload`` (the plan, one chunk's worker,
+    the finish)."""
+    import_id = "hubspot-contacts-sample-01"
+    body = {
+        "upload": True,
+        "import_id": import_id,
+        "file_name": "hubspot_contacts.csv",
+        "mapping": "auto",
+        "tags": ["hubspot"],
+    }
+    write("lead_api_upload_import.json", _api_request(iam, "POST", "/api/v1/imports", "/api/v1/imports", body=body))
+    start = f"/api/v1/imports/{import_id}/start"
+    params = {"import_id": import_id}
+    write(
+        "lead_api_start_import.json",
+        _api_request(iam, "POST", "/api/v1/imports/{import_id}/start", start, params=params),
+    )
+    write("imports_plan.json", {"action": "plan", "import_id": import_id})
+    # What Plan answers for tests/fixtures/imports/hubspot_contacts.csv, as the Map's ItemSelector
+    # hands it to a worker with a line of the manifest (the CSV ItemReader's values are text).
+    from leadflow.domain.import_chunks import split
+
+    found, chunks = split(
+        io.BytesIO((ROOT / "tests" / "fixtures" / "imports" / "hubspot_contacts.csv").read_bytes()), False
+    )
+    chunk = next(chunks)
+    columns = found.header
+    job = {
+        "import_id": import_id,
+        "bucket": "leadflow-importsbucket-example",
+        "manifest": f"work/{import_id}/chunks.csv",
+        "data": f"uploads/{import_id}/hubspot_contacts.csv",
+        "ndjson": False,
+        "header": columns,
+        "mapping": "auto",
+        "file": "hubspot_contacts.csv",
+        "consent_basis": None,
+        "tags": ["hubspot"],
+    }
+    item = dict(zip(("first_row", "start", "end", "rows"), chunk.as_row(), strict=True))
+    write("imports_chunk.json", {"action": "chunk", "job": job, "chunk": item})
+    write("imports_finish.json", {"action": "finish", "import_id": import_id})
 
 
 def crm_inbound_events(form: dict[str, Any]) -> None:
@@ -453,7 +759,9 @@ def crm_inbound_events(form: dict[str, Any]) -> None:
 
     The generic sample is signed with the Standard Webhooks vectors' secret, the HubSpot one with
     HubSpot's documented client secret, both at a fixed time (so, as shipped, they are stale and
-    refused; a test re-signs them). The Salesforce one is the shared Outbound Message as is.
+    refused; a test re-signs them). The Salesforce one is the shared Outbound Message as is, posted
+    to an endpoint URL with a published sample token (refused by any stack, whose
+    ``salesforce_endpoint_token`` is its own; a test sends it with the stack's).
     """
     import hashlib
     import hmac
@@ -525,7 +833,10 @@ def crm_inbound_events(form: dict[str, Any]) -> None:
     salesforce = http_event(
         form, "POST", "POST /crm/{provider}/webhook", "/crm/salesforce/webhook", {"provider": "salesforce"}
     )
+    sample_token = "sample-endpoint-token-not-a-secret-0001"  # noqa: S105 - published in the sample
     salesforce.update(
+        rawQueryString=f"token={sample_token}",
+        queryStringParameters={"token": sample_token},
         body=outbound["request_xml"],
         isBase64Encoded=False,
         headers={

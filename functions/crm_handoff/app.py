@@ -6,6 +6,8 @@ Two kinds of message arrive on the queue. Bus events (``lead.stage_changed`` fro
 Delivery messages make one attempt to one destination (``HandoffService.deliver``): a retry
 sets the message's visibility to the backoff delay and reports it as a batch item failure,
 so SQS brings it back then; a final failure goes to the HandoffDLQ for ``leadflow replay``.
+Erasure notices (``kind: erased``, queued by a GDPR erasure) send one signed ``lead.erased``
+webhook (``deliver_erasure_notice``), retried the same way.
 The records of a batch are sent in parallel: a slow destination does not hold up the others.
 """
 
@@ -19,7 +21,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.services.handoff_wiring import handoff_queue, handoff_service
+from leadflow.bootstrap import handoff_queue, handoff_service
+from leadflow.services.erasure_notices import deliver_erasure_notice
 
 logger = Logger()
 metrics = Metrics()
@@ -33,6 +36,8 @@ def process(record: dict[str, Any]) -> str:
     """Handle one SQS record; returns started / ignored / done / retry / dead_letter / error."""
     body = json.loads(record["body"])
     service = handoff_service()
+    if body.get("kind") == "erased":
+        return notice(record, body)
     if body.get("kind") != "deliver":
         started = service.on_event(body)
         if started is None:
@@ -47,6 +52,24 @@ def process(record: dict[str, Any]) -> str:
     elif decision.action == "dead_letter":
         handoff_queue().dead_letter(record["body"], decision.reason)
         logger.warning("delivery failed for good", **log)
+    return decision.action
+
+
+def notice(record: dict[str, Any], body: dict[str, Any]) -> str:
+    """One attempt of a ``lead.erased`` webhook (retried on the message's visibility, like a delivery)."""
+    service = handoff_service()
+    attempts = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+    decision = deliver_erasure_notice(
+        body, attempts, service.config, service.sender, service.clock, service.local_mode, service.local_base_url
+    )
+    log: dict[str, Any] = {"erasure_id": body["erasure_id"], "destination": body["destination"]}
+    log["reason"] = decision.reason
+    if decision.action == "retry":
+        handoff_queue().retry_later(record["receiptHandle"], decision.delay_seconds)
+        logger.info("erasure notice retried", delay_seconds=decision.delay_seconds, **log)
+    elif decision.action == "dead_letter":
+        handoff_queue().dead_letter(record["body"], decision.reason)
+        logger.warning("erasure notice failed for good", **log)
     return decision.action
 
 

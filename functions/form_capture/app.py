@@ -8,18 +8,12 @@ table cannot take it. Answers 303 / 201 / 200 / 202, or a 4xx naming what is wro
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from leadflow.adapters.clock import SystemClock
-from leadflow.adapters.dynamo import DynamoLeadStore
-from leadflow.adapters.sqs import SqsIntakeQueue
-from leadflow.config.workspace import Workspace
-from leadflow.services.capture import CaptureService
-from leadflow.settings import CaptureSettings
+from leadflow.bootstrap import capture_service
 from leadflow.transport.forms import handle_form_request
 
 if TYPE_CHECKING:  # an annotation only: one module fewer to load on the cold start
@@ -29,22 +23,10 @@ logger = Logger()
 metrics = Metrics()
 
 
-@cache
-def dependencies() -> CaptureService:
-    settings = CaptureSettings.from_env()
-    return CaptureService(
-        workspace=Workspace(settings.leadflow_workspace),
-        store=DynamoLeadStore(settings.leads_table),
-        intake=SqsIntakeQueue(settings.intake_queue_url),
-        clock=SystemClock(),
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-    )
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = handle_form_request(event, dependencies())
+    response = handle_form_request(event, capture_service())
     status = response["statusCode"]
     # Ids and status only: no field values, no email, no IP in logs.
     logger.info("form post answered", form_id=(event.get("pathParameters") or {}).get("form_id"), status=status)

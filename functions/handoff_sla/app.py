@@ -14,13 +14,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.services.handoff_wiring import handoff_service
+from leadflow.bootstrap import handoff_sla_service
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = asdict(handoff_service().sweep())
+    result = asdict(handoff_sla_service().sweep())
     logger.info("hand-off SLA sweep", **result)
     return result

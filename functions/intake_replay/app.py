@@ -10,7 +10,6 @@ line (it would never succeed). Idempotent: each queued post carries its own key.
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,36 +18,27 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.adapters.clock import SystemClock
-from leadflow.adapters.dynamo import DynamoLeadStore
-from leadflow.adapters.sqs import SqsIntakeQueue
-from leadflow.config.workspace import Workspace
-from leadflow.domain.errors import FormNotFound, InvalidSubmission
-from leadflow.services.capture import CaptureService
-from leadflow.settings import ReplaySettings
+from leadflow.bootstrap import intake_queue, replay_capture_service
+from leadflow.domain.errors import FormNotFound, IdempotencyConflict, InvalidSubmission, StorageUnavailable
+from leadflow.domain.intake_retry import intake_retry_delay
 
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@cache
-def dependencies() -> CaptureService:
-    settings = ReplaySettings.from_env()
-    return CaptureService(
-        workspace=Workspace(settings.leadflow_workspace),
-        store=DynamoLeadStore(settings.leads_table),
-        intake=SqsIntakeQueue(""),  # replays never re-queue: a failure is retried by SQS
-        clock=SystemClock(),
-        rate_limit_per_minute=1,
-    )
-
-
 def record_handler(record: SQSRecord) -> None:
     message = json.loads(record.body)
     try:
-        result = dependencies().replay(message)
-    except (InvalidSubmission, FormNotFound) as error:
+        result = replay_capture_service().replay(message)
+    except StorageUnavailable:
+        # Still down: back off (1, 2, 4 ... minutes, at most an hour) instead of the queue's
+        # 60 s, so an outage of a day is waited out before the message is dead-lettered.
+        receives = int(record.attributes.approximate_receive_count or 1)
+        intake_queue().retry_later(record.receipt_handle, intake_retry_delay(receives))
+        metrics.add_metric(name="IntakeRetryLater", unit=MetricUnit.Count, value=1)
+        raise
+    except (InvalidSubmission, FormNotFound, IdempotencyConflict) as error:
         logger.error(
             "queued submission can never be stored",
             submission_id=message.get("submission_id"),

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.services.nurture_wiring import nurture_service
+from leadflow.bootstrap import nurture_service, publishes_counts
 
 logger = Logger()
 metrics = Metrics()
@@ -67,6 +67,7 @@ def shard_page(event: dict[str, Any]) -> dict[str, Any]:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@publishes_counts(nurture_service)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         return dict(

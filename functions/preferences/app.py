@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.services.nurture_wiring import nurture_admin_service
+from leadflow.bootstrap import nurture_admin_service, publishes_counts
 from leadflow.transport.preferences import handle_preferences_request
 
 logger = Logger()
@@ -23,6 +23,7 @@ metrics = Metrics()
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@publishes_counts(nurture_admin_service)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = handle_preferences_request(event, nurture_admin_service())
     # Method and status only: never the token.

@@ -11,7 +11,6 @@ failures; a redelivered event scores nothing twice (ledger entries have fixed id
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,23 +19,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.adapters.clock import SystemClock
-from leadflow.adapters.dynamo import DynamoLeadStore
-from leadflow.config.workspace import Workspace
-from leadflow.services.scoring import ScoringService
+from leadflow.bootstrap import scoring_parts
 from leadflow.services.tracking import stitch_visitor
-from leadflow.settings import ScoringSettings
 
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-@cache
-def dependencies() -> tuple[ScoringService, DynamoLeadStore]:
-    settings = ScoringSettings.from_env()
-    store = DynamoLeadStore(settings.leads_table)
-    return ScoringService(Workspace(settings.leadflow_workspace), store, SystemClock()), store
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -46,7 +34,7 @@ def record_handler(record: SQSRecord) -> None:
     if not lead_id:
         return  # an anonymous visitor's activity: scored once the visitor becomes a lead
     activity = detail if event.get("detail-type") == "activity.recorded" else None
-    service, store = dependencies()
+    service, store = scoring_parts()
     if activity is None and detail.get("visitor_id"):
         attached = stitch_visitor(store, detail["visitor_id"], lead_id, service.clock.now())
         logger.info("visitor stitched", lead_id=lead_id, activities=attached)

@@ -3,13 +3,13 @@
 Parses each SNS-wrapped SES message, in either format (notifications and event
 publishing), and applies it through ``FeedbackService``: permanent bounces and complaints
 suppress the address, complaints withdraw consent, every kind with an activity type is
-recorded for scoring. Batch processing reports partial failures: a malformed message is
+recorded for scoring, and a Send event confirms an email whose SendEmail failed ambiguously
+(the delivery policy: it is then never sent again). Batch processing reports partial failures: a malformed message is
 retried alone and lands in SesEventsDLQ; duplicates change nothing twice.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,20 +18,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.adapters.clock import SystemClock
-from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.bootstrap import feedback_service
 from leadflow.domain.ses import MalformedFeedback, NotFeedback, parse_message
-from leadflow.services.feedback import FeedbackService
-from leadflow.settings import FeedbackSettings
 
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-@cache
-def dependencies() -> FeedbackService:
-    return FeedbackService(DynamoLeadStore(FeedbackSettings.from_env().leads_table), SystemClock())
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -44,7 +36,7 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="SesFeedbackMalformed", unit=MetricUnit.Count, value=1)
         raise  # retried, then kept in the DLQ for a replay
     for item in feedback:
-        applied = dependencies().handle(item)
+        applied = feedback_service().handle(item)
         # Kinds and ids only: never the address.
         logger.info("SES feedback", kind=item.kind.value, message_id=item.message_id, applied=applied)
         metrics.add_metric(name=f"SesFeedback_{item.kind.value}", unit=MetricUnit.Count, value=1)

@@ -9,40 +9,23 @@ allowed host.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.adapters.clock import SystemClock
-from leadflow.adapters.dynamo import DynamoLeadStore
-from leadflow.adapters.secrets import SecretsManagerKeys
-from leadflow.config.workspace import Workspace
-from leadflow.services.tracking import TrackingService
-from leadflow.settings import TrackingSettings
+from leadflow.bootstrap import tracking_service
 from leadflow.transport.tracking import handle_tracking_request
 
 logger = Logger()
 metrics = Metrics()
 
 
-@cache
-def dependencies() -> TrackingService:
-    settings = TrackingSettings.from_env()
-    return TrackingService(
-        workspace=Workspace(settings.leadflow_workspace),
-        store=DynamoLeadStore(settings.leads_table),
-        keys=SecretsManagerKeys(settings.tracking_secret_arn),
-        clock=SystemClock(),
-    )
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = handle_tracking_request(event, dependencies())
+    response = handle_tracking_request(event, tracking_service())
     # Route and status only: never the token, the URL or the visitor.
     logger.info("tracking request answered", route=event.get("routeKey"), status=response["statusCode"])
     metrics.add_metric(name=f"Tracking{response['statusCode']}", unit=MetricUnit.Count, value=1)

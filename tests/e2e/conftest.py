@@ -63,6 +63,14 @@ def start_dev(*options: str, ready_within: float = 60) -> DevServer:
     return DevServer(process, f"http://127.0.0.1:{port}", time.monotonic() - started, output)
 
 
+def run_leadflow(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The ``leadflow`` command, as a user runs it from the project folder (its output captured)."""
+    leadflow = Path(sys.executable).parent / "leadflow"
+    return subprocess.run(
+        [str(leadflow), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def stop_dev(server: DevServer) -> None:
     """Ctrl-C, as a user stops it (killed if it does not stop within 15 s)."""
     process = server.process

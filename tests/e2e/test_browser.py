@@ -146,11 +146,10 @@ def test_a_tracked_click_in_a_dev_console_email_raises_the_score_and_moves_the_s
     from selenium.webdriver.common.by import By
 
     # GIVEN a lead who fits well, a few points short of MQL
-    lead_id = dev.post_form(
+    lead_id = dev.capture(
         "demo-signup",
         {"email": unique_email("clicker"), "title": "VP Sales", "company_size": "201-1000", "country": "US"},
-        as_json=True,
-    ).json()["lead_id"]
+    )
     dev.tick()
     before = dev.api(f"/leads/{lead_id}/score").json()
     # WHEN, in the dev console, they click the tracked pricing link of test emails, as a recipient would

@@ -58,6 +58,7 @@ from leadflow.domain.nurture import COUNTRY_TIMEZONES
 from leadflow.services.nurture import ERROR_RETRY
 from tests.conftest import ROOT, WORKSPACE, StackClient
 from tests.e2e.conftest import start_dev, stop_dev
+from tests.e2e.push_reports import check_reports, record_report_events
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +88,11 @@ class CampaignStack:
     aws: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     extra_ticks: int = 0
+    output: list[str] = field(default_factory=list)  # the server's log lines, shown when the run fails
+
+    def errors(self) -> str:
+        """The server's last log lines (a 5xx's stack trace is there), for a failure's report."""
+        return "".join(self.output[-200:])
 
     def aws_client(self, service: str) -> Any:
         return boto3.client(service, **self.aws)
@@ -104,13 +110,14 @@ class CampaignStack:
             self.timings[phase] = round(time.perf_counter() - started, 1)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[CampaignStack]:
-    workspace = tmp_path_factory.mktemp("push") / "workspace"
+def campaign_stack(folder: Path, send_rate: int) -> Iterator[CampaignStack]:
+    """``leadflow dev`` in its own process on a copy of the demo workspace sending ``send_rate``
+    emails a second (the only change), for as long as the caller's fixture lives."""
+    workspace = folder / "workspace"
     shutil.copytree(WORKSPACE, workspace)
     messaging = workspace / "messaging.yaml"
     text, changed = re.subn(
-        r"(?m)^send_rate_per_second:\s*\d+", f"send_rate_per_second: {SEND_RATE}", messaging.read_text()
+        r"(?m)^send_rate_per_second:\s*\d+", f"send_rate_per_second: {send_rate}", messaging.read_text()
     )
     assert changed == 1
     messaging.write_text(text)
@@ -123,10 +130,15 @@ def stack(tmp_path_factory) -> Iterator[CampaignStack]:
         "aws_access_key_id": "leadflow-dev",
         "aws_secret_access_key": "leadflow-dev",
     }
-    campaign = CampaignStack(client, workspace, aws)
+    campaign = CampaignStack(client, workspace, aws, output=server.output)
     campaign.timings["start leadflow dev"] = round(time.perf_counter() - started, 1)
     yield campaign
     stop_dev(server)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[CampaignStack]:
+    yield from campaign_stack(tmp_path_factory.mktemp("push"), SEND_RATE)
 
 
 # ---------------------------------------------------------------------------- driving it
@@ -310,6 +322,16 @@ def fetch_all(urls: list[str], expected_status: int) -> None:
     assert statuses == Counter({expected_status: len(urls)})
 
 
+def broadcast_through_the_api(client: StackClient) -> None:
+    """``POST /api/v1/sequences/push-discount/broadcast``: accepted (202)."""
+    response = client.http.post(
+        f"{client.url}/api/v1/sequences/{SEQUENCE}/broadcast",
+        headers={"Authorization": f"Bearer {client.token}"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+
+
 def enrollments_of(stack: CampaignStack, lead_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Each lead's enrollment in the sequence, as the admin API shows it (stored or held by the
     lead's mail log alike), by lead id."""
@@ -347,6 +369,10 @@ def stored(stack: CampaignStack, lead_ids: list[str], sort_key: str) -> dict[str
 def test_push_campaign_reaches_exactly_the_leads_who_react(stack, capsys):
     try:
         run_campaign(stack)
+    except BaseException:
+        with capsys.disabled():
+            print("\nleadflow dev's last log lines:\n" + stack.errors())
+        raise
     finally:
         with capsys.disabled():
             print(f"\npush campaign on leadflow dev, {LEADS} leads:")
@@ -368,6 +394,8 @@ def run_campaign(stack: CampaignStack) -> None:
     clickers = sorted(rng.sample(openers, round(len(openers) * CLICK_RATE)))
     redeemers = sorted(rng.sample(clickers, round(len(clickers) * REDEEM_RATE)))
 
+    recorder = record_report_events(stack)  # a copy of every event the reports count (push_reports.py)
+    first_day = (dev_now(client) - timedelta(days=1)).date().isoformat()
     # WHEN the push campaign is broadcast and the next nurture tick runs
     with stack.timed("broadcast (leadflow broadcast --dev)"):
         broadcast = subprocess.run(
@@ -456,11 +484,16 @@ def run_campaign(stack: CampaignStack) -> None:
     assert {a: outbox.subjects(a) for a in addresses} == expected
     message_ids = outbox.message_ids()
     assert len(message_ids) == len(set(message_ids)) == LEADS + len(openers) + len(clickers)
+    # AND the sequence report shows exactly these counts, also after every event it counted came twice more
+    last_day = (dev_now(client) + timedelta(days=1)).date().isoformat()
+    with stack.timed("reports, then every counted event redelivered and replayed"):
+        check_reports(stack, recorder, first_day, last_day, LEADS, len(openers), len(clickers), len(redeemers))
 
 
 def test_the_broadcast_route_answers_at_once_however_large_the_segment(stack):
     # GIVEN the stack of the campaign, with its leads (their re-entry cool-down refuses them again)
     client = stack.client
+    before = set(broadcast_runs(stack))
     # WHEN the broadcast is started through the admin API
     started = time.perf_counter()
     try:
@@ -477,3 +510,107 @@ def test_the_broadcast_route_answers_at_once_however_large_the_segment(stack):
     # the broadcast it starts, so "at once" is a few hundred ms to a second, not microseconds.)
     assert response.status_code == 202, response.text
     assert answered_in < 3
+    # AND the broadcast it started runs to its end (its start is asynchronous: a later test's leads
+    # seeded meanwhile would be enrolled by it)
+    deadline = time.monotonic() + 300
+    while not [r for k, r in broadcast_runs(stack).items() if k not in before and r.get("parts_done", 0) >= r["parts"]]:
+        assert time.monotonic() < deadline, "the broadcast did not finish"
+        time.sleep(0.5)
+    broadcasts_finished(stack)
+
+
+def broadcast_runs(stack: CampaignStack) -> dict[str, dict[str, Any]]:
+    """The sequence's broadcast run items (``SEQ#<id>`` / ``BROADCAST#<run>``), by sort key."""
+    dynamodb = stack.aws_client("dynamodb")
+    deserializer = TypeDeserializer()
+    items = dynamodb.query(
+        TableName=stack.table,
+        KeyConditionExpression="PK = :p AND begins_with(SK, :s)",
+        ExpressionAttributeValues={":p": {"S": f"SEQ#{SEQUENCE}"}, ":s": {"S": "BROADCAST#"}},
+        ConsistentRead=True,
+    )["Items"]
+    runs = ({k: deserializer.deserialize(v) for k, v in item.items()} for item in items)
+    return {str(run["SK"]): run for run in runs if "parts" in run}
+
+
+def broadcasts_finished(stack: CampaignStack, timeout: float = 300) -> None:
+    """Wait until no broadcast execution runs (the route test's broadcast goes on after it answered:
+    leads seeded meanwhile would be enrolled by it)."""
+    sfn = stack.aws_client("stepfunctions")
+    machine = stack.client.info["outputs"]["BroadcastStateMachineArn"]
+    deadline = time.monotonic() + timeout
+    while sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+        assert time.monotonic() < deadline, "a broadcast did not finish"
+        time.sleep(0.5)
+
+
+def test_a_broadcast_mails_only_leads_with_consent_and_counts_the_others(stack):
+    # GIVEN no broadcast running, then new leads in daytime: three with consent, two who never gave
+    # it, one who withdrew it, one whose double opt-in is pending (the campaign's leads are refused
+    # by the re-entry cool-down)
+    broadcasts_finished(stack)
+    client = stack.client
+    now = dev_now(client)
+    rng = random.Random(12)
+    countries = daytime_countries(now)
+    states = ["granted"] * 3 + ["never"] * 2 + ["withdrawn", "pending"]
+    items = [profile_item(9000 + n, new_id(now), now.isoformat(), countries[0], rng) for n in range(len(states))]
+    for item, state in zip(items, states, strict=True):
+        if state == "never":
+            del item["consent_marketing_email"]
+        elif state == "withdrawn":
+            item["consent_marketing_email"] = {"M": {"granted": {"BOOL": False}, "source": {"S": "unsubscribe_link"}}}
+        elif state == "pending":
+            item["consent_pending"] = {"BOOL": True}
+    dynamodb = stack.aws_client("dynamodb")
+    for item in items:
+        dynamodb.put_item(TableName=stack.table, Item=item)
+    lead_of = {item["email"]["S"]: item["lead_id"]["S"] for item in items}
+    by_state = defaultdict(list)
+    for item, state in zip(items, states, strict=True):
+        by_state[state].append(item["email"]["S"])
+    before = set(broadcast_runs(stack))
+
+    # WHEN the push campaign is broadcast through the admin API (parts taking each lead through its
+    # first email at once, as in AWS) and the parts have finished
+    broadcast_through_the_api(client)
+    deadline = time.monotonic() + 300
+    while True:
+        settle(stack)
+        new = [run for key, run in broadcast_runs(stack).items() if key not in before]
+        if new and all(run.get("parts_done", 0) >= run["parts"] for run in new):
+            break
+        assert time.monotonic() < deadline, f"the broadcast did not finish: {new}"
+    assert len(new) == 1
+    run = new[0]
+
+    # THEN only the leads with consent got the discount
+    outbox = Outbox(client, set(lead_of))
+    assert outbox.recipients(DISCOUNT) == set(by_state["granted"])
+    # AND the run record counts the skipped ones (never silently); the pending one waits
+    assert (run["enrolled"], run["sent"], run["no_consent"]) == (4, 3, 3), json.dumps(run, default=str)
+    assert run["awaiting_confirmation"] == 1
+    pending = enrollments_of(stack, [lead_of[by_state["pending"][0]]])
+    assert [(e["status"], e["step_id"]) for e in pending.values()] == [("active", "discount")]
+    assert enrollments_of(stack, [lead_of[a] for a in by_state["never"] + by_state["withdrawn"]]) == {}
+
+    # WHEN one lead with consent withdraws it (another system writes the lead), then both it and
+    # another open the discount
+    withdrawing, staying = by_state["granted"][:2]
+    dynamodb.update_item(
+        TableName=stack.table,
+        Key={"PK": {"S": f"LEAD#{lead_of[withdrawing]}"}, "SK": {"S": "PROFILE"}},
+        UpdateExpression="SET consent_marketing_email = :c",
+        ExpressionAttributeValues={":c": {"M": {"granted": {"BOOL": False}, "source": {"S": "crm"}}}},
+    )
+    fetch_all([pixel_url(outbox.email(address, DISCOUNT)) for address in (withdrawing, staying)], 200)
+    settle(stack)
+    # THEN the product email goes only to the one whose consent stands
+    assert Outbox(client, set(lead_of)).recipients(PRODUCT) == {staying}
+    ended = enrollments_of(stack, [lead_of[withdrawing]])[lead_of[withdrawing]]
+    assert (ended["status"], ended["exit_reason"], ended["step_id"]) == ("exited", "no_consent", "product")
+    # AND the sequence report counts every skip at its step
+    day = dev_now(client).date().isoformat()
+    report = client.api(f"/reports/sequences/{SEQUENCE}", **{"from": day, "to": day}).json()
+    flow = {row["step"]: row["counts"] for row in report["flow"]}
+    assert (flow["discount"]["skipped_no_consent"], flow["product"]["skipped_no_consent"]) == (3, 1)

@@ -16,9 +16,7 @@ pytestmark = pytest.mark.e2e
 
 def test_rescore_applies_changed_rules_to_history(dev, tmp_path):
     # GIVEN a lead who clicked the pricing link twice, scored with the shipped rules (+10 each in smb)
-    lead_id = dev.post_form("demo-signup", {"email": unique_email("rescore"), "title": "CTO"}, as_json=True).json()[
-        "lead_id"
-    ]
+    lead_id = dev.capture("demo-signup", {"email": unique_email("rescore"), "title": "CTO"})
     for _ in range(2):
         token = dev.http.post(
             dev.url + "/_dev/tokens",

@@ -31,12 +31,11 @@ def test_form_to_won_in_the_dev_console(dev: StackClient, browser: Any) -> None:
     from selenium.webdriver.support.ui import Select
 
     # GIVEN a lead who fits well (a VP at a mid-size company) and signed up on the demo form
-    lead_id = dev.post_form(
+    lead_id = dev.capture(
         "demo-signup",
         {"email": unique_email("loop"), "first_name": "Lin", "title": "VP Sales", "company_size": "201-1000",
          "country": "US", "consent": True},
-        as_json=True,
-    ).json()["lead_id"]  # fmt: skip
+    )  # fmt: skip
     dev.tick()
     # WHEN, in the dev console, they click tracked links until scoring makes them an MQL
     for _ in range(6):

@@ -17,9 +17,10 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 
-from leadflow.adapters.crm_delivery import Delivery, HubSpotSender, SafeHttp, SalesforceSender, Senders
+from leadflow.adapters.crm_delivery import HubSpotSender, SafeHttp, SalesforceSender, Senders
 from leadflow.config.handoff import Destination
 from leadflow.dev.fake_crm import FakeCrm
+from leadflow.ports import Delivery
 from tests.conftest import WORKSPACE, StackClient, unique_email
 
 pytestmark = pytest.mark.integration
@@ -220,8 +221,7 @@ def test_ssrf_destinations_are_refused_and_never_contacted(
             workspace, store, ScoringService(workspace, store, SystemClock()), queue,
             Senders(SafeHttp(local_mode=local_mode), _Secrets()), SystemClock(), local_mode=local_mode,
         )  # fmt: skip
-        response = client.post_form("demo-signup", {"email": unique_email("ssrf"), "country": "US"}, as_json=True)
-        lead_id = response.json()["lead_id"]
+        lead_id = client.capture("demo-signup", {"email": unique_email("ssrf"), "country": "US"})
         # WHEN it is handed off and every delivery is attempted
         record, _ = service.start(lead_id, "manual", "ssrf test", "api:test")
         decisions = {m["destination"]: service.deliver(m) for m in queue.messages}

@@ -1,7 +1,8 @@
 """Sales feedback on the local stack: ``POST /crm/{provider}/webhook`` closes the loop.
 
 Requests are signed the way each CRM signs them (Standard Webhooks with the stack's generic
-secret, HubSpot v3 with its client secret, Salesforce by organization id), on the dev clock,
+secret, HubSpot v3 with its client secret, Salesforce by the endpoint URL's token and the
+organization id), on the dev clock,
 and sent through the gateway. Hand-off records and CRM references are written into the table
 as the hand-off delivery stores them (docs/data-model.md), so these tests exercise only the
 way back; the whole loop from a form to a won lead is the end-to-end test.
@@ -39,11 +40,9 @@ def dev_now(client: StackClient) -> datetime:
 
 
 def new_lead(client: StackClient, **fields: str) -> str:
-    response = client.post_form(
-        "demo-signup", {"email": unique_email("sales"), "first_name": "Ada", "consent": "yes", **fields}, as_json=True
+    return client.capture(
+        "demo-signup", {"email": unique_email("sales"), "first_name": "Ada", "consent": "yes", **fields}
     )
-    assert response.status_code == 201, response.text
-    return str(response.json()["lead_id"])
 
 
 def table(local_stack: Any) -> tuple[Any, str]:
@@ -140,9 +139,12 @@ def outbound_message(notifications: list[tuple[str, str, dict[str, str]]], org: 
     return head + "".join(parts) + tail
 
 
-def post_salesforce(client: StackClient, xml: str) -> requests.Response:
+def post_salesforce(client: StackClient, xml: str, token: str | None = "stack's") -> requests.Response:
+    """Post as Salesforce does, to the endpoint URL with the stack's token (``token=None``: the bare URL)."""
+    token = client.info["inbound_webhook_secrets"]["salesforce"] if token == "stack's" else token
     return client.http.post(
         f"{client.url}/crm/salesforce/webhook",
+        params={"token": token} if token is not None else None,
         data=xml.encode(),
         headers={"content-type": "text/xml; charset=utf-8", "SOAPAction": '""'},
         timeout=30,
@@ -431,6 +433,46 @@ def test_salesforce_messages_from_another_org_or_malformed_are_refused(client: S
     assert lead(client, lead_id)["stage"] != "customer"
 
 
+def test_forged_salesforce_messages_without_the_endpoint_token_are_refused(client: StackClient) -> None:
+    # GIVEN a lead, and a forged Outbound Message naming the allowed (public) organization id
+    lead_id = new_lead(client)
+    fields = {
+        "Id": "00Q5e00000Aa010",
+        "Status": "Closed - Not Converted",
+        "Leadflow_Id__c": lead_id,
+        "Rejection_Reason__c": "spam",
+        "LastModifiedDate": "2099-01-01T00:00:00.000Z",
+    }
+    forged = outbound_message([(f"04l{uuid.uuid4().hex[:15]}", "Lead", fields)])
+    # WHEN it is posted to the bare URL, or with a guessed token
+    for token in (None, "", "00De0000000pmu1EAA", client.info["inbound_webhook_secrets"]["salesforce"][:-1]):
+        answer = post_salesforce(client, forged, token=token)
+        # THEN it is refused as unauthenticated (a SOAP fault, no Ack) and the lead is untouched
+        assert answer.status_code == 401, (token, answer.text)
+        assert "<Ack>" not in answer.text and "Fault" in answer.text
+    assert lead(client, lead_id)["stage"] != "disqualified"
+
+
+def test_salesforce_feedback_dated_in_the_future_cannot_make_later_feedback_stale(client: StackClient) -> None:
+    # GIVEN a lead and an authenticated message whose LastModifiedDate is far ahead (a clock gone wrong)
+    lead_id = new_lead(client)
+    now = dev_now(client)
+
+    def message(status: str, at: datetime) -> str:
+        fields = {"Id": "00Q5e00000Aa011", "Status": status, "Leadflow_Id__c": lead_id}
+        fields["LastModifiedDate"] = at.isoformat().replace("+00:00", "Z")
+        return outbound_message([(f"04l{uuid.uuid4().hex[:15]}", "Lead", fields)])
+
+    future = post_salesforce(client, message("Closed - Not Converted", datetime(2099, 1, 1, tzinfo=now.tzinfo)))
+    # THEN it is refused (Salesforce keeps retrying a fault; nothing is applied)
+    assert future.status_code == 400 and "in the future" in future.text
+    # AND a message a little ahead (clock skew) and the next real one still apply
+    assert post_salesforce(client, message("Working - Contacted", now + timedelta(minutes=4))).status_code == 200
+    assert lead(client, lead_id)["stage"] == "sql"
+    assert post_salesforce(client, message("Closed - Converted", now + timedelta(minutes=5))).status_code == 200
+    assert lead(client, lead_id)["stage"] == "customer"
+
+
 def test_closing_feedback_frees_the_owner(client: StackClient, local_stack: Any) -> None:
     # GIVEN an owner carrying two open hand-offs (capacity counts them)
     first, second = new_lead(client), new_lead(client)
@@ -475,6 +517,7 @@ def test_the_fake_crm_reports_back_through_the_real_webhook(client: StackClient)
     form = client.http.post(
         f"{client.url}/_dev/crm/feedback",
         data={"lead_id": generic, "outcome": "maybe", "return_to": "lead"},
+        headers={"Origin": client.url},  # the console's own form, as a browser posts it
         allow_redirects=False,
     )
     assert form.status_code == 400
@@ -494,7 +537,10 @@ def test_sample_events_run_through_the_handler(client: StackClient, local_stack:
     # THEN the signed ones are refused as shipped: another secret, and stale
     assert invoke("CrmInboundFunction", generic)["statusCode"] == 401
     assert invoke("CrmInboundFunction", hubspot)["statusCode"] == 401
-    # AND the Salesforce message (an object no mapping names) is acknowledged
+    # AND so is the Salesforce message: its endpoint URL has the published sample token, not the stack's
+    assert invoke("CrmInboundFunction", salesforce)["statusCode"] == 401
+    # WHEN it is sent to the URL with the stack's token THEN (an object no mapping names) it is acknowledged
+    salesforce["queryStringParameters"] = {"token": client.info["inbound_webhook_secrets"]["salesforce"]}
     answer = invoke("CrmInboundFunction", salesforce)
     assert answer["statusCode"] == 200 and "<Ack>true</Ack>" in answer["body"]
     # WHEN they are signed again with the stack's secrets, now, for a real lead

@@ -45,14 +45,16 @@ def test_urlencoded_sample_redirects_to_thank_you_and_stores_the_lead(local_stac
     assert lead["attribution"]["first_touch"]["utm_campaign"] == "spring launch"
 
 
-def test_json_sample_answers_201_then_200_with_the_same_lead(local_stack):
-    sample = with_email(event("form_capture_post_json.json"), unique_email("json"))
+def test_json_sample_answers_the_same_for_a_new_and_a_known_address(local_stack, client):
+    email = unique_email("json")
+    sample = with_email(event("form_capture_post_json.json"), email)
     first = local_stack.runner.invoke("FormCaptureFunction", sample)
     sample["requestContext"]["http"]["sourceIp"] = unique_ip()
     second = local_stack.runner.invoke("FormCaptureFunction", sample)
-    assert first["statusCode"] == 201
-    assert second["statusCode"] == 200
-    assert json.loads(first["body"])["lead_id"] == json.loads(second["body"])["lead_id"]
+    # THEN the same status and shape, never a lead id; one lead with two submissions
+    assert first["statusCode"] == second["statusCode"] == 200
+    assert json.loads(first["body"]).keys() == json.loads(second["body"]).keys() == {"status", "submission_id"}
+    assert client.lead_by_email(email)["submissions"] == 2
 
 
 def test_real_mautic_form_post_maps_bracketed_fields(local_stack, client):
@@ -84,7 +86,7 @@ def test_preflight_allows_only_configured_origins(local_stack):
 def test_lead_api_samples(local_stack, client):
     # GIVEN a lead
     email = unique_email("api")
-    created = client.post_form("demo-signup", {"email": email, "first_name": "Ada"}, as_json=True).json()
+    created = {"lead_id": client.capture("demo-signup", {"email": email, "first_name": "Ada"})}
     # WHEN the IAM-authorized samples ask for it
     get_event = event("lead_api_get_lead.json")
     get_event["pathParameters"]["lead_id"] = created["lead_id"]
@@ -119,6 +121,49 @@ def test_openapi_sample_serves_the_document(local_stack):
     assert "/api/v1/leads" in document["paths"]
 
 
+def test_console_and_explorer_samples(local_stack):
+    # The console's home without a session is its sign-in page; the explorer is a page of its own
+    home = local_stack.runner.invoke("ConsoleFunction", event("console_home.json"))
+    assert home["statusCode"] == 401 and 'action="/console/sign-in"' in home["body"]
+    docs = local_stack.runner.invoke("LeadApiFunction", event("lead_api_docs.json"))
+    assert docs["statusCode"] == 200 and "swagger-ui-bundle.js" in docs["body"]
+    # The hosted sign-in's redirect back, in a browser that did not start that sign-in: refused, not signed in
+    refused = local_stack.runner.invoke("ConsoleFunction", event("console_oauth_callback.json"))
+    assert refused["statusCode"] == 400 and "started elsewhere" in refused["body"]
+    assert not any(c.startswith("lf_console=") for c in refused.get("cookies", []))
+
+
+def test_unknown_url_sample_is_a_page_for_people_and_json_for_programs(local_stack):
+    # GIVEN a browser's request no route takes (the $default route's sample)
+    sample = event("not_found_page.json")
+    page = local_stack.runner.invoke("NotFoundFunction", sample)
+    # THEN a styled page saying where to go
+    assert page["statusCode"] == 404 and page["headers"]["Content-Type"].startswith("text/html")
+    assert "Nothing here" in page["body"] and "/pricing" in page["body"] and 'href="/console/"' in page["body"]
+    # AND JSON for a program, and for an /api/ path asked for JSON, even by a browser
+    sample["headers"]["accept"] = "application/json"
+    assert local_stack.runner.invoke("NotFoundFunction", sample)["body"] == '{"message": "Not Found"}'
+    sample["rawPath"], sample["headers"]["accept"] = "/api/v2/leads", "text/html, application/json"
+    assert local_stack.runner.invoke("NotFoundFunction", sample)["headers"]["Content-Type"] == "application/json"
+
+
+def test_people_api_sample_goes_by_the_persons_role(local_stack):
+    # GIVEN the JWT-authorizer sample: a marketer asks for a lead that does not exist
+    sample = event("lead_api_people_get_lead.json")
+    assert local_stack.runner.invoke("LeadApiFunction", sample)["statusCode"] == 404  # reached the route
+    # WHEN a sales viewer tries a change THEN 403 before the route runs
+    sample["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] = "[sales-viewer]"
+    sample["requestContext"]["http"]["method"] = "POST"
+    sample["rawPath"] = sample["requestContext"]["http"]["path"] = sample["rawPath"] + "/handoff"
+    sample["headers"]["content-type"] = "application/json"
+    sample["body"] = "{}"
+    assert local_stack.runner.invoke("LeadApiFunction", sample)["statusCode"] == 403
+    # AND a person in no console group may not even read
+    sample["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] = "[]"
+    sample["requestContext"]["http"]["method"] = "GET"
+    assert local_stack.runner.invoke("LeadApiFunction", sample)["statusCode"] == 403
+
+
 def test_intake_sample_is_replayed_once(local_stack, client):
     sample = event("intake_replay_sqs.json")
     first = local_stack.runner.invoke("IntakeReplayFunction", sample)
@@ -135,6 +180,14 @@ def test_outbox_sample_publishes_both_events(local_stack, client):
     assert result == {"batchItemFailures": []}
     published = {e["detail"].get("event_id") for e in client.bus_events()}  # other tests put raw events too
     assert {"01JD3Z8Q4WEVT00000000000000", "01JD3Z8Q4WEVT00000000000001"} <= published
+    # AND the click's activity item is published as its own activity.recorded (id: the activity's)
+    click = next(e for e in client.bus_events() if e["detail"].get("event_id") == "01JD3Z8Q4WACT00000000000001")
+    assert (click["source"], click["detail-type"], click["detail"]["type"]) == (
+        "leadflow.tracking",
+        "activity.recorded",
+        "email_clicked",
+    )
+    assert click["detail"]["link_tag"] == "pricing" and "user_agent" not in click["detail"]
 
 
 def test_nurture_samples_run_through_their_handlers(local_stack):
@@ -179,7 +232,7 @@ def lead_activities(client, lead_id: str, kind: str) -> list[dict[str, Any]]:
 
 def test_tracking_samples(local_stack, client):
     # GIVEN a lead, and the tracking samples with real signed tokens in place of TOKEN
-    lead_id = client.post_form("demo-signup", {"email": unique_email("events")}, as_json=True).json()["lead_id"]
+    lead_id = client.capture("demo-signup", {"email": unique_email("events")})
     pixel = signed(client, kind="o", lead_id=lead_id, message_id="welcome-1")
     link = signed(client, kind="c", lead_id=lead_id, message_id="welcome-1", url="https://www.example.com/pricing")
     # WHEN each runs through the tracking handler
@@ -198,27 +251,56 @@ def test_tracking_samples(local_stack, client):
     assert site["statusCode"] == 204
     assert site["headers"]["access-control-allow-origin"] == "https://www.example.com"
     assert snippet["statusCode"] == 200 and "javascript" in snippet["headers"]["content-type"]
+    # AND the render time a form carries is signed, and a click sets the signed visitor cookie
+    rendered = local_stack.runner.invoke("TrackFunction", event("track_render_time.json"))
+    assert rendered["statusCode"] == 200 and "." in json.loads(rendered["body"])["ts"]
+    assert clicked["cookies"][0].startswith("lf_id=")
 
 
-def test_ses_feedback_sample_records_the_open(local_stack, client):
-    # GIVEN a lead, and the SNS-to-SQS sample carrying an SES open for its address
+def test_ses_feedback_sample_open_is_not_counted_a_second_time(local_stack, client):
+    # GIVEN a lead, and the SNS-to-SQS sample carrying an SES Open event for its address
     email = unique_email("sesevent")
-    lead_id = client.post_form("demo-signup", {"email": email}, as_json=True).json()["lead_id"]
+    lead_id = client.capture("demo-signup", {"email": email})
     sample = json.loads(json.dumps(event("ses_events_sqs.json")).replace("recipient@example.com", email))
     # WHEN the SES events handler runs on it, twice (SQS delivers at least once)
     first = local_stack.runner.invoke("SesEventsFunction", sample)
     second = local_stack.runner.invoke("SesEventsFunction", sample)
-    # THEN the batch succeeds and the open is recorded once
+    # THEN the batch succeeds, and the open records nothing: leadflow's own pixel already counts
+    # opens, so an SES Open event is the same open seen a second time (issue 13, defect 4)
     assert first == second == {"batchItemFailures": []}
-    assert len(lead_activities(client, lead_id, "email_opened")) == 1
+    assert lead_activities(client, lead_id, "email_opened") == []
+
+
+def test_ses_feedback_sample_delivery_marks_the_email_once_and_records_no_activity(local_stack, client):
+    from tests.integration.test_ses_feedback import mail_log
+
+    # GIVEN a sign-up whose welcome email went out, and the Delivery sample retargeted at it
+    email = unique_email("sesdelivery")
+    lead_id = client.capture("demo-signup", {"email": email})
+    client.tick()
+    send = next(s for s in mail_log(local_stack, lead_id)["sends"] if s.get("s") == "welcome")
+    text = json.dumps(event("ses_events_delivery_sqs.json")).replace("recipient@example.com", email)
+    sample = json.loads(text.replace("01JD3Z8Q4W6Y9V2N5K7M0P1R3S", lead_id).replace("welcome-1", send["m"]))
+    # WHEN the SES events handler runs on it, twice (SQS delivers at least once)
+    first = local_stack.runner.invoke("SesEventsFunction", sample)
+    second = local_stack.runner.invoke("SesEventsFunction", sample)
+    # THEN the batch succeeds, the email is marked delivered in the mail log, and no activity is kept
+    assert first == second == {"batchItemFailures": []}
+    assert next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == send["m"]).get("d") is True
+    assert lead_activities(client, lead_id, "email_delivered") == []
 
 
 def test_scoring_sample_scores_the_click_once(local_stack, client):
     # GIVEN a lead, and the scoring queue sample (a tracked pricing click) for it
-    lead_id = client.post_form("demo-signup", {"email": unique_email("scoreevent")}, as_json=True).json()["lead_id"]
+    lead_id = client.capture("demo-signup", {"email": unique_email("scoreevent")})
     client.tick()
     before = client.api(f"/leads/{lead_id}/score").json()["models"]["smb"]["score"]
-    sample = json.loads(json.dumps(event("scoring_sqs.json")).replace("01JD3Z8Q4W6Y9V2N5K7M0P1R3S", lead_id))
+    sample = json.loads(
+        json.dumps(event("scoring_sqs.json"))
+        .replace("01JD3Z8Q4W6Y9V2N5K7M0P1R3S", lead_id)
+        # the click happened now on the stack's clock (earlier tests move it on: an old click decays)
+        .replace("2026-11-20T10:02:11.500000+00:00", local_stack.clock.now().isoformat())
+    )
     # WHEN the scoring handler runs on it, twice (a redelivery)
     first = local_stack.runner.invoke("ScoringFunction", sample)
     second = local_stack.runner.invoke("ScoringFunction", sample)
@@ -233,9 +315,7 @@ def test_scoring_sample_scores_the_click_once(local_stack, client):
 
 def test_decay_sweep_and_score_api_samples(local_stack, client):
     # GIVEN a lead at a company domain
-    lead_id = client.post_form("demo-signup", {"email": unique_email("acct"), "title": "CFO"}, as_json=True).json()[
-        "lead_id"
-    ]
+    lead_id = client.capture("demo-signup", {"email": unique_email("acct"), "title": "CFO"})
     domain = client.api(f"/leads/{lead_id}").json()["profile"]["email"].rsplit("@", 1)[1]
     client.tick()
     # WHEN the scheduled sweep and the score and account samples run through their handlers
@@ -245,7 +325,7 @@ def test_decay_sweep_and_score_api_samples(local_stack, client):
     scored = local_stack.runner.invoke("LeadApiFunction", score_event)
     account = local_stack.runner.invoke("LeadApiFunction", account_event)
     # THEN the sweep reports what it checked, and the API answers with the score and the account
-    assert set(swept) == {"checked", "moved"} and swept["checked"] >= 0
+    assert set(swept) == {"checked", "moved", "erasures_resumed", "erased"} and swept["checked"] >= 0
     assert scored["statusCode"] == 200
     assert {"models", "grade", "stage"} <= set(json.loads(scored["body"]))
     assert account["statusCode"] == 200

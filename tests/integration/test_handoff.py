@@ -26,9 +26,7 @@ pytestmark = pytest.mark.integration
 def new_lead(client: StackClient, **fields: Any) -> str:
     email = fields.pop("email", None) or unique_email("handoff")
     data = {"email": email, "first_name": "Ada", "last_name": "Lovelace", "company": "Analytical", **fields}
-    response = client.post_form("demo-signup", data, as_json=True)
-    assert response.status_code in (200, 201), response.text
-    return str(response.json()["lead_id"])
+    return client.capture("demo-signup", data)
 
 
 def hand_off(client: StackClient, lead_id: str, reason: str = "test") -> Any:
@@ -390,7 +388,11 @@ def test_the_dev_console_hands_off_shows_the_record_and_switches_the_fake_crm(cr
     # GIVEN a lead WHEN the console's button hands it off
     lead_id = new_lead(crm, country="US")
     button = crm.http.post(
-        f"{crm.url}/_dev/handoffs/{lead_id}", data={"return_to": "lead"}, allow_redirects=False, timeout=30
+        f"{crm.url}/_dev/handoffs/{lead_id}",
+        data={"return_to": "lead"},
+        headers={"Origin": crm.url},  # the console's own page, as a browser posts it
+        allow_redirects=False,
+        timeout=30,
     )
     assert button.status_code == 303
     crm.tick()
@@ -404,6 +406,7 @@ def test_the_dev_console_hands_off_shows_the_record_and_switches_the_fake_crm(cr
     form = crm.http.post(
         f"{crm.url}/_dev/crm/mode",
         data={"status": "503", "delay_seconds": "0", "return_to": "/_dev/"},
+        headers={"Origin": crm.url},
         allow_redirects=False,
         timeout=10,
     )

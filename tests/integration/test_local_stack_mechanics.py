@@ -83,6 +83,8 @@ def test_sqs_handler_error_fails_the_whole_batch(local_stack, monkeypatch):
 
 
 class FakeShard:
+    id = "shardId-00000001541626099285-f35f62ef"
+
     def __init__(self, records):
         self.items = [type("Record", (), {"record": r})() for r in records]
 
@@ -155,7 +157,9 @@ def test_stream_gives_up_to_the_on_failure_destination():
         mapping.retry_after = 0
         mapping.poll(backend, Sqs(), runner)
     assert len(runner.batches) == 3  # the first try and two retries
-    assert sent[0]["DDBStreamBatchInfo"]["startSequenceNumber"] == "7"
+    info = sent[0]["DDBStreamBatchInfo"]
+    assert (info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"]) == (FakeShard.id, "7", "7")
+    assert "records" not in sent[0]  # as in AWS: where the batch is, never its records
     assert mapping.position == 1
 
 

@@ -21,25 +21,20 @@ from typing import Any
 import pytest
 
 from leadflow.adapters.dynamo import serialize
+from leadflow.adapters.memory import FakeBroadcastRunner, FakeClock, InMemoryDueNowQueue
 from leadflow.adapters.nurture import DynamoNurtureStore, shard_of
 from leadflow.config.workspace import Workspace
+from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.rendering import RenderedEmail
+from leadflow.ports import ProfileChange
 from leadflow.services.nurture import NurtureService, TokenIssuer
-from tests.conftest import WORKSPACE
+from tests.conftest import WORKSPACE, copy_of_leads_table
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday, daytime in GB (no quiet hours)
 SEQUENCE = "push-discount"
 _tables = itertools.count()
-
-
-@dataclass
-class Clock:
-    current: datetime = NOW
-
-    def now(self) -> datetime:
-        return self.current
 
 
 @dataclass
@@ -55,27 +50,11 @@ class RecordingSender:
 
 
 @dataclass
-class RecordingQueue:
-    pushed: list[tuple[str, str]] = field(default_factory=list)
-
-    def push(self, pairs: list[tuple[str, str]]) -> None:
-        self.pushed.extend(pairs)
-
-
-@dataclass
-class RecordingParts:
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-
-    def invoke(self, payload: dict[str, Any]) -> None:
-        self.payloads.append(payload)
-
-
-@dataclass
 class Nurture:
     service: NurtureService
     store: DynamoNurtureStore
     sender: RecordingSender
-    clock: Clock
+    clock: FakeClock
 
     def add_leads(self, count: int) -> list[str]:
         leads = [f"01LEAD{next(_tables):06d}{i:06d}" for i in range(count)]
@@ -110,21 +89,10 @@ class Nurture:
 
 @pytest.fixture
 def nurture(local_stack) -> Iterator[Nurture]:
-    dynamodb = local_stack.client("dynamodb")
-    stack_table = dynamodb.describe_table(TableName=local_stack.outputs["LeadsTableName"])["Table"]
     name = f"nurture-store-test-{next(_tables)}"
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=stack_table["AttributeDefinitions"],
-        KeySchema=stack_table["KeySchema"],
-        GlobalSecondaryIndexes=[
-            {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
-            for g in stack_table["GlobalSecondaryIndexes"]
-        ],
-    )
+    dynamodb = copy_of_leads_table(local_stack, name)
     store = DynamoNurtureStore(name, dynamodb)
-    clock = Clock()
+    clock = FakeClock(NOW)
     wall = [1_000_000.0]
     sender = RecordingSender()
     service = NurtureService(
@@ -132,8 +100,9 @@ def nurture(local_stack) -> Iterator[Nurture]:
         store=store,
         sender=sender,
         tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
-        due_now=RecordingQueue(),
+        due_now=InMemoryDueNowQueue(),
         clock=clock,
+        address_key=AddressHasher(lambda: b"test-suppression-key"),
         # The send rate's seconds pass when a worker waits for the next one (no real sleeping).
         monotonic=lambda: wall[0],
         sleep=lambda seconds: wall.__setitem__(0, wall[0] + seconds),
@@ -217,14 +186,16 @@ def test_the_suppression_list_is_read_once_then_only_what_was_listed_since(nurtu
 
     leads = nurture.add_leads(6)
     address = {lead: f"{lead.lower()}@example.com" for lead in leads}
-    nurture.store.suppress(address[leads[0]], "bounced", NOW.isoformat())
+    nurture.store.suppress(nurture.service.address_key(address[leads[0]]), "bounced", NOW.isoformat())
     queries, point_reads = recording_suppression_reads(nurture)
     # WHEN a batch of three is processed, another address complains five minutes later, and the
     # next three are processed
     nurture.enroll_all(leads[:3])
     first = nurture.service.process(pairs(leads[:3]))
     nurture.clock.current = NOW + timedelta(minutes=5)
-    nurture.store.suppress(address[leads[3]], "complained", nurture.clock.current.isoformat())
+    nurture.store.suppress(
+        nurture.service.address_key(address[leads[3]]), "complained", nurture.clock.current.isoformat()
+    )
     nurture.enroll_all(leads[3:])
     second = nurture.service.process(pairs(leads[3:]))
     # THEN neither suppressed address got an email; the four others did
@@ -239,12 +210,12 @@ def test_the_suppression_list_is_read_once_then_only_what_was_listed_since(nurtu
 
 def test_a_suppression_list_too_long_to_keep_is_read_address_by_address(nurture, monkeypatch):
     # GIVEN more suppressions than a service keeps in memory
-    import leadflow.services.nurture as nurture_module
+    import leadflow.services.nurture.stepping as nurture_module
 
     monkeypatch.setattr(nurture_module, "SUPPRESSION_LIST_MOST", 1)
     leads = nurture.add_leads(4)
     for lead in leads[:2]:
-        nurture.store.suppress(f"{lead.lower()}@example.com", "bounced", NOW.isoformat())
+        nurture.store.suppress(nurture.service.address_key(f"{lead.lower()}@example.com"), "bounced", NOW.isoformat())
     queries, point_reads = recording_suppression_reads(nurture)
     # WHEN a batch of three is processed, then a batch of the fourth
     nurture.enroll_all(leads[:3])
@@ -335,33 +306,19 @@ def test_frequency_caps_hold_across_sequences_through_the_mail_log(nurture):
 # ---------------------------------------------------------------------------- broadcasts
 
 
-def test_a_broadcast_split_over_many_invocations_enrolls_every_lead_once(nurture):
+def test_a_broadcast_split_over_many_hops_enrolls_every_lead_once(nurture):
     # GIVEN 45 leads and a broadcast started as 3 parts
     leads = nurture.add_leads(45)
-    parts = RecordingParts()
-    started = nurture.service.start_broadcast(SEQUENCE, "run-1", parts, segments=3)
-    assert started == {"parts_started": 3}
+    runner = FakeBroadcastRunner()
+    assert nurture.service.start_broadcast(SEQUENCE, "run-1", runner, segments=3)["parts"] == 3
     # AND the start delivered twice (asynchronous invokes may be): nothing is started again
-    assert nurture.service.start_broadcast(SEQUENCE, "run-1", parts, segments=3) == {"parts_started": 0}
-    # WHEN each invocation runs one page only (its time is up after every page) and hands on
+    assert nurture.service.start_broadcast(SEQUENCE, "run-1", runner, segments=3)["parts"] == 0
+    # WHEN each hop runs one page only (its time is up after every page) and returns its cursor
     nurture.store.scan_page_limit = 5
-    hops = 0
-    while parts.payloads:
-        payload = parts.payloads.pop(0)
-        hops += 1
-        nurture.service.broadcast_hop(
-            SEQUENCE,
-            payload["run"],
-            payload["segment"],
-            payload["segments"],
-            payload["hop"],
-            payload.get("cursor"),
-            lambda: True,
-            parts,
-        )
-    # THEN every lead is enrolled once, over more invocations than parts, its first email sent at
+    rounds = runner.run(f"{SEQUENCE}-run-1", lambda part: nurture.service.broadcast_hop(part, lambda: True))
+    # THEN every lead is enrolled once, over more rounds than one, its first email sent at
     # once (one enrollment write, after the step), and the run counts them
-    assert hops > 3
+    assert rounds > 1
     assert {nurture.status(lead) for lead in leads} == {("active", "wait-discount", None)}
     assert len(nurture.sender.sent) == 45 and len({m for _, m in nurture.sender.sent}) == 45
     run = nurture.store.broadcast_run(SEQUENCE, "run-1")
@@ -370,19 +327,34 @@ def test_a_broadcast_split_over_many_invocations_enrolls_every_lead_once(nurture
     assert not nurture.store.shards_with_due(NOW + timedelta(days=6))
 
 
-def test_a_redelivered_hop_does_not_start_a_second_chain(nurture):
-    # GIVEN a part's first hop, run once and handing on
+def part(run: str, cursor: dict[str, Any] | None = None, segment: int = 0, segments: int = 1) -> dict[str, Any]:
+    """A broadcast part as the state machine hands it to a hop."""
+    return {
+        "broadcast": SEQUENCE,
+        "run": run,
+        "segment": segment,
+        "segments": segments,
+        "seconds": 120,
+        "cursor": cursor,
+        "more": True,
+        "failures": 0,
+    }
+
+
+def test_a_hop_run_again_sends_nothing_twice(nurture):
+    # GIVEN a part's first hop, run once, returning where its scan stopped
     nurture.add_leads(12)
     nurture.store.scan_page_limit = 4
-    parts = RecordingParts()
-    first = nurture.service.broadcast_hop(SEQUENCE, "run-2", 0, 1, 0, None, lambda: True, parts)
-    assert len(parts.payloads) == 1 and first["sent"] == len(nurture.sender.sent) > 0
-    # WHEN the same hop is delivered again
-    again = nurture.service.broadcast_hop(SEQUENCE, "run-2", 0, 1, 0, None, lambda: True, parts)
-    # THEN it enrolls nobody twice, sends nothing twice and hands nothing on
-    assert again["duplicate"] == 1 and again.get("enrolled", 0) == 0 and again.get("sent", 0) == 0
+    first = nurture.service.broadcast_hop(part("run-2"), lambda: True)
+    assert first["more"] and first["cursor"] and first["sent"] == len(nurture.sender.sent) > 0
+    # WHEN the same hop runs again (the state machine retried it after a crash or a timeout)
+    again = nurture.service.broadcast_hop(part("run-2"), lambda: True)
+    # THEN it enrolls nobody twice and sends nothing twice
+    assert again["sent"] == 0 and again["more"]
     assert len(nurture.sender.sent) == first["sent"]
-    assert len(parts.payloads) == 1
+    # AND the part goes on from where it stopped to the end
+    rest = nurture.service.broadcast_hop(part("run-2", again["cursor"]), lambda: False)
+    assert not rest["more"] and len(nurture.sender.sent) == 12
 
 
 def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
@@ -395,24 +367,6 @@ def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
     assert counts["enrolled"] == 1 and counts.get("sent", 0) == 0 and counts["quiet_hours"] == 1
     assert nurture.status(leads[0]) == ("active", "discount", None)
     assert nurture.store.shards_with_due(NOW.replace(hour=8) + timedelta(days=1))
-
-
-def test_a_hop_whose_invoke_fails_is_claimed_again_by_the_retry(nurture):
-    # GIVEN a part's first hop whose hand-on invoke fails (the Lambda API throttles it)
-    nurture.add_leads(8)
-    nurture.store.scan_page_limit = 3
-    parts = RecordingParts()
-
-    class Refusing:
-        def invoke(self, payload: dict[str, Any]) -> None:
-            raise RuntimeError("TooManyRequestsException")
-
-    with pytest.raises(RuntimeError):
-        nurture.service.broadcast_hop(SEQUENCE, "run-3", 0, 1, 0, None, lambda: True, Refusing())
-    # WHEN Lambda retries the invocation
-    nurture.service.broadcast_hop(SEQUENCE, "run-3", 0, 1, 0, None, lambda: True, parts)
-    # THEN the next hop is started this time
-    assert [p["hop"] for p in parts.payloads] == [1]
 
 
 def test_two_broadcasts_never_overwrite_an_enrollment_the_other_wrote_or_a_tick_moved(nurture):
@@ -613,7 +567,7 @@ def test_an_unsubscribe_and_a_goal_end_held_enrollments_at_once(nurture):
     nurture.clock.current = NOW + timedelta(hours=1)
     # WHEN one unsubscribes and the other reaches the campaign's goal (sales accepted it: SQL)
     assert nurture.service.unsubscribe(leads[0], None, "one-click")["exited"] == 1
-    nurture.store.update_profile(leads[1], "SET #s = :s", {"#s": "stage"}, {":s": "sql"})
+    nurture.store.update_profile(leads[1], ProfileChange(assign={"stage": "sql"}))
     nurture.service.handle_event("lead.stage_changed", {"lead_id": leads[1], "to": "sql"})
     # THEN both enrollments ended then (stored, since that is an outcome to keep)
     assert nurture.status(leads[0]) == ("exited", "wait-discount", "unsubscribed")
@@ -682,7 +636,6 @@ def test_a_second_broadcast_handing_on_after_every_page_finds_every_lead_enrolle
     # WHEN the sequence is broadcast again, two items a page, the invocation handing on after every
     # page (so many leads' items straddle an invocation's start key)
     nurture.store.scan_page_limit = 2
-    parts = RecordingParts()
     totals: dict[str, int] = {}
     partial_reads: list[list[tuple[str, str]]] = []
     read = nurture.store.enrollments_of
@@ -692,14 +645,12 @@ def test_a_second_broadcast_handing_on_after_every_page_finds_every_lead_enrolle
         return read(pairs, mail)
 
     nurture.store.enrollments_of = enrollments_of  # type: ignore[method-assign]
-    payload: dict[str, Any] | None = {"run": "again", "segment": 0, "segments": 1, "hop": 0, "cursor": None}
-    while payload is not None:
-        done = nurture.service.broadcast_hop(
-            SEQUENCE, "again", 0, 1, payload["hop"], payload.get("cursor"), lambda: True, parts
-        )
-        for key in ("already_enrolled", "refused", "enrolled", "sent"):
-            totals[key] = totals.get(key, 0) + int(done.get(key, 0))
-        payload = parts.payloads.pop(0) if parts.payloads else None
+    runner = FakeBroadcastRunner()
+    nurture.service.start_broadcast(SEQUENCE, "again", runner, segments=1)
+    runner.run(f"{SEQUENCE}-again", lambda hop: nurture.service.broadcast_hop(hop, lambda: True))
+    run = nurture.store.broadcast_run(SEQUENCE, "again") or {}
+    for key in ("already_enrolled", "refused", "enrolled", "sent"):
+        totals[key] = int(run.get(key, 0))
     # THEN the held leads are found enrolled, the exited one is refused by the re-entry cool-down,
     # and nobody gets a second email
     assert totals == {"already_enrolled": 6, "refused": 1, "enrolled": 0, "sent": 0}
@@ -732,8 +683,9 @@ def service_on(nurture: Nurture, workspace: Path) -> NurtureService:
         store=nurture.store,
         sender=nurture.sender,
         tokens=TokenIssuer(lambda: [b"k" * 32], "https://t.example.com", 30),
-        due_now=RecordingQueue(),
+        due_now=InMemoryDueNowQueue(),
         clock=nurture.clock,
+        address_key=AddressHasher(lambda: b"test-suppression-key"),
     )
 
 
@@ -752,7 +704,7 @@ def test_events_no_sequence_acts_on_cost_no_read(nurture, tmp_path):
     workspace = workspace_with(
         tmp_path,
         "hot.yaml",
-        "id: hot\nname: Hot\ntriggers: [{tag_added: vip}]\nsteps:\n"
+        "id: hot\nname: Hot\ntriggers: [{tag_added: vip}]\npurpose: marketing_email\nsteps:\n"
         "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
         "  - {id: w, type: wait, days: 3, until_event: {score: {gte: 50}}}\n",
     )

@@ -21,7 +21,7 @@ def new_lead(client, **fields) -> str:
         "country": "US",
         **fields,
     }
-    lead_id = client.post_form("demo-signup", body, as_json=True).json()["lead_id"]
+    lead_id = client.capture("demo-signup", body)
     client.tick()
     return lead_id
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXTERNAL, unique_email
+from tests.conftest import EXTERNAL, suppression_key, unique_email
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,10 @@ def suppression(local_stack, address: str) -> dict | None:
     table = local_stack.outputs["LeadsTableName"]
     item = (
         local_stack.client("dynamodb")
-        .get_item(TableName=table, Key={"PK": {"S": f"SUPPRESS#{address}"}, "SK": {"S": "SUPPRESS"}})
+        .get_item(
+            TableName=table,
+            Key={"PK": {"S": f"SUPPRESS#{suppression_key(local_stack, address)}"}, "SK": {"S": "SUPPRESS"}},
+        )
         .get("Item")
     )
     return item
@@ -89,14 +92,19 @@ def test_every_shared_sample_is_applied_or_dead_lettered(local_stack, client):
     from leadflow.adapters.nurture import DynamoNurtureStore
 
     store = DynamoNurtureStore(local_stack.outputs["LeadsTableName"], local_stack.client("dynamodb"))
-    listed = store.suppressions_listed(None, 100_000) or []
-    assert {"jane@example.com", "richard@example.com"} <= set(listed) and "mary@example.com" not in listed
+    listed = set(store.suppressions_listed(None, 100_000) or [])
+    jane, richard, mary = (
+        suppression_key(local_stack, a) for a in ("jane@example.com", "richard@example.com", "mary@example.com")
+    )
+    assert {jane, richard} <= listed and mary not in listed
+    # AND only as keyed hashes: the list never holds an address
+    assert not [key for key in listed if "@" in key]
 
 
 def test_an_open_a_duplicate_and_a_complaint_for_a_lead(local_stack, client):
     # GIVEN a lead who opted in
     email = unique_email("ses")
-    lead_id = client.post_form("demo-signup", {"email": email, "consent": True}, as_json=True).json()["lead_id"]
+    lead_id = client.capture("demo-signup", {"email": email, "consent": True})
     # WHEN SES reports an open (twice: SNS delivers at least once) and then a complaint
     opened = with_recipient(SES / "awsdocs_eventpublishing_Open.json", email)
     publish(local_stack, opened)
@@ -105,24 +113,126 @@ def test_an_open_a_duplicate_and_a_complaint_for_a_lead(local_stack, client):
     drain(local_stack, client)
     lead = client.api(f"/leads/{lead_id}").json()
     kinds = sorted(a["type"] for a in lead["activities"])
-    # THEN one open, one complaint; the address is suppressed and consent is withdrawn, recorded as such
-    assert kinds == ["email_complained", "email_opened", "form_submitted"]
+    # THEN one complaint (SES's open is leadflow's own pixel seen again: not counted); the address
+    # is suppressed and consent is withdrawn, recorded as such
+    assert kinds == ["email_complained", "form_submitted"]
     assert lead["consent"]["marketing_email"]["granted"] is False
     assert [c["source"] for c in lead["consent_history"] if not c["granted"]] == ["ses_feedback"]
     assert suppression(local_stack, email)["reason"]["S"] == "complained"
     events = [e for e in client.bus_events() if e["detail"].get("lead_id") == lead_id]
-    assert sorted(e["detail"]["type"] for e in events if e["source"] == "leadflow.email") == [
-        "email_complained",
-        "email_opened",
-    ]
+    assert sorted(e["detail"]["type"] for e in events if e["source"] == "leadflow.email") == ["email_complained"]
+
+
+def test_opens_and_clicks_count_once_when_ses_reports_them_too(local_stack, client):
+    # GIVEN a lead, and one open and one click of an email, through leadflow's own pixel and link
+    email = unique_email("twice")
+    lead_id = client.capture("demo-signup", {"email": email, "consent": True})
+
+    def token(**body: str) -> str:
+        response = client.http.post(client.url + "/_dev/tokens", json=body, timeout=10)
+        assert response.status_code == 200, response.text
+        return str(response.json()["token"])
+
+    pixel = token(kind="o", lead_id=lead_id, message_id="twice-1")
+    link = token(kind="c", lead_id=lead_id, message_id="twice-1", url="https://www.example.com/pricing")
+    assert client.http.get(f"{client.url}/t/o/{pixel}", timeout=10).status_code == 200
+    assert client.http.get(f"{client.url}/t/c/{link}", allow_redirects=False, timeout=10).status_code == 302
+    # WHEN SES publishes its own Open and Click for the same email too (the real samples, with the
+    # lead's address and tag, as a configuration set that still publishes them would)
+    for name in ("awsdocs_eventpublishing_Open.json", "awsdocs_eventpublishing_Click.json"):
+        message = json.loads(with_recipient(SES / name, email))
+        message["mail"]["tags"]["lead_id"] = [lead_id]
+        publish(local_stack, json.dumps(message))
+    drain(local_stack, client)
+    # THEN the open and the click are counted once each (leadflow's), and scored once each
+    kinds = [a["type"] for a in client.api(f"/leads/{lead_id}").json()["activities"]]
+    assert (kinds.count("email_opened"), kinds.count("email_clicked")) == (1, 1)
+    recorded = [e for e in client.bus_events() if e["detail"].get("lead_id") == lead_id]
+    opens_and_clicks = [e["source"] for e in recorded if e["detail"].get("type") in ("email_opened", "email_clicked")]
+    assert opens_and_clicks == ["leadflow.tracking", "leadflow.tracking"]
+    # AND SES's events were consumed, not dead-lettered
+    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
 
 
 def test_a_malformed_message_does_not_block_the_batch(local_stack, client):
     email = unique_email("batch")
-    lead_id = client.post_form("demo-signup", {"email": email}, as_json=True).json()["lead_id"]
+    lead_id = client.capture("demo-signup", {"email": email})
     publish(local_stack, "this is not JSON")
     publish(local_stack, json.dumps({"eventType": "Open", "mail": {}}))
-    publish(local_stack, with_recipient(SES / "awsdocs_eventpublishing_Delivery.json", email))
+    publish(local_stack, with_recipient(SES / "awsdocs_eventpublishing_DeliveryDelay.json", email))
     drain(local_stack, client)
     kinds = [a["type"] for a in client.api(f"/leads/{lead_id}").json()["activities"]]
-    assert "email_delivered" in kinds
+    assert "email_delivery_delayed" in kinds
+
+
+def mail_log(local_stack, lead_id: str) -> dict:
+    from leadflow.adapters.dynamo import deserialize
+
+    item = (
+        local_stack.client("dynamodb")
+        .get_item(
+            TableName=local_stack.outputs["LeadsTableName"],
+            Key={"PK": {"S": f"LEAD#{lead_id}"}, "SK": {"S": "MAIL"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return deserialize(item) if item else {}
+
+
+def test_a_delivery_marks_the_email_in_the_mail_log_and_counts_once_in_its_sequence_report(local_stack, client):
+    from tests.integration.test_reports import delta, sequence_cell
+
+    # GIVEN a sign-up whose welcome email went out (the welcome step's figures of today before it)
+    day = client.tick()["now"][:10]
+    before = sequence_cell(client, "welcome", "welcome", day)
+    seen = {e["id"] for e in client.bus_events()}
+    email = unique_email("delivered")
+    lead_id = client.capture("demo-signup", {"email": email, "consent": True})
+    client.tick()
+    send = next(s for s in mail_log(local_stack, lead_id)["sends"] if s.get("s") == "welcome")
+    assert "d" not in send
+    # WHEN SES publishes its Delivery event of that email (the documented sample, with the tags and
+    # header leadflow sends), and redelivers it twice
+    message = json.loads(with_recipient(SES / "awsdocs_eventpublishing_Delivery.json", email))
+    message["mail"]["tags"].update({"lead": [lead_id], "sequence": ["welcome"], "step": ["welcome"]})
+    message["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": send["m"]})
+    for _ in range(3):
+        publish(local_stack, json.dumps(message))
+        drain(local_stack, client)
+    # THEN the email is marked delivered (and confirmed) in the mail log
+    marked = next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == send["m"])
+    assert (marked.get("d"), marked.get("c")) == (True, True)
+    # AND the welcome step's report counts it delivered once, on the day it was sent
+    assert delta(sequence_cell(client, "welcome", "welcome", day), before) == {"enrolled": 1, "sent": 1, "delivered": 1}
+    # AND it is no activity and no bus event: nothing scored, published or queued for it (issue 17)
+    kinds = [a["type"] for a in client.api(f"/leads/{lead_id}").json()["activities"]]
+    assert not {"email_delivered", "email_sent"} & set(kinds)
+    mine = [e for e in client.bus_events() if e["id"] not in seen and e["detail"].get("lead_id") == lead_id]
+    assert [e for e in mine if e["source"] == "leadflow.email"] == []
+    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
+
+
+def test_a_delivery_of_a_logged_email_of_no_sequence_is_marked_and_counts_nowhere(local_stack, client):
+    from leadflow.adapters.dynamo import serialize
+
+    # GIVEN a lead whose mail log lists an email of no sequence (an entry as older versions wrote)
+    email = unique_email("delivered-plain")
+    lead_id = client.capture("demo-signup", {"email": email})
+    client.tick()
+    log = mail_log(local_stack, lead_id)
+    log["sends"] = [*log.get("sends", []), {"at": client.tick()["now"], "m": "plain-1"}]
+    log["v"] = int(log.get("v", 0)) + 1
+    log.update(PK=f"LEAD#{lead_id}", SK="MAIL", kind="mail")
+    local_stack.client("dynamodb").put_item(TableName=local_stack.outputs["LeadsTableName"], Item=serialize(log))
+    # WHEN its Delivery event arrives (twice)
+    message = json.loads(with_recipient(SES / "awsdocs_eventpublishing_Delivery.json", email))
+    message["mail"]["tags"]["lead"] = [lead_id]
+    message["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": "plain-1"})
+    for _ in range(2):
+        publish(local_stack, json.dumps(message))
+    drain(local_stack, client)
+    # THEN it is marked delivered, with nothing left in the queue or its DLQ
+    marked = next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == "plain-1")
+    assert (marked.get("d"), marked.get("c")) == (True, True)
+    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}

@@ -43,7 +43,7 @@ def test_the_nurture_rule_takes_lead_events_and_activities_but_not_the_ses_event
 
     from moto.events.models import EventPattern, EventPatternParser
 
-    from leadflow.config.sequences import NOT_ON_THE_NURTURE_RULE
+    from leadflow.config.scoring import ActivityType
 
     raw = json.dumps(template["Resources"]["NurtureEventsRule"]["Properties"]["EventPattern"])
     pattern = EventPattern(raw, EventPatternParser(raw).parse())
@@ -59,10 +59,11 @@ def test_the_nurture_rule_takes_lead_events_and_activities_but_not_the_ses_event
     assert delivered("leadflow.forms", "lead.captured", lead_id="L")
     for kind in ("email_opened", "email_clicked", "form_submitted", "page_viewed", "email_bounced"):
         assert delivered("leadflow.tracking", "activity.recorded", type=kind)
-    # AND the SES events every email causes (and failures no condition can name) are not
-    for kind in ("email_sent", "email_delivered", "email_delivery_delayed", "email_rejected"):
+    # AND the failures no condition can name are not (sends and deliveries record no activity)
+    for kind in ("email_delivery_delayed", "email_rejected", "email_rendering_failed"):
         assert not delivered("leadflow.email", "activity.recorded", type=kind)
-    assert all(not delivered("leadflow.email", "activity.recorded", type=kind) for kind in NOT_ON_THE_NURTURE_RULE)
+        with pytest.raises(ValueError):
+            ActivityType(kind)
     # AND other events and sources are not
     assert not delivered("leadflow.handoff", "handoff.delivered", lead_id="L")
     assert not delivered("someone.else", "lead.scored", lead_id="L")
@@ -72,6 +73,21 @@ def test_cfn_lint_is_clean():
     from cfnlint.api import lint_file
 
     assert [str(match) for match in lint_file(TEMPLATE)] == []
+
+
+def test_cloudformation_can_order_the_transformed_resources(template, monkeypatch):
+    """No circular dependency once SAM has written the HTTP API's definition: that definition names
+    every function it invokes and the authorizer's app client, so neither may name the API back
+    (cfn-lint on the SAM template does not see it; on the transformed one it does, as E3004)."""
+    import json
+
+    from cfnlint import ManualArgs
+    from cfnlint.api import lint
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    output = json.dumps(transform(template, ROOT), default=str)
+    only_cycles = ManualArgs(regions=["us-east-1"], mandatory_checks=["E3004"], ignore_checks=["E", "W", "I"])
+    assert [str(match) for match in lint(output, config=only_cycles)] == []
 
 
 def test_functions_target_python312_on_arm64_with_the_layers(template):
@@ -93,12 +109,37 @@ def test_every_queue_has_a_dead_letter_queue(template):
     assert stream["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] in dlqs
 
 
-# Permissions no SAM policy template grants: SESv2 SendEmail on the configuration set, and a
-# Distributed Map watching its own child executions. Each is one action on one scoped ARN.
+# Permissions no SAM policy template grants: SESv2 SendEmail on the configuration set, a
+# Distributed Map watching its own child executions, and large imports' objects under one prefix
+# of the imports bucket with the stack key's data keys (SAM's S3 templates grant the whole bucket,
+# its KMS ones no GenerateDataKey). Each is a few actions on scoped ARNs.
 INLINE_ALLOWED = {
     ("ses:SendEmail",): "configuration-set/",
     ("states:DescribeExecution", "states:StopExecution"): ":execution:",
+    ("states:DescribeExecution",): ":execution:",
+    ("s3:PutObject",): "${ImportsBucket.Arn}/uploads/",
+    ("s3:GetObject",): "${ImportsBucket.Arn}/",
+    ("s3:PutObject", "s3:AbortMultipartUpload"): "${ImportsBucket.Arn}/work/",
+    ("kms:GenerateDataKey", "kms:Decrypt"): "${LeadflowKey.Arn}",
+    ("kms:Decrypt",): "${LeadflowKey.Arn}",
 }
+# The one exception: CloudWatch Logs' log-delivery APIs, which a logging state machine needs and
+# which take no resource-level permission (AWS documents Resource "*" for exactly these).
+LOG_DELIVERY = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
+
+
+# And SESv2 GetAccount (the account's send quota, which sizes a broadcast's parts): an account-wide
+# read with no resource type in the service authorization reference.
+ACCOUNT_READ = ("ses:GetAccount",)
 
 
 def test_only_sam_policy_templates(template):
@@ -112,12 +153,21 @@ def test_only_sam_policy_templates(template):
                 for statement in policy["Statement"]:
                     actions = statement["Action"]
                     actions = tuple(actions) if isinstance(actions, list) else (actions,)
+                    if actions == LOG_DELIVERY and resource["Type"] == "AWS::Serverless::StateMachine":
+                        assert statement["Resource"] == "*"
+                        continue
+                    if actions == ACCOUNT_READ:
+                        assert statement["Resource"] == "*"
+                        continue
                     assert actions in INLINE_ALLOWED, (logical_id, actions)
-                    resource_arn = statement["Resource"]["Fn::Sub"]
-                    assert INLINE_ALLOWED[actions] in resource_arn and "*" not in resource_arn.replace("/*", ""), (
-                        logical_id,
-                        resource_arn,
-                    )
+                    arns = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                    for arn in arns:
+                        resource_arn = arn["Fn::Sub"]
+                        scoped = resource_arn.replace("/*", "").removesuffix("-import:*")  # one machine's runs
+                        assert INLINE_ALLOWED[actions] in resource_arn and "*" not in scoped, (
+                            logical_id,
+                            resource_arn,
+                        )
                 continue
             assert name.endswith("Policy"), (logical_id, name)
 
@@ -131,6 +181,9 @@ def test_no_secret_in_the_template():
 def test_every_function_is_a_thin_documented_handler(template):
     sources = function_sources(template, ROOT)
     assert set(sources) == {
+        "ConsoleFunction",
+        "LandingFunction",
+        "NotFoundFunction",
         "FormCaptureFunction",
         "IntakeReplayFunction",
         "OutboxRelayFunction",
@@ -146,6 +199,10 @@ def test_every_function_is_a_thin_documented_handler(template):
         "CrmHandoffFunction",
         "HandoffSlaFunction",
         "CrmInboundFunction",
+        "ReportingFunction",
+        "SegmentsFunction",
+        "DeadLetterRedriveFunction",
+        "ImportFunction",
     }
     for logical_id, (folder, handler) in sources.items():
         module, _, function = handler.rpartition(".")
@@ -163,6 +220,8 @@ def test_http_routes_of_the_public_contract(template):
     assert routes[("GET", "/api/v1/leads/{lead_id}")] == "AWS_IAM"
     assert routes[("GET", "/api/v1/leads")] == "AWS_IAM"
     assert routes[("GET", "/api/v1/openapi.json")] is None
+    assert routes[("GET", "/api/v1/docs")] is None and routes[("GET", "/api/v1/docs/{name}")] is None
+    assert routes[("GET", "/api/v1/reports/funnel")] == "AWS_IAM"
 
 
 def test_domain_code_never_touches_aws_or_the_clock():
@@ -172,3 +231,198 @@ def test_domain_code_never_touches_aws_or_the_clock():
         assert not re.search(r"^\s*(import|from)\s+(boto3|botocore)", source, re.MULTILINE), path
         assert "datetime.now" not in source and "time.time" not in source, path
         assert "os.environ" not in source, path
+
+
+# ---------------------------------------------------------------------------- cross-service paths
+# Each path where one AWS service writes into another needs the receiver's resource policy (and a
+# KMS key policy when the receiver is encrypted with a key) to name the sender, scoped to this
+# stack. docs/aws-permissions.md lists them; these tests hold the template to that list.
+
+
+def resources_of(template, kind: str) -> dict:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def statements(document: dict) -> list[dict]:
+    found = document["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def grants(document: dict, service: object, action: str) -> list[dict]:
+    """The Allow statements of a policy document for ``service`` (principal) and ``action``."""
+
+    def listed(value: object) -> list:
+        return value if isinstance(value, list) else [value]
+
+    def matches(pattern: str) -> bool:
+        return pattern == action or (pattern.endswith("*") and action.startswith(pattern[:-1]))
+
+    return [
+        s
+        for s in statements(document)
+        if s["Effect"] == "Allow"
+        and service in listed(s["Principal"].get("Service", []))
+        and any(matches(a) for a in listed(s["Action"]))
+    ]
+
+
+def key_of(template, reference: object) -> dict:
+    """The AWS::KMS::Key resource a property refers to (a Ref or GetAtt of a key in this template)."""
+    assert isinstance(reference, dict), f"{reference!r} is not this stack's key (AWS managed keys cannot be granted)"
+    logical_id = reference.get("Ref") or reference["Fn::GetAtt"][0]
+    key = template["Resources"][logical_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    return key
+
+
+def test_ses_can_publish_feedback_to_its_encrypted_topic(template):
+    # GIVEN the topic the configuration set publishes to
+    topic = template["Resources"]["SesFeedbackTopic"]["Properties"]
+    destination = template["Resources"]["SesConfigurationSetEvents"]["Properties"]["EventDestination"]
+    assert destination["SnsDestination"]["TopicARN"] == {"Ref": "SesFeedbackTopic"}
+    # THEN it is encrypted with this stack's key, whose policy lets SES (this account's) use it
+    key = key_of(template, topic["KmsMasterKeyId"])["Properties"]
+    assert key["EnableKeyRotation"] is True
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        (allowed,) = grants(key["KeyPolicy"], "ses.amazonaws.com", action)
+        assert allowed["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+        source = allowed["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+        assert source.endswith(":configuration-set/${SesConfigurationSet}")
+    # AND the topic's policy lets SES publish, for this configuration set in this account only
+    (policy,) = [
+        p["Properties"]
+        for p in resources_of(template, "AWS::SNS::TopicPolicy").values()
+        if {"Ref": "SesFeedbackTopic"} in p["Properties"]["Topics"]
+    ]
+    (publish,) = grants(policy["PolicyDocument"], "ses.amazonaws.com", "sns:Publish")
+    assert publish["Resource"] == {"Ref": "SesFeedbackTopic"}
+    assert publish["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    source = publish["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":configuration-set/${SesConfigurationSet}")
+
+
+def queue_policy_grants(template, queue: str, service: str) -> list[dict]:
+    found = []
+    for policy in resources_of(template, "AWS::SQS::QueuePolicy").values():
+        if {"Ref": queue} in policy["Properties"]["Queues"]:
+            found += grants(policy["Properties"]["PolicyDocument"], service, "sqs:SendMessage")
+    return found
+
+
+def source_arns(statement: dict) -> list:
+    arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    return arns if isinstance(arns, list) else [arns]
+
+
+def test_every_rule_delivers_to_its_queue_and_dead_letters_what_it_cannot(template):
+    for rule_id, rule in resources_of(template, "AWS::Events::Rule").items():
+        for target in rule["Properties"]["Targets"]:
+            queue = target["Arn"]["Fn::GetAtt"][0]
+            # THEN the target queue's policy lets EventBridge send, for this rule only
+            (allowed,) = queue_policy_grants(template, queue, "events.amazonaws.com")
+            assert source_arns(allowed) == [{"Fn::GetAtt": [rule_id, "Arn"]}], rule_id
+            # AND the queue is encrypted in a way EventBridge can write to (SQS-managed, no KMS key)
+            assert template["Resources"][queue]["Properties"].get("SqsManagedSseEnabled") is True
+            assert "KmsMasterKeyId" not in template["Resources"][queue]["Properties"]
+            # AND what EventBridge cannot deliver after its retries lands in a DLQ it may write to
+            dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+            assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+            (dead,) = queue_policy_grants(template, dlq, "events.amazonaws.com")
+            assert {"Fn::GetAtt": [rule_id, "Arn"]} in source_arns(dead), rule_id
+
+
+def test_sns_delivers_ses_feedback_to_its_queue(template):
+    (subscription,) = template["Resources"]["SesFeedbackTopic"]["Properties"]["Subscription"]
+    queue = subscription["Endpoint"]["Fn::GetAtt"][0]
+    (allowed,) = queue_policy_grants(template, queue, "sns.amazonaws.com")
+    assert source_arns(allowed) == [{"Ref": "SesFeedbackTopic"}]
+    assert template["Resources"][queue]["Properties"].get("SqsManagedSseEnabled") is True
+
+
+def test_schedules_and_asynchronous_invocations_dead_letter_what_fails(template, monkeypatch):
+    # GIVEN every schedule, and the functions invoked asynchronously (by a schedule or by code)
+    schedules = []
+    for logical_id, resource in template["Resources"].items():
+        for name, event in (resource["Properties"].get("Events") or {}).items():
+            if event["Type"] == "ScheduleV2":
+                schedules.append((logical_id, name, event["Properties"]))
+                # THEN each retries and then dead-letters
+                assert event["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0].endswith("DLQ")
+                assert event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert len(schedules) >= 4
+    # every function a schedule invokes, and the one code invokes asynchronously (broadcast parts)
+    scheduled = {f for f, _, _ in schedules if template["Resources"][f]["Type"] == "AWS::Serverless::Function"}
+    assert "DeadLetterRedriveFunction" in scheduled
+    for function in scheduled | {"NurtureDueFunction"}:
+        dlq = template["Resources"][function]["Properties"]["DeadLetterQueue"]
+        assert dlq["Type"] == "SQS" and dlq["TargetArn"]["Fn::GetAtt"][0].endswith("DLQ")
+    # AND, as SAM deploys it, each schedule's role may invoke its target and write to its DLQ
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    output = transform(template, ROOT)["Resources"]
+    for schedule in (r for r in output.values() if r["Type"] == "AWS::Scheduler::Schedule"):
+        target = schedule["Properties"]["Target"]
+        role = output[target["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+        granted = [(s["Action"], s["Resource"]) for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        assert ("sqs:SendMessage", target["DeadLetterConfig"]["Arn"]) in granted
+        assert any(resource == target["Arn"] for _, resource in granted)
+        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == ["scheduler.amazonaws.com"]
+
+
+def test_every_function_has_a_log_group_kept_for_a_while_and_encrypted(template):
+    functions = set(resources_of(template, "AWS::Serverless::Function"))
+    groups = resources_of(template, "AWS::Logs::LogGroup")
+    named = {}
+    for logical_id, group in groups.items():
+        properties = group["Properties"]
+        # THEN every log group expires and is encrypted with the stack's key...
+        assert properties["RetentionInDays"] == {"Ref": "LogRetentionDays"}, logical_id
+        key_of(template, properties["KmsKeyId"])
+        name = properties["LogGroupName"]["Fn::Sub"]
+        if name.startswith("/aws/lambda/${"):
+            named[name.removeprefix("/aws/lambda/${").removesuffix("}")] = logical_id
+    # ... and every function has one (Lambda would otherwise create one that keeps logs forever)
+    assert set(named) == functions
+    # AND the key lets CloudWatch Logs use it for this stack's groups only
+    (key,) = resources_of(template, "AWS::KMS::Key").values()
+    (logs,) = grants(key["Properties"]["KeyPolicy"], {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}, "kms:Encrypt")
+    scoped = [arn["Fn::Sub"] for arn in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]]
+    assert all("${AWS::StackName}" in arn for arn in scoped)
+
+
+def test_no_table_can_be_deleted_by_accident(template):
+    tables = resources_of(template, "AWS::DynamoDB::Table")
+    assert "LeadsTable" in tables
+    for logical_id, table in tables.items():
+        assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain"), logical_id
+        assert table["Properties"]["DeletionProtectionEnabled"] is True, logical_id
+        assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_the_state_machine_logs_errors_and_traces(template):
+    machine = template["Resources"]["NurtureTickStateMachine"]["Properties"]
+    assert machine["Tracing"] == {"Enabled": True}
+    logging = machine["Logging"]
+    assert logging["Level"] in ("ERROR", "ALL") and logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_every_public_route_has_its_own_throttle(template):
+    api = template["Resources"]["HttpApi"]["Properties"]
+    settings = api["RouteSettings"]
+    public = {r.route_key for r in http_routes(template) if r.authorizer is None}
+    assert public == set(settings)
+    for route, limits in settings.items():
+        assert 0 < limits["ThrottlingRateLimit"] <= limits["ThrottlingBurstLimit"], route
+    # AND the access log names routes, never paths or query strings (tokens ride in both)
+    log_format = api["AccessLogSettings"]["Format"]
+    assert "$context.routeKey" in log_format
+    assert not any(f"$context.{field}" in log_format for field in ("path", "identity.sourceIp", "requestOverride"))
+
+
+def test_ses_publishes_only_what_leadflow_does_not_track_itself(template):
+    destination = template["Resources"]["SesConfigurationSetEvents"]["Properties"]["EventDestination"]
+    published = set(destination["MatchingEventTypes"])
+    assert not published & {"open", "click"}
+    assert {"send", "reject", "bounce", "complaint", "delivery", "renderingFailure", "deliveryDelay"} <= published

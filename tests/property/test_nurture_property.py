@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from leadflow.config.consent import ConsentPolicy, Purpose, Region
 from leadflow.config.scoring import GRADES, STAGES, ActivityType, GradeLetter
 from leadflow.config.sequences import (
     END,
@@ -47,6 +48,7 @@ from leadflow.config.sequences import (
     Variant,
     WaitStep,
 )
+from leadflow.domain.consent import consent_decision
 from leadflow.domain.nurture import (
     TERMINAL_STATUSES,
     ActivityView,
@@ -152,6 +154,8 @@ def sequences(draw: st.DrawFn) -> Sequence:
                     template=f"t-{step_id}",
                     subject=f"s-{step_id}",
                     topic=draw(st.sampled_from([None, "news"])),
+                    purpose=draw(st.sampled_from([None, "marketing_email", "event_invitations"])),
+                    transactional=draw(st.sampled_from([False, False, True])),
                     variants=variants,
                     next=draw(st.one_of(st.none(), forward)),
                 )
@@ -178,6 +182,7 @@ def sequences(draw: st.DrawFn) -> Sequence:
     return Sequence(
         id="prop",
         name="Property",
+        purpose="marketing_email",
         steps=tuple(steps),
         goal=draw(st.one_of(st.none(), st.none(), when)),
         status=draw(st.sampled_from(["active", "active", "active", "paused"])),
@@ -198,6 +203,12 @@ profiles = st.fixed_dictionaries(
         "unsubscribed": st.sampled_from([False, False, False, True]),
         "unsubscribed_topics": st.lists(st.sampled_from(["marketing", "news"]), max_size=1),
         "consent_pending": st.sampled_from([False, False, False, True]),
+        "consent_marketing_email": st.sampled_from(
+            [{"granted": True, "at": "2026-01-01"}, {"granted": False, "source": "complaint"}, "yes", None, {}]
+        ),
+        "consent_event_invitations": st.sampled_from([{"granted": True}, {"granted": "false"}]),
+        "consent_confirmed_at": st.sampled_from(["2026-01-02", None]),
+        "forms_submitted": st.lists(st.sampled_from(["demo", "webinar"]), max_size=2),
         "company": st.sampled_from(["Acme", "", "  ", None]),
         "cf_team_size": st.sampled_from(["5", "50", 5, 5.0, ["5"]]),
     },
@@ -264,10 +275,33 @@ def react(enrollment: Enrollment, opened: bool, clicked: bool, tag: str) -> Enro
 # ---------------------------------------------------------------------------- properties
 
 
+BASES = st.sampled_from(["opt_in", "soft_opt_in", "opt_out"])
+policies = st.builds(
+    ConsentPolicy,
+    purposes=st.just((Purpose("marketing_email", "Marketing"), Purpose("event_invitations", "Events"))),
+    default_basis=BASES,
+    regions=st.lists(
+        st.builds(
+            Region,
+            countries=st.sampled_from([("DE",), ("US", "JP")]).map(tuple),
+            basis=BASES,
+            double_opt_in=st.sampled_from([None, True, False]),
+        ),
+        max_size=2,
+    ).map(tuple),
+    double_opt_in=st.booleans(),
+    soft_opt_in_forms=st.just(("demo",)),
+)
+
+
 @PROPERTY
-@given(sequence=sequences(), lead=leads, messaging=messaging_configs, history=rounds)
+@given(sequence=sequences(), lead=leads, messaging=messaging_configs, history=rounds, policy=policies)
 def test_a_walk_never_fails_its_invariants(
-    sequence: Sequence, lead: LeadView, messaging: MessagingConfig, history: list[tuple[int | None, bool, bool, str]]
+    sequence: Sequence,
+    lead: LeadView,
+    messaging: MessagingConfig,
+    history: list[tuple[int | None, bool, bool, str]],
+    policy: ConsentPolicy,
 ):
     # GIVEN a random sequence and lead, the lead enrolled at START
     enrollment = enroll(replace(sequence, status="active"), 1, lead.lead_id, START, None)
@@ -281,8 +315,8 @@ def test_a_walk_never_fails_its_invariants(
             now = max(now, enrollment.due_at) if enrollment.due_at is not None else now
         else:
             now += timedelta(seconds=gap)
-        outcome = advance(sequence, enrollment, lead, now, messaging, SEGMENTS)
-        again = advance(sequence, enrollment, lead, now, messaging, SEGMENTS)
+        outcome = advance(sequence, enrollment, lead, now, messaging, SEGMENTS, policy)
+        again = advance(sequence, enrollment, lead, now, messaging, SEGMENTS, policy)
         moved = outcome.enrollment
 
         # THEN the outcome is deterministic...
@@ -295,6 +329,11 @@ def test_a_walk_never_fails_its_invariants(
         # ... an email is new, and recorded
         if outcome.email is not None:
             assert outcome.email.message_id not in sent_ids
+            # ... a marketing email only with consent for its purpose (a transactional one needs none)
+            step = sequence.step(outcome.email.step_id)
+            assert isinstance(step, EmailStep)
+            purpose = sequence.purpose_of(step)
+            assert purpose is None or consent_decision(purpose, lead.profile, policy) == "granted"
             sent_ids.add(outcome.email.message_id)
             assert moved.emails == (*enrollment.emails, SentEmail(outcome.email.step_id, outcome.email.message_id, now))
             lead = replace(lead, recent_sends=(*lead.recent_sends, now))
@@ -324,7 +363,9 @@ def test_matches_never_raises(data: st.DataObject, lead: LeadView, now: datetime
     # GIVEN a random condition and an enrollment with a few emails
     condition = data.draw(conditions(["s0", "s1"]))
     sequence = Sequence(
-        id="prop", name="Property", steps=(EmailStep(id="s0", type="email", template="t", subject="s"),)
+        id="prop",
+        name="Property",
+        steps=(EmailStep(id="s0", type="email", template="t", subject="s", purpose="marketing_email"),),
     )
     enrollment = enroll(sequence, 1, lead.lead_id, START, None)
     assert enrollment is not None

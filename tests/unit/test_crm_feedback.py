@@ -17,18 +17,22 @@ from standardwebhooks.webhooks import Webhook
 
 from leadflow.config.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.crm_feedback import (
+    FUTURE_SKEW,
     SALESFORCE_ACK,
     Feedback,
     InvalidSignature,
     LeadRef,
     MalformedFeedback,
+    WeakEndpointToken,
     decide,
     hubspot_request_uri,
     hubspot_v3_signature,
     parse_generic,
     parse_hubspot,
     parse_salesforce,
+    refuse_future,
     verify_hubspot_v3,
+    verify_salesforce_token,
 )
 from leadflow.domain.crm_feedback_models import GenericFeedback
 from leadflow.domain.webhook_signing import (
@@ -357,6 +361,37 @@ def test_the_ack_is_what_salesforce_expects() -> None:
         return fromstring(xml).findtext(".//{http://soap.sforce.com/2005/09/outbound}Ack")
 
     assert ack(SALESFORCE_ACK) == ack(expected) == "true"
+
+
+TOKEN = "x" * 31 + "Y"
+
+
+@pytest.mark.parametrize("received", [None, "", "x" * 32, TOKEN + "Y", TOKEN[:-1], TOKEN.lower()])
+def test_outbound_messages_without_the_endpoint_token_are_refused(received: str | None) -> None:
+    # GIVEN the token the operator put in the Outbound Message's endpoint URL
+    # WHEN a request carries no token or another one THEN it is not authenticated
+    with pytest.raises(InvalidSignature):
+        verify_salesforce_token(TOKEN, received)
+
+
+def test_the_endpoint_token_passes_and_a_short_one_is_never_trusted() -> None:
+    verify_salesforce_token(TOKEN, TOKEN)
+    # a token too short to resist guessing is a configuration error, not a credential
+    with pytest.raises(WeakEndpointToken):
+        verify_salesforce_token("short", "short")
+
+
+def test_feedback_from_the_future_is_refused_within_the_clock_skew_allowed() -> None:
+    # GIVEN feedback a little ahead of our clock (the CRM's clock runs fast) THEN it passes
+    refuse_future([feedback("accepted", at=NOW + FUTURE_SKEW)], NOW)
+    # WHEN one item of a batch is dated beyond the skew (a forged 2099) THEN the batch is refused, naming it
+    late = [feedback("accepted"), feedback("rejected", at=datetime(2099, 1, 1, tzinfo=UTC))]
+    with pytest.raises(MalformedFeedback) as refused:
+        refuse_future(late, NOW)
+    (problem,) = refused.value.problems
+    assert problem == f"1.occurred_at: 2099-01-01T00:00:00+00:00 is more than {FUTURE_SKEW} in the future"
+    with pytest.raises(MalformedFeedback):
+        refuse_future([feedback("won", at=NOW + FUTURE_SKEW + timedelta(seconds=1))], NOW)
 
 
 # ---------------------------------------------------------------------------- generic JSON

@@ -187,15 +187,61 @@ def test_an_invalid_base64_body_is_malformed(body: str):
         decode({"body": body, "isBase64Encoded": True}, URLENCODED)
 
 
+@pytest.mark.parametrize("charset", ["iso-8859-1", "latin-1", "windows-1252", "ISO_8859-1"])
+def test_a_json_body_is_read_in_its_declared_charset(charset: str):
+    # GIVEN a base64 JSON body whose bytes are Latin-1, declared as such (issue 13, defect 11)
+    event = bytes_event('{"first_name": "Zoë", "company": "Café €"}'.encode("cp1252"))
+
+    # WHEN it is decoded
+    fields, _ = decode(event, f"application/json; charset={charset}")
+
+    # THEN the text is what the client meant, not mojibake
+    assert fields == {"first_name": ["Zoë"], "company": ["Café €"]}
+
+
+def test_an_urlencoded_body_is_read_in_its_declared_charset():
+    # GIVEN an HTML form posted by a Latin-1 page: raw and percent-encoded Latin-1 bytes
+    event = bytes_event(b"first_name=Zo%EB&company=Caf\xe9")
+
+    # WHEN it is decoded with the declared charset
+    fields, _ = decode(event, URLENCODED + "; charset=ISO-8859-1")
+
+    # THEN both read as Latin-1
+    assert fields == {"first_name": ["Zoë"], "company": ["Café"]}
+
+
+def test_a_multipart_body_is_read_in_its_declared_charset():
+    # GIVEN a multipart body in Latin-1, declared on the request
+    body = multipart(({"Content-Disposition": 'form-data; name="first_name"'}, "Zoë".encode("latin-1")))
+
+    # WHEN it is decoded
+    fields, _ = decode(bytes_event(body), f"multipart/form-data; boundary={BOUNDARY}; charset=latin-1")
+
+    # THEN the field is read as Latin-1
+    assert fields == {"first_name": ["Zoë"]}
+
+
 @pytest.mark.parametrize("content_type", [URLENCODED, "application/json"])
-def test_bytes_that_are_not_utf8_are_malformed(content_type: str):
-    # GIVEN a base64 body whose bytes are Latin-1, not UTF-8
+def test_bytes_that_are_not_utf8_are_malformed_when_utf8_is_declared(content_type: str):
+    # GIVEN a base64 body whose bytes are Latin-1, declared (or defaulting to) UTF-8
     event = bytes_event('{"first_name": "Zoë"}'.encode("latin-1"))
 
-    # WHEN it is decoded (whatever charset is declared, only UTF-8 is read)
+    # WHEN it is decoded
     # THEN it is malformed
-    with pytest.raises(MalformedBody, match="UTF-8"):
-        decode(event, content_type + "; charset=iso-8859-1")
+    for declared in (content_type, content_type + "; charset=utf-8"):
+        with pytest.raises(MalformedBody, match="UTF-8"):
+            decode(event, declared)
+
+
+@pytest.mark.parametrize("charset", ["rot13", "base64", "utf-7", "unicode_escape", "no-such-charset", "utf-16"])
+def test_a_charset_no_browser_posts_is_refused(charset: str):
+    # GIVEN a body declaring a codec that is not a web encoding (some are Python bytes-to-bytes codecs)
+    event = bytes_event(b'{"first_name": "x"}')
+
+    # WHEN it is decoded
+    # THEN it is refused as an unsupported content type (415), never decoded with that codec
+    with pytest.raises(UnsupportedContentType, match="charset"):
+        decode(event, f"application/json; charset={charset}")
 
 
 def test_a_text_body_with_a_lone_surrogate_is_malformed():
@@ -301,7 +347,7 @@ def test_multipart_that_does_not_parse_is_malformed(body: bytes):
         decode(bytes_event(body), f"multipart/form-data; boundary={BOUNDARY}")
 
 
-def test_a_multipart_field_that_is_not_utf8_is_malformed():
+def test_a_multipart_field_that_is_not_utf8_is_malformed_when_none_is_declared():
     # GIVEN a multipart text field in Latin-1
     body = multipart(({"Content-Disposition": 'form-data; name="first_name"'}, "Zoë".encode("latin-1")))
 

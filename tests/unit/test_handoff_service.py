@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from leadflow.adapters.crm_delivery import Delivery
 from leadflow.config.handoff import Assignment, Destination, HandoffConfig, Owner, Team, WorkingHours
 from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import HandoffDisabled, Outcome
+from leadflow.ports import Delivery
 from leadflow.services.handoff import HandoffService
 
 pytestmark = pytest.mark.unit
@@ -284,3 +284,24 @@ def test_sla_sweep_reminds_escalates_recycles_and_frees_the_owner() -> None:
     assert notice.to == "ana@example.com"
     assert notice.subject.startswith("Reminder: please accept the hand-off")
     assert message_id == f"sla-{record['handoff_id']}-remind"
+
+
+def test_a_lead_recycled_by_decay_closes_its_open_handoff_and_is_never_escalated() -> None:
+    # GIVEN an open hand-off whose lead's score then decayed: scoring recycled the lead (issue 13, defect 12)
+    svc, store, _, _, clock = service()
+    record, _ = svc.start("L0", "manual", "", "api:t")
+    NOTIFIER.sent.clear()
+    store.profiles["L0"]["stage"] = "recycled"
+    # WHEN the SLA sweep comes, past the escalation time
+    clock.at += timedelta(hours=9)
+    result = svc.sweep()
+    # THEN the hand-off is recycled, its owner freed, nobody reminded or escalated to, and it is no longer watched
+    assert (result.reminded, result.escalated, result.recycled) == (0, 0, 1)
+    stored = store.records[("L0", record["handoff_id"])]
+    assert stored["status"] == "recycled"
+    assert stored["history"][-1]["by"] == "scoring"
+    assert store.load["ana"] == 0
+    assert NOTIFIER.sent == []
+    assert "handoff.escalated" not in {e.detail_type for e in store.events}
+    clock.at += timedelta(days=20)
+    assert svc.sweep().checked == 0

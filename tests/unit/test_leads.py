@@ -127,7 +127,7 @@ def test_a_blank_never_overwrites_a_known_value(demo: FormDefinition):
 
 
 def test_a_newer_non_blank_value_replaces_the_old_one(demo: FormDefinition):
-    # GIVEN a lead who has since changed jobs
+    # GIVEN a lead who has since changed jobs (and is identified: plan_changes overwrites by default)
     first = submit(demo, {"email": "jane@example.com", "company": "ACME", "title": "Engineer"})
     later = submit(demo, {"email": "jane@example.com", "company": "Globex", "company_size": "51-200"}, LATER)
 
@@ -298,6 +298,7 @@ def test_the_writes_of_a_capture_are_for_the_given_lead(demo: FormDefinition):
         "touch": submission.touch,
         "fields": submission.raw_fields,
         "user_agent": "UA/1",
+        "unverified": True,  # an unidentified post for a known lead: values kept for review
     }
     assert write.consent is not None
     assert (write.consent["granted"], write.consent["form_id"]) == (True, "demo-signup")
@@ -383,6 +384,8 @@ def run_update(existing: dict[str, Any] | None, actions: dict[str, tuple[str, An
             item[name] = value
         elif action == "if_not_exists":
             item.setdefault(name, value)
+        elif "SS" in typed:  # ADD to a string set: the union
+            item[name] = set(item.get(name) or ()) | set(value)
         else:
             item[name] = item.get(name, 0) + value
     return item
@@ -415,14 +418,21 @@ def test_the_update_expression_covers_every_key_of_the_changes(demo: FormDefinit
     # THEN every key is SET, SET if_not_exists or ADDed, as the changes say
     assert {n for n, (a, _) in actions.items() if a == "set"} == set(changes.set_always)
     assert {n for n, (a, _) in actions.items() if a == "if_not_exists"} == set(changes.set_if_absent)
-    assert {n for n, (a, _) in actions.items() if a == "add"} == set(changes.increment)
+    assert {n for n, (a, _) in actions.items() if a == "add"} == set(changes.increment) | set(changes.add_to_sets)
+    assert changes.add_to_sets == {"forms_submitted": frozenset({"demo-signup"})}
 
 
 @pytest.mark.parametrize(
     "existing",
     [
         None,
-        {"lead_id": "01OLDLEAD000000000000000000", "created_at": "2020-01-01", "stage": "customer", "submissions": 7},
+        {
+            "lead_id": "01OLDLEAD000000000000000000",
+            "created_at": "2020-01-01",
+            "stage": "customer",
+            "submissions": 7,
+            "forms_submitted": {"webinar-registration"},
+        },
     ],
     ids=["new lead", "existing lead"],
 )
@@ -469,3 +479,41 @@ def test_an_update_without_increments_has_no_add_clause():
     # THEN it is SET only
     assert "ADD" not in expression
     assert parse_update(expression, names, values).keys() == {"email", "lead_id"}
+
+
+# ---------------------------------------------------------------------------- who may overwrite (issue 13, defect 6)
+
+
+def test_an_unidentified_post_for_a_known_lead_only_fills_blanks(demo: FormDefinition):
+    # GIVEN a lead who told us their first name and company
+    known = {"lead_id": LEAD_ID, "first_name": "Jane", "company": "ACME", "stage": "lead"}
+    # WHEN a stranger posts their address with other values and a title the lead never gave
+    stranger = submit(demo, {"email": "jane@acme.example", "first_name": "Mallory", "company": "Evil", "title": "CEO"})
+    write = make_plan(stranger).for_lead(LEAD_ID, is_new=False)
+    lead = apply_changes(known, write.changes)
+    # THEN nothing the person told us changed, the blank was filled, and the activity keeps the values for review
+    assert (lead["first_name"], lead["company"], lead["title"]) == ("Jane", "ACME", "CEO")
+    assert write.activity["unverified"] is True
+    assert write.activity["fields"]["first_name"] == ["Mallory"]
+
+
+def test_the_identified_visitor_may_update_their_own_lead(demo: FormDefinition):
+    # GIVEN the same post from a browser leadflow's signed visitor cookie names as this lead
+    known = {"lead_id": LEAD_ID, "first_name": "Jane", "company": "ACME"}
+    moved = submit(demo, {"email": "jane@acme.example", "company": "Globex"})
+    plan = CapturePlan(moved, "a", "n", ("e1", "e2"), "k", identified_lead_id=LEAD_ID)
+    # WHEN it is planned for the lead
+    write = plan.for_lead(LEAD_ID, is_new=False)
+    # THEN the newer value replaces the old one, and the activity is not marked unverified
+    assert apply_changes(known, write.changes)["company"] == "Globex"
+    assert "unverified" not in write.activity
+
+
+def test_a_cookie_of_another_lead_does_not_identify_the_post(demo: FormDefinition):
+    # GIVEN a visitor identified as another lead posting this lead's address
+    plan = CapturePlan(submit(demo, {"email": "jane@acme.example", "company": "Globex"}), "a", "n", ("e1", "e2"), "k")
+    plan = CapturePlan(plan.submission, "a", "n", ("e1", "e2"), "k", identified_lead_id="01OTHERLEAD0000000000000000")
+    # WHEN it is planned
+    write = plan.for_lead(LEAD_ID, is_new=False)
+    # THEN it only fills blanks
+    assert apply_changes({"company": "ACME"}, write.changes)["company"] == "ACME"

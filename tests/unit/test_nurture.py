@@ -55,7 +55,9 @@ DAY = timedelta(days=1)
 
 def sequence(*steps: dict[str, Any], **extra: Any) -> Sequence:
     """A sequence validated as sequences/test.yaml would be."""
-    return Sequence.model_validate({"id": "test", "name": "Test", "steps": list(steps), **extra})
+    return Sequence.model_validate(
+        {"id": "test", "name": "Test", "purpose": "marketing_email", "steps": list(steps), **extra}
+    )
 
 
 def email(step_id: str, **extra: Any) -> dict[str, Any]:
@@ -78,8 +80,14 @@ def cond(data: dict[str, Any]) -> Condition:
     return models.validate(Condition, data)
 
 
+GRANTED = {"granted": True, "at": "2026-11-01T09:00:00+00:00", "form_id": "demo-signup"}
+
+
 def lead(lead_id: str = "lead-1", **profile: Any) -> LeadView:
-    return LeadView(lead_id=lead_id, profile={"lead_id": lead_id, "stage": "lead", **profile})
+    """A lead who gave consent to marketing email (the consent matrix tests say otherwise explicitly)."""
+    return LeadView(
+        lead_id=lead_id, profile={"lead_id": lead_id, "stage": "lead", "consent_marketing_email": GRANTED, **profile}
+    )
 
 
 def start(seq: Sequence, lead_id: str = "lead-1", at: datetime = NOW) -> Enrollment:
@@ -114,6 +122,7 @@ PUSH = Sequence.model_validate(
     {
         "id": "push",
         "name": "Push nurturing",
+        "purpose": "marketing_email",
         "steps": [
             email("discount", subject="One week only: 20% off"),
             wait("wait-open", days=7, until_event={"opened": "discount"}),
@@ -1110,13 +1119,14 @@ def test_a_held_enrollment_completes_at_the_end_of_its_wait_unless_the_lead_reac
 
 
 def test_send_slots_are_taken_in_blocks_that_grow_with_the_rate_and_never_pass_it() -> None:
-    from leadflow.services.nurture import BROADCAST_PARTS, slot_block
+    from leadflow.services.nurture import PART_RATE, SLOT_BLOCK, broadcast_parts, slot_block
 
     assert slot_block(14) == 14  # the demo's rate: one block is the whole second
-    assert slot_block(100) == 25
-    assert slot_block(10_000) == 10_000 // (2 * BROADCAST_PARTS)
-    # the parts' blocks together leave at least half the rate to others at high rates
+    assert slot_block(100) == SLOT_BLOCK  # five parts of 20/s: the block floor, one write a second each
+    assert slot_block(10_000) == SLOT_BLOCK  # 500 parts of 20/s: the floor, never fewer slots than a share
     for rate in (1, 14, 25, 400, 1_000, 50_000):
-        assert 1 <= slot_block(rate) <= rate
-        if rate >= 800:
-            assert slot_block(rate) * BROADCAST_PARTS <= rate // 2
+        block = slot_block(rate)
+        assert 1 <= block <= rate
+        # one block a second per part covers the rate, and no part's block is much above its share
+        assert block * broadcast_parts(rate) >= rate
+        assert block <= max(SLOT_BLOCK, -(-rate // broadcast_parts(rate)), PART_RATE)

@@ -1,6 +1,6 @@
 """The nurture step's cheaper helpers give what they gave.
 
-``adapters.nurture._iso`` keeps the text of UTC instants; ``services.nurture._personal`` and
+``domain.nurture.mail_log.utc_iso`` keeps the text of UTC instants; ``services.nurture._personal`` and
 ``_recent_sends`` take shortcuts for the common profile (no custom fields to copy, no legacy
 sends); a batch worked on one thread counts straight into its result. Each must be what the
 code before them computed, for any input.
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.adapters.nurture import MailLog, _iso
+from leadflow.domain.nurture.mail_log import MailLog, utc_iso
 from leadflow.services.nurture import _personal, _recent_sends
 
 pytestmark = pytest.mark.unit
@@ -43,14 +43,14 @@ class ShiftedDatetime(datetime):
 )
 def test_iso_times_are_what_they_were(value: datetime | None) -> None:
     expected = value.astimezone(UTC).isoformat() if value is not None else None
-    assert _iso(value) == expected
-    assert _iso(value) == expected  # read again: from the kept texts where they are kept
+    assert utc_iso(value) == expected
+    assert utc_iso(value) == expected  # read again: from the kept texts where they are kept
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.datetimes(timezones=st.just(UTC) | st.sampled_from([BERLIN, ZoneInfo("America/New_York")])))
 def test_iso_times_of_any_zone_are_their_utc_text(value: datetime) -> None:
-    assert _iso(value) == value.astimezone(UTC).isoformat()
+    assert utc_iso(value) == value.astimezone(UTC).isoformat()
 
 
 def reference_personal(profile: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 from markupsafe import escape
 
+from leadflow.config.templates import load_template_sources
 from leadflow.domain.errors import LeadflowError
 from leadflow.domain.rendering import (
     EmailRenderer,
@@ -26,7 +27,6 @@ from leadflow.domain.rendering import (
     Sender,
     TemplateProblem,
     html_to_text,
-    load_template_sources,
     one_line,
 )
 from tests.conftest import FIXTURES, WORKSPACE, external, load_json
@@ -648,3 +648,15 @@ def test_a_thousand_emails_render_in_well_under_two_seconds():
     elapsed = time.perf_counter() - started
     # THEN it takes under 2 s (about 0.1 s on a laptop)
     assert elapsed < 2.0, f"{elapsed:.2f} s for 1,000 emails"
+
+
+def test_the_welcome_promises_weekly_tips_only_to_those_who_consented():
+    # GIVEN the welcome (the transactional reply) for a lead without consent and one with it
+    without = render(lead=LEAD)
+    granted = render(lead={**LEAD, "consent_marketing_email": {"granted": True, "at": "2026-11-01"}})
+    withdrawn = render(lead={**LEAD, "consent_marketing_email": {"granted": False, "at": "2026-11-02"}})
+    promise = "One short email a week"
+    # THEN only the consenting lead is told to expect marketing email
+    assert promise in granted.html and promise in granted.text
+    assert promise not in without.html and promise not in without.text
+    assert promise not in withdrawn.html and promise not in withdrawn.text

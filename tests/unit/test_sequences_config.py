@@ -24,6 +24,7 @@ def sequence(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": "s",
         "name": "S",
+        "purpose": "marketing_email",
         "steps": [
             {"id": "hello", "type": "email", "template": "welcome", "subject": "Hi"},
             {"id": "pause", "type": "wait", "days": 2, "until_event": {"opened": "hello"}},
@@ -76,7 +77,8 @@ def test_a_sound_sequence_validates_and_has_a_stable_content_hash():
         (sequence(migrations=[{"from_version": 1, "steps": {"old": "missing"}}]), "not a step"),
         (sequence(reentry={"policy": "sometimes"}), "policy"),
         (sequence(unknown_key=1), "unknown_key"),
-        (sequence(goal={"activity": {"type": "email_delivered"}}), "not sent to nurture"),
+        # SES deliveries are no activity (issue 17): a goal or a wait on one could never be reached
+        (sequence(goal={"activity": {"type": "email_delivered"}}), "goal.activity.type"),
         (
             sequence(
                 steps=[
@@ -84,7 +86,7 @@ def test_a_sound_sequence_validates_and_has_a_stable_content_hash():
                     {"id": "w", "type": "wait", "days": 1, "until_event": {"activity": {"type": "email_delivered"}}},
                 ]
             ),
-            "not sent to nurture",
+            "until_event.activity.type",
         ),
     ],
 )
@@ -176,14 +178,14 @@ def test_nurture_listens_to_the_lead_events_its_sequences_read(tmp_path: Path):
     scored = tmp_path / "scored"
     shutil.copytree(WORKSPACE, scored)
     (scored / "sequences" / "hot.yaml").write_text(
-        "id: hot\nname: Hot\ngoal: {score: {gte: 50}}\nsteps:\n"
+        "id: hot\nname: Hot\ngoal: {score: {gte: 50}}\npurpose: marketing_email\nsteps:\n"
         "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
     )
     joined = tmp_path / "joined"
     shutil.copytree(WORKSPACE, joined)
     segment = Workspace(WORKSPACE).segments.segments[0].id
     (joined / "sequences" / "join.yaml").write_text(
-        f"id: join\nname: Join\ntriggers: [{{segment_joined: {segment}}}]\nsteps:\n"
+        f"id: join\nname: Join\ntriggers: [{{segment_joined: {segment}}}]\npurpose: marketing_email\nsteps:\n"
         "  - {id: hello, type: email, template: push_discount, subject: Hi}\n"
     )
     # THEN score events matter to the first (the scoring function marks them for the nurture rule),

@@ -13,6 +13,7 @@ CAPTURE_ENV = {
     "INTAKE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/intake",
     "LEADFLOW_WORKSPACE": "/opt/workspace",
     "RATE_LIMIT_PER_MINUTE": " 30 ",
+    "TRACKING_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:tracking",
 }
 
 
@@ -79,3 +80,33 @@ def test_each_function_reads_only_its_own_variables():
     # THEN it names what nurture lacks, not what it has
     assert "NURTURE_SHARDS is not set" in str(raised.value)
     assert "LEADS_TABLE" not in str(raised.value)
+
+
+def test_local_mode_is_off_unless_the_dev_stack_says_so():
+    from leadflow.settings import local_base_url
+
+    # GIVEN AWS (no LEADFLOW_LOCAL) or an explicit false
+    # THEN hand-off delivery is not in local mode
+    assert local_base_url({}) is None
+    assert local_base_url({"LEADFLOW_LOCAL": "false", "PUBLIC_BASE_URL": "http://x"}) is None
+    # GIVEN the dev stack's variables
+    # THEN local mode holds the stack's URL
+    assert local_base_url({"LEADFLOW_LOCAL": "TRUE", "PUBLIC_BASE_URL": " http://127.0.0.1:8000 "}) == (
+        "http://127.0.0.1:8000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LEADFLOW_LOCAL": "true"}, "LEADFLOW_LOCAL=true needs PUBLIC_BASE_URL"),
+        ({"LEADFLOW_LOCAL": "yes", "PUBLIC_BASE_URL": "http://x"}, "LEADFLOW_LOCAL must be true or false, not 'yes'"),
+    ],
+)
+def test_a_half_set_local_mode_fails_clearly(env: dict[str, str], message: str):
+    from leadflow.settings import local_base_url
+
+    # GIVEN local mode without its URL, or a flag that is neither true nor false
+    # THEN the cold start fails naming the variable (never a silent default)
+    with pytest.raises(MissingSetting, match=message):
+        local_base_url(env)

@@ -161,3 +161,11 @@ def test_any_site_event_is_an_event_or_a_named_refusal(body):
         parse_site_event(body)
     except InvalidSubmission as error:
         assert error.errors
+
+
+@pytest.mark.parametrize("kind", [{}, [], ["page_view"], {"page_view": 1}, 1, None, True])
+def test_a_site_event_type_that_is_not_text_is_a_named_refusal(kind):
+    # found by schemathesis on POST /t/e: {"type": {}} was a TypeError (500)
+    with pytest.raises(InvalidSubmission) as refused:
+        parse_site_event({"visitor_id": "v-12345678", "type": kind, "url": "https://www.example.com/"})
+    assert [e.field for e in refused.value.errors] == ["type"]

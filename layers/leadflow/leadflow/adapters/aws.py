@@ -27,11 +27,12 @@ LEAN_CONFIG = Config(
 )
 
 
-def client(service: str) -> Any:
-    """A boto3 client; boto3 itself is imported on first use to keep cold starts short."""
+def client(service: str, config: Config | None = None) -> Any:
+    """A boto3 client (with ``config``, else leadflow's default); boto3 itself is imported on first
+    use to keep cold starts short."""
     import boto3
 
-    return boto3.client(service, config=CLIENT_CONFIG.merge(LEAN_CONFIG))  # type: ignore[call-overload]
+    return boto3.client(service, config=config or CLIENT_CONFIG.merge(LEAN_CONFIG))  # type: ignore[call-overload]
 
 
 class LazyClient:
@@ -39,10 +40,12 @@ class LazyClient:
     first, and cold starts stay short); a test may pass its own client instead."""
 
     SERVICE: ClassVar[str]
+    CONFIG: ClassVar[Config | None] = None
+    """The client's configuration when it is not leadflow's default (``client``)."""
     _client: Any = None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = client(self.SERVICE)
+            self._client = client(self.SERVICE, self.CONFIG)
         return self._client

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from leadflow.config.handoff import Destination
 from leadflow.domain.handoff import (
     DestinationRefused,
     Outcome,
@@ -33,10 +32,10 @@ from leadflow.domain.handoff import (
     webhook_id,
 )
 from leadflow.domain.webhook_signing import sign
+from leadflow.ports import Delivery, DeliverySender
 
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "leadflow-handoff/1"
-HUBSPOT_API = "https://api.hubapi.com"
 
 
 class Secrets(Protocol):
@@ -122,22 +121,6 @@ class SafeHttp:
             raise OSError(f"bad HTTP answer: {type(error).__name__}") from error
         finally:
             connection.close()
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One hand-off to one destination: what a sender needs."""
-
-    destination: Destination
-    url: str  # the effective URL (the fake CRM under `leadflow dev`)
-    allow_private: bool
-    payload: dict[str, Any]
-    handoff_id: str
-    lead_id: str
-
-
-class Sender(Protocol):
-    def send(self, delivery: Delivery, now: datetime) -> Outcome: ...
 
 
 def _attempt(call: Callable[[], Outcome]) -> Outcome:
@@ -383,7 +366,7 @@ class Senders:
     """The sender of each destination type."""
 
     def __init__(self, http: SafeHttp, secrets: Secrets) -> None:
-        self.by_type: dict[str, Sender] = {
+        self.by_type: dict[str, DeliverySender] = {
             "webhook": WebhookSender(http, secrets),
             "hubspot": HubSpotSender(http, secrets),
             "salesforce": SalesforceSender(http, secrets),
@@ -391,17 +374,3 @@ class Senders:
 
     def send(self, delivery: Delivery, now: datetime) -> Outcome:
         return self.by_type[delivery.destination.type].send(delivery, now)
-
-
-def effective_url(destination: Destination, local_mode: bool, local_base_url: str) -> tuple[str, bool]:
-    """The URL a destination is sent to, and whether private addresses are allowed for it.
-
-    Under ``leadflow dev`` a destination marked ``local_fake_crm`` goes to the dev stack's own
-    fake CRM (on loopback, which is allowed for it alone).
-    """
-    if local_mode and destination.local_fake_crm and local_base_url:
-        suffix = {"webhook": "/_dev/crm/hook", "hubspot": "/_dev/crm/hubspot", "salesforce": "/_dev/crm/salesforce"}
-        return local_base_url.rstrip("/") + suffix[destination.type], True
-    if destination.type == "hubspot":
-        return destination.url or HUBSPOT_API, destination.allow_private_network
-    return str(destination.url), destination.allow_private_network

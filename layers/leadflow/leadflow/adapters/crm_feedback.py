@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from leadflow.adapters.dynamo import deserialize, lead_key, serialize, versioned_lead_update
 from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.domain.errors import StorageUnavailable
-from leadflow.services.crm_feedback import ApplyStatus, CrmFeedbackWrite, FeedbackState
+from leadflow.ports import ApplyStatus, CrmFeedbackWrite, FeedbackState
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -15,15 +15,14 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from leadflow.adapters.aws import LazyClient
-from leadflow.domain.errors import RateLimited, StorageUnavailable
+from leadflow.domain.errors import IdempotencyConflict, RateLimited, StorageUnavailable
 from leadflow.domain.events import DomainEvent
-from leadflow.domain.leads import CapturePlan, CaptureWrite, LeadChanges
+from leadflow.domain.leads import FORM, CapturePlan, CaptureWrite, LeadChanges
 from leadflow.domain.ratelimit import HitCounter, RateWindow
 from leadflow.ports import ScoreState, SpamRecord, StoredCapture
 
 if TYPE_CHECKING:
-    from leadflow.services.feedback import FeedbackWrite
-    from leadflow.services.scoring import ScoreWrite
+    from leadflow.ports import FeedbackWrite, ScoreWrite
 
 OUTBOX_TTL = timedelta(days=7)
 IDEMPOTENCY_TTL = timedelta(days=15)  # longer than the intake queue keeps a post (14 days)
@@ -134,9 +133,10 @@ once and then only what was listed since."""
 SUPPRESS_NAMES = {"#r": "reason", "#a": "at", "#gp": "GSI2PK", "#gs": "GSI2SK"}
 
 
-def suppress_values(email_key: str, reason: str, at: str, listed_at: str) -> dict[str, str]:
-    """The values of ``SUPPRESS_UPDATE`` for one suppression."""
-    return {":r": reason, ":a": at, ":gp": SUPPRESSED_PK, ":gs": f"{listed_at}#{email_key}"}
+def suppress_values(address_key: str, reason: str, at: str, listed_at: str) -> dict[str, str]:
+    """The values of ``SUPPRESS_UPDATE`` for one suppression (``address_key``: the address's keyed
+    hash, ``domain.gdpr.address_hash``; the list never holds an address)."""
+    return {":r": reason, ":a": at, ":gp": SUPPRESSED_PK, ":gs": f"{listed_at}#{address_key}"}
 
 
 def lead_key(lead_id: str) -> dict[str, str]:
@@ -161,6 +161,10 @@ def update_expression(changes: LeadChanges) -> tuple[str, dict[str, str], dict[s
         names[f"#n{i}"] = name
         values[f":n{i}"] = amount
         adds.append(f"#n{i} :n{i}")
+    for i, (name, members) in enumerate(changes.add_to_sets.items()):
+        names[f"#a{i}"] = name
+        values[f":a{i}"] = set(members)
+        adds.append(f"#a{i} :a{i}")
     expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
     return expression, names, serialize(values)
 
@@ -170,6 +174,15 @@ def stage_fields(lead_id: str, stage: str, names: dict[str, str], values: dict[s
     names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"})
     values.update({":st": stage, ":p3": f"STAGE#{stage}", ":s3": lead_id})
     return "#st = :st, #p3 = :p3, #s3 = :s3"
+
+
+def score_summary_fields(summary: dict[str, Any], names: dict[str, str], values: dict[str, Any]) -> str:
+    """The SET fragment of a lead's score summary (scores per model, grade, grade points, when)."""
+    names.update({"#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"})
+    values.update(
+        {":s": summary["scores"], ":g": summary["grade"], ":gp": summary["grade_points"], ":at": summary["scored_at"]}
+    )
+    return "#s = :s, #g = :g, #gp = :gp, #at = :at"
 
 
 def score_version_condition(expected: int, values: dict[str, Any]) -> str:
@@ -226,11 +239,18 @@ class DynamoLeadStore(LazyClient):
             items, roles = self._capture_items(plan, write, window, day)
             reasons = self._transact(items)
             if reasons is None:
-                return StoredCapture(write.lead_id, created=write.is_new)
+                return StoredCapture(write.lead_id, created=write.is_new, submission_id=plan.submission_id)
             failed = {roles[i]: r for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
             if "idempotency" in failed:
                 old = deserialize(failed["idempotency"]["Item"])
-                return StoredCapture(old["lead_id"], created=bool(old.get("created")), replayed=True)
+                if old.get("payload_digest", plan.payload_digest) != plan.payload_digest:
+                    raise IdempotencyConflict("the key was used for another submission")
+                return StoredCapture(
+                    old["lead_id"],
+                    created=bool(old.get("created")),
+                    replayed=True,
+                    submission_id=str(old.get("submission_id", "")),
+                )
             if "rate" in failed and window is not None:
                 raise RateLimited(window.retry_after_seconds)
             if "guard" in failed:
@@ -279,8 +299,14 @@ class DynamoLeadStore(LazyClient):
             items.append(item)
             roles.append(role)
 
+        # What the activity names besides itself, so that an erasure finds the person's other items.
+        links: dict[str, str] = {}
+        visitor = plan.submission.visitor_id
+        if visitor:
+            links["visitor_id"] = visitor
         if plan.idempotency_key:
             digest = hashlib.sha256(plan.idempotency_key.encode()).hexdigest()
+            links["idem_key"] = f"IDEM#{write.activity['form_id']}#{digest}"
             expires = int(plan.submission.received_at.timestamp() + IDEMPOTENCY_TTL.total_seconds())
             add(
                 "idempotency",
@@ -293,6 +319,8 @@ class DynamoLeadStore(LazyClient):
                                 "SK": "IDEM",
                                 "lead_id": write.lead_id,
                                 "created": write.is_new,
+                                "submission_id": plan.submission_id,
+                                "payload_digest": plan.payload_digest,
                                 "expires_at": expires,
                             }
                         ),
@@ -331,7 +359,9 @@ class DynamoLeadStore(LazyClient):
         }
         if "account_domain" in changes.set_if_absent:
             indexes.update(GSI1PK=f"ACCOUNT#{changes.set_if_absent['account_domain']}", GSI1SK=f"LEAD#{write.lead_id}")
-        changes = LeadChanges(changes.set_always, {**changes.set_if_absent, **indexes}, changes.increment)
+        changes = LeadChanges(
+            changes.set_always, {**changes.set_if_absent, **indexes}, changes.increment, changes.add_to_sets
+        )
         expression, names, values = update_expression(changes)
         add(
             "lead",
@@ -355,6 +385,7 @@ class DynamoLeadStore(LazyClient):
                             "PK": f"LEAD#{write.lead_id}",
                             "SK": f"ACT#{at}#{write.activity['activity_id']}",
                             **write.activity,
+                            **links,
                         }
                     ),
                 }
@@ -376,7 +407,6 @@ class DynamoLeadStore(LazyClient):
                     }
                 },
             )
-        visitor = plan.submission.visitor_id
         if visitor:  # later site events of this visitor are the lead's; earlier ones are stitched by scoring
             add(
                 "visitor",
@@ -391,15 +421,24 @@ class DynamoLeadStore(LazyClient):
             )
         for event in write.events:
             add("outbox", {"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(event))}})
-        counters = {"submissions": 1, "new_leads": 1 if write.is_new else 0}
-        add("stats", self._stats_item(day, write.activity["form_id"], counters))
+        if plan.origin == FORM:  # the API and imports are no form: nothing in the forms report
+            counters = {"submissions": 1, "new_leads": 1 if write.is_new else 0}
+            counters.update({f"flag_{flag}": 1 for flag in plan.submission.flags})
+            add("stats", self._stats_item(day, write.activity["form_id"], counters))
         return items, roles
 
     def _outbox_item(self, event: DomainEvent) -> dict[str, Any]:
+        """An event waiting in the outbox. An event about a lead is kept in the lead's partition
+        (``LEAD#<id>`` / ``EVENT#<event id>``), so that an erasure finds it with the lead's items;
+        others under ``OUTBOX#<event id>`` / ``EVENT``. The stream relays both."""
         expires = int(datetime.fromisoformat(event.occurred_at).timestamp() + OUTBOX_TTL.total_seconds())
+        lead_id = event.detail.get("lead_id")
         return {
-            "PK": f"OUTBOX#{event.event_id}",
-            "SK": "EVENT",
+            **(
+                {"PK": f"LEAD#{lead_id}", "SK": f"EVENT#{event.event_id}"}
+                if lead_id
+                else {"PK": f"OUTBOX#{event.event_id}", "SK": "EVENT"}
+            ),
             "source": event.source,
             "detail_type": event.detail_type,
             "detail": json.dumps(event.envelope(), separators=(",", ":")),
@@ -407,14 +446,19 @@ class DynamoLeadStore(LazyClient):
         }
 
     def _rate_item(self, window: RateWindow) -> dict[str, Any]:
+        return self._capped_count(window.counter_key, "RATE", window.expires_at, window.limit)
+
+    def _capped_count(self, pk: str, sk: str, expires_at: int, limit: int) -> dict[str, Any]:
+        """A transaction's count of one more on a counter item (``n``, with a TTL), refused (the
+        transaction cancelled) once it holds ``limit``: a rate window, a tracking hit counter."""
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": serialize({"PK": window.counter_key, "SK": "RATE"}),
+                "Key": serialize({"PK": pk, "SK": sk}),
                 "UpdateExpression": "ADD #n :one SET #e = :exp",
                 "ConditionExpression": "attribute_not_exists(#n) OR #n < :limit",
                 "ExpressionAttributeNames": {"#n": "n", "#e": "expires_at"},
-                "ExpressionAttributeValues": serialize({":one": 1, ":exp": window.expires_at, ":limit": window.limit}),
+                "ExpressionAttributeValues": serialize({":one": 1, ":exp": expires_at, ":limit": limit}),
             }
         }
 
@@ -449,7 +493,7 @@ class DynamoLeadStore(LazyClient):
                     reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])
                     codes = {r.get("Code") for r in reasons}
                     if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
-                        self._sleep(random.uniform(0.005, 0.02) * 2**attempt)
+                        self._sleep(random.uniform(0.005, 0.02) * 2**attempt)  # nosec B311 # backoff jitter, not secrecy
                         continue
                     if codes & UNAVAILABLE_CODES:
                         raise StorageUnavailable(code) from error
@@ -467,28 +511,15 @@ class DynamoLeadStore(LazyClient):
         """Store one activity (under ``LEAD#id`` or ``VISITOR#id``) with its outbox events.
 
         Returns:
-            False when nothing was written: the hit counter is full, or an activity with
-            this id is already stored (a redelivery).
+            False when nothing was written: the hit counter is full, an activity with this id
+            is already stored (a redelivery), or the lead does not exist (erased).
 
         Raises:
             StorageUnavailable: throttled or down.
         """
         items: list[dict[str, Any]] = []
         if counter is not None:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": serialize({"PK": counter.key, "SK": "HITS"}),
-                        "UpdateExpression": "ADD #n :one SET #e = :exp",
-                        "ConditionExpression": "attribute_not_exists(#n) OR #n < :cap",
-                        "ExpressionAttributeNames": {"#n": "n", "#e": "expires_at"},
-                        "ExpressionAttributeValues": serialize(
-                            {":one": 1, ":exp": counter.expires_at, ":cap": counter.cap}
-                        ),
-                    }
-                }
-            )
+            items.append(self._capped_count(counter.key, "HITS", counter.expires_at, counter.cap))
         items.append(
             {
                 "Put": {
@@ -501,12 +532,71 @@ class DynamoLeadStore(LazyClient):
             }
         )
         items.extend({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events)
+        if owner_pk.startswith("LEAD#"):
+            # Only for a lead that exists: an open or click of an erased lead's old email writes nothing.
+            items.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table,
+                        "Key": serialize({"PK": owner_pk, "SK": "PROFILE"}),
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                }
+            )
         reasons = self._transact(items)
         if reasons is None:
             return True
         if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
             return False
         raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
+    def record_announced(
+        self, lead_id: str, activity: dict[str, Any], source: str, counter: HitCounter | None = None
+    ) -> bool:
+        """One activity of a known lead, written as its own event (issue 17: ~2 write units, where a
+        transaction of counter, activity, outbox event and profile check took ~8).
+
+        Three plain calls: the profile's key read (an unknown or erased lead: nothing written, as
+        the transaction's check did), the hit counter's capped count, the activity's conditional
+        put. The activity carries ``event_source``: the outbox relay publishes its stream record as
+        ``activity.recorded`` with the activity id as the event id (``services.outbox``), so a
+        redelivered record is the same event and consumers de-duplicate it.
+        """
+        try:
+            profile = serialize({"PK": f"LEAD#{lead_id}", "SK": "PROFILE"})
+            found = self.client.get_item(TableName=self.table, Key=profile, ProjectionExpression="PK")
+            if "Item" not in found:
+                return False
+            if counter is not None:
+                count = self._capped_count(counter.key, "HITS", counter.expires_at, counter.cap)["Update"]
+                if not self._conditional(lambda: self.client.update_item(**count)):
+                    return False
+            item = {
+                "PK": f"LEAD#{lead_id}",
+                "SK": f"ACT#{activity['at']}#{activity['activity_id']}",
+                **activity,
+                "event_source": source,
+            }
+            return self._conditional(
+                lambda: self.client.put_item(
+                    TableName=self.table, Item=serialize(item), ConditionExpression="attribute_not_exists(PK)"
+                )
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in UNAVAILABLE_CODES:
+                raise StorageUnavailable(code) from error
+            raise
+
+    def _conditional(self, call: Callable[[], Any]) -> bool:
+        """Run one conditional write: False when its condition failed."""
+        try:
+            call()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def record_feedback(self, write: FeedbackWrite) -> bool:
         """One SES feedback: suppression, unsubscribe (consent withdrawn), activity, events.
@@ -550,12 +640,12 @@ class DynamoLeadStore(LazyClient):
                 {
                     "Update": {
                         "TableName": self.table,
-                        "Key": serialize({"PK": f"SUPPRESS#{write.email_key}", "SK": "SUPPRESS"}),
+                        "Key": serialize({"PK": f"SUPPRESS#{write.address_key}", "SK": "SUPPRESS"}),
                         "UpdateExpression": f"{SUPPRESS_UPDATE}, #l = :l",
                         "ExpressionAttributeNames": {**SUPPRESS_NAMES, "#l": "last_feedback"},
                         "ExpressionAttributeValues": serialize(
                             {
-                                **suppress_values(write.email_key, write.suppress_reason, at, write.listed_at),
+                                **suppress_values(write.address_key, write.suppress_reason, at, write.listed_at),
                                 ":l": write.feedback_id,
                             }
                         ),
@@ -568,9 +658,10 @@ class DynamoLeadStore(LazyClient):
                     "Update": {
                         "TableName": self.table,
                         "Key": serialize(lead_key(write.lead_id)),
-                        "UpdateExpression": "SET #c = :c",
+                        # Withdrawn, and its double opt-in confirmation with it: given again, confirmed again.
+                        "UpdateExpression": "SET #c = :c REMOVE #cc",
                         "ConditionExpression": "attribute_exists(PK)",
-                        "ExpressionAttributeNames": {"#c": "consent_marketing_email"},
+                        "ExpressionAttributeNames": {"#c": "consent_marketing_email", "#cc": "consent_confirmed_at"},
                         "ExpressionAttributeValues": serialize(
                             {":c": {"granted": False, "at": at, "source": "complaint"}}
                         ),
@@ -614,24 +705,12 @@ class DynamoLeadStore(LazyClient):
 
     def apply_score(self, write: ScoreWrite) -> bool:
         """New ledger entries, the score summary and a stage move, if the version is still current."""
-        names = {"#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"}
-        values: dict[str, Any] = {
-            ":s": write.summary["scores"],
-            ":g": write.summary["grade"],
-            ":gp": write.summary["grade_points"],
-            ":at": write.summary["scored_at"],
-        }
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        fields = score_summary_fields(write.summary, names, values)
         stage = write.stage[1] if write.stage else None
         items: list[dict[str, Any]] = [
-            versioned_lead_update(
-                self.table,
-                write.lead_id,
-                "#s = :s, #g = :g, #gp = :gp, #at = :at",
-                names,
-                values,
-                write.expected_version,
-                stage,
-            )
+            versioned_lead_update(self.table, write.lead_id, fields, names, values, write.expected_version, stage)
         ]
         for entry in write.entries:
             items.append(
@@ -701,19 +780,12 @@ class DynamoLeadStore(LazyClient):
                     break
                 pending = unprocessed
                 self._sleep(0.05 * 2**attempt)
-        names = {"#v": "score_version", "#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"}
-        values: dict[str, Any] = {
-            ":one": 1,
-            ":s": summary["scores"],
-            ":g": summary["grade"],
-            ":gp": summary["grade_points"],
-            ":at": summary["scored_at"],
-        }
-        expression = "SET #s = :s, #g = :g, #gp = :gp, #at = :at ADD #v :one"
+        names = {"#v": "score_version"}
+        values: dict[str, Any] = {":one": 1}
+        fields = score_summary_fields(summary, names, values)
         if stage:
-            names.update({"#st": "stage", "#p3": "GSI3PK", "#s3": "GSI3SK"})
-            values.update({":new": stage, ":p3": f"STAGE#{stage}", ":s3": lead_id})
-            expression = "SET #s = :s, #g = :g, #gp = :gp, #at = :at, #st = :new, #p3 = :p3, #s3 = :s3 ADD #v :one"
+            fields += ", " + stage_fields(lead_id, stage, names, values)
+        expression = f"SET {fields} ADD #v :one"
         self.client.update_item(
             TableName=self.table,
             Key=serialize(lead_key(lead_id)),
@@ -761,6 +833,21 @@ class DynamoLeadStore(LazyClient):
         return deserialize(response["Item"])["lead_id"] if "Item" in response else None
 
     # ------------------------------------------------------------------ reads
+    def batch_get(self, keys: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
+        """Items by key (any number; BatchGetItem 100 at a time, unprocessed keys retried)."""
+        wanted = [serialize(k) for k in {(k["PK"], k["SK"]): k for k in keys}.values()]
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), 100):
+            request: dict[str, Any] = {self.table: {"Keys": wanted[start : start + 100]}}
+            for attempt in range(8):
+                answer = self.client.batch_get_item(RequestItems=request)
+                found.extend(deserialize(i) for i in answer.get("Responses", {}).get(self.table, []))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(min(1.0, 0.05 * 2**attempt))
+        return found
+
     def get_lead(self, lead_id: str) -> dict[str, Any] | None:
         response = self.client.get_item(TableName=self.table, Key=serialize(lead_key(lead_id)))
         return deserialize(response["Item"]) if "Item" in response else None

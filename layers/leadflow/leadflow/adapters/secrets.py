@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from leadflow.ports import MissingSecret
+
 CACHE_SECONDS = 300
 
 
@@ -21,8 +23,20 @@ class SecretsManagerKeys:
         return keys
 
 
-class MissingSecret(RuntimeError):
-    """A key the function needs is absent or empty in its JSON secret (the operator must set it)."""
+class SecretKey:
+    """One HMAC key: the secret's whole string (``SuppressionKeySecret``). Never rotated: the
+    suppression list holds hashes made with it, and the addresses behind them are gone."""
+
+    def __init__(self, secret_id: str) -> None:
+        self.secret_id = secret_id
+
+    def __call__(self) -> bytes:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = str(parameters.get_secret(self.secret_id, max_age=CACHE_SECONDS)).strip()
+        if not value:
+            raise RuntimeError(f"secret {self.secret_id} holds no key")
+        return value.encode("utf-8")
 
 
 class JsonSecret:

@@ -1,4 +1,18 @@
-"""Sending email with SESv2 ``SendEmail`` (raw MIME, so every header we set is kept)."""
+"""Sending email with SESv2 ``SendEmail`` (raw MIME, so every header we set is kept).
+
+The delivery policy (README, "Email delivery"; docs/reliability.md) decides every retry of
+``SendEmail``, so the SDK makes none of its own (``SES_CLIENT_CONFIG``): an SDK retry after SES
+took the message but answered 5xx sends it twice. What a failure means:
+
+- throttled (``TooManyRequests``...), or no connection made: SES did not take it. Retried here
+  with backoff, then ``SendThrottled`` (the caller releases its claim and tries later).
+- refused (4xx: ``MessageRejected``, unverified sender, paused account...): ``SendRejected``,
+  never retried.
+- a 5xx, a lost connection or a read timeout: SES may or may not have taken it:
+  ``SendUncertain``. The caller keeps its claim and waits for SES's own answer, the ``Send``
+  event the configuration set publishes for every message it takes (``confirm_send``); without
+  one within ``CONFIRM_WINDOW`` the message was not taken and is sent again.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +25,19 @@ from email import policy as email_policy
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from leadflow.adapters.aws import LazyClient
+from leadflow.adapters.aws import CLIENT_CONFIG, LEAN_CONFIG, LazyClient
 from leadflow.domain.rendering import RenderedEmail
+from leadflow.ports import SendRejected, SendThrottled, SendUncertain
 
 THROTTLING_CODES = frozenset(
     {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}
+)
+# 5xx codes SES answers (a ClientError whose status is lost counts by its code).
+SERVER_ERROR_CODES = frozenset(
+    {"InternalFailure", "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException"}
 )
 REJECTED_CODES = frozenset(
     {
@@ -31,16 +51,12 @@ REJECTED_CODES = frozenset(
 )
 
 
-class SendThrottled(Exception):
-    """SES kept refusing for the send rate after backing off: try again later."""
-
-
-class SendRejected(Exception):
-    """SES refused this message for good (or the account cannot send): do not retry it as is."""
-
-
-class SendUncertain(Exception):
-    """No answer from SES (timeout, connection lost): it may have sent. Never retried."""
+# One attempt per call: the retries are the delivery policy's (below and in the nurture service).
+SES_CLIENT_CONFIG = CLIENT_CONFIG.merge(LEAN_CONFIG).merge(
+    Config(retries={"mode": "standard", "total_max_attempts": 1})
+)
+# Failures that prove the request never reached SES (nothing can have been sent).
+NOT_SENT_ERRORS = (EndpointConnectionError, ConnectTimeoutError)
 
 
 RAW_HEADERS = frozenset({"List-Unsubscribe", "List-Unsubscribe-Post"})
@@ -116,7 +132,7 @@ def _body(content: str) -> tuple[str, str]:
 def _boundary(*bodies: str) -> str:
     """A multipart boundary that no body line starts with (``=_`` never starts quoted-printable text)."""
     while True:
-        boundary = f"=_leadflow_{random.getrandbits(96):024x}"
+        boundary = f"=_leadflow_{random.getrandbits(96):024x}"  # nosec B311 # unique, not secret
         if not any(f"--{boundary}" in body for body in bodies):
             return boundary
 
@@ -125,6 +141,7 @@ class SesEmailSender(LazyClient):
     """``EmailSender`` on SESv2, with the configuration set that routes SES events back to leadflow."""
 
     SERVICE = "sesv2"
+    CONFIG = SES_CLIENT_CONFIG
 
     def __init__(
         self,
@@ -142,8 +159,10 @@ class SesEmailSender(LazyClient):
         """Send one email; returns SES's message id.
 
         Raises:
-            SendThrottled: still throttled after exponential backoff with jitter.
-            SendRejected: refused for good.
+            SendThrottled: not taken: still throttled after exponential backoff with jitter, or SES
+                could not be reached.
+            SendRejected: refused for good (a 4xx).
+            SendUncertain: a 5xx or a lost answer: SES may have taken it.
         """
         raw = mime(email, to, message_id)
         request: dict[str, Any] = {
@@ -159,13 +178,37 @@ class SesEmailSender(LazyClient):
                 return str(answer.get("MessageId", ""))
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "")
+                status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
                 if code in THROTTLING_CODES:
                     if attempt == self.retries:
                         raise SendThrottled(code) from error
-                    self._sleep(random.uniform(0, 0.1 * 2**attempt))  # full jitter
+                    self._sleep(random.uniform(0, 0.1 * 2**attempt))  # nosec B311 # jitter, not secrecy
                     continue
+                if status >= 500 or code in SERVER_ERROR_CODES:
+                    raise SendUncertain(code or str(status)) from error
                 raise SendRejected(code or "ClientError") from error
+            except NOT_SENT_ERRORS as error:
+                raise SendThrottled(type(error).__name__) from error
             except BotoCoreError as error:
-                # Not knowing whether SES took it, the ledger keeps the claim: never sent twice.
                 raise SendUncertain(type(error).__name__) from error
         raise SendThrottled("retries exhausted")
+
+
+class SesAccountRate(LazyClient):
+    """The account's SES maximum send rate (SESv2 ``GetAccount``: ``SendQuota.MaxSendRate``, emails
+    a second), read to size a broadcast's parts."""
+
+    SERVICE = "sesv2"
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    def __call__(self) -> float | None:
+        """The rate, or None when SES does not answer it (no permission, an outage, or the local
+        stack, whose moto does not implement ``GetAccount``): the configured rate is used then."""
+        try:
+            quota = self.client.get_account().get("SendQuota") or {}
+        except (ClientError, BotoCoreError, NotImplementedError):
+            return None
+        rate = quota.get("MaxSendRate")
+        return float(rate) if rate else None

@@ -25,3 +25,10 @@ class SqsIntakeQueue(LazyClient):
             self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message))
         except (ClientError, BotoCoreError) as error:
             raise IntakeUnavailable(type(error).__name__) from error
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        """A received post comes back after ``seconds`` (ChangeMessageVisibility: Lambda's
+        event source mapping leaves a visibility the handler set)."""
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )

@@ -8,7 +8,8 @@
   the app's client secret (v3 signature); the values of the contact properties listed here say
   what sales did;
 - ``salesforce``: Outbound Messages (SOAP) from workflow rules or flows on Lead (or any
-  object listed here), authenticated by the organization id.
+  object listed here), authenticated by the token in their endpoint URL (``salesforce_endpoint_token``)
+  and the organization id.
 
 What an outcome does to the lead is fixed (``leadflow.domain.crm_feedback``): accepted ->
 SQL, opportunity -> opportunity, won -> customer, rejected and lost -> recycled (back to
@@ -85,7 +86,8 @@ class SalesforceObject:
 
 @dataclass(frozen=True, slots=True)
 class SalesforceProvider:
-    """Salesforce Outbound Messages; a message from any other organization is refused."""
+    """Salesforce Outbound Messages (endpoint URL ``?token=`` the secret ``salesforce_endpoint_token``);
+    a message from any other organization is refused."""
 
     __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
 

@@ -24,18 +24,14 @@ def _adapter(kind: Any) -> Any:
     """One pydantic TypeAdapter per config class, built on first use.
 
     Config modules name their constraints (``Ge``, ``MinLen``...) in string annotations
-    and import annotated_types only for type checkers, to keep it off the cold-start path;
-    the names are provided to the module here, when pydantic resolves the annotations.
+    and import annotated_types only for type checkers, to keep it off the cold-start path.
+    ``TypeAdapter`` resolves the names a module does not hold in the namespace of the frame
+    that builds it (its documented ``_parent_depth``): this function's, where they are imported.
     """
     if kind not in _ADAPTERS:
-        import sys
-
-        import annotated_types
+        from annotated_types import Ge, Gt, Le, Len, Lt, MaxLen, MinLen  # noqa: F401 - read by TypeAdapter
         from pydantic import TypeAdapter
 
-        namespace = vars(sys.modules[kind.__module__])
-        for name in ("Ge", "Gt", "Le", "Lt", "MinLen", "MaxLen", "Len"):
-            namespace.setdefault(name, getattr(annotated_types, name))
         _ADAPTERS[kind] = TypeAdapter(kind)
     return _ADAPTERS[kind]
 

@@ -34,14 +34,21 @@ MAX_POINTS = 10_000
 
 
 class ActivityType(StrEnum):
-    """What a lead did: the ``type`` of an activity record."""
+    """What a lead did: the ``type`` of an activity record, as scoring rules, segments and sequence
+    conditions name it.
+
+    Not here: SES's Send and Delivery events (one of each per email) record no activity: they
+    confirm the email in the lead's mail log and count it in the sequence report (issue 17), so a
+    rule on ``email_delivered`` could never fire and is refused. SES's other events that no
+    condition names (``email_delivery_delayed``, ``email_rejected``, ``email_rendering_failed``)
+    stay in the lead's history only.
+    """
 
     FORM_SUBMITTED = "form_submitted"
     PAGE_VIEWED = "page_viewed"
     DOWNLOAD = "download"
     VIDEO_PROGRESS = "video_progress"
     WEBINAR_ATTENDED = "webinar_attended"
-    EMAIL_DELIVERED = "email_delivered"
     EMAIL_OPENED = "email_opened"
     EMAIL_CLICKED = "email_clicked"
     EMAIL_BOUNCED = "email_bounced"

@@ -33,6 +33,7 @@ from annotated_types import Ge, Le, MinLen
 from pydantic import Field
 
 from leadflow.config import models
+from leadflow.config.consent import PURPOSE_PATTERN
 from leadflow.config.models import ConfigProblem
 from leadflow.config.scoring import STAGES, ActivityType, GradeLetter
 
@@ -285,6 +286,8 @@ class Trigger:
 
 
 TRIGGER_KEYS = ("form_submitted", "tag_added", "stage_reached", "score_crossed", "segment_joined", "api", "broadcast")
+UNASKED_TRIGGERS = frozenset({"tag_added", "stage_reached", "score_crossed", "segment_joined", "broadcast"})
+"""Triggers that enroll a lead for something it did not ask for: no transactional step in their sequences."""
 
 
 # ---------------------------------------------------------------------------- steps
@@ -326,6 +329,13 @@ class EmailStep:
     reply: bool = False
     """A reply to the lead's own action (the welcome after a sign-up): goes out at once, even in quiet
     hours. Suppression, unsubscribe, consent and frequency caps still apply."""
+    purpose: str | None = None
+    """The consent purpose of this marketing email (consent.yaml purposes); the sequence's when absent.
+    It goes only to leads whose consent for it is granted (or whose region's basis allows it)."""
+    transactional: bool = False
+    """This email answers what the person asked for (the demo request's reply): it needs no marketing
+    consent and no frequency cap allows or holds it. Only in sequences a form or the API starts;
+    suppression still applies."""
     next: str | None = None
 
 
@@ -502,6 +512,45 @@ class Migration:
     """Old step id -> step id in this version; steps not listed keep their id when it still exists."""
 
 
+DURATION = re.compile(r"^([1-9][0-9]{0,3})([dhm])$")
+
+
+@dataclass(frozen=True, slots=True)
+class PromoteWinner:
+    """Once a test has run ``after`` (e.g. ``2d``, ``12h``, ``90m``) and a variant wins at ``confidence``,
+    the leads still to reach the step get the winner."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
+
+    after: str
+    confidence: Annotated[float, Ge(0.5), Le(0.999)] = 0.95
+
+    def __post_init__(self) -> None:
+        if not DURATION.match(self.after):
+            raise ConfigProblem("variants", "promote_winner.after: a number and d, h or m (2d, 12h, 90m)")
+
+    @property
+    def after_seconds(self) -> int:
+        found = DURATION.match(self.after)
+        if found is None:  # refused in __post_init__; kept for the type checker
+            raise ConfigProblem("variants", "promote_winner.after: a number and d, h or m (2d, 12h, 90m)")
+        return int(found.group(1)) * {"d": 86400, "h": 3600, "m": 60}[found.group(2)]
+
+
+@dataclass(frozen=True, slots=True)
+class VariantTests:
+    """How the sequence's A/B tests (its email steps with ``variants``) are judged in the reports."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = models.STRICT
+
+    confidence: Annotated[float, Ge(0.5), Le(0.999)] = 0.95
+    """A variant wins when a two-sided two-proportion z-test rejects "no difference" at this confidence."""
+    metric: Literal["click", "open"] = "click"
+    """What a variant is judged on: unique clicks (or opens) over emails sent."""
+    promote_winner: PromoteWinner | None = None
+    """Send the winner to the remaining leads once it has won (the test's start plus ``after``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sequence:
     """A nurture sequence: sequences/<id>.yaml."""
@@ -520,41 +569,50 @@ class Sequence:
     """Leave the sequence (converted) as soon as this holds."""
     topic: str = "marketing"
     """The subscription topic of its emails (messaging.yaml topics)."""
+    purpose: str | None = None
+    """The consent purpose of its marketing emails (consent.yaml purposes), unless a step names its own.
+    Every email step that is not transactional must have one, here or on the step."""
     migrations: tuple[Migration, ...] = ()
+    variants: VariantTests = field(default_factory=VariantTests)
+    """The A/B tests' confidence and metric (the reports' verdict: a winner, or "not yet")."""
 
     def __post_init__(self) -> None:
         _check(ID_PATTERN, self.id, "sequence", "id")
+        ids = self._step_ids()
+        for step in self.steps:
+            self._check_step(step, ids)
+        loop = self._instant_loop()
+        if loop:
+            raise ConfigProblem("steps", f"steps {' -> '.join(loop)} loop without a wait")
+        self._check_migrations(ids)
+
+    def _step_ids(self) -> dict[str, int]:
+        """Step id -> its index; each id well-formed and used once."""
         ids: dict[str, int] = {}
         for index, step in enumerate(self.steps):
             _check(ID_PATTERN, step.id, "step", "steps")
             if step.id == END or step.id in ids:
                 raise ConfigProblem("steps", f"step id '{step.id}' is used twice (or is the reserved 'end')")
             ids[step.id] = index
-        for step in self.steps:
-            for target in _targets(step):
-                if target != END and target not in ids:
-                    raise ConfigProblem("steps", f"step '{step.id}' goes to '{target}', which is not a step")
-            for condition in _conditions(step):
-                for part in condition.walk():
-                    for name in ("opened", "clicked"):
-                        ref = getattr(part, name)
-                        if ref is not None and ref != PREVIOUS and not _is_email(self, ref):
-                            raise ConfigProblem("steps", f"step '{step.id}': '{name}: {ref}' names no email step")
-            if isinstance(step, EmailStep) and len({v.id for v in step.variants}) != len(step.variants):
-                raise ConfigProblem("steps", f"step '{step.id}': variant ids must differ")
-        waking = [("goal", self.goal)] if self.goal is not None else []
-        waking += [("until_event", s.until_event) for s in self.steps if isinstance(s, WaitStep) and s.until_event]
-        for where, condition in waking:
+        return ids
+
+    def _check_step(self, step: StepType, ids: dict[str, int]) -> None:
+        """Where the step goes exists, what its conditions open or click is an email, its variants differ."""
+        for target in _targets(step):
+            if target != END and target not in ids:
+                raise ConfigProblem("steps", f"step '{step.id}' goes to '{target}', which is not a step")
+        for condition in _conditions(step):
             for part in condition.walk():
-                if part.activity is not None and part.activity.type in NOT_ON_THE_NURTURE_RULE:
-                    raise ConfigProblem(
-                        where,
-                        f"'{part.activity.type}' events are not sent to nurture (one per email: the bus rule "
-                        "drops them); wait for or aim at an open, a click or a later activity instead",
-                    )
-        loop = self._instant_loop()
-        if loop:
-            raise ConfigProblem("steps", f"steps {' -> '.join(loop)} loop without a wait")
+                for name in ("opened", "clicked"):
+                    ref = getattr(part, name)
+                    if ref is not None and ref != PREVIOUS and not _is_email(self, ref):
+                        raise ConfigProblem("steps", f"step '{step.id}': '{name}: {ref}' names no email step")
+        if isinstance(step, EmailStep):
+            if len({v.id for v in step.variants}) != len(step.variants):
+                raise ConfigProblem("steps", f"step '{step.id}': variant ids must differ")
+            self._check_purpose(step)
+
+    def _check_migrations(self, ids: dict[str, int]) -> None:
         seen_versions = set()
         for migration in self.migrations:
             if migration.from_version in seen_versions:
@@ -563,6 +621,30 @@ class Sequence:
             for old, new in migration.steps.items():
                 if new != END and new not in ids:
                     raise ConfigProblem("migrations", f"step '{old}' migrates to '{new}', which is not a step")
+
+    def _check_purpose(self, step: EmailStep) -> None:
+        """A marketing email names its consent purpose; a transactional one answers a request."""
+        for purpose in (step.purpose, self.purpose):
+            if purpose is not None:
+                _check(PURPOSE_PATTERN, purpose, "purpose", "purpose")
+        if step.transactional:
+            unasked = sorted({t.key for t in self.triggers} & UNASKED_TRIGGERS)
+            if unasked:
+                raise ConfigProblem(
+                    "steps",
+                    f"step '{step.id}' is transactional, but a {unasked[0]} trigger enrolls people who asked for "
+                    "nothing: a transactional email only answers a person's own request (a form, the API)",
+                )
+        elif self.purpose_of(step) is None:
+            raise ConfigProblem(
+                "steps",
+                f"step '{step.id}' is a marketing email without a purpose: name its consent purpose "
+                "(purpose: marketing_email, here or on the sequence) or mark a reply to a request transactional: true",
+            )
+
+    def purpose_of(self, step: EmailStep) -> str | None:
+        """The consent purpose of an email step (None for a transactional one)."""
+        return None if step.transactional else (step.purpose or self.purpose)
 
     def step(self, step_id: str) -> StepType:
         for step in self.steps:
@@ -617,7 +699,10 @@ class Sequence:
     @property
     def content_hash(self) -> str:
         """Identifies this content: an edit makes a new version."""
-        canonical = json.dumps(models.dump(Sequence, self), sort_keys=True, separators=(",", ":"))
+        content = models.dump(Sequence, self)
+        if self.variants == VariantTests():  # left as it was: the versions it had before the field existed
+            del content["variants"]
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def email_steps(self) -> list[EmailStep]:
@@ -630,14 +715,6 @@ class Sequence:
     @classmethod
     def from_trusted(cls, data: Any) -> Sequence:
         return models.validate(cls, data)
-
-
-NOT_ON_THE_NURTURE_RULE = frozenset({"email_delivered"})
-"""Activity types the nurture bus rule (template.yaml ``NurtureEventsRule``) does not deliver, with
-``email_sent``, ``email_delivery_delayed``, ``email_rejected`` and ``email_rendering_failed``, which
-no condition can name: one or two events per email, which would cost a queue delivery each and
-could never end a wait. A sequence goal or a wait's ``until_event`` (woken by events) may not name
-them; branches, goal steps and segments read the lead's stored activities and may."""
 
 
 def _targets(step: StepType) -> list[str]:

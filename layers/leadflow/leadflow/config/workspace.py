@@ -11,6 +11,9 @@ Layout::
     messaging.yaml           sender, footer address, frequency caps, quiet hours, send rate (MessagingConfig)
     handoff.yaml             sales hand-off: trigger stage, destinations, assignment, SLA (HandoffConfig)
     crm_feedback.yaml        what sales feedback from the CRM means (CrmFeedbackConfig)
+    consent.yaml             consent purposes, lawful basis per region, double opt-in (ConsentPolicy)
+    retention.yaml           erase leads inactive for N months in the daily sweep (RetentionConfig)
+    theme.yaml               how the hosted landing pages look (Theme)
     templates/**.j2          email templates, layouts and partials (Jinja2)
 
 Files are read on first use and cached; a broken file raises ``InvalidWorkspace`` naming
@@ -28,14 +31,17 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from leadflow.config import models
 from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
-from leadflow.domain.errors import FormNotFound, InvalidWorkspace
+from leadflow.errors import FormNotFound, InvalidWorkspace
 
 if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs none of them
+    from leadflow.config.consent import ConsentPolicy
     from leadflow.config.crm_feedback import CrmFeedbackConfig
     from leadflow.config.handoff import HandoffConfig
     from leadflow.config.referrers import Referrer
+    from leadflow.config.retention import RetentionConfig
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
+    from leadflow.config.theme import Theme
     from leadflow.config.tracking import TrackingConfig
 
 COMPILED_FILE = "workspace.json"
@@ -104,7 +110,7 @@ def load_model(path: Path, model: type[Model]) -> Model:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     text = path.read_text(encoding="utf-8")
     try:
-        data: Any = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        data: Any = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader  # nosec B506
     except yaml.YAMLError as error:
         raise InvalidWorkspace(f"{path}: not valid YAML: {error}") from None
     try:
@@ -129,6 +135,9 @@ class Workspace:
         self._templates: dict[str, str] | None = None
         self._handoff: HandoffConfig | None = None
         self._crm_feedback: CrmFeedbackConfig | None = None
+        self._consent: ConsentPolicy | None = None
+        self._retention: RetentionConfig | None = None
+        self._theme: Theme | None = None
         self._nurture_listens: dict[str, bool] | None = None
         compiled = self.root / COMPILED_FILE
         self._compiled: dict[str, Any] | None = (
@@ -329,13 +338,62 @@ class Workspace:
         return self._crm_feedback
 
     @property
+    def consent(self) -> ConsentPolicy:
+        """consent.yaml (purposes, lawful basis per region, double opt-in); opt-in everywhere when absent."""
+        if self._consent is not None:  # read per batch: no import on this path
+            return self._consent
+        from leadflow.config.consent import ConsentPolicy
+
+        if self._compiled is not None:
+            self._consent = ConsentPolicy.from_trusted(self._compiled.get("consent", {}))
+        else:
+            path = self.root / "consent.yaml"
+            self._consent = load_model(path, ConsentPolicy) if path.is_file() else ConsentPolicy()
+        return self._consent
+
+    def warnings(self) -> list[str]:
+        """What is valid but probably not meant (e.g. a trigger that enrolls leads who can never have
+        consent for the sequence's emails); empty when the workspace has problems."""
+        if self.validate():
+            return []
+        from leadflow.config.consent_checks import consent_warnings
+
+        return consent_warnings(self)
+
+    @property
+    def theme(self) -> Theme:
+        """theme.yaml (the hosted landing pages' look); the defaults when absent."""
+        from leadflow.config.theme import Theme
+
+        if self._theme is None:
+            if self._compiled is not None:
+                self._theme = Theme.from_trusted(self._compiled.get("theme", {}))
+            else:
+                path = self.root / "theme.yaml"
+                self._theme = load_model(path, Theme) if path.is_file() else Theme()
+        return self._theme
+
+    @property
+    def retention(self) -> RetentionConfig:
+        """retention.yaml (erase inactive leads in the daily sweep); off when absent."""
+        from leadflow.config.retention import RetentionConfig
+
+        if self._retention is None:
+            if self._compiled is not None:
+                self._retention = RetentionConfig.from_trusted(self._compiled.get("retention", {}))
+            else:
+                path = self.root / "retention.yaml"
+                self._retention = load_model(path, RetentionConfig) if path.is_file() else RetentionConfig()
+        return self._retention
+
+    @property
     def templates(self) -> dict[str, str]:
         """Email templates, layouts and partials: path under templates/ -> Jinja source."""
         if self._templates is None:
             if self._compiled is not None:
                 self._templates = dict(self._compiled.get("templates", {}))
             else:
-                from leadflow.domain.rendering import load_template_sources
+                from leadflow.config.templates import load_template_sources
 
                 folder = self.root / "templates"
                 self._templates = load_template_sources(folder) if folder.is_dir() else {}
@@ -343,60 +401,28 @@ class Workspace:
 
     def _check_nurture(self) -> list[str]:
         """Cross-file checks: what sequences name must exist (templates, segments, forms, topics, models)."""
-        problems: list[str] = []
-        sequences = self.sequences
-        segment_ids = {s.id for s in self.segments.segments}
-        topics = {t.id for t in self.messaging.topics}
-        forms = set(self.form_ids())
-        templates = self.templates
-        models_known: set[str] | None = None
+        models: set[str] | None = None
         if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
-            models_known = set(self.scoring.models)
-        for sequence in sequences.values():
-            where = self.root / "sequences" / f"{sequence.id}.yaml"
-            if sequence.topic not in topics:
+            models = set(self.scoring.models)
+        known = _Known(
+            sequences=set(self.sequences),
+            segments={s.id for s in self.segments.segments},
+            topics={t.id for t in self.messaging.topics},
+            forms=set(self.form_ids()),
+            templates=set(self.templates),
+            models=models,
+        )
+        problems: list[str] = []
+        for sequence in self.sequences.values():
+            where = f"{self.root / 'sequences' / sequence.id}.yaml"
+            if sequence.topic not in known.topics:
                 problems.append(f"{where}: topic '{sequence.topic}' is not in messaging.yaml topics")
-            for trigger in sequence.triggers:
-                if trigger.form_submitted not in (None, "*") and trigger.form_submitted not in forms:
-                    problems.append(f"{where}: trigger form '{trigger.form_submitted}' does not exist")
-                segment = trigger.segment_joined or (trigger.broadcast.segment if trigger.broadcast else None)
-                if segment is not None and segment not in segment_ids:
-                    problems.append(f"{where}: segment '{segment}' is not in segments.yaml")
-                model = trigger.score_crossed.model if trigger.score_crossed else None
-                if model is not None and models_known is not None and model not in models_known:
-                    problems.append(f"{where}: scoring model '{model}' does not exist")
-            for step in sequence.steps:
-                names = []
-                if getattr(step, "type", "") == "email":
-                    names = [step.template, *(v.template for v in step.variants if v.template)]  # type: ignore[union-attr]
-                    topic = step.topic or sequence.topic  # type: ignore[union-attr]
-                    if topic not in topics:
-                        problems.append(f"{where}: step '{step.id}' topic '{topic}' is not in messaging.yaml topics")
-                for name in names:
-                    if f"emails/{name}.html.j2" not in templates:
-                        problems.append(
-                            f"{where}: step '{step.id}' template 'templates/emails/{name}.html.j2' is missing"
-                        )
-                for action in getattr(step, "actions", ()):
-                    for other in (action.enroll, action.exit_sequence):
-                        if other is not None and other not in sequences:
-                            problems.append(f"{where}: step '{step.id}' names unknown sequence '{other}'")
-        for sequence in sequences.values():
-            conditions = [sequence.goal] if sequence.goal else []
-            for step in sequence.steps:
-                for name in ("when", "until_event"):
-                    if getattr(step, name, None) is not None:
-                        conditions.append(getattr(step, name))
-            for condition in conditions:
-                for part in condition.walk():
-                    if part.segment is not None and part.segment not in segment_ids:
-                        problems.append(
-                            f"{self.root / 'sequences' / sequence.id}.yaml: unknown segment '{part.segment}'"
-                        )
-        if templates:
-            from leadflow.domain.rendering import EmailRenderer
-
-            problems += [f"{self.root / 'templates'}: {p}" for p in EmailRenderer(templates).check()]
+            problems += _trigger_problems(sequence, where, known) + _step_problems(sequence, where, known)
+        for sequence in self.sequences.values():
+            where = f"{self.root / 'sequences' / sequence.id}.yaml"
+            problems += [
+                f"{where}: unknown segment '{s}'" for s in _condition_segments(sequence) if s not in known.segments
+            ]
         return problems
 
     def validate(self) -> list[str]:
@@ -413,15 +439,80 @@ class Workspace:
         parts = ["referrers", "tracking"]
         if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
             parts.append("scoring")
-        parts += ["segments", "messaging", "sequences", "handoff", "crm_feedback"]
+        parts += ["segments", "messaging", "sequences", "handoff", "crm_feedback", "consent", "retention", "theme"]
         for part in parts:
             try:
                 getattr(self, part)
             except InvalidWorkspace as error:
                 problems.append(str(error))
         if not problems:
-            problems += self._check_nurture()
+            from leadflow.config.consent_checks import consent_problems
+
+            problems += self._check_nurture() + consent_problems(self)
         return problems
+
+
+class _Known:
+    """The names a workspace defines, that its sequences may refer to (``models`` None: the
+    workspace has no scoring.yaml, so no model name can be checked). A plain class: this module
+    is on form capture's cold start, where a dataclass costs its generated methods' compile."""
+
+    def __init__(
+        self,
+        *,
+        sequences: set[str],
+        segments: set[str],
+        topics: set[str],
+        forms: set[str],
+        templates: set[str],
+        models: set[str] | None,
+    ) -> None:
+        self.sequences, self.segments, self.topics = sequences, segments, topics
+        self.forms, self.templates, self.models = forms, templates, models
+
+
+def _trigger_problems(sequence: Sequence, where: str, known: _Known) -> list[str]:
+    problems: list[str] = []
+    for trigger in sequence.triggers:
+        if trigger.form_submitted not in (None, "*") and trigger.form_submitted not in known.forms:
+            problems.append(f"{where}: trigger form '{trigger.form_submitted}' does not exist")
+        segment = trigger.segment_joined or (trigger.broadcast.segment if trigger.broadcast else None)
+        if segment is not None and segment not in known.segments:
+            problems.append(f"{where}: segment '{segment}' is not in segments.yaml")
+        model = trigger.score_crossed.model if trigger.score_crossed else None
+        if model is not None and known.models is not None and model not in known.models:
+            problems.append(f"{where}: scoring model '{model}' does not exist")
+    return problems
+
+
+def _step_problems(sequence: Sequence, where: str, known: _Known) -> list[str]:
+    problems: list[str] = []
+    for step in sequence.steps:
+        if getattr(step, "type", "") == "email":
+            topic = step.topic or sequence.topic  # type: ignore[union-attr]
+            if topic not in known.topics:
+                problems.append(f"{where}: step '{step.id}' topic '{topic}' is not in messaging.yaml topics")
+            names = [step.template, *(v.template for v in step.variants if v.template)]  # type: ignore[union-attr]
+            problems += [
+                f"{where}: step '{step.id}' template 'templates/emails/{name}.html.j2' is missing"
+                for name in names
+                if f"emails/{name}.html.j2" not in known.templates
+            ]
+        for action in getattr(step, "actions", ()):
+            problems += [
+                f"{where}: step '{step.id}' names unknown sequence '{other}'"
+                for other in (action.enroll, action.exit_sequence)
+                if other is not None and other not in known.sequences
+            ]
+    return problems
+
+
+def _condition_segments(sequence: Sequence) -> list[str]:
+    """The segments the sequence's goal and its steps' conditions name, in order."""
+    conditions = [sequence.goal] if sequence.goal else []
+    for step in sequence.steps:
+        conditions += [getattr(step, name) for name in ("when", "until_event") if getattr(step, name, None) is not None]
+    return [part.segment for condition in conditions for part in condition.walk() if part.segment is not None]
 
 
 def compile_workspace(source: Path, out: Path) -> Path:
@@ -460,6 +551,15 @@ def compile_workspace(source: Path, out: Path) -> Path:
     from leadflow.config.crm_feedback import CrmFeedbackConfig
 
     compiled["crm_feedback"] = models.dump(CrmFeedbackConfig, workspace.crm_feedback)
+    from leadflow.config.consent import ConsentPolicy
+
+    compiled["consent"] = models.dump(ConsentPolicy, workspace.consent)
+    from leadflow.config.retention import RetentionConfig
+
+    compiled["retention"] = models.dump(RetentionConfig, workspace.retention)
+    from leadflow.config.theme import Theme
+
+    compiled["theme"] = models.dump(Theme, workspace.theme)
     out.mkdir(parents=True, exist_ok=True)
     target = out / COMPILED_FILE
     target.write_text(json.dumps(compiled, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -468,14 +568,18 @@ def compile_workspace(source: Path, out: Path) -> Path:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
+    from leadflow.config.consent import ConsentPolicy
     from leadflow.config.crm_feedback import CrmFeedbackConfig
     from leadflow.config.handoff import HandoffConfig
     from leadflow.config.referrers import ReferrerList
+    from leadflow.config.retention import RetentionConfig
     from leadflow.config.scoring import ScoringConfig
     from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
+    from leadflow.config.theme import Theme
     from leadflow.config.tracking import TrackingConfig
 
     return {
+        "consent.schema.json": models.json_schema(ConsentPolicy),
         "sequence.schema.json": models.json_schema(Sequence),
         "segments.schema.json": models.json_schema(SegmentList),
         "messaging.schema.json": models.json_schema(MessagingConfig),
@@ -485,6 +589,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "scoring.schema.json": models.json_schema(ScoringConfig),
         "handoff.schema.json": models.json_schema(HandoffConfig),
         "crm_feedback.schema.json": models.json_schema(CrmFeedbackConfig),
+        "retention.schema.json": models.json_schema(RetentionConfig),
+        "theme.schema.json": models.json_schema(Theme),
     }
 
 

@@ -15,6 +15,11 @@ class DevClock:
         with self._lock:
             return datetime.now(UTC) + self._offset
 
+    def offset_seconds(self) -> float:
+        """How far this clock is ahead of real time (kept by ``leadflow dev --state``)."""
+        with self._lock:
+            return self._offset.total_seconds()
+
     def advance(self, seconds: float) -> datetime:
         with self._lock:
             self._offset += timedelta(seconds=seconds)

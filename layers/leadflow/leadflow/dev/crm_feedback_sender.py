@@ -5,7 +5,8 @@ would send for "sales accepted / rejected / won ... this lead" and posts it to t
 ``POST /crm/{provider}/webhook`` through the gateway, so the whole loop runs on the deployed
 path: generic JSON signed with Standard Webhooks (the stack's ``inbound_generic_secret``), a
 HubSpot ``contact.propertyChange`` batch signed v3 (``hubspot_client_secret``, for a lead whose
-hand-off reached HubSpot), or a Salesforce Outbound Message from the first allowed organization.
+hand-off reached HubSpot), or a Salesforce Outbound Message from the first allowed organization
+to the endpoint URL with the stack's ``salesforce_endpoint_token``, as set in Salesforce.
 Times are the dev clock's, so signatures pass however far the clock was moved.
 """
 
@@ -17,10 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from xml.sax.saxutils import escape
+from urllib.parse import urlencode
+from xml.sax.saxutils import escape  # nosec B406 # escapes text into the XML we build; nothing is parsed
 
 from leadflow.config.crm_feedback import CrmFeedbackConfig
-from leadflow.domain.crm_feedback import OUTCOMES, hubspot_v3_signature
+from leadflow.domain.crm_feedback import OUTCOMES, SALESFORCE_TOKEN_PARAMETER, hubspot_request_uri, hubspot_v3_signature
 from leadflow.domain.webhook_signing import sign
 
 SOAP = (
@@ -61,8 +63,12 @@ def build_feedback_request(  # noqa: PLR0917 - what a CRM request is made of
     config: CrmFeedbackConfig,
     dev_secrets: dict[str, str],
     hubspot_contact_id: str | None = None,
+    host: str = "127.0.0.1",
 ) -> CrmRequest:
     """The request ``provider`` would send to say ``outcome`` for ``lead_id``.
+
+    HubSpot signs the URL it calls: ``https://<host>/crm/hubspot/webhook`` (or the configured
+    ``webhook_url``), ``host`` being the one the request is sent to, as the receiver reads it.
 
     Raises:
         FeedbackRequestError: an unknown provider or outcome, a provider that is disabled or has
@@ -101,7 +107,7 @@ def build_feedback_request(  # noqa: PLR0917 - what a CRM request is made of
             "changeSource": "CRM_UI",
         }
         body = json.dumps([event])
-        uri = config.hubspot.webhook_url or "https://127.0.0.1/crm/hubspot/webhook"
+        uri = hubspot_request_uri(config.hubspot.webhook_url, host, "/crm/hubspot/webhook", "")
         signature = hubspot_v3_signature(dev_secrets["hubspot_client_secret"], "POST", uri, body, str(at_ms))
         headers = {
             "content-type": "application/json",
@@ -125,7 +131,8 @@ def build_feedback_request(  # noqa: PLR0917 - what a CRM request is made of
             kind=kind,
             fields="".join(f"<sf:{k}>{escape(v)}</sf:{k}>" for k, v in fields.items()),
         )
-        return CrmRequest("/crm/salesforce/webhook", {"content-type": "text/xml; charset=utf-8"}, body)
+        query = urlencode({SALESFORCE_TOKEN_PARAMETER: dev_secrets["salesforce_endpoint_token"]})
+        return CrmRequest(f"/crm/salesforce/webhook?{query}", {"content-type": "text/xml; charset=utf-8"}, body)
     raise FeedbackRequestError(f"no Salesforce object value means {outcome}")
 
 

@@ -112,7 +112,7 @@ class FakeCrm:
             return False
         return True
 
-    def _check_shape(self, subpath: str, request: Request, body: str) -> str | None:
+    def _check_shape(self, subpath: str, request: Request, body: str) -> str | None:  # noqa: C901 - one check per field of the three CRMs' payloads (dev tool)
         """What a real CRM would refuse about the request's form (None: well-formed)."""
         if subpath == "hook":
             return None if _json(body) is not None else "body is not JSON"
@@ -168,7 +168,7 @@ class FakeCrm:
         if subpath == "salesforce/services/oauth2/token":
             base = request.host_url.rstrip("/") + "/_dev/crm/salesforce"
             issued = str(int(self.now().timestamp() * 1000))
-            token = {"access_token": "00Dfake!" + issued, "instance_url": base, "token_type": "Bearer"}
+            token = {"access_token": "00Dfake!" + issued, "instance_url": base, "token_type": "Bearer"}  # nosec B105 # OAuth's token type, not a secret
             return 200, {**token, "issued_at": issued, "id": base + "/id/00Dfake/005fake", "signature": "fake"}, {}
         if subpath.startswith("salesforce/"):
             record_id, new = self._remember(f"salesforce:{subpath.rsplit('/', 1)[-1]}", digits=False)

@@ -26,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 from leadflow.config.forms import ATTRIBUTION_FIELDS, NONCE_FIELD, TIMESTAMP_FIELD
 from leadflow.config.workspace import Workspace
 from leadflow.dev.faults import Fault
+from leadflow.dev.request_guard import host_allowed, refusal
 from leadflow.dev.runner import HandlerError
 
 if TYPE_CHECKING:
@@ -34,11 +35,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("leadflow.dev")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/problem+json")
 STATIC = Path(__file__).parent / "static"
+# The fake CRM's APIs, called server to server by hand-off delivery in the CRM's own formats.
+THIRD_PARTY_ENDPOINTS = frozenset({"crm_receive", "crm_provider", "cognito_token"})
+SIMULATED = {"open": "an open of a campaign email"}  # the lead page's note after a button
 
 
-def _is_text(content_type: str) -> bool:
-    media = content_type.split(";", maxsplit=1)[0].strip().lower()
-    return media.startswith(TEXT_TYPES) or media.endswith("+json")
+def _is_text(content_type: str, body: bytes) -> bool:
+    """Whether the body travels as text: a text type in UTF-8 (anything else goes base64, so
+    that the handler reads the bytes in the charset the client declared)."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if not (media.startswith(TEXT_TYPES) or media.endswith("+json")):
+        return False
+    charset = params.partition("charset=")[2].split(";")[0].strip().strip('"').lower()
+    if charset not in ("", "utf-8", "utf8"):
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _source_ip(request: Request) -> str:
@@ -62,13 +78,14 @@ def api_gateway_event(request: Request, route_key: str, path_parameters: dict[st
         if key == "cookie":
             continue
         headers[key] = f"{headers[key]},{value}" if key in headers else value
+    headers.setdefault("x-forwarded-proto", request.scheme)  # as API Gateway adds it (https there)
     cookies = [c.strip() for c in request.headers.get("Cookie", "").split(";") if c.strip()]
     query: dict[str, str] = {}
     for key, values in request.args.lists():
         query[key] = ",".join(values)
     now = datetime.now(UTC)
     content_type = request.headers.get("Content-Type", "")
-    text = _is_text(content_type) if body else True
+    text = _is_text(content_type, body) if body else True
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
@@ -102,7 +119,7 @@ def api_gateway_event(request: Request, route_key: str, path_parameters: dict[st
     if path_parameters:
         event["pathParameters"] = path_parameters
     if body:
-        event["body"] = body.decode("utf-8", errors="replace") if text else base64.b64encode(body).decode()
+        event["body"] = body.decode("utf-8") if text else base64.b64encode(body).decode()
     return event
 
 
@@ -137,12 +154,16 @@ class DevGateway:
                 Rule("/", endpoint="landing"),
                 Rule("/f/<form_id>", endpoint="landing"),
                 Rule("/thank-you", endpoint="thank_you"),
+                Rule("/docs", endpoint="docs"),
                 Rule("/_dev/", endpoint="console"),
                 Rule("/_dev/leads/<lead_id>", endpoint="console_lead"),
+                Rule("/_dev/leads/<lead_id>/simulate", endpoint="simulate", methods=["POST"]),
+                Rule("/_dev/reports", endpoint="reports"),
                 Rule("/_dev/stack", endpoint="stack"),
                 Rule("/_dev/outbox", endpoint="outbox"),
                 Rule("/_dev/mail", endpoint="mail"),
                 Rule("/_dev/mail/<int:index>", endpoint="mail_message"),
+                Rule("/_dev/mail/<int:index>/<any(open, click):action>", endpoint="mail_act", methods=["POST"]),
                 Rule("/_dev/events", endpoint="events"),
                 Rule("/_dev/clock", endpoint="clock", methods=["GET", "POST"]),
                 Rule("/_dev/tick", endpoint="tick", methods=["POST"]),
@@ -159,17 +180,29 @@ class DevGateway:
                     methods=["POST", "PATCH", "GET"],
                 ),
                 Rule("/_dev/handoffs/<lead_id>", endpoint="handoff_start", methods=["POST"]),
+                # the stand-in for Cognito's hosted sign-in: see leadflow.dev.hosted_ui
+                Rule("/_dev/cognito/oauth2/authorize", endpoint="cognito_authorize", methods=["GET", "POST"]),
+                Rule("/_dev/cognito/oauth2/token", endpoint="cognito_token", methods=["POST"]),
+                Rule("/_dev/cognito/logout", endpoint="cognito_logout", methods=["GET"]),
                 # the fake CRM talking back (sales feedback): see leadflow.dev.crm_feedback_sender
                 Rule("/_dev/crm/feedback", endpoint="crm_feedback", methods=["POST"]),
             ],
             strict_slashes=False,
         )
-        self.api_routes = [(route, route.pattern()) for route in stack.routes]
+        self.api_routes = [(route, route.pattern()) for route in stack.routes if route.path != "$default"]
+        # the template's $default route (unknown URLs), served where API Gateway would: after every other
+        self.default_route = next((route for route in stack.routes if route.path == "$default"), None)
+        self._verifier: Any = None  # the console tokens' checker, made on first use
+        from leadflow.dev.hosted_ui import LocalHostedUi
+
+        self.hosted_ui = LocalHostedUi(stack, self._html)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         try:
             response = self.dispatch(request)
+        except NotFound:
+            response = self.not_found(request)
         except HTTPException as error:
             response = error.get_response()
         except Exception:
@@ -178,10 +211,19 @@ class DevGateway:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        for route, pattern in self.api_routes:
-            match = pattern.match(request.path)
-            if match and route.method in (request.method, "ANY"):
-                return self.call_route(request, route, match.groupdict())
+        # API Gateway routes /a/b/ as /a/b (one trailing slash ignored)
+        paths = (
+            (request.path, request.path[:-1])
+            if len(request.path) > 1 and request.path.endswith("/")
+            else (request.path,)
+        )
+        for path in paths:
+            for route, pattern in self.api_routes:
+                match = pattern.match(path)
+                if match and route.method in (request.method, "ANY"):
+                    return self.call_route(request, route, match.groupdict())
+        if not host_allowed(request.host, self.stack.host):
+            return self._json({"message": "this host name is not the local stack's (DNS rebinding?)"}, 403)
         adapter = self.dev_routes.bind_to_environ(request.environ)
         try:
             endpoint, values = adapter.match()
@@ -189,6 +231,15 @@ class DevGateway:
             if any(p.match(request.path) for _, p in self.api_routes):
                 return Response('{"message":"Not Found"}', 404, content_type="application/json")
             raise
+        refused = refusal(
+            request.method,
+            {name.lower(): value for name, value in request.headers.items()},
+            f"http://{request.host}",
+            has_body=bool(request.content_length) or bool(request.headers.get("Transfer-Encoding")),
+            takes_any_body=endpoint in THIRD_PARTY_ENDPOINTS,
+        )
+        if refused:
+            return self._json({"message": refused[1]}, refused[0])
         return getattr(self, f"on_{endpoint}")(request, **values)
 
     def call_route(self, request: Request, route: Any, params: dict[str, str]) -> Response:
@@ -212,6 +263,13 @@ class DevGateway:
                     "userId": "leadflow-dev",
                 }
             }
+        elif route.authorizer:  # a JWT authorizer: the console's Cognito ID tokens
+            claims = self._jwt_claims(request.headers.get("Authorization", ""))
+            if claims is None:
+                return Response('{"message":"Unauthorized"}', 401, content_type="application/json")
+            # API Gateway hands the claims on as strings (a list as "[a b]")
+            flat = {k: f"[{' '.join(v)}]" if isinstance(v, list) else str(v) for k, v in claims.items()}
+            event["requestContext"]["authorizer"] = {"jwt": {"claims": flat, "scopes": None}}
         try:
             result = self.stack.runner.invoke(route.function, event)
         except HandlerError as error:
@@ -219,10 +277,48 @@ class DevGateway:
             return Response('{"message":"Internal Server Error"}', 500, content_type="application/json")
         return lambda_response(result)
 
+    def _jwt_claims(self, authorization: str) -> dict[str, Any] | None:
+        """The claims of a valid console ID token (``Bearer <token>`` or the token alone), checked
+        as API Gateway's JWT authorizer checks it: signature against moto's JWKS, issuer, audience, expiry."""
+        from leadflow.adapters.cognito import InvalidToken, JwksTokenVerifier
+        from leadflow.dev.console_users import console_auth
+
+        auth = console_auth(self.stack)
+        token = authorization.removeprefix("Bearer ").strip()
+        if auth is None or not token:
+            return None
+        if self._verifier is None:
+            self._verifier = JwksTokenVerifier(*auth)
+        try:
+            return self._verifier.claims(token)
+        except InvalidToken:
+            return None
+
     # ------------------------------------------------------------------ pages
-    def _html(self, template: str, **context: Any) -> Response:
+    def _html(self, template: str, status: int = 200, **context: Any) -> Response:
         html = self.templates.get_template(template).render(stack=self.stack, **context)
-        return Response(html, 200, content_type="text/html; charset=utf-8")
+        return Response(html, status, content_type="text/html; charset=utf-8")
+
+    def not_found(self, request: Request) -> Response:
+        """The template's ``$default`` route (as in AWS); without one, a page a person can read (with
+        where to go) for a browser, JSON for anything else."""
+        if self.default_route is not None:
+            return self.call_route(request, self.default_route, {})
+        if request.accept_mimetypes.accept_html:
+            return self._html("not_found.html.j2", 404, path=request.path)
+        return self._json({"message": "Not Found"}, 404)
+
+    def on_cognito_authorize(self, request: Request) -> Response:
+        return self.hosted_ui.authorize(request)
+
+    def on_cognito_token(self, request: Request) -> Response:
+        return self.hosted_ui.token(request)
+
+    def on_cognito_logout(self, request: Request) -> Response:
+        return self.hosted_ui.logout(request)
+
+    def on_docs(self, request: Request) -> Response:
+        return Response("", 308, headers={"Location": "/api/v1/docs"})
 
     def _json(self, data: Any, status: int = 200) -> Response:
         return Response(json.dumps(data, default=str), status, content_type="application/json")
@@ -242,11 +338,19 @@ class DevGateway:
             form=form,
             forms=forms,
             attribution_fields=ATTRIBUTION_FIELDS,
-            rendered_at=int(self.stack.clock.now().timestamp() * 1000),
+            rendered_at=self._render_time(),
             nonce=uuid.uuid4().hex,
             timestamp_field=TIMESTAMP_FIELD,
             nonce_field=NONCE_FIELD,
         )
+
+    def _render_time(self) -> str:
+        """The form's ``_lf_ts``: signed by the TrackFunction as lf.js would fetch it (``GET /t/ts``),
+        or plain epoch ms on a template without one."""
+        try:
+            return str(self.tracking_service().render_time())
+        except NotFound:
+            return str(int(self.stack.clock.now().timestamp() * 1000))
 
     def on_thank_you(self, request: Request) -> Response:
         return self._html("thank_you.html.j2")
@@ -289,8 +393,8 @@ class DevGateway:
 
             score = ScoringService(workspace, store, self.stack.clock).explain_lead(lead_id)
         from leadflow.adapters.nurture import DynamoNurtureStore
+        from leadflow.bootstrap import NoQueue, NoSender, NoSuppressionKey
         from leadflow.services.nurture import NurtureService, TokenIssuer
-        from leadflow.services.nurture_wiring import NoQueue, NoSender
 
         nurture = NurtureService(
             workspace=workspace,
@@ -299,6 +403,7 @@ class DevGateway:
             tokens=TokenIssuer(list, "", 1),
             due_now=NoQueue(),
             clock=self.stack.clock,
+            address_key=NoSuppressionKey(),
         )
         # Stored and held enrollments alike (a broadcast's leads are held by their mail logs).
         enrollments = [e for e, _ in nurture.lead_enrollments(lead_id)]
@@ -311,33 +416,65 @@ class DevGateway:
             enrollments=enrollments,
             handoffs=handoff_store.lead_handoffs(lead_id),
             score=score,
-            email=self._test_email(lead_id),
+            tracking="TrackFunction" in self.stack.runner.functions,
+            simulated=SIMULATED.get(request.args.get("simulated", ""), ""),
             lead_json=json.dumps(lead, indent=2, default=str),
         )
 
-    def _test_email(self, lead_id: str) -> dict[str, str] | None:
-        """A sample email with this lead's signed open pixel and tracked links, to click locally."""
-        if "TrackFunction" not in self.stack.runner.functions:
-            return None
+    def on_simulate(self, request: Request, lead_id: str) -> Response:
+        """The lead page's buttons: what the lead would do with a campaign email, through the real
+        signed pixel (``kind=open``) or tracked link (``kind=click``, ``link=pricing|case-study``).
+
+        An open is recorded here and the page shown again (the dev lead page, or the /console/ one
+        with ``return_to``); a click goes where the email's link
+        would, ``/t/c/<token>``, which records it and redirects to the landing page. Viewing the
+        lead page itself records nothing."""
         from leadflow.domain.tokens import TokenKind
 
+        asked: dict[str, Any] = dict(request.form) if request.form else (request.get_json(silent=True) or {})
+        kind, link = str(asked.get("kind", "")), str(asked.get("link", ""))
+        if kind not in ("open", "click") or (kind == "click" and link not in ("pricing", "case-study")):
+            return self._json({"message": "send kind=open, or kind=click with link=pricing or case-study"}, 400)
         service = self.tracking_service()
         message = f"dev-{uuid.uuid4().hex[:8]}"
-        landing = self.stack.url + "/?utm_source=email&utm_medium=email&utm_campaign=dev-test"
-        return {
-            "pixel": f"{self.stack.url}/t/o/{service.issue(TokenKind.OPEN, lead_id, message)}",
-            "pricing": f"{self.stack.url}/t/c/"
-            + service.issue(TokenKind.CLICK, lead_id, message, url=landing + "&utm_content=pricing", link_id="pricing"),
-            "case_study": f"{self.stack.url}/t/c/"
-            + service.issue(
-                TokenKind.CLICK, lead_id, message, url=landing + "&utm_content=case-study", link_id="case-study"
-            ),
-        }
+        if kind == "click":
+            landing = f"{self.stack.url}/?utm_source=email&utm_medium=email&utm_campaign=dev-test&utm_content={link}"
+            token = service.issue(TokenKind.CLICK, lead_id, message, url=landing, link_id=link)
+            return Response("", 303, headers={"Location": f"/t/c/{token}"})
+        from werkzeug.test import EnvironBuilder
+
+        pixel = f"/t/o/{service.issue(TokenKind.OPEN, lead_id, message)}"
+        builder = EnvironBuilder(path=pixel, method="GET", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        self.dispatch(Request(builder.get_environ()))
+        back = str(asked.get("return_to", ""))  # the /console/ lead page's button comes back there
+        if back != f"/console/leads/{lead_id}":
+            back = f"/_dev/leads/{lead_id}"
+        return Response("", 303, headers={"Location": f"{back}?simulated=open"})
 
     def on_mail(self, request: Request) -> Response:
         """The outbox as a page: every email sent, newest first, each opened as its recipient would."""
         sent = self.stack.sent_emails()
+        if request.args.get("format") == "text":  # for a terminal: one email a line
+            from leadflow.dev.mail_actions import text_listing
+
+            listing = text_listing(sent, request.args.get("to", ""))
+            return Response(listing, 200, content_type="text/plain; charset=utf-8")
         return self._html("mail.html.j2", emails=list(reversed(list(enumerate(sent)))))
+
+    def on_mail_act(self, request: Request, index: int, action: str) -> Response:
+        """``POST /_dev/mail/<n>/open`` or ``/click`` (``{"link": i}``): what the recipient would do,
+        through the email's own pixel or tracked link (the outbox page's buttons, or curl)."""
+        from leadflow.dev.mail_actions import act
+
+        asked: dict[str, Any] = dict(request.form) if request.form else (request.get_json(silent=True) or {})
+        try:
+            link = int(asked.get("link", 0))
+        except (TypeError, ValueError):
+            return self._json({"message": "link is the tracked link's number in the email: 0, 1, ..."}, 400)
+        result, status = act(self.stack.sent_emails(), index, action, link, self.dispatch)
+        if asked.get("return_to") == "/_dev/mail" and status == 200:
+            return Response("", 303, headers={"Location": "/_dev/mail"})
+        return self._json(result, status)
 
     def on_mail_message(self, request: Request, index: int) -> Response:
         """One sent email's HTML as the lead sees it: its pixel and tracked links are live locally."""
@@ -348,6 +485,16 @@ class DevGateway:
         return Response(html, 200, content_type="text/html; charset=utf-8")
 
     # ------------------------------------------------------------------ /_dev JSON
+    def on_reports(self, request: Request) -> Response:
+        """The report charts (``?from&to&by&view&sequence``): the funnel, conversion by a dimension,
+        and each sequence's step flow and A/B tests, drawn from the same JSON the API answers."""
+        from leadflow.dev.report_page import reports_page
+
+        html = reports_page(self.stack, dict(request.args))
+        return Response(
+            html, 200 if not html.startswith("<!--400-->") else 400, content_type="text/html; charset=utf-8"
+        )
+
     def on_stack(self, request: Request) -> Response:
         return self._json(self.stack.stack_info())
 
@@ -373,7 +520,7 @@ class DevGateway:
 
     def on_tick(self, request: Request) -> Response:
         started = time.perf_counter()
-        result = self.stack.tick()
+        result = self.stack.tick(frequent=True)
         result["seconds"] = round(time.perf_counter() - started, 3)
         if request.form.get("return_to") == "/_dev/":  # the console's button
             return Response("", 303, headers={"Location": "/_dev/"})
@@ -384,7 +531,7 @@ class DevGateway:
         function = self.stack.runner.functions.get("TrackFunction")
         if function is None:
             raise NotFound("this template has no TrackFunction")
-        return self.stack.runner.load(function).dependencies()
+        return self.stack.runner.load(function).tracking_service()
 
     def on_tokens(self, request: Request) -> Response:
         """``POST /_dev/tokens {"kind": "o"|"c"|"u", "lead_id", "message_id", "url"?, "link_id"?}``."""
@@ -489,11 +636,13 @@ class DevGateway:
                 workspace.crm_feedback,
                 self.stack.dev_secrets,
                 contact,
+                host=self._own_host(),
             )
         except FeedbackRequestError as error:
             return self._json({"message": str(error)}, 400)
         builder = EnvironBuilder(
             path=crm.path,
+            base_url=self.stack.url,  # the host the request was signed for
             method="POST",
             data=crm.body.encode(),
             headers=list(crm.headers.items()),
@@ -504,6 +653,10 @@ class DevGateway:
             return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
         text = answer.get_data(as_text=True)
         return self._json({"provider": provider, "status": answer.status_code, "response": text})
+
+    def _own_host(self) -> str:
+        """The host name API Gateway would report for this stack (``requestContext.domainName``)."""
+        return self.stack.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
 
     def on_faults(self, request: Request) -> Response:
         if request.method == "DELETE":

@@ -10,7 +10,8 @@ from typing import Any
 
 def _from_raw(raw: str) -> dict[str, Any]:
     message = message_from_string(raw, policy=policy.default)
-    assert isinstance(message, EmailMessage)
+    if not isinstance(message, EmailMessage):  # policy.default always builds one
+        raise TypeError("the email package did not build an EmailMessage")
     date = message.get("Date")
     html_part = message.get_body(preferencelist=("html",))
     text_part = message.get_body(preferencelist=("plain",))

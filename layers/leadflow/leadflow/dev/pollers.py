@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from leadflow.dev.runner import HandlerError, LambdaRunner
@@ -25,7 +25,10 @@ SQS_RETRY_DELAY_SECONDS = 2
 
 
 def matches(pattern: Any, data: Any) -> bool:
-    """EventBridge-style pattern matching (the subset filter criteria use: nested keys, value lists)."""
+    """EventBridge-style pattern matching (the subset filter criteria use: nested keys, value lists,
+    ``{"prefix": ...}`` and ``{"exists": ...}``)."""
+    if isinstance(pattern, dict) and set(pattern) == {"prefix"}:
+        return isinstance(data, str) and data.startswith(str(pattern["prefix"]))
     if isinstance(pattern, dict):
         return isinstance(data, dict) and all(k in data and matches(v, data[k]) for k, v in pattern.items())
     if isinstance(pattern, list):
@@ -73,10 +76,10 @@ class SqsMapping:
     _pool: ThreadPoolExecutor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def close(self) -> None:
-        """Let running batches finish (before moto stops under them)."""
+    def close(self, wait: bool = True) -> None:
+        """Start no more batches; with ``wait``, let running ones finish (before moto stops under them)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def busy(self) -> bool:
         """Batches still running in the background (concurrent mappings only)."""
@@ -191,6 +194,10 @@ class StreamMapping:
         shard = table.stream_shard
         return [item.record for item in shard.items[self.position :]] if shard else []
 
+    def skip_to_end(self, backend: Any) -> None:
+        """Go on from the stream's end: what it holds now is not for this function."""
+        self.position += len(self._records(backend))
+
     def poll(self, backend: Any, sqs: Any, runner: LambdaRunner) -> int:
         if time.monotonic() < self.retry_after:
             return 0
@@ -226,7 +233,7 @@ class StreamMapping:
         first = min(int(seq) for seq in failures)
         self.attempts += 1
         if self.attempts > self.max_retries:
-            self._give_up(sqs, batch)
+            self._give_up(sqs, batch, backend.get_table(self.table_name).stream_shard.id)
             self.position += consumed
             self.attempts = 0
             return consumed
@@ -235,18 +242,29 @@ class StreamMapping:
         self.retry_after = time.monotonic() + min(2**self.attempts * 0.1, 5)
         return len(batch)
 
-    def _give_up(self, sqs: Any, batch: list[dict[str, Any]]) -> None:
+    def _give_up(self, sqs: Any, batch: list[dict[str, Any]], shard_id: str) -> None:
+        """Record where the batch is, as Lambda's on-failure destination does: the shard and the
+        range of sequence numbers, never the records (``leadflow replay outbox`` reads them back)."""
         if not self.on_failure_queue_url:
             return
+        arrivals = [r["dynamodb"].get("ApproximateCreationDateTime") for r in (batch[0], batch[-1])]
         info = {
-            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": self.attempts},
+            "requestContext": {
+                "functionArn": self.function,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": self.attempts,
+            },
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "DDBStreamBatchInfo": {
-                "streamArn": self.stream_arn,
-                "batchSize": len(batch),
+                "shardId": shard_id,
                 "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
                 "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(arrivals[0]),
+                "approximateArrivalOfLastRecord": _iso(arrivals[1]),
+                "batchSize": len(batch),
+                "streamArn": self.stream_arn,
             },
-            "records": batch,  # local stack only: AWS sends the batch info, not the records
         }
         sqs.send_message(QueueUrl=self.on_failure_queue_url, MessageBody=json.dumps(info, default=str))
 
@@ -257,3 +275,8 @@ class StreamMapping:
             event["dynamodb"]["ApproximateCreationDateTime"] = int(created.timestamp())
         event["eventSourceARN"] = self.stream_arn
         return event
+
+
+def _iso(value: Any) -> str:
+    moment = datetime.fromtimestamp(value, UTC) if isinstance(value, int | float) else value
+    return moment.isoformat().replace("+00:00", "Z") if isinstance(moment, datetime) else str(value)

@@ -34,6 +34,7 @@ REGION = "us-east-1"
 PUMP_INTERVAL_SECONDS = 0.2
 BUS_TAP_QUEUE = "leadflow-dev-bus-tap"
 MAX_CATCH_UP = 10
+FREQUENT_SECONDS = 15 * 60  # a manual tick runs schedules this frequent even when not due (see tick)
 
 
 def _ref_target(value: Any) -> str | None:
@@ -99,25 +100,41 @@ class LocalStack:
         parameters: dict[str, str] | None = None,
         stack_name: str = "leadflow",
         log_level: str = "WARNING",
+        state_dir: Path | None = None,
     ) -> None:
         self.root = root.resolve()
         self.workspace = workspace.resolve()
         self.port = port
         self.host = host
         # moto runs Distributed Map children only as STANDARD executions (EXPRESS in AWS).
-        self.parameters = {"NurtureChildExecutionType": "STANDARD", **(parameters or {})}
+        self.parameters = {
+            "NurtureChildExecutionType": "STANDARD",
+            "ImportChildExecutionType": "STANDARD",
+            **(parameters or {}),
+        }
         self.stack_name = stack_name
         self.log_level = log_level
         self.clock = DevClock()
         self.faults = FaultInjector()
-        self.admin_token = "lfdev_" + secrets.token_urlsafe(24)
+        # --state DIR: the data of the last run, put back once deployed (see leadflow.dev.state)
+        from leadflow.dev import state
+
+        self.state_dir = state_dir
+        self._saved = state.load(state_dir) if state_dir else None
+        self.admin_token = str((self._saved or {}).get("admin_token") or "lfdev_" + secrets.token_urlsafe(24))
+        self.secret_values: dict[str, str] = {}  # every secret's value by logical id (kept by --state)
+        self.restored_emails: list[dict[str, Any]] = []  # the outbox of earlier runs (--state)
+        self.state_counts: dict[str, int] | None = None  # what the last restore or save moved
         self.dev_secrets: dict[str, str] = {}  # values of generated JSON secrets (CrmSecret), for /_dev/stack
+        self.console_users: list[dict[str, str]] = []  # email, password, group: the console's local people
         from leadflow.dev.fake_crm import FakeCrm
 
         # The demo workspace's hand-off destination (/_dev/crm/...), checking signatures with the dev secret.
         self.fake_crm = FakeCrm(secret=lambda: self.dev_secrets.get("handoff_webhook_secret", ""), now=self.clock.now)
         self.template = load_template(self.root / "template.yaml")
         self.routes = http_routes(self.template)
+        if "ConsoleAdminEmail" in self.template.get("Parameters", {}):  # the console's first admin, locally
+            self.parameters.setdefault("ConsoleAdminEmail", "admin@example.com")
         self.physical: dict[str, str] = {}
         self.outputs: dict[str, str] = {}
         self.sqs_mappings: list[SqsMapping] = []
@@ -142,34 +159,58 @@ class LocalStack:
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
             AWS_ACCESS_KEY_ID="leadflow-dev",
-            AWS_SECRET_ACCESS_KEY="leadflow-dev",  # noqa: S106 - moto takes any
+            AWS_SECRET_ACCESS_KEY="leadflow-dev",  # noqa: S106 - moto takes any  # nosec B106
             AWS_SESSION_TOKEN="leadflow-dev",  # noqa: S106
         )
         os.environ.pop("AWS_PROFILE", None)
         self._start_moto()
         self._deploy()
+        if self._saved is not None:
+            from leadflow.dev import state
+
+            self.state_counts = state.restore(self, self._saved)
         self._start_http()
         self.outputs["ApiUrl"] = self.url
+        # moto leaves the HTTP API's id unresolved in outputs built on it (it creates no HTTP
+        # API): here the gateway is that API, so its URL stands in.
+        api_host = re.compile(r"https://\$\{HttpApi\}\.execute-api\.[^/\s]+")
+        self.outputs = {key: api_host.sub(self.url, value) for key, value in self.outputs.items()}
         # Tracked links and unsubscribe pages in emails point at this gateway.
-        self.runner.overrides["PUBLIC_BASE_URL"] = self.url
-        for function in self.runner.functions.values():
-            if "PUBLIC_BASE_URL" in function.environment:
-                function.environment["PUBLIC_BASE_URL"] = self.url
-        os.environ["PUBLIC_BASE_URL"] = self.url
+        # So do the hosted landing pages' embed scripts (FORMS_BASE_URL).
+        for variable in ("PUBLIC_BASE_URL", "FORMS_BASE_URL"):
+            self.runner.overrides[variable] = self.url
+            for function in self.runner.functions.values():
+                if variable in function.environment:
+                    function.environment[variable] = self.url
+            os.environ[variable] = self.url
+        from leadflow.dev.console_users import point_at_local_cognito
+
+        point_at_local_cognito(self)
         for target in (self._pump_forever,):
             thread = threading.Thread(target=target, name="leadflow-pump", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop serving and polling within about ``timeout`` seconds.
+
+        Handler invocations still running then (a slow CRM, a long tick) are abandoned, as
+        Lambda abandons them on a shutdown: their messages were not deleted, so they come
+        back after their visibility timeout. Nothing here waits on them without a bound.
+        """
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._http is not None:
             self._http.shutdown()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for mapping in self.sqs_mappings:
-            mapping.close()
+            mapping.close(wait=False)
+        if self.state_dir is not None and self.physical:
+            from leadflow.dev import state
+
+            self.state_counts = state.save(self, self.state_dir)
         if self._moto is not None:
             self._moto.stop()
 
@@ -183,10 +224,13 @@ class LocalStack:
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
-        from leadflow.dev import moto_patches
+        from leadflow.dev import moto_patches, ses_events
 
         moto_patches.apply()
         default_user_config["stepfunctions"]["execute_state_machine"] = True
+        # SES's Send events (moto publishes none); then faults, so one injected "after" a send
+        # still leaves the event SES would have published.
+        ses_events.install(lambda: self.outputs.get("SesFeedbackTopicArn"), ACCOUNT_ID, REGION)
         self.faults.install()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
@@ -246,17 +290,34 @@ class LocalStack:
         for logical_id, resource in resources.items():
             props = resource.get("Properties", {})
             if resource["Type"] == "AWS::SecretsManager::Secret":
-                value = props.get("SecretString") or self._dev_secret_value(props.get("GenerateSecretString") or {})
+                kept = (self._saved or {}).get("secrets", {}).get(logical_id)
+                generate = props.get("GenerateSecretString") or {}
+                value = kept or props.get("SecretString") or self._dev_secret_value(generate)
+                if kept and kept.startswith("{"):
+                    self.dev_secrets.update(json.loads(kept))
+                self.secret_values[logical_id] = value
                 secret = self.client("secretsmanager").create_secret(
                     Name=f"{self.stack_name}-{logical_id}", SecretString=value
                 )
                 created[logical_id] = secret["ARN"]
+            elif resource["Type"].startswith("AWS::Cognito::"):
+                physical = self._cognito(resource["Type"], props, created)
+                if physical:
+                    created[logical_id] = physical
             elif resource["Type"] == "AWS::SES::ConfigurationSet":
                 name = f"{self.stack_name}-leadflow"
                 self.client("sesv2").create_configuration_set(ConfigurationSetName=name)
                 created[logical_id] = name
                 self._verify_senders()
         return created
+
+    def _cognito(self, kind: str, props: dict[str, Any], created: dict[str, str]) -> str | None:
+        """The console's user pool, app client and groups in moto's Cognito (its CloudFormation has
+        none), and the people to sign in with: the first admin (``ConsoleAdminEmail``, default
+        admin@example.com) and, locally only, a marketer and a sales viewer (``/_dev/stack``)."""
+        from leadflow.dev.console_users import provision
+
+        return provision(self, kind, props, created)
 
     def _dev_secret_value(self, generate: dict[str, Any]) -> str:
         """A working local value for a generated secret; a JSON secret gets every key filled.
@@ -464,11 +525,21 @@ class LocalStack:
         self._tap_url = url
 
     # ------------------------------------------------------------------ running
-    def fire_due_schedules(self) -> int:
+    def fire_due_schedules(self, frequent: bool = False) -> int:
+        """Fire the schedules that are due on the local clock; with ``frequent``, also those that
+        run every ``FREQUENT_SECONDS`` or more often and are not due yet (see ``tick``)."""
         fired = 0
         now = self.clock.now()
+        # Early only when no state machine runs (a broadcast's parts): a tick racing them would take
+        # the leads they are enrolling, which AWS's 5-minute period makes rare, not something to force.
+        early = frequent and not self.running_executions()
         for schedule in self.schedules:
             missed = int((now.timestamp() - schedule.next_due.timestamp()) // schedule.period_seconds) + 1
+            if missed <= 0 and early and schedule.period_seconds <= FREQUENT_SECONDS:
+                self._fire(schedule)
+                fired += 1
+                schedule.next_due = datetime.fromtimestamp(now.timestamp() + schedule.period_seconds, now.tzinfo)
+                continue
             if missed <= 0:
                 continue
             # Every missed period fires, as it would have in AWS; a jump of more than
@@ -517,12 +588,19 @@ class LocalStack:
             except Exception:
                 log.exception("event pump")
 
-    def tick(self, timeout: float = 60.0) -> dict[str, Any]:
-        """Run every schedule that is due, then drain the event sources until idle."""
+    def tick(self, timeout: float = 60.0, frequent: bool = False) -> dict[str, Any]:
+        """Run every schedule that is due, then drain the event sources until idle.
+
+        With ``frequent`` (``POST /_dev/tick``, the console's button) the schedules that run every
+        15 minutes or more often (the nurture tick, the hand-off SLA sweep) run now even when
+        not due, unless a state machine execution is running: in AWS they would within minutes,
+        so what ``leadflow broadcast`` enrolled goes out without advancing the clock. Daily and
+        hourly schedules still wait for the clock.
+        """
         deadline = time.monotonic() + timeout
         delivered = 0
         with self._pump_lock:
-            fired = self.fire_due_schedules()
+            fired = self.fire_due_schedules(frequent)
             idle_passes = 0
             while time.monotonic() < deadline and idle_passes < 2:
                 count = self.pump_once()
@@ -582,9 +660,18 @@ class LocalStack:
             return list(self.bus_events)
 
     def sent_emails(self) -> list[dict[str, Any]]:
+        """Every email sent, oldest first: those of earlier runs (``--state``), then this run's."""
         from leadflow.dev.outbox import sent_emails
 
-        return sent_emails(ACCOUNT_ID, REGION)
+        return [*self.restored_emails, *sent_emails(ACCOUNT_ID, REGION)]
+
+    def skip_stream_records(self) -> None:
+        """Start every table stream's poller after what is in the stream now (a restore's writes)."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        backend = dynamodb_backends[ACCOUNT_ID][REGION]
+        for stream in self.stream_mappings:
+            stream.skip_to_end(backend)
 
     def stack_info(self) -> dict[str, Any]:
         return {
@@ -595,7 +682,9 @@ class LocalStack:
             "inbound_webhook_secrets": {
                 "generic": self.dev_secrets.get("inbound_generic_secret", ""),
                 "hubspot": self.dev_secrets.get("hubspot_client_secret", ""),
+                "salesforce": self.dev_secrets.get("salesforce_endpoint_token", ""),
             },
+            "console_users": list(self.console_users),
             "region": REGION,
             "stack_name": self.stack_name,
             "workspace": str(self.workspace),

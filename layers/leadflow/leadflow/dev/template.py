@@ -32,7 +32,7 @@ class Route:
 
     @property
     def route_key(self) -> str:
-        return f"{self.method} {self.path}"
+        return self.path if self.path == "$default" else f"{self.method} {self.path}"
 
     def pattern(self) -> re.Pattern[str]:
         regex = ""
@@ -47,7 +47,7 @@ class Route:
 
 
 def http_routes(template: dict[str, Any]) -> list[Route]:
-    """Every HttpApi event of every function, most specific paths first."""
+    """Every HttpApi event of every function, most specific paths first (greedy ``{proxy+}`` paths last)."""
     routes = []
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -58,7 +58,7 @@ def http_routes(template: dict[str, Any]) -> list[Route]:
             props = event.get("Properties", {})
             auth = (props.get("Auth") or {}).get("Authorizer")
             routes.append(Route(props.get("Method", "ANY").upper(), props.get("Path", "$default"), logical_id, auth))
-    return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
+    return sorted(routes, key=lambda r: ("+}" in r.path, r.path.count("{"), -len(r.path), r.method == "ANY"))
 
 
 def function_sources(template: dict[str, Any], root: Path) -> dict[str, tuple[Path, str]]:

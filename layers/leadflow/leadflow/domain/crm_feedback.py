@@ -7,10 +7,14 @@ Three senders (``POST /crm/{provider}/webhook``):
 - ``hubspot``: a JSON array of webhook events, signed with HubSpot's v3 signature
   (base64 HMAC-SHA256 of method + URI + body + millisecond timestamp, 5 minutes' tolerance);
   ``contact.propertyChange`` events of the configured properties are feedback;
-- ``salesforce``: an Outbound Message (SOAP), authenticated by its OrganizationId and answered
-  with ``<Ack>true</Ack>``; each Notification's Id is the replay key.
+- ``salesforce``: an Outbound Message (SOAP), which Salesforce cannot sign: authenticated by a
+  secret token the operator puts in the Outbound Message's endpoint URL (``?token=...``,
+  compared in constant time) and by its OrganizationId; answered with ``<Ack>true</Ack>``; each
+  Notification's Id is the replay key.
 
-Signatures are checked on the raw body before it is parsed. What an outcome does (``decide``):
+Signatures are checked on the raw body before it is parsed. Feedback dated more than
+``FUTURE_SKEW`` ahead of ``now`` is refused (a sender's clock may be a little ahead; a date
+far ahead would make every later, real feedback look stale). What an outcome does (``decide``):
 accepted -> SQL, opportunity -> opportunity, won -> customer, rejected and lost -> recycled
 (back to nurture) or disqualified (a rejection reason from the configured list). Feedback older
 than what was already applied changes nothing (CRMs deliver out of order); a won hand-off is
@@ -27,7 +31,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from leadflow.config.crm_feedback import CrmFeedbackConfig
@@ -38,6 +42,11 @@ Outcome = Literal["accepted", "rejected", "opportunity", "won", "lost"]
 OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected", "opportunity", "won", "lost")
 PROVIDERS = ("generic", "hubspot", "salesforce")
 HUBSPOT_TOLERANCE_MS = 5 * 60 * 1000
+# How far ahead of our clock a CRM's event time may be (clock skew); later is refused.
+FUTURE_SKEW = timedelta(minutes=5)
+# The Salesforce endpoint token: a URL query parameter, long enough that guessing is hopeless.
+SALESFORCE_TOKEN_PARAMETER = "token"  # noqa: S105 - the parameter's name, not a secret  # nosec B105
+SALESFORCE_TOKEN_MIN_LENGTH = 32
 # The stage each outcome moves the lead to (a rejection may disqualify instead: ``decide``).
 STAGE_FOR_OUTCOME: dict[str, str] = {
     "accepted": "sql",
@@ -159,6 +168,42 @@ def verify_hubspot_v3(  # noqa: PLR0917 - the parts HubSpot signs
         raise InvalidSignature("X-HubSpot-Signature-v3 does not match")
 
 
+class WeakEndpointToken(LeadflowError):
+    """The configured Salesforce endpoint token is too short to authenticate anything (set a longer one)."""
+
+
+def verify_salesforce_token(expected: str, received: str | None) -> None:
+    """Check the token of an Outbound Message's endpoint URL (``?token=...``) in constant time.
+
+    Salesforce Outbound Messages carry no signature; the endpoint URL the operator sets in
+    Salesforce is the one secret they carry (over TLS).
+
+    Raises:
+        WeakEndpointToken: the configured token is shorter than ``SALESFORCE_TOKEN_MIN_LENGTH``.
+        InvalidSignature: no token, or another one.
+    """
+    if len(expected) < SALESFORCE_TOKEN_MIN_LENGTH:
+        raise WeakEndpointToken(f"the Salesforce endpoint token needs {SALESFORCE_TOKEN_MIN_LENGTH}+ characters")
+    if not received or not hmac.compare_digest(expected.encode(), received.encode()):
+        raise InvalidSignature("the endpoint URL's token is missing or wrong")
+
+
+def refuse_future(items: list[Feedback], now: datetime) -> None:
+    """Refuse feedback dated more than ``FUTURE_SKEW`` after ``now``.
+
+    Raises:
+        MalformedFeedback: naming each item (by its position) that is too far ahead.
+    """
+    limit = now + FUTURE_SKEW
+    problems = [
+        f"{i}.occurred_at: {item.occurred_at.isoformat()} is more than {FUTURE_SKEW} in the future"
+        for i, item in enumerate(items)
+        if item.occurred_at > limit
+    ]
+    if problems:
+        raise MalformedFeedback(problems)
+
+
 # ---------------------------------------------------------------------------- parsing
 
 
@@ -278,40 +323,54 @@ def parse_salesforce(body: str, config: CrmFeedbackConfig, now: datetime) -> Sal
     items: list[Feedback] = []
     ignored = 0
     for i, notification in enumerate(notifications.findall(f"{{{_OM_NS}}}Notification")):
-        notification_id = (notification.findtext(f"{{{_OM_NS}}}Id") or "").strip()
-        sobject = notification.find(f"{{{_OM_NS}}}sObject")
-        if not notification_id or sobject is None:
-            raise MalformedFeedback([f"Notification.{i}: missing Id or sObject"])
-        kind = (sobject.get(_XSI_TYPE) or "").rpartition(":")[2]
-        fields = {_local(child.tag): (child.text or "").strip() for child in sobject}
-        mapping = config.salesforce.objects.get(kind)
-        outcome = mapping.values.get(fields.get(mapping.status_field, "")) if mapping else None
-        if mapping is None or outcome is None:
+        feedback = _salesforce_notification(i, notification, config, now)
+        if feedback is None:
             ignored += 1
-            continue
-        lead_id = fields.get(mapping.lead_id_field or "") or None
-        record_id = fields.get("Id") or None
-        if not lead_id and not record_id:
-            raise MalformedFeedback([f"Notification.{i}: the sObject has neither Id nor {mapping.lead_id_field}"])
-        occurred = now
-        if fields.get("LastModifiedDate"):
-            try:
-                occurred = _utc(datetime.fromisoformat(fields["LastModifiedDate"].replace("Z", "+00:00")))
-            except ValueError:
-                occurred = now
-        reason = fields.get(mapping.reason_field or "") or None
-        items.append(
-            Feedback(
-                provider="salesforce",
-                event_id=notification_id,
-                outcome=outcome,
-                lead=LeadRef(lead_id=lead_id, external_id=None if lead_id else record_id),
-                occurred_at=occurred,
-                reason=reason,
-                details={"object": kind, "field": mapping.status_field, "value": fields[mapping.status_field]},
-            )
-        )
+        else:
+            items.append(feedback)
     return SalesforceMessage(organization, ParsedBatch(items, ignored))
+
+
+def _salesforce_notification(i: int, notification: Any, config: CrmFeedbackConfig, now: datetime) -> Feedback | None:
+    """The feedback one notification of an Outbound Message carries, or None when its object or
+    status is not one ``crm_feedback.yaml`` maps.
+
+    Raises:
+        MalformedFeedback: the notification lacks its Id or sObject, or the sObject both ids.
+    """
+    notification_id = (notification.findtext(f"{{{_OM_NS}}}Id") or "").strip()
+    sobject = notification.find(f"{{{_OM_NS}}}sObject")
+    if not notification_id or sobject is None:
+        raise MalformedFeedback([f"Notification.{i}: missing Id or sObject"])
+    kind = (sobject.get(_XSI_TYPE) or "").rpartition(":")[2]
+    fields = {_local(child.tag): (child.text or "").strip() for child in sobject}
+    mapping = config.salesforce.objects.get(kind)
+    outcome = mapping.values.get(fields.get(mapping.status_field, "")) if mapping else None
+    if mapping is None or outcome is None:
+        return None
+    lead_id = fields.get(mapping.lead_id_field or "") or None
+    record_id = fields.get("Id") or None
+    if not lead_id and not record_id:
+        raise MalformedFeedback([f"Notification.{i}: the sObject has neither Id nor {mapping.lead_id_field}"])
+    return Feedback(
+        provider="salesforce",
+        event_id=notification_id,
+        outcome=outcome,
+        lead=LeadRef(lead_id=lead_id, external_id=None if lead_id else record_id),
+        occurred_at=_modified_at(fields.get("LastModifiedDate"), now),
+        reason=fields.get(mapping.reason_field or "") or None,
+        details={"object": kind, "field": mapping.status_field, "value": fields[mapping.status_field]},
+    )
+
+
+def _modified_at(text: str | None, now: datetime) -> datetime:
+    """A record's LastModifiedDate as UTC, or ``now`` when it has none or it does not parse."""
+    if not text:
+        return now
+    try:
+        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return now
 
 
 # ---------------------------------------------------------------------------- what it does

@@ -2,73 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-# The hostname characters email-validator checks every domain with, one character at a time
-# (``ATEXT_HOSTNAME_INTL``), and the same set of characters as a class that compiles in 0.1 ms
-# instead of 7: everything but the ASCII characters a hostname may not hold. The two match the
-# same code points, all 1,114,112 of them (tests/unit/test_emails.py checks each one).
-_EQUIVALENT_PATTERNS = {
-    r"[a-zA-Z0-9\-\." + "\u0080-\U0010ffff" + "]": r"[^\x00-\x2c/\x3a-\x40\x5b-\x60\x7b-\x7f]",
-}
-
-
-class _PatternCompiledOnFirstUse:
-    """Stands in for a compiled ``re.Pattern`` and compiles it when it is first used.
-
-    email-validator compiles its patterns when it is imported, four of them with the
-    character range U+0080-U+10FFFF, for which CPython's ``re`` fills a 64K-entry map in
-    Python: about 5 ms a pattern, 20 ms of the form capture handler's cold start. An ASCII
-    address (nearly every address) uses one of those four; the others only serve
-    internationalized or quoted local parts. Same pattern, same flags, same methods: the
-    first use compiles it with ``re.compile`` and binds the compiled pattern's public
-    attributes on this object, so later calls cost what the compiled pattern's cost. The
-    one of the four every address needs is compiled from ``_EQUIVALENT_PATTERNS``: the same
-    characters, written so that ``re`` needs no 64K-entry map (``pattern`` still reads as
-    email-validator wrote it).
-    """
-
-    def __init__(self, pattern: str, flags: int) -> None:
-        self._source = pattern
-        self._flags = flags
-
-    def __getattr__(self, name: str) -> Any:
-        compiled = re.compile(_EQUIVALENT_PATTERNS.get(self._source, self._source), self._flags)
-        for attribute in dir(compiled):
-            if not attribute.startswith("_"):
-                setattr(self, attribute, getattr(compiled, attribute))
-        self.pattern = self._source
-        return getattr(self, name)
-
-
-@contextmanager
-def _patterns_compiled_on_first_use(module: str) -> Iterator[None]:
-    """While importing ``module``, the patterns it compiles are compiled when first used.
-
-    Only ``re.compile`` calls made by ``module`` itself are deferred; every other call
-    (other modules, other threads) compiles at once as usual.
-    """
-    compile_now = re.compile
-
-    def compile_when_used(pattern: Any, flags: int = 0) -> Any:
-        if isinstance(pattern, str) and sys._getframe(1).f_globals.get("__name__") == module:
-            return _PatternCompiledOnFirstUse(pattern, flags)
-        return compile_now(pattern, flags)
-
-    re.compile = compile_when_used  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        re.compile = compile_now
-
-
-with _patterns_compiled_on_first_use("email_validator.rfc_constants"):
-    from email_validator import EmailNotValidError, validate_email
+# Imported when this module is: with Lambda SnapStart the patterns email-validator compiles at
+# import (about 20 ms, four with the U+0080-U+10FFFF range) are in the snapshot, paid once per
+# published version; a lazy import would move them into the first request after every restore.
+# docs/benchmarks.md, row 2 and the SnapStart section, has the figures.
+from email_validator import EmailNotValidError, validate_email
 
 # Domains of free mail providers: a lead at one of them has no company domain to roll up to.
 FREE_MAIL_DOMAINS = frozenset(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-class LeadflowError(Exception):
-    """Base of every outcome leadflow reports to a caller."""
+from leadflow.errors import FormNotFound, InvalidWorkspace, LeadflowError
 
 
 @dataclass(frozen=True)
@@ -41,8 +39,8 @@ class PayloadTooLarge(LeadflowError):
     """The body is over the size limit (413)."""
 
 
-class FormNotFound(LeadflowError):
-    """No form with that id in the workspace (404)."""
+class IdempotencyConflict(LeadflowError):
+    """The idempotency key (or form nonce) was used for another payload (409)."""
 
 
 class RateLimited(LeadflowError):
@@ -65,5 +63,38 @@ class LeadNotFound(LeadflowError):
     """No lead with that id (404)."""
 
 
-class InvalidWorkspace(LeadflowError):
-    """A workspace file breaks its schema; the message names the file and the field."""
+class AddressTaken(LeadflowError):
+    """A lead's new address is another lead's (409): one lead per person."""
+
+
+class BadCursor(LeadflowError):
+    """A page cursor that this API did not hand out (400)."""
+
+
+class SegmentNotFound(LeadflowError):
+    """No segment by that id in segments.yaml (404)."""
+
+
+__all__ = [
+    "AddressTaken",
+    "BadCursor",
+    "FieldError",
+    "FormNotFound",
+    "IdempotencyConflict",
+    "IntakeUnavailable",
+    "InvalidSubmission",
+    "InvalidWorkspace",
+    "LeadNotFound",
+    "LeadflowError",
+    "MalformedBody",
+    "PayloadTooLarge",
+    "RateLimited",
+    "SegmentNotFound",
+    "StorageUnavailable",
+    "UnsupportedContentType",
+]
+
+
+class SignInCodeRefused(LeadflowError):
+    """The user pool's token endpoint refused a sign-in code (spent, expired, another verifier or
+    callback URL), or could not be reached: the person signs in again."""

@@ -17,6 +17,8 @@ SCHEMA_VERSION = 1
 SOURCE_FORMS = "leadflow.forms"
 SOURCE_TRACKING = "leadflow.tracking"
 SOURCE_EMAIL = "leadflow.email"
+# Changes a person made through the admin API, and imports.
+SOURCE_API = "leadflow.api"
 # Activity attributes that travel with activity.recorded (what scoring rules match on);
 # never contact details, IPs or user agents.
 ACTIVITY_ATTRIBUTES = (
@@ -69,7 +71,11 @@ class OutboxEvent:
     detail: str
 
 
-def lead_captured(event_id: str, submission: Submission, lead_id: str, is_new: bool) -> DomainEvent:
+def lead_captured(  # noqa: PLR0917 - the event's id, what it announces, and where it came from
+    event_id: str, submission: Submission, lead_id: str, is_new: bool, source: str = SOURCE_FORMS, via: str = "form"
+) -> DomainEvent:
+    """A lead created or merged: by a form post (``via`` ``form``), the admin API or an import
+    (``via`` ``api`` / ``import``: no form was submitted, so no form trigger fires)."""
     detail: dict[str, Any] = {
         "lead_id": lead_id,
         "new": is_new,
@@ -77,11 +83,13 @@ def lead_captured(event_id: str, submission: Submission, lead_id: str, is_new: b
         "touch": dict(submission.touch),
         "account_domain": submission.email.company_domain,
     }
+    if via != "form":
+        detail["via"] = via
     if submission.consent:
         detail["consent"] = {"purpose": submission.consent.purpose, "granted": submission.consent.granted}
     if submission.visitor_id:
         detail["visitor_id"] = submission.visitor_id
-    return DomainEvent(event_id, SOURCE_FORMS, "lead.captured", submission.received_at.isoformat(), detail)
+    return DomainEvent(event_id, source, "lead.captured", submission.received_at.isoformat(), detail)
 
 
 def activity_recorded(event_id: str, activity: dict[str, Any], at: datetime, source: str = SOURCE_FORMS) -> DomainEvent:

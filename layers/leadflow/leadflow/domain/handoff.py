@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from leadflow.config.handoff import DAYS, Assignment, HandoffConfig, Owner, Retry, Sla, Team, WorkingHours
+from leadflow.config.handoff import DAYS, Assignment, Destination, HandoffConfig, Owner, Retry, Sla, Team, WorkingHours
 from leadflow.domain.errors import LeadflowError
 
 PAYLOAD_VERSION = 1
@@ -737,3 +737,20 @@ def sla_notice(action: str, record: dict[str, Any], recipient: Owner, detail: st
     ]
     html = "".join(f"<p>{escape(line)}</p>" for line in lines if line)
     return SlaNotice(recipient.email, subject, "\n".join(lines) + "\n", html)
+
+
+HUBSPOT_API = "https://api.hubapi.com"
+
+
+def effective_url(destination: Destination, local_mode: bool, local_base_url: str) -> tuple[str, bool]:
+    """The URL a destination is sent to, and whether private addresses are allowed for it.
+
+    Under ``leadflow dev`` a destination marked ``local_fake_crm`` goes to the dev stack's own
+    fake CRM (on loopback, which is allowed for it alone).
+    """
+    if local_mode and destination.local_fake_crm and local_base_url:
+        suffix = {"webhook": "/_dev/crm/hook", "hubspot": "/_dev/crm/hubspot", "salesforce": "/_dev/crm/salesforce"}
+        return local_base_url.rstrip("/") + suffix[destination.type], True
+    if destination.type == "hubspot":
+        return destination.url or HUBSPOT_API, destination.allow_private_network
+    return str(destination.url), destination.allow_private_network

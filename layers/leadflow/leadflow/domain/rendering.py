@@ -13,20 +13,17 @@ once and renders an email for one lead:
   parts (CAN-SPAM), and gets the RFC 8058 one-click unsubscribe headers. An email that
   lacks them is refused, not sent.
 
-Pure: no boto3, no environment, no clock. ``load_template_sources`` is the one function
-that reads files, for the CLI and the workspace loader.
+Pure: no boto3, no environment, no clock, no files (``config.templates`` reads them).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formataddr
 from functools import lru_cache
 from html.parser import HTMLParser
-from pathlib import Path
-from types import FunctionType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -40,10 +37,8 @@ from jinja2 import (
     TemplateSyntaxError,
     meta,
 )
-from jinja2 import __version__ as jinja_version
-from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 from leadflow.domain.errors import LeadflowError
 
@@ -161,173 +156,32 @@ class _SourcesLoader(BaseLoader):
         return sorted(self.sources)
 
 
-def _markupsafe_inner_escape() -> Callable[[str], str] | None:
-    """MarkupSafe's own escaping of a ``str`` (C where built), as ``escape`` calls it; None when this
-    MarkupSafe does not have it (then templates keep calling ``escape``)."""
-    import markupsafe
-
-    inner = getattr(markupsafe, "_escape_inner", None)
-    return inner if callable(inner) else None
-
-
-_ESCAPE_INNER = _markupsafe_inner_escape()
-_new_str = str.__new__
-
-
-def _escape(value: Any) -> Markup:
-    """``markupsafe.escape``, with its common case cheaper: a plain ``str`` is escaped by MarkupSafe's
-    own ``_escape_inner`` and made ``Markup`` without ``Markup.__new__``'s ``__html__`` check (a plain
-    str has none), and a ``Markup`` (a macro's result) is given back as it is (``escape`` makes an
-    equal copy of it). Anything else goes to ``escape``. Same value and type (tested)."""
-    kind = type(value)
-    if kind is str:
-        return _new_str(Markup, _ESCAPE_INNER(value))  # type: ignore[misc]
-    if kind is Markup:
-        return value  # type: ignore[no-any-return]
-    return escape(value)
-
-
-class _Template(Template):
-    """A compiled template whose autoescaping calls ``_escape`` (when this MarkupSafe allows it)."""
-
-    @classmethod
-    def _from_namespace(
-        cls, environment: Environment, namespace: MutableMapping[str, Any], globals: MutableMapping[str, Any]
-    ) -> Template:
-        # The compiled module imports ``escape`` from jinja2.runtime (MarkupSafe's): every ``{{ x }}`` of
-        # an HTML template calls it, ~16 times an email.
-        if _ESCAPE_INNER is not None and namespace.get("escape") is escape:
-            namespace["escape"] = _escape
-        return super()._from_namespace(environment, namespace, globals)
-
-
-_JINJA_3_1 = jinja_version.startswith("3.1.")
-"""The macro shortcut reads ``Macro``'s attributes as Jinja 3.1 has them (pinned in pyproject.toml, and
-tested against Jinja's own path); another Jinja calls its macros its own way."""
-_DICT_ATTRIBUTES = frozenset(name for cls in dict.__mro__ for name in vars(cls))
-"""Every attribute a plain ``dict`` has (through its type): ``getattr`` fails for any other name."""
-_NO_METHOD_TYPES = frozenset({str, Markup, int, float, bool, type(None), tuple, list, dict})
-"""Types of attribute values that are never a bound method (``wrap_str_format`` wraps only those)."""
-_STOP_ITERATION = "value was undefined because a callable raised a StopIteration exception"
+MEMO_SIZE = 4096
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox with the same decisions, worked out with less work per render.
+    """Jinja's immutable sandbox, its decisions unchanged; what only depends on a type is worked out once.
 
-    - Whether an attribute is safe (``is_safe_attribute``: no ``_``/internal names, no method that
-      modifies a known mutable type) depends only on the object's type and the attribute's name,
-      yet the sandbox works it out, with a dozen ``isinstance`` checks against ABCs, on every access
-      of every render (``sender.name``...). The answer is kept per (type, name).
-    - ``lead.first_name`` on a plain dict: the sandbox tries the attribute first, which raises (a
-      dict has no such attribute) and then reads the item. For a name a dict cannot have as an
-      attribute the item is read at once (``_DICT_ATTRIBUTES``); ``lead.items`` still goes the
-      sandbox's way.
-    - Calls of the two callables every email makes (a macro such as ``button(...)``, the renderer's
-      ``link(url, tag)``) skip what the sandbox and ``Context.call`` look up for any callable (pass
-      arguments, unsafe markers), where the callable's type says what they find; anything else is
-      called the sandbox's way.
-    - Templates ``{% include %}``, ``{% extends %}`` and ``{% import %}`` by name on every render:
-      the name is resolved once (the renderer's templates never change or reload).
+    Whether an attribute may be read (``is_safe_attribute``, the hook Jinja documents for
+    sandbox policies) depends only on the object's type and the attribute's name: no ``_``
+    names, none of Jinja's internal attributes of functions, frames and generators, no method
+    that modifies a known mutable type. The stock sandbox works that out with a dozen
+    ``isinstance`` checks on every attribute read of every render; here the stock answer is
+    kept per (type, name). Measured in docs/benchmarks.md (row 7).
     """
-
-    MEMO_SIZE = 4096
-    template_class = _Template
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._safe: dict[tuple[type, str], bool] = {}
-        self._loaded: dict[tuple[str, str | None], Template] = {}
-
-    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
-        """A template's globals as one plain dict, not Jinja's ``ChainMap`` over the environment's.
-
-        Every render copies its template's globals into a new context, and every
-        ``{% from ... import %}`` compares their keys: over a ChainMap both run in Python, over
-        a dict in C (a quarter of a render's time). The ChainMap only matters when the
-        environment's globals change after templates are loaded; the renderer never changes them."""
-        return {**self.globals, **(d or {})}
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         key = (type(obj), attr)
         safe = self._safe.get(key)
         if safe is None:
-            safe = super().is_safe_attribute(obj, attr, value)
-            if len(self._safe) >= self.MEMO_SIZE:
+            if len(self._safe) >= MEMO_SIZE:  # types and names come from the templates: a bound all the same
                 self._safe.clear()
-            self._safe[key] = safe
+            safe = self._safe[key] = super().is_safe_attribute(obj, attr, value)
         return safe
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        """``SandboxedEnvironment.getattr``, the same steps, with two shortcuts that decide the same:
-        a plain dict's item when the dict cannot have the attribute, and no look for a ``str.format``
-        method (``wrap_str_format``) in a value whose type is no method."""
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except (TypeError, LookupError):
-                return self.undefined(obj=obj, name=attribute)
-        try:
-            value = getattr(obj, attribute)
-        except AttributeError:
-            try:
-                return obj[attribute]
-            except (TypeError, LookupError):
-                pass
-        else:
-            if type(value) not in _NO_METHOD_TYPES:
-                wrapped = self.wrap_str_format(value)
-                if wrapped is not None:
-                    return wrapped
-            if self.is_safe_attribute(obj, attribute, value):
-                return value
-            return self.unsafe_undefined(obj, attribute)
-        return self.undefined(obj=obj, name=attribute)
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        kind = type(__obj)
-        if kind is Macro and _JINJA_3_1:
-            macro: Macro = __obj
-            kwargs.pop("_block_vars", None)
-            kwargs.pop("_loop_vars", None)
-            if (
-                not kwargs
-                and len(args) == macro._argument_count
-                and not (macro.caller or macro.catch_kwargs or macro.catch_varargs)
-                and not macro._environment.is_async
-                and __self.is_safe_callable(macro)
-            ):
-                # ``Macro.__call__`` (it takes the calling template's eval context) with every
-                # argument given by position: the macro's function, its result Markup when the
-                # caller autoescapes.
-                try:
-                    result = macro._func(*args)
-                except StopIteration:
-                    return __self.undefined(_STOP_ITERATION)
-                return Markup(result) if __context.eval_ctx.autoescape else result  # noqa: S704 - as Macro._invoke
-            return super().call(__context, __obj, *args, **kwargs)
-        if kind is FunctionType and not __obj.__dict__:
-            # A plain function with no attributes of its own: not marked unsafe, takes no context.
-            kwargs.pop("_block_vars", None)
-            kwargs.pop("_loop_vars", None)
-            try:
-                return __obj(*args, **kwargs)
-            except StopIteration:
-                return __self.undefined(_STOP_ITERATION)
-        return super().call(__context, __obj, *args, **kwargs)
-
-    def get_template(
-        self,
-        name: str | Template,
-        parent: str | None = None,
-        globals: MutableMapping[str, Any] | None = None,
-    ) -> Template:
-        if globals is not None or type(name) is not str:
-            return super().get_template(name, parent, globals)
-        key = (name, parent)
-        found = self._loaded.get(key)
-        if found is None:
-            found = self._loaded[key] = super().get_template(name, parent)
-        return found
 
 
 @lru_cache(maxsize=1024)
@@ -502,13 +356,8 @@ class EmailRenderer:
         return self._run(compiled, variables, name)
 
     def _run(self, compiled: Template, variables: dict[str, Any], name: str) -> str:
-        environment = self._env
         try:
-            # ``Template.render`` without its copy of ``variables`` (``new_context`` copies them).
-            try:
-                return environment.concat(compiled.root_render_func(compiled.new_context(variables)))
-            except Exception:  # noqa: BLE001 - as Template.render: the traceback rewritten to template lines
-                environment.handle_exception()
+            return compiled.render(variables)
         except TemplateSyntaxError as error:  # an included or extended template that does not compile
             raise TemplateProblem(error.name or name, f"line {error.lineno}: {error.message}") from None
         except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
@@ -548,15 +397,6 @@ def one_line(text: str) -> str:
 def _plain_subject(subject: str) -> str:
     """``one_line`` of a subject without Jinja syntax (a sequence's few subjects, once each)."""
     return one_line(subject)
-
-
-def load_template_sources(folder: Path) -> dict[str, str]:
-    """Every ``*.j2`` file under ``folder`` (recursively), keyed by its posix path relative to ``folder``."""
-    return {
-        path.relative_to(folder).as_posix(): path.read_text(encoding="utf-8")
-        for path in sorted(folder.rglob("*.j2"))
-        if path.is_file()
-    }
 
 
 def _check_link(url: str, tag: str) -> None:

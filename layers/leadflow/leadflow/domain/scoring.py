@@ -158,33 +158,6 @@ class LedgerEntry:
         )
 
 
-_new_object = object.__new__
-(
-    _set_entry_id,
-    _set_model,
-    _set_rule_id,
-    _set_activity_id,
-    _set_activity_type,
-    _set_at,
-    _set_points,
-    _set_reason,
-    _set_cap_key,
-) = (
-    getattr(LedgerEntry, name).__set__
-    for name in (
-        "entry_id",
-        "model",
-        "rule_id",
-        "activity_id",
-        "activity_type",
-        "at",
-        "points",
-        "reason",
-        "cap_key",
-    )
-)
-
-
 # ---------------------------------------------------------------------------- compiled models
 
 
@@ -331,11 +304,20 @@ class CompiledModel:
     """The scoring plan per activity type (see ``_plans``); ``compile_model`` fills it."""
 
 
+PAGE_VIEWED = "page_viewed"
+TIME_ON_PAGE = "page_time"  # the snippet's report when a page is left: url and seconds
+
+
 def compile_model(name: str, model: ScoringModel) -> CompiledModel:
     """``model`` (named ``name`` in scoring.yaml) ready to score activities."""
     by_type: dict[str, list[CompiledRule]] = {}
     for rule in model.rules:
-        by_type.setdefault(rule.activity.value, []).append(CompiledRule(rule))
+        compiled = CompiledRule(rule)
+        by_type.setdefault(rule.activity.value, []).append(compiled)
+        if rule.activity.value == PAGE_VIEWED and compiled.min_seconds is not None:
+            # The snippet reports the time on a page apart from the view itself (one view, one
+            # count): only the rules that ask for time on the page read that report.
+            by_type.setdefault(TIME_ON_PAGE, []).append(compiled)
     rules_by_type = {kind: tuple(rules) for kind, rules in by_type.items()}
     return CompiledModel(
         name=name,
@@ -411,7 +393,7 @@ def _plans(models: Iterable[tuple[str, Mapping[str, tuple[CompiledRule, ...]]]])
     return {kind: (tuple(tests), tuple(steps)) for kind, (_slots, tests, steps) in by_type.items()}
 
 
-def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> list[LedgerEntry]:
+def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> list[LedgerEntry]:  # noqa: C901 - the per-entry loop of the scoring engine in one piece (bench/scoring_engine.py)
     """The entries ``activity`` earns by ``plan`` against ``ledger``; with ``add``, each goes into it too.
 
     The one scoring loop (``score_activity``, ``Ledger.record``, ``ModelSet``). Adding as
@@ -457,19 +439,7 @@ def _score_plan(plan: _Plan, activity: Activity, ledger: Ledger, add: bool) -> l
             if room < abs(points):
                 points = room * rule.sign
                 reason = f"{rule.description}: {points:+d} (capped from {rule.points:+d})"
-        # LedgerEntry(...) built through its slots' descriptors: a frozen dataclass's __init__
-        # sets each field through object.__setattr__, about 2.5 times slower. The result is an
-        # ordinary, equal, still frozen LedgerEntry (built inline: this runs for every entry).
-        entry = _new_object(LedgerEntry)
-        _set_entry_id(entry, entry_id)
-        _set_model(entry, name)
-        _set_rule_id(entry, rule.id)
-        _set_activity_id(entry, activity_id)
-        _set_activity_type(entry, kind)
-        _set_at(entry, at)
-        _set_points(entry, points)
-        _set_reason(entry, reason)
-        _set_cap_key(entry, cap_key)
+        entry = LedgerEntry(entry_id, name, rule.id, activity_id, kind, at, points, reason, cap_key)
         entries.append(entry)
         if add:  # Ledger._index, inlined: this runs for every entry scored
             scored.add(entry_id)

@@ -26,6 +26,12 @@ Decisions (see ``suppresses`` and ``unsubscribes``):
 - A Subscription event whose new preferences say ``unsubscribeAll`` unsubscribes (a consent
   withdrawal made through SES subscription management) but does not suppress.
 - An unknown event type is malformed (kept for a replay once supported), not dropped.
+- Open and Click events are parsed but record no activity (``activity_type``): leadflow
+  tracks opens and clicks itself, and counting SES's too would count each twice.
+- Send and Delivery events record no activity either (``CONFIRMATIONS``): there is one of each
+  per email, so an activity, a bus event and a scoring of each would cost more than everything
+  else a campaign does (issue 17). They confirm the email in the lead's mail log instead, and a
+  Delivery adds one to its sequence report's ``delivered`` counter.
 
 Pure: no boto3, no environment, no clock reads.
 """
@@ -126,10 +132,16 @@ _BOUNCES = frozenset(
     {FeedbackKind.BOUNCED_PERMANENT, FeedbackKind.BOUNCED_TRANSIENT, FeedbackKind.BOUNCED_UNDETERMINED}
 )
 
+# Opens and clicks are leadflow's own (its pixel and signed click redirects record them): an
+# SES Open or Click event is the same open or click seen a second time, so it records nothing.
+TRACKED_BY_LEADFLOW = frozenset({FeedbackKind.OPENED, FeedbackKind.CLICKED})
+
+# One Send and one Delivery event per email: they confirm it in the mail log (the delivery
+# policy's Send confirmation; a delivery marked once and counted for the sequence report),
+# never an activity (FeedbackService).
+CONFIRMATIONS = frozenset({FeedbackKind.SENT, FeedbackKind.DELIVERED})
+
 ACTIVITY_TYPES: dict[FeedbackKind, str] = {
-    FeedbackKind.DELIVERED: "email_delivered",
-    FeedbackKind.OPENED: "email_opened",
-    FeedbackKind.CLICKED: "email_clicked",
     FeedbackKind.BOUNCED_PERMANENT: "email_bounced",
     FeedbackKind.BOUNCED_TRANSIENT: "email_bounced",
     FeedbackKind.BOUNCED_UNDETERMINED: "email_bounced",
@@ -137,7 +149,6 @@ ACTIVITY_TYPES: dict[FeedbackKind, str] = {
     FeedbackKind.REJECTED: "email_rejected",
     FeedbackKind.RENDERING_FAILED: "email_rendering_failed",
     FeedbackKind.DELIVERY_DELAYED: "email_delivery_delayed",
-    FeedbackKind.SENT: "email_sent",
 }
 
 
@@ -165,7 +176,10 @@ def activity_type(feedback: SesFeedback) -> str | None:
     """The product's activity type for this feedback, or None when it records no activity.
 
     Every bounce type is ``email_bounced`` (``bounce_type`` tells them apart). A Subscription
-    change records no email activity: ``unsubscribes`` covers what it means.
+    change records no email activity: ``unsubscribes`` covers what it means. SES opens and clicks
+    record none either (``TRACKED_BY_LEADFLOW``): leadflow's pixel and click redirect count them
+    once; the configuration set does not publish them, and one that arrives is not a second count.
+    Send and Delivery events record none (``CONFIRMATIONS``): they confirm the email in the mail log.
     """
     return ACTIVITY_TYPES.get(feedback.kind)
 
@@ -347,7 +361,7 @@ _BOUNCE_KINDS = {
 }
 
 
-def _parse_ses(payload: Any) -> list[SesFeedback]:
+def _parse_ses(payload: Any) -> list[SesFeedback]:  # noqa: C901 - one branch per SES notification and event kind
     if not isinstance(payload, dict):
         raise MalformedFeedback("SES message is not a JSON object")
     source_format: SourceFormat

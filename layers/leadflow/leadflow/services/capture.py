@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from leadflow.config.forms import TIMESTAMP_FIELD
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.ids import new_id
@@ -17,11 +19,13 @@ from leadflow.domain.submissions import (
     ClientInfo,
     FormPost,
     Submission,
+    payload_digest,
     spam_verdict,
     trim_raw_fields,
     validate_submission,
 )
-from leadflow.ports import Clock, IntakeQueue, LeadStore, SpamRecord
+from leadflow.domain.tokens import InvalidToken, TokenKind, verify
+from leadflow.ports import Clock, IntakeQueue, LeadStore, SpamRecord, StoredCapture
 
 INTAKE_MESSAGE_VERSION = 1
 
@@ -44,52 +48,57 @@ class CaptureResult:
 class CaptureService:
     """Takes form posts for every form of one workspace."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the service's ports and settings
         self,
         workspace: Workspace,
         store: LeadStore,
         intake: IntakeQueue,
         clock: Clock,
         rate_limit_per_minute: int,
+        keys: Callable[[], list[bytes]] | None = None,
     ) -> None:
         self.workspace = workspace
         self.store = store
         self.intake = intake
         self.clock = clock
         self.rate_limit_per_minute = rate_limit_per_minute
+        self._keys = keys
 
     def capture(self, form_id: str, post: FormPost) -> CaptureResult:
         """Capture one post of ``form_id``.
 
         Returns:
-            CREATED or UPDATED with the lead id; SPAM (answered like a success, kept
-            only as spam); QUEUED when the store was unavailable and the post went to
-            the intake queue for replay.
+            CREATED or UPDATED with the lead id and the submission id; SPAM (answered like a
+            success, kept only as spam); QUEUED when the store was unavailable and the post
+            went to the intake queue for replay.
 
         Raises:
             FormNotFound, InvalidSubmission: bad input, nothing stored.
+            IdempotencyConflict: the idempotency key or nonce was used for another payload.
             RateLimited: too many posts from this client this minute.
             IntakeUnavailable: neither the store nor the intake queue took the post.
         """
         form = self.workspace.form(form_id)
         now = self.clock.now()
         window = rate_window(post.client.ip, now, self.rate_limit_per_minute)
-        reason = spam_verdict(form, post.fields, now)
+        flags: list[str] = []
+        reason = spam_verdict(form, post.fields, now, self._keys_for(post), flags)
         if reason is not None:
             return self._spam(form_id, post, now, reason.value, window)
         submission = validate_submission(form, post, now)
+        submission.flags.extend(flags)
+        identified = self.identified_lead(post.identity_token, now)
         # Every post carries an idempotency key into its transaction (the client's, or one of
         # its own): when a write's outcome is unknown (a timeout) and the post is queued, the
         # replay then finds the write if it did land, and stores nothing twice.
         submission_id = new_id(now)
         key = submission.idempotency_key or f"post-{submission_id}"
+        plan = self._plan(now, submission, key, submission_id, identified, payload_digest(post.fields))
         try:
-            stored = self.store.capture(self._plan(now, submission, key), window, now.date().isoformat())
+            stored = self.store.capture(plan, window, now.date().isoformat())
         except StorageUnavailable:
-            return self._enqueue(form_id, post, now, submission_id, key)
-        return CaptureResult(
-            Outcome.CREATED if stored.created else Outcome.UPDATED, stored.lead_id, replayed=stored.replayed
-        )
+            return self._enqueue(form_id, post, now, submission_id, key, identified)
+        return self._result(stored)
 
     def replay(self, message: dict[str, Any]) -> CaptureResult:
         """Store a post that the intake queue kept, as it was when it arrived.
@@ -105,23 +114,53 @@ class CaptureService:
             client=ClientInfo(**message["client"]),
             idempotency_key=message["idempotency_key"],
         )
-        reason = spam_verdict(form, post.fields, received_at)
+        flags: list[str] = []
+        reason = spam_verdict(form, post.fields, received_at, self._keys_for(post), flags)
         if reason is not None:
             return self._spam(form.id, post, received_at, reason.value, None)
         submission = validate_submission(form, post, received_at)
-        plan = self._plan(received_at, submission, message["idempotency_key"])
-        stored = self.store.capture(plan, None, received_at.date().isoformat())
-        return CaptureResult(
-            Outcome.CREATED if stored.created else Outcome.UPDATED, stored.lead_id, replayed=stored.replayed
+        submission.flags.extend(flags)
+        plan = self._plan(
+            received_at,
+            submission,
+            message["idempotency_key"],
+            message.get("submission_id", ""),
+            message.get("identified_lead_id"),
+            payload_digest(post.fields),
         )
+        return self._result(self.store.capture(plan, None, received_at.date().isoformat()))
 
-    def _plan(self, now: datetime, submission: Submission, key: str) -> CapturePlan:
+    def identified_lead(self, token: str | None, now: datetime) -> str | None:
+        """The lead leadflow's signed visitor cookie names (set by a tracked click), or None."""
+        if not token or self._keys is None:
+            return None
+        try:
+            return verify(token, self._keys(), TokenKind.IDENTITY, now).lead_id
+        except InvalidToken:
+            return None
+
+    def _keys_for(self, post: FormPost) -> list[bytes]:
+        """The signing keys, fetched only for a post with a signed render time to check."""
+        rendered = post.fields.get(TIMESTAMP_FIELD) or [""]
+        return self._keys() if self._keys is not None and "." in rendered[0] else []
+
+    @staticmethod
+    def _result(stored: StoredCapture) -> CaptureResult:
+        outcome = Outcome.CREATED if stored.created else Outcome.UPDATED
+        return CaptureResult(outcome, stored.lead_id, submission_id=stored.submission_id, replayed=stored.replayed)
+
+    def _plan(  # noqa: PLR0917 - a plan is made of these
+        self, now: datetime, submission: Submission, key: str, submission_id: str, identified: str | None, digest: str
+    ) -> CapturePlan:
         return CapturePlan(
             submission=submission,
             activity_id=new_id(now),
             new_lead_id=new_id(now),
             event_ids=(new_id(now), new_id(now)),
             idempotency_key=key,
+            submission_id=submission_id,
+            identified_lead_id=identified,
+            payload_digest=digest,
         )
 
     def _spam(
@@ -130,9 +169,11 @@ class CaptureService:
         record = SpamRecord(form_id, reason, now.isoformat(), trim_raw_fields(post.fields), new_id(now))
         with contextlib.suppress(StorageUnavailable):  # spam is not worth a replay
             self.store.record_spam(record, window, now.date().isoformat())
-        return CaptureResult(Outcome.SPAM, lead_id=new_id(now))
+        return CaptureResult(Outcome.SPAM, submission_id=new_id(now))
 
-    def _enqueue(self, form_id: str, post: FormPost, now: datetime, submission_id: str, key: str) -> CaptureResult:
+    def _enqueue(  # noqa: PLR0917 - what the queued message holds
+        self, form_id: str, post: FormPost, now: datetime, submission_id: str, key: str, identified: str | None
+    ) -> CaptureResult:
         self.intake.enqueue(
             {
                 "kind": "form_submission",
@@ -143,6 +184,7 @@ class CaptureService:
                 "fields": {k: list(v) for k, v in post.fields.items()},
                 "client": asdict(post.client),
                 "idempotency_key": key,
+                "identified_lead_id": identified,
             }
         )
         return CaptureResult(Outcome.QUEUED, submission_id=submission_id)

@@ -12,80 +12,21 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from datetime import timedelta
+from typing import Literal
 
 from leadflow.config.crm_feedback import CrmFeedbackConfig
-from leadflow.domain.crm_feedback import Decision, Feedback, decide
+from leadflow.domain.crm_feedback import Decision, Feedback, decide, refuse_future
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import CLOSED, OPEN
 from leadflow.domain.ids import new_id
-from leadflow.ports import Clock
+from leadflow.ports import Clock, CrmFeedbackStore, CrmFeedbackWrite, FeedbackState
 
 SOURCE_CRM = "leadflow.crm"
 SEEN_TTL = timedelta(days=30)  # longer than any CRM retries a delivery (HubSpot, Salesforce: about a day)
 CONFLICT_RETRIES = 5
-ApplyStatus = Literal["applied", "duplicate", "conflict", "ignored"]
 ItemResult = Literal["applied", "unchanged", "duplicate", "stale", "unknown_lead", "unknown_handoff"]
-
-
-@dataclass(frozen=True)
-class FeedbackState:
-    """What deciding needs: the lead's stage and lock, and the hand-off's status, lock and last feedback."""
-
-    lead_id: str
-    stage: str
-    score_version: int
-    last_feedback_at: datetime | None
-    handoff_id: str | None = None
-    handoff_status: str | None = None
-    handoff_rev: int | None = None
-    handoff_found: bool = True
-    owner_id: str | None = None
-
-
-@dataclass(frozen=True)
-class CrmFeedbackWrite:
-    """One transaction: the event claimed, and (when applied) the hand-off, the lead, an activity and events."""
-
-    provider: str
-    event_id: str
-    lead_id: str
-    seen_expires_at: int
-    applied: bool
-    expected_score_version: int = 0
-    handoff_id: str | None = None
-    expected_rev: int | None = None
-    status: str | None = None
-    history_entry: dict[str, Any] | None = None
-    stage_move: tuple[str, str] | None = None
-    feedback: dict[str, Any] = field(default_factory=dict)
-    activity: dict[str, Any] | None = None
-    events: list[DomainEvent] = field(default_factory=list)
-
-
-class CrmFeedbackStore(Protocol):
-    def lead_for_external_id(self, provider: str, external_id: str) -> str | None:
-        """The lead a CRM record id was handed off as (the CRMREF item), or None."""
-        ...
-
-    def feedback_state(self, lead_id: str, handoff_id: str | None) -> FeedbackState | None:
-        """The lead (None: no such lead) and the hand-off (``handoff_id``, else the lead's latest)."""
-        ...
-
-    def apply_feedback(self, write: CrmFeedbackWrite) -> ApplyStatus:
-        """Write it atomically: ``duplicate`` when the event was claimed before (nothing written),
-        ``conflict`` when the lead or hand-off changed since it was read (nothing written).
-
-        Raises:
-            StorageUnavailable: the table is throttled or down.
-        """
-        ...
-
-    def release_owner(self, owner_id: str) -> None:
-        """One open hand-off fewer for the owner's capacity (never below zero)."""
-        ...
 
 
 @dataclass
@@ -110,9 +51,11 @@ class CrmFeedbackService:
         """Apply a batch of feedback, one item after the other (a batch may hold one lead twice).
 
         Raises:
+            MalformedFeedback: an item dated too far in the future (nothing of the batch applied).
             StorageUnavailable: the table cannot take it now (the CRM retries the whole request;
                 items already applied are then duplicates).
         """
+        refuse_future(items, self.clock.now())
         summary = FeedbackSummary(ignored=ignored)
         for item in items:
             summary.results.append(self.apply_one(item))
@@ -177,6 +120,7 @@ class CrmFeedbackService:
             "recorded_at": now.isoformat(),
             "outcome": item.outcome,
             "provider": item.provider,
+            "event_id": item.event_id,  # names the CRMEVT record of this event (an erasure deletes it)
             **({"reason": item.reason} if item.reason else {}),
             **({"handoff_id": state.handoff_id} if state.handoff_id else {}),
         }

@@ -2,50 +2,52 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from leadflow.domain.emails import InvalidEmail, normalize_email
 from leadflow.domain.events import SOURCE_EMAIL, DomainEvent, activity_recorded
 from leadflow.domain.ids import new_id
-from leadflow.domain.ses import SesFeedback, activity_type, suppresses, unsubscribes
-from leadflow.ports import Clock
+from leadflow.domain.ses import (
+    CONFIRMATIONS,
+    FeedbackKind,
+    SesFeedback,
+    activity_type,
+    suppresses,
+    unsubscribes,
+)
+from leadflow.ports import Clock, FeedbackStore, FeedbackWrite, SendConfirmations
 
-
-@dataclass(frozen=True)
-class FeedbackWrite:
-    """Everything one piece of feedback writes, in one transaction."""
-
-    email_key: str
-    feedback_id: str
-    at: str
-    suppress_reason: str | None
-    unsubscribe: bool
-    listed_at: str
-    """When the suppression (if any) is listed: this write's time (the list is read by it)."""
-    lead_id: str | None
-    activity: dict[str, Any] | None
-    events: list[DomainEvent]
-
-
-class FeedbackStore(Protocol):
-    def lead_id_for_email(self, email_key: str) -> str | None: ...
-
-    def record_feedback(self, write: FeedbackWrite) -> bool: ...
+MESSAGE_HEADER = "x-leadflow-message"  # leadflow's message id, on every email it sends
 
 
 class FeedbackService:
-    def __init__(self, store: FeedbackStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        clock: Clock,
+        address_key: Callable[[str], str],
+        sends: SendConfirmations | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.address_key = address_key
+        self.sends = sends
 
     def handle(self, feedback: SesFeedback) -> bool:
-        """Apply one piece of feedback; False when it was already applied (a duplicate)."""
+        """Apply one piece of feedback; False when it was already applied (a duplicate) or changed
+        nothing.
+
+        Send and Delivery events (one of each per email) confirm the email in the mail log
+        (``_confirm``); the rest write ``record_feedback``'s transaction.
+        """
+        if feedback.kind in CONFIRMATIONS:
+            return self._confirm(feedback)
         try:
             email_key = normalize_email(feedback.recipient).key
         except InvalidEmail:
             email_key = feedback.recipient.casefold()
-        lead_id = feedback.tag("lead_id") or self.store.lead_id_for_email(email_key)
+        lead_id = feedback.tag("lead_id") or feedback.tag("lead") or self.store.lead_id_for_email(email_key)
         kind = activity_type(feedback)
         activity: dict[str, Any] | None = None
         events: list[DomainEvent] = []
@@ -67,11 +69,13 @@ class FeedbackService:
             }
             activity.update({k: v for k, v in optional.items() if v})
             events.append(activity_recorded(new_id(self.clock.now()), activity, feedback.occurred_at, SOURCE_EMAIL))
+        suppress = suppresses(feedback)
         write = FeedbackWrite(
             email_key=email_key,
+            address_key=self.address_key(email_key) if suppress else "",
             feedback_id=feedback.feedback_id,
             at=feedback.occurred_at.isoformat(),
-            suppress_reason=feedback.kind.value if suppresses(feedback) else None,
+            suppress_reason=feedback.kind.value if suppress else None,
             unsubscribe=unsubscribes(feedback),
             listed_at=self.clock.now().isoformat(),
             lead_id=lead_id,
@@ -79,3 +83,21 @@ class FeedbackService:
             events=events,
         )
         return self.store.record_feedback(write)
+
+    def _confirm(self, feedback: SesFeedback) -> bool:
+        """A Send or Delivery event of an email leadflow sent: its tag names the lead and its header
+        leadflow's message id (an email without them is not one leadflow logged: nothing to do).
+
+        A Send event confirms the send: the delivery policy's answer to an ambiguous SendEmail
+        (README, "Email delivery"). A Delivery event marks the email delivered and counts it for
+        its sequence report, once. Neither records an activity, a bus event or a score: at one
+        each per email that cost more than the rest of a campaign (issue 17).
+        """
+        lead_id = feedback.tag("lead_id") or feedback.tag("lead")
+        message_id = feedback.headers.get(MESSAGE_HEADER)
+        if not lead_id or not message_id or self.sends is None:
+            return False
+        if feedback.kind is FeedbackKind.SENT:
+            self.sends.confirm_send(lead_id, message_id)
+            return True
+        return self.sends.confirm_delivery(lead_id, message_id)

@@ -14,17 +14,16 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from leadflow.adapters.crm_delivery import Delivery, effective_url
 from leadflow.config.handoff import HandoffConfig
 from leadflow.config.workspace import Workspace
 from leadflow.domain import handoff as domain
 from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.events import DomainEvent
-from leadflow.domain.handoff import Outcome
+from leadflow.domain.handoff import Outcome, effective_url
 from leadflow.domain.ids import new_id
-from leadflow.ports import Clock
+from leadflow.ports import Clock, Delivery, DeliveryQueue, DeliverySender, Explainer, HandoffStore, Notifier
 
 SOURCE_HANDOFF = "leadflow.handoff"
 logger = logging.getLogger("leadflow.handoff")
@@ -34,54 +33,6 @@ CRM_PROVIDERS = frozenset({"hubspot", "salesforce"})
 
 class HandoffConflict(domain.HandoffError):
     """The record kept changing under us (retried ``CONFLICT_RETRIES`` times)."""
-
-
-class HandoffStore(Protocol):
-    def get_lead(self, lead_id: str) -> dict[str, Any] | None: ...
-    def get_handoff(self, lead_id: str, handoff_id: str) -> dict[str, Any] | None: ...
-    def lead_handoffs(self, lead_id: str) -> list[dict[str, Any]]: ...
-    def create_handoff(
-        self, record: dict[str, Any], previous: str | None, sla_due: datetime | None, events: list[DomainEvent]
-    ) -> bool: ...
-    def save_handoff(
-        self,
-        record: dict[str, Any],
-        sla_due: datetime | None,
-        events: list[DomainEvent] | None = None,
-        stage: str | None = None,
-    ) -> bool:
-        """Write a changed record (conditional on its ``rev``) with its events and, when ``stage``
-        is given, the lead moved to that stage, atomically; False when the record changed meanwhile."""
-        ...
-
-    def sla_due(self, now: datetime, limit: int = 500) -> list[tuple[str, str]]: ...
-    def next_ticket(self, team: str) -> int: ...
-    def reserve_owner(self, owner_id: str, capacity: int) -> bool: ...
-    def release_owner(self, owner_id: str) -> None: ...
-    def disabled_destinations(self) -> dict[str, dict[str, Any]]: ...
-    def disable_destination(self, name: str, at: datetime, reason: str) -> None: ...
-    def put_crm_ref(self, provider: str, external_id: str, lead_id: str, handoff_id: str) -> None: ...
-    def recent_activities(self, lead_id: str, limit: int) -> list[dict[str, Any]]: ...
-
-
-class Explainer(Protocol):
-    def explain_lead(self, lead_id: str, top: int = 5) -> dict[str, Any]: ...
-
-
-class DeliveryQueue(Protocol):
-    def enqueue(self, messages: list[dict[str, Any]]) -> None:
-        """One message per (hand-off, destination)."""
-        ...
-
-
-class Sender(Protocol):
-    def send(self, delivery: Delivery, now: datetime) -> Outcome: ...
-
-
-class Notifier(Protocol):
-    def notify(self, notice: domain.SlaNotice, message_id: str) -> None:
-        """Email a sales rep (SLA reminders and escalations)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +52,10 @@ class SweepResult:
     recycled: int
 
 
+# Stages a lead leaves sales for without sales acting (scoring's decay recycles an MQL).
+LEFT_SALES = frozenset({"recycled", "disqualified"})
+
+
 class HandoffService:
     def __init__(  # noqa: PLR0917 - the service's ports
         self,
@@ -108,7 +63,7 @@ class HandoffService:
         store: HandoffStore,
         explainer: Explainer,
         queue: DeliveryQueue,
-        sender: Sender,
+        sender: DeliverySender,
         clock: Clock,
         local_mode: bool = False,
         local_base_url: str = "",
@@ -195,6 +150,7 @@ class HandoffService:
                 handoff_id=record["handoff_id"],
                 trigger=trigger,
                 owner_id=route.owner.id if route.owner else None,
+                team=route.team,
                 queue=route.queue,
                 assigned_by=route.rule,
             )
@@ -389,6 +345,9 @@ class HandoffService:
 
     def _sla(self, record: dict[str, Any], now: datetime) -> list[str] | None:
         """Apply every SLA step due now to one record; None when it changed under us."""
+        profile = self.store.get_lead(record["lead_id"]) or {}
+        if profile.get("stage") in LEFT_SALES:
+            return self._close_left_sales(record, str(profile["stage"]), now)
         sla = self.config.sla
         actions: list[str] = []
         notices: list[domain.SlaNotice] = []
@@ -448,6 +407,25 @@ class HandoffService:
         for notice in notices:  # after the write: a sweep that lost the race sends nothing
             self._notify(notice, record)
         return actions
+
+    def _close_left_sales(self, record: dict[str, Any], stage: str, now: datetime) -> list[str] | None:
+        """The lead left sales before sales acted (its score decayed: scoring recycled it): the
+        hand-off is recycled too, its owner freed, and nobody is reminded or escalated to."""
+        owner = record.get("owner") or {}
+        record = domain.transition(record, domain.RECYCLED, now, "scoring", f"the lead was {stage} before sales acted")
+        event = self._event(
+            "handoff.recycled",
+            now,
+            lead_id=record["lead_id"],
+            handoff_id=record["handoff_id"],
+            owner_id=owner.get("id"),
+            reason=f"lead_{stage}",
+        )
+        if not self.store.save_handoff(record, None, [event], None):
+            return None
+        if owner.get("id"):
+            self.store.release_owner(owner["id"])
+        return ["recycle"]
 
     def _notify(self, notice: domain.SlaNotice, record: dict[str, Any]) -> None:
         if self.notifier is None:

@@ -39,6 +39,8 @@ def lead_view(item: dict[str, Any], workspace: Workspace) -> dict[str, Any]:
         },
         "consent": {k.removeprefix("consent_"): v for k, v in item.items() if k.startswith("consent_")},
         "submissions": item.get("submissions", 0),
+        "tags": sorted(item.get("tags") or ()),
+        "grade": item.get("grade"),
         "created_at": item.get("created_at"),
         "updated_at": item.get("updated_at"),
     }

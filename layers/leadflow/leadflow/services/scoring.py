@@ -9,10 +9,10 @@ and tries again).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import LeadflowError, LeadNotFound
@@ -32,7 +32,7 @@ from leadflow.domain.scoring import (
     fit_grade,
     next_stage,
 )
-from leadflow.ports import Clock, ScoreState
+from leadflow.ports import Clock, RescoreStore, ScoreStore, ScoreWrite
 
 SOURCE_SCORING = "leadflow.scoring"
 CONFLICT_RETRIES = 8
@@ -40,28 +40,6 @@ CONFLICT_RETRIES = 8
 
 class ScoreConflict(LeadflowError):
     """The lead's score changed under us on every retry."""
-
-
-@dataclass(frozen=True)
-class ScoreWrite:
-    lead_id: str
-    expected_version: int
-    entries: list[dict[str, Any]]
-    summary: dict[str, Any]
-    stage: tuple[str, str] | None
-    events: list[DomainEvent] = field(default_factory=list)
-
-
-class ScoreStore(Protocol):
-    def score_state(self, lead_id: str) -> ScoreState: ...
-
-    def apply_score(self, write: ScoreWrite) -> bool:
-        """False when the version moved on (reload and retry)."""
-        ...
-
-    def leads_in_stage(self, stage: str) -> list[str]: ...
-
-    def account_leads(self, domain: str) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -285,21 +263,6 @@ class ScoringService:
             "coverage": round(result.coverage, 3),
             "top_leads": list(result.top_leads),
         }
-
-
-class RescoreStore(ScoreStore, Protocol):
-    def lead_ids(self) -> list[str]: ...
-
-    def lead_activities(self, lead_id: str) -> list[dict[str, Any]]: ...
-
-    def rewrite_ledger(
-        self,
-        lead_id: str,
-        remove: list[dict[str, Any]],
-        add: list[dict[str, Any]],
-        summary: dict[str, Any],
-        stage: str | None,
-    ) -> None: ...
 
 
 @dataclass(frozen=True)

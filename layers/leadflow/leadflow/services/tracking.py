@@ -2,39 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from leadflow.config.workspace import Workspace
-from leadflow.domain.events import SOURCE_TRACKING, DomainEvent, activity_recorded
+from leadflow.domain.events import SOURCE_TRACKING, activity_recorded
+from leadflow.domain.form_reports import page_view_key
 from leadflow.domain.ids import new_id
 from leadflow.domain.ratelimit import HitCounter
-from leadflow.domain.tokens import InvalidToken, TokenKind, TrackingToken, sign, token_digest, verify
+from leadflow.domain.reporting import day_of
+from leadflow.domain.tokens import (
+    InvalidToken,
+    TokenKind,
+    TrackingToken,
+    sign,
+    sign_render_time,
+    token_digest,
+    verify,
+)
 from leadflow.domain.tracking import parse_site_event, safe_redirect, site_activity
-from leadflow.ports import Clock
+from leadflow.ports import ActivityStore, Clock, PageViewCounter
 
 HIT_COUNTER_DAYS = 30
-
-
-class ActivityStore(Protocol):
-    def record_activity(
-        self, owner_pk: str, activity: dict[str, Any], events: list[DomainEvent], counter: HitCounter | None = None
-    ) -> bool: ...
-
-    def visitor_lead(self, visitor_id: str) -> str | None: ...
-
-    def visitor_activities(self, visitor_id: str) -> list[dict[str, Any]]: ...
+IDENTITY_DAYS = 90  # how long a tracked click identifies the browser to form capture
+log = logging.getLogger(__name__)
 
 
 class TrackingService:
     def __init__(
-        self, workspace: Workspace, store: ActivityStore, keys: Callable[[], list[bytes]], clock: Clock
+        self,
+        workspace: Workspace,
+        store: ActivityStore,
+        keys: Callable[[], list[bytes]],
+        clock: Clock,
+        page_views: PageViewCounter | None = None,
     ) -> None:
+        """``page_views``: counts each recorded page view for the forms-and-pages report."""
         self.workspace = workspace
         self.store = store
         self.keys = keys
         self.clock = clock
+        self.page_views = page_views
 
     # ------------------------------------------------------------------ links in emails
     def issue(
@@ -76,8 +86,8 @@ class TrackingService:
             cap=self.workspace.tracking.hits_per_token,
             expires_at=int((now + timedelta(days=HIT_COUNTER_DAYS)).timestamp()),
         )
-        event = activity_recorded(new_id(now), activity, now, SOURCE_TRACKING)
-        self.store.record_activity(f"LEAD#{token.lead_id}", activity, [event], counter)
+        # The activity is its own event: the outbox relay publishes it from the table's stream.
+        self.store.record_announced(token.lead_id, activity, SOURCE_TRACKING, counter)
         return token
 
     def open(self, text: str, user_agent: str = "") -> bool:
@@ -86,6 +96,17 @@ class TrackingService:
 
     def click(self, text: str, user_agent: str = "") -> str | None:
         """Where a tracked click goes, recording it; None for forged, expired or unsafe links."""
+        target = self.click_target(text, user_agent)
+        return target[0] if target else None
+
+    def click_target(self, text: str, user_agent: str = "") -> tuple[str, str] | None:
+        """Where a tracked click goes and the visitor cookie it sets (recording the click);
+        None for forged, expired or unsafe links.
+
+        The cookie is leadflow's signed identity of the lead the email went to: a form post
+        from this browser may then update that lead's profile (an unidentified one only
+        fills blanks).
+        """
         now = self.clock.now()
         try:
             token = verify(text, self.keys(), TokenKind.CLICK, now)
@@ -95,18 +116,30 @@ class TrackingService:
         if target is None:
             return None
         self._email_activity(text, TokenKind.CLICK, user_agent)
-        return target
+        expires = now + timedelta(days=IDENTITY_DAYS)
+        identity = TrackingToken(TokenKind.IDENTITY, token.lead_id, "visitor", int(expires.timestamp()))
+        return target, sign(identity, self.keys()[0])
 
     # ------------------------------------------------------------------ the site snippet
+    def render_time(self) -> str:
+        """Now, signed: the ``_lf_ts`` the snippet puts in a form as it renders (``GET /t/ts``)."""
+        return sign_render_time(int(self.clock.now().timestamp() * 1000), self.keys()[0])
+
     def site_event(self, body: Any, user_agent: str = "") -> str:
         """Record a site event for its visitor (the lead, once known). Raises InvalidSubmission."""
         event = parse_site_event(body)
         now = self.clock.now()
         lead_id = self.store.visitor_lead(event.visitor_id)
         activity = site_activity(event, new_id(now), lead_id, now, user_agent)
-        owner = f"LEAD#{lead_id}" if lead_id else f"VISITOR#{event.visitor_id}"
-        recorded = activity_recorded(new_id(now), activity, now, SOURCE_TRACKING)
-        self.store.record_activity(owner, activity, [recorded] if lead_id else [])
+        if lead_id:  # a lead's activity is its own event (the relay publishes it)
+            self.store.record_announced(lead_id, activity, SOURCE_TRACKING)
+        else:  # a visitor's waits, unannounced, until the visitor becomes a lead (stitch_visitor)
+            self.store.record_activity(f"VISITOR#{event.visitor_id}", activity, [])
+        if self.page_views is not None and activity["type"] == "page_viewed":
+            try:
+                self.page_views.viewed(page_view_key(day_of(now), activity.get("url")))
+            except Exception:
+                log.exception("page view not counted")
         return str(activity["activity_id"])
 
 

@@ -28,6 +28,8 @@ class LeadSummary(BaseModel):
     attribution: Attribution
     consent: dict[str, Any] = Field(description="Latest consent per purpose.")
     submissions: int
+    tags: list[str] = Field(default_factory=list, description="The lead's tags (sorted).")
+    grade: str | None = Field(None, description="Fit grade A-F, once scored.")
     created_at: str | None
     updated_at: str | None
 
@@ -93,10 +95,7 @@ class LeadDetail(LeadSummary):
 
 class LeadList(BaseModel):
     leads: list[LeadSummary]
-
-
-class ErrorBody(BaseModel):
-    message: str
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
 
 
 class ScoreReason(BaseModel):
@@ -152,6 +151,10 @@ class AccountView(BaseModel):
 class SequenceStepView(BaseModel):
     id: str
     type: str
+    purpose: str | None = Field(
+        default=None, description="An email step's consent purpose (consent.yaml); none for a transactional one."
+    )
+    transactional: bool | None = Field(default=None, description="An email step that answers a person's request.")
 
 
 class SequenceVersionView(BaseModel):

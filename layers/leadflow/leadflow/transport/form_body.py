@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import io
 import json
 import math
@@ -14,6 +15,16 @@ from leadflow.domain.errors import MalformedBody, PayloadTooLarge, UnsupportedCo
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 200
+# Charsets a browser may post a form in (the WHATWG Encoding Standard's legacy single- and
+# multi-byte encodings), by Python codec name. As in browsers, the Latin-1 labels mean
+# windows-1252. Others (UTF-16, UTF-7, Python's own bytes-to-bytes codecs) are refused.
+_LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "iso_8859-1", "latin-1", "latin1", "l1", "cp819", "ibm819"})
+_CHARSET_CODECS = frozenset(
+    {"utf-8", "ascii", "cp1252", "cp874", "koi8-r", "koi8-u", "shift_jis", "cp932", "euc_jp", "iso2022_jp"}
+    | {"euc_kr", "gbk", "gb2312", "gb18030", "big5", "big5hkscs", "mac-roman", "mac-cyrillic", "cp866"}
+    | {f"iso8859-{n}" for n in (2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16)}
+    | {f"cp{n}" for n in range(1250, 1259)}
+)
 
 
 def raw_body(event: dict[str, Any]) -> bytes:
@@ -27,6 +38,24 @@ def raw_body(event: dict[str, Any]) -> bytes:
     return body.encode("utf-8", errors="surrogatepass")
 
 
+def codec_for(charset: str) -> str:
+    """The Python codec that reads a body declared in ``charset``.
+
+    Raises:
+        UnsupportedContentType: a charset no browser posts a form in.
+    """
+    label = charset.strip().strip('"').lower()
+    if label in _LATIN1_LABELS:
+        return "cp1252"
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        raise UnsupportedContentType(f"charset {charset[:40]!r}") from None
+    if name not in _CHARSET_CODECS:
+        raise UnsupportedContentType(f"charset {charset[:40]!r}")
+    return name
+
+
 def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
     main, _, rest = content_type.partition(";")
     params: dict[str, str] = {}
@@ -37,11 +66,21 @@ def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
-def _text(data: bytes, charset: str) -> str:
+def _decode(data: bytes, codec: str) -> str:
+    """``data`` in ``codec``; windows-1252's five unassigned bytes read as Latin-1, as browsers do."""
     try:
-        return data.decode(charset if charset.lower() in ("utf-8", "utf8", "us-ascii", "ascii") else "utf-8")
+        return data.decode(codec)
     except UnicodeDecodeError:
-        raise MalformedBody("body is not valid UTF-8") from None
+        if codec == "cp1252":
+            return data.decode("latin-1")
+        raise
+
+
+def _text(data: bytes, codec: str) -> str:
+    try:
+        return _decode(data, codec)
+    except UnicodeDecodeError:
+        raise MalformedBody(f"body is not valid {codec.upper()}") from None
 
 
 def _scalar(name: str, value: Any) -> str:
@@ -58,9 +97,9 @@ def _scalar(name: str, value: Any) -> str:
     raise MalformedBody(f"field '{name}' must be text, a number, a boolean or a list of those")
 
 
-def _json_fields(data: bytes, charset: str) -> dict[str, list[str]]:
+def _json_fields(text: str) -> dict[str, list[str]]:
     try:
-        document = json.loads(_text(data, charset))
+        document = json.loads(text)
     except (ValueError, RecursionError):  # JSONDecodeError, and integers past Python's digit limit
         raise MalformedBody("body is not valid JSON") from None
     if not isinstance(document, dict):
@@ -74,17 +113,17 @@ def _json_fields(data: bytes, charset: str) -> dict[str, list[str]]:
     return fields
 
 
-def _urlencoded_fields(data: bytes, charset: str) -> dict[str, list[str]]:
-    text = _text(data, charset)
+def _urlencoded_fields(text: str, codec: str) -> dict[str, list[str]]:
+    # Percent-escapes stand for bytes in the form's charset, as the browser encoded them.
     try:
-        return parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+        return parse_qs(text, keep_blank_values=True, encoding=codec, errors="strict", max_num_fields=MAX_FIELDS)
     except UnicodeDecodeError:
-        raise MalformedBody("a field is not valid percent-encoded UTF-8") from None
+        raise MalformedBody(f"a field is not valid percent-encoded {codec.upper()}") from None
     except ValueError:
         raise MalformedBody(f"more than {MAX_FIELDS} fields") from None
 
 
-def _multipart_fields(data: bytes, content_type: str, params: dict[str, str]) -> dict[str, list[str]]:
+def _multipart_fields(data: bytes, content_type: str, params: dict[str, str], codec: str) -> dict[str, list[str]]:
     from python_multipart import parse_form
     from python_multipart.exceptions import FormParserError
 
@@ -99,9 +138,9 @@ def _multipart_fields(data: bytes, content_type: str, params: dict[str, str]) ->
             return
         name = (field.field_name or b"").decode("utf-8", errors="replace")
         try:
-            value = (field.value or b"").decode("utf-8")
+            value = _decode(field.value or b"", codec)
         except UnicodeDecodeError:
-            problems.append(f"field '{name}' is not valid UTF-8")
+            problems.append(f"field '{name}' is not valid {codec.upper()}")
             return
         fields.setdefault(name, []).append(value)
 
@@ -124,9 +163,12 @@ def _multipart_fields(data: bytes, content_type: str, params: dict[str, str]) ->
 def decode_fields(event: dict[str, Any], headers: dict[str, str]) -> tuple[dict[str, list[str]], str]:
     """The posted fields and the body's media type.
 
+    The body is read in the charset its content type declares (UTF-8 when it declares
+    none). A body API Gateway passed as text (not base64) is already text: it is read as is.
+
     Raises:
         PayloadTooLarge: body over 64 KB.
-        UnsupportedContentType: not urlencoded, multipart or JSON.
+        UnsupportedContentType: not urlencoded, multipart or JSON, or a charset no browser posts.
         MalformedBody: the body does not decode as its content type says.
     """
     data = raw_body(event)
@@ -134,11 +176,13 @@ def decode_fields(event: dict[str, Any], headers: dict[str, str]) -> tuple[dict[
         raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
     content_type = headers.get("content-type", "")
     media_type, params = _media_type(content_type)
-    charset = params.get("charset", "utf-8")
-    if media_type == "application/x-www-form-urlencoded":
-        return _urlencoded_fields(data, charset), media_type
+    is_json = media_type == "application/json" or media_type.endswith("+json")
+    if media_type not in ("application/x-www-form-urlencoded", "multipart/form-data") and not is_json:
+        raise UnsupportedContentType(media_type or "(none)")
+    codec = codec_for(params.get("charset", "utf-8"))
     if media_type == "multipart/form-data":
-        return _multipart_fields(data, content_type, params), media_type
-    if media_type == "application/json" or media_type.endswith("+json"):
-        return _json_fields(data, charset), "application/json"
-    raise UnsupportedContentType(media_type or "(none)")
+        return _multipart_fields(data, content_type, params, codec), media_type
+    text = _text(data, codec if event.get("isBase64Encoded") else "utf-8")
+    if media_type == "application/x-www-form-urlencoded":
+        return _urlencoded_fields(text, codec), media_type
+    return _json_fields(text), "application/json"

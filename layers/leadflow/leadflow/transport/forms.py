@@ -1,7 +1,9 @@
 """``POST /forms/{form_id}``: the public contract of form capture, as HTTP.
 
 An HTML form post gets 303 to the thank-you page; JSON (or ``Accept: application/json``)
-gets 201/200 with the lead id; bad input gets a 4xx naming what is wrong.
+gets ``200 {"status": "received", "submission_id"}`` whoever the address belongs to (new, known
+or spam: the public answer never tells who is a lead, and never carries a lead id); bad input
+gets a 4xx naming what is wrong.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from leadflow.domain.errors import (
     FormNotFound,
+    IdempotencyConflict,
     IntakeUnavailable,
     InvalidSubmission,
     LeadflowError,
@@ -21,20 +24,12 @@ from leadflow.domain.errors import (
 )
 from leadflow.domain.submissions import ClientInfo, FormPost
 from leadflow.services.capture import CaptureResult, CaptureService, Outcome
+from leadflow.transport.errors import answer_for, retry_after
 from leadflow.transport.form_body import decode_fields
 from leadflow.transport.http import html_response, json_response, lower_headers, redirect, source_ip
 
-STATUS_BY_ERROR: dict[type[LeadflowError], tuple[int, str]] = {
-    MalformedBody: (400, "The request body could not be read."),
-    InvalidSubmission: (422, "Some fields are not valid."),
-    FormNotFound: (404, "There is no such form."),
-    PayloadTooLarge: (413, "The submission is too large."),
-    UnsupportedContentType: (415, "Send the form as urlencoded, multipart/form-data or JSON."),
-    RateLimited: (429, "Too many submissions from your address; try again in a minute."),
-    IntakeUnavailable: (503, "We could not take your submission right now; please try again."),
-}
-STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.SPAM: 201, Outcome.UPDATED: 200, Outcome.QUEUED: 202}
 CORS_ALLOWED_HEADERS = "content-type, idempotency-key, accept"
+IDENTITY_COOKIE = "lf_id"  # leadflow's signed visitor cookie, set by a tracked click
 
 
 def _wants_json(headers: dict[str, str], media_type: str | None) -> bool:
@@ -52,7 +47,10 @@ def _cors(service: CaptureService, form_id: str, headers: dict[str, str]) -> dic
         allowed = service.workspace.form(form_id).origin_allowed(origin)
     except LeadflowError:
         return {}
-    return {"access-control-allow-origin": origin, "vary": "Origin"} if allowed else {"vary": "Origin"}
+    if not allowed:
+        return {"vary": "Origin"}
+    # Credentials: a fetch may carry the visitor cookie (the form's allowed origins only).
+    return {"access-control-allow-origin": origin, "access-control-allow-credentials": "true", "vary": "Origin"}
 
 
 def _error_page(title: str, problems: list[str]) -> str:
@@ -66,12 +64,12 @@ def _error_page(title: str, problems: list[str]) -> str:
 
 
 def _error(error: LeadflowError, as_json: bool, cors: dict[str, str]) -> dict[str, Any]:
-    status, message = next(v for k, v in STATUS_BY_ERROR.items() if isinstance(error, k))
+    answer = answer_for(error)
+    status, message = answer.status, answer.message
     headers = dict(cors)
-    if isinstance(error, RateLimited):
-        headers["retry-after"] = str(max(1, error.retry_after_seconds))
-    if isinstance(error, IntakeUnavailable):
-        headers["retry-after"] = "30"
+    wait = retry_after(error)
+    if wait is not None:
+        headers["retry-after"] = wait
     errors = (
         [{"field": e.field, "message": e.message} for e in error.errors] if isinstance(error, InvalidSubmission) else []
     )
@@ -90,13 +88,19 @@ def _error(error: LeadflowError, as_json: bool, cors: dict[str, str]) -> dict[st
 def _success(result: CaptureResult, thank_you_url: str, as_json: bool, cors: dict[str, str]) -> dict[str, Any]:
     if not as_json:
         return redirect(thank_you_url, cors)
-    status = STATUS_BY_OUTCOME[result.outcome]
-    if result.replayed and result.outcome is Outcome.UPDATED:
-        status = 200
     if result.outcome is Outcome.QUEUED:
-        return json_response(status, {"status": "queued", "submission_id": result.submission_id}, cors)
-    outcome = Outcome.CREATED if result.outcome is Outcome.SPAM else result.outcome
-    return json_response(status, {"status": outcome.value, "lead_id": result.lead_id}, cors)
+        return json_response(202, {"status": "queued", "submission_id": result.submission_id}, cors)
+    # New, known and spam look the same: no lead id, one status.
+    return json_response(200, {"status": "received", "submission_id": result.submission_id}, cors)
+
+
+def identity_cookie(event: dict[str, Any]) -> str | None:
+    """The value of leadflow's visitor cookie in a payload-2.0 event, if any."""
+    for cookie in event.get("cookies") or ():
+        name, sep, value = cookie.partition("=")
+        if sep and name.strip() == IDENTITY_COOKIE:
+            return value.strip() or None
+    return None
 
 
 def handle_form_request(event: dict[str, Any], service: CaptureService) -> dict[str, Any]:
@@ -128,6 +132,7 @@ def handle_form_request(event: dict[str, Any], service: CaptureService) -> dict[
                 ip=source_ip(event), user_agent=headers.get("user-agent", ""), referer=headers.get("referer", "")
             ),
             idempotency_key=headers.get("idempotency-key"),
+            identity_token=identity_cookie(event),
         )
         result = service.capture(form_id, post)
         thank_you_url = service.workspace.form(form_id).thank_you_url
@@ -135,6 +140,7 @@ def handle_form_request(event: dict[str, Any], service: CaptureService) -> dict[
         MalformedBody,
         InvalidSubmission,
         FormNotFound,
+        IdempotencyConflict,
         PayloadTooLarge,
         UnsupportedContentType,
         RateLimited,

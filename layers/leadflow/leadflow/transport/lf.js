@@ -1,7 +1,8 @@
 /* leadflow tracking snippet: <script src="https://<api>/t/lf.js" async></script>
  * Keeps a first-party anonymous visitor id (cookie lf_vid on your site), sends page views with
- * time on page, downloads and HTML5 video progress to /t/e, and adds the visitor id to every form
- * so that a form submission ties the visitor's earlier visits to the lead. No third-party cookie,
+ * time on page, downloads and HTML5 video progress to /t/e, and adds to every form the visitor id
+ * (a submission ties the visitor's earlier visits to the lead), a nonce (one submission per
+ * rendered form) and a render time signed by leadflow (GET /t/ts, for min_fill_seconds). No third-party cookie,
  * no fingerprinting; sendBeacon with text/plain bodies needs no CORS preflight. */
 (function () {
   "use strict";
@@ -20,12 +21,13 @@
     fetch(endpoint, { method: "POST", body: body, keepalive: true, headers: { "Content-Type": "text/plain" } });
   }
 
+  /* One page_view per page; leaving it reports the time spent as page_time (not a second view). */
   send({ type: "page_view", title: document.title, referrer: document.referrer || undefined });
   var reported = false;
   function leave() {
     if (reported) { return; }
     reported = true;
-    send({ type: "page_view", title: document.title, seconds: Math.round((Date.now() - started) / 1000) });
+    send({ type: "page_time", title: document.title, seconds: Math.round((Date.now() - started) / 1000) });
   }
   document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") { leave(); } });
   window.addEventListener("pagehide", leave);
@@ -50,14 +52,52 @@
       });
     });
   }
-  function tagForms() {
-    Array.prototype.forEach.call(document.forms, function (form) {
-      if (!form.querySelector('input[name="_lf_vid"]')) {
-        var input = document.createElement("input");
-        input.type = "hidden"; input.name = "_lf_vid"; input.value = vid;
-        form.appendChild(input);
-      }
+  function hidden(form, name, value, keep) {
+    var input = form.querySelector('input[name="' + name + '"]');
+    if (input && keep) { return; }
+    if (!input) {
+      input = document.createElement("input");
+      input.type = "hidden"; input.name = name;
+      form.appendChild(input);
+    }
+    input.value = value;
+  }
+  function nonce() {
+    var bytes = new Uint8Array(16);
+    (window.crypto || window.msCrypto).getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+  }
+  function fields(form) {  /* what the visitor entered, without leadflow's own hidden fields */
+    var data = [];
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.name && el.name.indexOf("_lf_") !== 0 && (!/^(checkbox|radio)$/.test(el.type) || el.checked)) { data.push(el.name + "=" + el.value); }
     });
+    return data.join("&");
+  }
+  /* A signed render time (so min_fill_seconds holds for forms on any site) and a nonce per
+   * submission: a double click re-sends the same nonce (stored once); changed fields get a new one. */
+  var tsEndpoint = new URL("/t/ts", endpoint).href;
+  function stamp(forms) {
+    if (!forms.length || !window.fetch) { return; }
+    fetch(tsEndpoint, { credentials: "omit" }).then(function (r) { return r.json(); }).then(function (d) {
+      if (d && d.ts) { forms.forEach(function (form) { hidden(form, "_lf_ts", d.ts, false); }); }
+    }).catch(function () { /* no render time: leadflow counts the post as unjudged */ });
+  }
+  function tagForms() {
+    var fresh = [];
+    Array.prototype.forEach.call(document.forms, function (form) {
+      hidden(form, "_lf_vid", vid, true);
+      if (form.dataset.lfTagged) { return; }
+      form.dataset.lfTagged = "1";
+      hidden(form, "_lf_nonce", nonce(), true);
+      form.addEventListener("submit", function () {
+        var now = fields(form);
+        if (form.dataset.lfSent !== undefined && form.dataset.lfSent !== now) { hidden(form, "_lf_nonce", nonce(), false); }
+        form.dataset.lfSent = now;
+      }, true);
+      fresh.push(form);
+    });
+    stamp(fresh);
     Array.prototype.forEach.call(document.querySelectorAll("video"), function (video) {
       if (!video.dataset.lfWatched) { video.dataset.lfWatched = "1"; watch(video); }
     });

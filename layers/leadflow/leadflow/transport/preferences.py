@@ -16,6 +16,7 @@ from typing import Any
 from leadflow.domain.errors import MalformedBody, PayloadTooLarge, UnsupportedContentType
 from leadflow.domain.tokens import InvalidToken, TokenKind, TrackingToken, verify
 from leadflow.services.nurture import NurtureService
+from leadflow.transport.errors import answer_for_class
 from leadflow.transport.form_body import decode_fields
 from leadflow.transport.http import html_response, lower_headers
 
@@ -32,8 +33,15 @@ def _page(status: int, title: str, body: str) -> dict[str, Any]:
     return html_response(status, PAGE.format(title=escape(title), body=body))
 
 
+def _answer(kind: type[Exception]) -> dict[str, Any]:
+    """The page answering an error of ``kind``, as the errors table words it."""
+    answer = answer_for_class(kind)
+    title, text = answer.page
+    return _page(answer.status, title, f"<p>{escape(text)}</p>")
+
+
 def not_found() -> dict[str, Any]:
-    return _page(404, "Link not valid", "<p>This link is not valid or has expired. Nothing was changed.</p>")
+    return _answer(InvalidToken)
 
 
 def _token(event: dict[str, Any], service: NurtureService) -> TrackingToken | None:
@@ -59,20 +67,26 @@ def handle_preferences_request(event: dict[str, Any], service: NurtureService) -
     headers = lower_headers(event)
     try:
         fields, _media = decode_fields(event, headers)
-    except PayloadTooLarge:
-        return _page(413, "Too large", "<p>The request was too large.</p>")
-    except UnsupportedContentType:
-        return _page(415, "Unsupported", "<p>Send a form (urlencoded or multipart).</p>")
-    except MalformedBody:
-        return _page(400, "Bad request", "<p>The request could not be read.</p>")
+    except (PayloadTooLarge, UnsupportedContentType, MalformedBody) as error:
+        return _answer(type(error))
     if len(event.get("body") or "") > MAX_PREFERENCES_BODY * 2:
-        return _page(413, "Too large", "<p>The request was too large.</p>")
+        return _answer(PayloadTooLarge)
     if token.kind is TokenKind.CONFIRM:
-        if (fields.get("action") or [""])[0] != "confirm":
-            return _page(400, "Bad request", "<p>Press the button to confirm.</p>")
-        if not service.confirm(token.lead_id):
-            return not_found()
-        return _page(200, "Subscription confirmed", "<p>Thank you: your subscription is confirmed.</p>")
+        return _confirm(service, token, fields)
+    return _save(service, token, fields)
+
+
+def _confirm(service: NurtureService, token: TrackingToken, fields: dict[str, list[str]]) -> dict[str, Any]:
+    """The double opt-in page's post: confirm the subscription."""
+    if (fields.get("action") or [""])[0] != "confirm":
+        return _page(400, "Bad request", "<p>Press the button to confirm.</p>")
+    if not service.confirm(token.lead_id):
+        return not_found()
+    return _page(200, "Subscription confirmed", "<p>Thank you: your subscription is confirmed.</p>")
+
+
+def _save(service: NurtureService, token: TrackingToken, fields: dict[str, list[str]]) -> dict[str, Any]:
+    """A one-click unsubscribe (RFC 8058), or the preference page's own post."""
     if (fields.get("List-Unsubscribe") or [""])[0] == "One-Click":
         service.unsubscribe(token.lead_id, None, "one_click")
         return _page(200, "Unsubscribed", "<p>You are unsubscribed and will get no more marketing email.</p>")

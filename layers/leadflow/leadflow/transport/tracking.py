@@ -8,9 +8,10 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from leadflow.domain.errors import InvalidSubmission, StorageUnavailable
-from leadflow.services.tracking import TrackingService
+from leadflow.services.tracking import IDENTITY_DAYS, TrackingService
 from leadflow.transport.http import json_response, lower_headers
 
 # The smallest transparent GIF (43 bytes).
@@ -37,6 +38,24 @@ def not_found() -> dict[str, Any]:
     return json_response(404, {"message": "Not Found"}, NO_CACHE)
 
 
+def identity_cookie(token: str, event: dict[str, Any]) -> str:
+    """``lf_id``: HttpOnly, for the API's own host. Forms on your site post to it cross-site,
+    so in AWS (HTTPS) it is ``SameSite=None; Secure``; on the local stack (plain HTTP on
+    loopback, landing page on the same origin) ``SameSite=Lax``."""
+    domain = str((event.get("requestContext") or {}).get("domainName", ""))
+    local = domain in ("127.0.0.1", "localhost", "::1", "[::1]")
+    attributes = "SameSite=Lax" if local else "SameSite=None; Secure"
+    return f"lf_id={token}; Path=/; Max-Age={IDENTITY_DAYS * 86400}; HttpOnly; {attributes}"
+
+
+def _same_origin(origin: str, headers: dict[str, str]) -> bool:
+    """A page served by the API's own host (the local stack's landing page, for one)."""
+    try:
+        return bool(headers.get("host")) and urlsplit(origin).netloc == headers["host"]
+    except ValueError:
+        return False
+
+
 def _cors(service: TrackingService, headers: dict[str, str]) -> dict[str, str]:
     origin = headers.get("origin", "")
     if origin and service.workspace.tracking.origin_allowed(origin):
@@ -55,10 +74,19 @@ def handle_tracking_request(event: dict[str, Any], service: TrackingService) -> 
             service.open(token, agent)
         return pixel()
     if route == "GET /t/c/{token}":
-        target = service.click(token, agent)
-        if target is None:
+        clicked = service.click_target(token, agent)
+        if clicked is None:
             return not_found()
-        return {"statusCode": 302, "headers": {"location": target, **NO_CACHE}, "body": ""}
+        target, identity = clicked
+        return {
+            "statusCode": 302,
+            "headers": {"location": target, **NO_CACHE},
+            "cookies": [identity_cookie(identity, event)],
+            "body": "",
+        }
+    if route == "GET /t/ts":
+        # A signed render time for a form on any site: public, and it tells nothing about anyone.
+        return json_response(200, {"ts": service.render_time()}, {"access-control-allow-origin": "*", **NO_CACHE})
     if route == "GET /t/lf.js":
         return {
             "statusCode": 200,
@@ -69,6 +97,9 @@ def handle_tracking_request(event: dict[str, Any], service: TrackingService) -> 
             "body": snippet(),
         }
     cors = _cors(service, headers)
+    if route == "ANY /t/e":  # any method but POST and OPTIONS
+        allowed = {"allow": "OPTIONS, POST", **NO_CACHE}
+        return json_response(405, {"message": "Send site events with POST."}, {**cors, **allowed})
     if route == "OPTIONS /t/e":
         if "access-control-allow-origin" in cors:
             cors.update(
@@ -80,6 +111,10 @@ def handle_tracking_request(event: dict[str, Any], service: TrackingService) -> 
             )
         return {"statusCode": 204, "headers": cors, "body": ""}
     if route == "POST /t/e":
+        origin = headers.get("origin")
+        if origin and "access-control-allow-origin" not in cors and not _same_origin(origin, headers):
+            # A beacon (text/plain) is sent whatever CORS says: site_origins is enforced here.
+            return json_response(403, {"message": "Pages of this site may not send events (site_origins)."}, cors)
         return _site_event(event, service, cors, agent)
     return not_found()
 
