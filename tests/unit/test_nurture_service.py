@@ -26,7 +26,7 @@ from leadflow.adapters.memory import (
 from leadflow.config.workspace import Workspace
 from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.nurture import Enrollment
-from leadflow.ports import SendRejected, SendThrottled
+from leadflow.ports import SendRejected, SendThrottled, SendUncertain
 from leadflow.services.nurture import NurtureService, TokenIssuer, broadcast_parts, slot_block
 from tests.conftest import WORKSPACE
 
@@ -178,6 +178,38 @@ def test_a_throttled_send_gives_its_claim_back_and_is_tried_again_soon(nurture: 
     nurture.clock.current = NOW + timedelta(minutes=1)
     # THEN the second try sends it
     assert nurture.step("L1") == {"waiting": 1} and len(nurture.sender.sent) == 1
+
+
+@pytest.mark.parametrize("event_first", [False, True], ids=["marked-then-confirmed", "confirmed-then-marked"])
+def test_an_uncertain_send_that_ses_confirms_is_counted_as_sent_once(nurture: Nurture, event_first: bool) -> None:
+    # GIVEN a send whose SendEmail failed ambiguously (SES took it: its answer was lost)
+    nurture.service.enroll_lead("L1", PUSH)
+    nurture.service.counts.take()
+    nurture.sender.fail_with = SendUncertain("read timeout")
+    if event_first:
+        # (SES's Send event applied before the failed call marked the send uncertain)
+        real_mark = nurture.store.mark_uncertain
+
+        def confirmed_first(lead_id: str, message_id: str, now: datetime) -> None:
+            nurture.store.confirm_send(lead_id, message_id)
+            real_mark(lead_id, message_id, now)
+
+        nurture.store.mark_uncertain = confirmed_first  # type: ignore[method-assign]
+    assert nurture.step("L1") == {"uncertain": 1}
+    assert not any(row[4] == "sent" for row in nurture.service.counts.take())
+    (send,) = nurture.store.mail_log("L1").sends
+    # WHEN SES's Send event confirms it, and the step comes round again (twice: a redelivery)
+    if not event_first:
+        nurture.store.confirm_send("L1", send["m"])
+    nurture.sender.fail_with = None
+    nurture.clock.current = NOW + timedelta(minutes=10)
+    nurture.step("L1")
+    nurture.step("L1")
+    # THEN it is never sent again, the enrollment moved on, and its report counts it sent once
+    assert nurture.sender.sent == []
+    assert nurture.enrollment("L1").step_id == "wait-discount"
+    sent = [row for row in nurture.service.counts.take() if row[4] == "sent"]
+    assert sent == [[PUSH, sent[0][1], "discount", "-", "sent", 1]]
 
 
 def test_a_rejected_address_is_never_tried_again(nurture: Nurture) -> None:

@@ -213,6 +213,16 @@ def test_an_ambiguous_send_waits_for_its_confirmation_then_is_sent_again_or_neve
     assert uncertain.claim_state("m-1", now + CONFIRM_WINDOW) == "resend"
     again = uncertain.claimed("m-1", {"s": "welcome"}, now + CONFIRM_WINDOW)
     assert [s["m"] for s in again.sends] == ["m-1"] and "u" not in again.sends[0]  # one claim, fresh
-    # AND once confirmed it is never sent again, however late
+    # AND once confirmed it is never sent again, however late: the first claim after the
+    # confirmation counts it as sent (it marks the send counted), every later one finds it taken
     confirmed = uncertain.marked("m-1", {"c": True})
-    assert confirmed.claim_state("m-1", now + timedelta(days=1)) == "taken"
+    assert confirmed.claim_state("m-1", now + timedelta(days=1)) == "confirmed"
+    state, counted = confirmed.claim("m-1", {"s": "welcome"}, now + timedelta(days=1))
+    assert state == "confirmed" and counted is not None and counted.sends[0]["k"] is True
+    assert counted.claim("m-1", {"s": "welcome"}, now + timedelta(days=2)) == ("taken", None)
+    # AND a Send event applied before the send was marked uncertain (the answer lost, the event
+    # quicker) is counted the same way
+    early = claimed.marked("m-1", {"c": True}).marked("m-1", {"u": now.isoformat()})
+    assert early.claim_state("m-1", now) == "confirmed"
+    # AND a send that never was uncertain is counted when it was sent, never by its confirmation
+    assert claimed.marked("m-1", {"c": True}).claim("m-1", {"s": "welcome"}, now) == ("taken", None)

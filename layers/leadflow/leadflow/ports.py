@@ -281,8 +281,10 @@ class NurtureStore(Protocol):
         """Claim one email before it is sent (``MailLog.claimed``, written over ``log``'s version).
 
         Returns "claimed" with the log as written, "taken" (claimed before: never send it again),
-        "unconfirmed" (an ambiguous send awaiting the provider's confirmation: ask again later) or
-        "changed" (the log changed since ``log`` was read: decide again)."""
+        "confirmed" with the log as written (an ambiguous send of it the provider has since
+        confirmed, now marked counted: count it as sent, once), "unconfirmed" (an ambiguous send
+        awaiting the provider's confirmation: ask again later) or "changed" (the log changed since
+        ``log`` was read: decide again)."""
         ...
 
     def mark_uncertain(self, lead_id: str, message_id: str, now: datetime) -> None:

@@ -189,11 +189,10 @@ class InMemoryNurtureStore:
         log: MailLog,
         held: Enrollment | None = None,
     ) -> tuple[str, MailLog]:
-        state = log.claim_state(message_id, now)
-        if state in ("taken", "unconfirmed"):
+        state, written = log.claim(message_id, record, now, held)
+        if written is None:
             return state, log
-        claimed = log.claimed(message_id, record, now, held)
-        return ("claimed", claimed) if self._put_log(lead_id, log.version, claimed) else ("changed", log)
+        return (state, written) if self._put_log(lead_id, log.version, written) else ("changed", log)
 
     def hold(self, enrollment: Enrollment, log: MailLog) -> bool:
         return self._put_log(enrollment.lead_id, log.version, log.holding(enrollment))

@@ -261,22 +261,20 @@ class DynamoNurtureStore(DueIndex, BroadcastRuns):
         """Claim one email before SES is called: one conditional write of the lead's mail log.
 
         Returns "claimed" (send it), "taken" (this message id was claimed before: never send it
-        again), "unconfirmed" (its send failed ambiguously and awaits SES's Send event: ask again
+        again), "confirmed" (an ambiguous send of it SES has since confirmed: count it as sent, this
+        once), "unconfirmed" (its send failed ambiguously and awaits SES's Send event: ask again
         later; ``MailLog.claim_state``) or "changed" (the log changed since the batch read it:
-        another sequence emailed the lead, or the lead unsubscribed; decide again with fresh data). The write succeeds
-        only over the version read, so frequency caps hold across sequences and an unsubscribe
-        (``touch_mail``) that lands before the claim stops the send. The log as written comes
-        back with "claimed" (the next claim in the batch starts from it).
+        another sequence emailed the lead, or the lead unsubscribed; decide again with fresh data).
+        The write succeeds only over the version read, so frequency caps hold across sequences and
+        an unsubscribe (``touch_mail``) that lands before the claim stops the send. The log as
+        written comes back with "claimed" and "confirmed" (the next claim in the batch starts from it).
 
         With ``held``, the same write makes the log hold that enrollment (its state after this
         email) in place of an enrollment item."""
-        state = log.claim_state(message_id, now)
-        if state in ("taken", "unconfirmed"):
+        state, written = log.claim(message_id, record, now, held)
+        if written is None:
             return state, log
-        claimed = log.claimed(message_id, record, now, held)
-        if self._put_log(lead_id, log.version, claimed):
-            return "claimed", claimed
-        return "changed", log
+        return (state, written) if self._put_log(lead_id, log.version, written) else ("changed", log)
 
     def hold(self, enrollment: Enrollment, log: MailLog) -> bool:
         """Write a held enrollment's new state (an open or click marked on it) over the log read."""

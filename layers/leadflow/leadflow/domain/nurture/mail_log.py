@@ -80,18 +80,35 @@ class MailLog:
 
     def claim_state(self, message_id: str, now: datetime) -> str:
         """Whether this email may be claimed: "new" (never claimed), "taken" (claimed and sent, or
-        confirmed: never send it again), "unconfirmed" (an ambiguous send waiting for its
-        confirmation: ask again later) or "resend" (an ambiguous send never confirmed within
-        ``CONFIRM_WINDOW``: the provider did not take it, claim it again)."""
+        confirmed and counted: never send it again), "confirmed" (an ambiguous send the provider has
+        since confirmed: it went out, and is counted as sent once, by the claim that marks it ``k``),
+        "unconfirmed" (an ambiguous send waiting for its confirmation: ask again later) or "resend"
+        (an ambiguous send never confirmed within ``CONFIRM_WINDOW``: the provider did not take it,
+        claim it again)."""
         send = next((s for s in self.sends if s.get("m") == message_id), None)
         if send is None:
             return "new"
+        if "u" in send and send.get("c") and not send.get("k"):
+            return "confirmed"
         if "u" not in send or send.get("c"):
             return "taken"
         return "unconfirmed" if now - datetime.fromisoformat(send["u"]) < CONFIRM_WINDOW else "resend"
 
+    def claim(
+        self, message_id: str, record: dict[str, Any], now: datetime, held: Enrollment | None = None
+    ) -> tuple[str, MailLog | None]:
+        """A claim of this email: its answer (``claim_state``, "new" and "resend" answered
+        "claimed") and the log to write over this one's version for it (None: nothing to write)."""
+        state = self.claim_state(message_id, now)
+        if state in ("taken", "unconfirmed"):
+            return state, None
+        if state == "confirmed":
+            return state, self.marked(message_id, {"k": True})
+        return "claimed", self.claimed(message_id, record, now, held)
+
     def marked(self, message_id: str, change: dict[str, Any]) -> MailLog:
-        """The log with fields of this send set (``u``: uncertain since, ``c``: confirmed)."""
+        """The log with fields of this send set (``u``: uncertain since, ``c``: confirmed, ``k``: an
+        uncertain send's confirmation counted as sent)."""
         sends = tuple({**s, **change} if s.get("m") == message_id else s for s in self.sends)
         return MailLog(self.version + 1, sends, self.held)
 

@@ -331,6 +331,10 @@ class Stepping(Actions):
         if claim == "taken":
             result.outcomes["already_sent"] += 1
             return "taken", log
+        if claim == "confirmed":  # an ambiguous send SES's Send event confirmed: it went out
+            result.sent += 1
+            self.counts.add(sequence.id, version, email.step_id, email.variant, "sent")
+            return "sent", log
         if claim == "changed":
             result.outcomes["changed_meanwhile"] += 1
             return "retry", log
