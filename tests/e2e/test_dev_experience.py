@@ -3,6 +3,9 @@ the stack's outputs are whole, the outbox reads in a terminal."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from tests.conftest import StackClient, unique_email
@@ -88,14 +91,18 @@ def test_state_dir_keeps_the_stack_data_between_runs(tmp_path):
     from tests.e2e.conftest import start_dev, stop_dev
 
     state = tmp_path / "state"
-    # GIVEN a stack started with --state, a sign-up, its welcome email, and the clock a day on
+    # GIVEN a stack started with --state, a sign-up, its welcome email, and the clock on to noon
+    # in Germany the next day (out of quiet hours, whenever the test runs: the tips wait for them)
     first = start_dev("--state", str(state))
     try:
         dev = StackClient(first.url)
         email = unique_email("kept")
         lead_id = dev.capture("demo-signup", {"email": email, "first_name": "Kim", "country": "DE", "consent": True})
         dev.tick()
-        dev.http.post(f"{dev.url}/_dev/clock", json={"advance_seconds": 86400}, timeout=10)
+        started = datetime.fromisoformat(dev.http.get(f"{dev.url}/_dev/clock", timeout=10).json()["now"])
+        noon = (started + timedelta(days=1)).astimezone(ZoneInfo("Europe/Berlin")).replace(hour=12, minute=0)
+        seconds = (noon - started).total_seconds()
+        dev.http.post(f"{dev.url}/_dev/clock", json={"advance_seconds": seconds}, timeout=10).raise_for_status()
         clock = dev.http.get(f"{dev.url}/_dev/clock", timeout=10).json()["now"]
         token = dev.token
     finally:

@@ -641,11 +641,12 @@ def test_a_thousand_emails_render_in_well_under_two_seconds():
     links = FakeLinkSigner()
     render("welcome_tips", renderer=renderer, links=links)
     # WHEN 1,000 emails render, each for another lead
-    started = time.perf_counter()
+    # (this thread's CPU time: the session's local stack may still run its threads beside it)
+    started = time.thread_time()
     for number in range(1000):
         lead = {**LEAD, "first_name": f"Lead {number}"}
         renderer.render("welcome_tips", "3 quick wins for {{ lead.company }}", lead, CONTEXT, SENDER, links)
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     # THEN it takes under 2 s (about 0.1 s on a laptop)
     assert elapsed < 2.0, f"{elapsed:.2f} s for 1,000 emails"
 
