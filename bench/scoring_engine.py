@@ -47,8 +47,8 @@ from typing import Any
 
 from pinning import pin  # bench/, beside this script
 
-from leadflow.config.scoring import SCORING_FILE, ScoringConfig
 from leadflow.config.workspace import load_model
+from leadflow.domain.definitions.scoring import SCORING_FILE, ScoringConfig
 from leadflow.domain.scoring import (
     Activity,
     Ledger,

@@ -18,8 +18,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 
 from leadflow.adapters.crm_delivery import HubSpotSender, SafeHttp, SalesforceSender, Senders
-from leadflow.config.handoff import Destination
 from leadflow.dev.fake_crm import FakeCrm
+from leadflow.domain.definitions.handoff import Destination
 from leadflow.ports import Delivery
 from tests.conftest import WORKSPACE, StackClient, unique_email
 

@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from leadflow.adapters.dynamo import deserialize, serialize
-from leadflow.config.handoff import Owner
 from leadflow.domain.crm_feedback import hubspot_v3_signature
+from leadflow.domain.definitions.handoff import Owner
 from leadflow.domain.handoff import Route, new_record, transition
 from leadflow.domain.ids import new_id
 from leadflow.domain.webhook_signing import new_secret, sign

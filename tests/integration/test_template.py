@@ -43,7 +43,7 @@ def test_the_nurture_rule_takes_lead_events_and_activities_but_not_the_ses_event
 
     from moto.events.models import EventPattern, EventPatternParser
 
-    from leadflow.config.scoring import ActivityType
+    from leadflow.domain.definitions.scoring import ActivityType
 
     raw = json.dumps(template["Resources"]["NurtureEventsRule"]["Properties"]["EventPattern"])
     pattern = EventPattern(raw, EventPatternParser(raw).parse())

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from leadflow.config.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.crm_feedback import (
     OUTCOMES,
     STAGE_FOR_OUTCOME,
@@ -28,6 +27,7 @@ from leadflow.domain.crm_feedback import (
     parse_hubspot,
     parse_salesforce,
 )
+from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.handoff import TRANSITIONS
 from leadflow.domain.webhook_signing import sign
 from tests.conftest import WORKSPACE, external, load_json

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadflow.config.handoff import Owner, Retry, Team
 from leadflow.domain import handoff as h
+from leadflow.domain.definitions.handoff import Owner, Retry, Team
 
 pytestmark = pytest.mark.unit
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

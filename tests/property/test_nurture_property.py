@@ -22,33 +22,33 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from leadflow.config.consent import ConsentPolicy, Purpose, Region
-from leadflow.config.scoring import GRADES, STAGES, ActivityType, GradeLetter
-from leadflow.config.sequences import (
+from leadflow.domain.consent import consent_decision
+from leadflow.domain.definitions.conditions import (
     END,
     PREVIOUS,
     WEEKDAYS,
-    Action,
-    ActionStep,
     ActivityTest,
-    BranchStep,
     Condition,
-    EmailStep,
     FieldTest,
-    FrequencyCaps,
-    GoalStep,
     GradeTest,
-    MessagingConfig,
-    QuietHours,
     ScoreTest,
     SegmentList,
-    Sequence,
+)
+from leadflow.domain.definitions.consent import ConsentPolicy, Purpose, Region
+from leadflow.domain.definitions.messaging import FrequencyCaps, MessagingConfig, QuietHours
+from leadflow.domain.definitions.scoring import GRADES, STAGES, ActivityType, GradeLetter
+from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.definitions.steps import (
+    Action,
+    ActionStep,
+    BranchStep,
+    EmailStep,
+    GoalStep,
     StepType,
     UntilTime,
     Variant,
     WaitStep,
 )
-from leadflow.domain.consent import consent_decision
 from leadflow.domain.nurture import (
     TERMINAL_STATUSES,
     ActivityView,

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from leadflow.adapters.dynamo import serialize
-from leadflow.config.forms import ATTRIBUTION_FIELDS
 from leadflow.config.workspace import Workspace
+from leadflow.domain.definitions.forms import ATTRIBUTION_FIELDS
 from leadflow.domain.errors import InvalidSubmission, MalformedBody, PayloadTooLarge, UnsupportedContentType
 from leadflow.domain.leads import CapturePlan, apply_changes
 from leadflow.domain.ratelimit import RateWindow

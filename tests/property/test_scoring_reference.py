@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadflow.config.scoring import SCORING_FILE, ScoringConfig, ScoringModel
 from leadflow.config.workspace import load_model
+from leadflow.domain.definitions.scoring import SCORING_FILE, ScoringConfig, ScoringModel
 from leadflow.domain.scoring import (
     CAP_EPOCH,
     DAY_SECONDS,

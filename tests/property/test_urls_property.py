@@ -13,7 +13,7 @@ from ada_url import URL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.config.tracking import TrackingConfig
+from leadflow.domain.definitions.tracking import TrackingConfig
 from leadflow.domain.tracking import safe_redirect
 from leadflow.domain.urls import web_url
 

@@ -12,12 +12,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from leadflow.config import models
-from leadflow.config.consent import ConsentPolicy
-from leadflow.config.sequences import MessagingConfig, Sequence
 from leadflow.config.workspace import Workspace, compile_workspace
 from leadflow.dev.cli import main
 from leadflow.domain.consent import consent_decision, lead_country, may_track
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.consent import ConsentPolicy
+from leadflow.domain.definitions.messaging import MessagingConfig
+from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.nurture import Enrollment, LeadView, advance, enroll
 from tests.conftest import WORKSPACE
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from leadflow.config.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.crm_feedback import (
     FUTURE_SKEW,
     SALESFORCE_ACK,
@@ -35,6 +34,7 @@ from leadflow.domain.crm_feedback import (
     verify_salesforce_token,
 )
 from leadflow.domain.crm_feedback_models import GenericFeedback
+from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.webhook_signing import (
     WebhookSecretError,
     WebhookSignatureError,
@@ -514,7 +514,7 @@ def test_config_refuses_what_cannot_work() -> None:
 
 
 def test_the_demo_config_round_trips_through_the_compiled_form(config: CrmFeedbackConfig) -> None:
-    from leadflow.config import models
+    from leadflow.domain.definitions import models
 
     assert CrmFeedbackConfig.from_trusted(models.dump(CrmFeedbackConfig, config)) == config
     assert config.enabled("generic") and config.enabled("hubspot") and config.enabled("salesforce")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.config.handoff import Destination, HandoffConfig
+from leadflow.domain.definitions.handoff import Destination, HandoffConfig
 from leadflow.domain.gdpr import erased_notice
 from leadflow.domain.handoff import Outcome
 from leadflow.ports import Delivery

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leadflow.config.retention import RetentionConfig
 from leadflow.domain import gdpr
+from leadflow.domain.definitions.retention import RetentionConfig
 from leadflow.domain.gdpr import PersonItems
 from leadflow.domain.nurture import message_id_for
 

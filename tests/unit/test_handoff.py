@@ -16,9 +16,9 @@ import pytest
 import standardwebhooks
 from pydantic import ValidationError
 
-from leadflow.config.handoff import Assignment, HandoffConfig, Owner, Retry, Sla, Team, WorkingHours
 from leadflow.config.workspace import Workspace
 from leadflow.domain import handoff as h
+from leadflow.domain.definitions.handoff import Assignment, HandoffConfig, Owner, Retry, Sla, Team, WorkingHours
 from leadflow.domain.webhook_signing import sign, verify
 from tests.conftest import ROOT, WORKSPACE, external, load_json
 
@@ -83,7 +83,7 @@ def test_bad_handoff_config_names_the_field(data: dict[str, Any], where: str) ->
 
 
 def test_the_published_config_schema_matches_the_model() -> None:
-    from leadflow.config import models
+    from leadflow.domain.definitions import models
 
     published = load_json(WORKSPACE / "schemas" / "handoff.schema.json")
     assert published == json.loads(json.dumps(models.json_schema(HandoffConfig)))
@@ -109,7 +109,7 @@ def test_named_account_wins_over_territory_and_team() -> None:
     ],
 )
 def test_territories_match_country_region_industry_and_size(profile: dict[str, Any], rule: str, team: str) -> None:
-    from leadflow.config.handoff import Territory
+    from leadflow.domain.definitions.handoff import Territory
 
     config = _assignment(
         teams=(*ASSIGNMENT.teams, Team("big", ("max",))),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.config.handoff import Assignment, Destination, HandoffConfig, Owner, Team, WorkingHours
+from leadflow.domain.definitions.handoff import Assignment, Destination, HandoffConfig, Owner, Team, WorkingHours
 from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import HandoffDisabled, Outcome

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from leadflow.adapters.dynamo import deserialize, update_expression
-from leadflow.config.forms import FormDefinition
 from leadflow.config.workspace import Workspace
+from leadflow.domain.definitions.forms import FormDefinition
 from leadflow.domain.leads import CapturePlan, LeadChanges, apply_changes, custom_fields, plan_changes
 from leadflow.domain.submissions import ClientInfo, FormPost, Submission, validate_submission
 from tests.conftest import WORKSPACE

@@ -10,17 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadflow.config import models
-from leadflow.config.sequences import (
-    Action,
-    Condition,
-    FrequencyCaps,
-    MessagingConfig,
-    QuietHours,
-    SegmentList,
-    Sequence,
-    Variant,
-)
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.conditions import Condition, SegmentList
+from leadflow.domain.definitions.messaging import FrequencyCaps, MessagingConfig, QuietHours
+from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.definitions.steps import Action, Variant
 from leadflow.domain.nurture import (
     COUNTRY_TIMEZONES,
     MAX_STEPS,

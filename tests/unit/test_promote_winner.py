@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from leadflow.adapters.memory import FakeClock, FakeEmailSender, InMemoryDueNowQueue, InMemoryNurtureStore
-from leadflow.config.models import ConfigProblem
-from leadflow.config.sequences import PromoteWinner, Sequence
 from leadflow.config.workspace import Workspace
+from leadflow.domain.definitions.models import ConfigProblem
+from leadflow.domain.definitions.sequences import PromoteWinner, Sequence
 from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.nurture import choose_variant
 from leadflow.domain.sequence_reports import winner_to_promote

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from leadflow.config.forms import FormDefinition
+from leadflow.domain.definitions.forms import FormDefinition
 from leadflow.domain.submissions import SpamReason, payload_digest, spam_verdict
 from leadflow.domain.tokens import InvalidToken, sign_render_time, verify_render_time
 

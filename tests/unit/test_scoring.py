@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from leadflow.config.scoring import SCORING_FILE, AccountRules, ScoringConfig, StageRules
 from leadflow.config.workspace import load_model
+from leadflow.domain.definitions.scoring import SCORING_FILE, AccountRules, ScoringConfig, StageRules
 from leadflow.domain.scoring import (
     CAP_EPOCH,
     Activity,

@@ -12,15 +12,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from leadflow.config import models
-from leadflow.config.scoring import (
+from leadflow.config.workspace import load_model
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.scoring import (
     DEFAULT_THRESHOLDS,
     DEPARTMENTS,
     SCORING_FILE,
     ActivityType,
     ScoringConfig,
 )
-from leadflow.config.workspace import load_model
 from leadflow.domain.errors import InvalidWorkspace
 from tests.conftest import WORKSPACE
 
@@ -161,7 +161,7 @@ def test_reading_the_scoring_config_needs_no_pydantic():
     # GIVEN a fresh process, as a Lambda cold start
     script = (
         "import sys\n"
-        "import leadflow.config.scoring, leadflow.domain.scoring\n"
+        "import leadflow.domain.definitions.scoring, leadflow.domain.scoring\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml', 'boto3')))\n"
     )
 

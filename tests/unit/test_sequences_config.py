@@ -12,9 +12,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from leadflow.config import models
-from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
 from leadflow.config.workspace import Workspace, compile_workspace, json_schemas
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.conditions import SegmentList
+from leadflow.domain.definitions.messaging import MessagingConfig
+from leadflow.domain.definitions.sequences import Sequence
 from tests.conftest import WORKSPACE
 
 pytestmark = pytest.mark.unit

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from leadflow.config.forms import FormDefinition, FormField
 from leadflow.config.workspace import Workspace
+from leadflow.domain.definitions.forms import FormDefinition, FormField
 from leadflow.domain.errors import InvalidSubmission
 from leadflow.domain.submissions import (
     ClientInfo,

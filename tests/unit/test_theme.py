@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leadflow.config.models import ConfigProblem
-from leadflow.config.theme import Theme
+from leadflow.domain.definitions.models import ConfigProblem
+from leadflow.domain.definitions.theme import Theme
 
 pytestmark = pytest.mark.unit
 

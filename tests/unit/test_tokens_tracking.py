@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.config.tracking import TrackingConfig
+from leadflow.domain.definitions.tracking import TrackingConfig
 from leadflow.domain.errors import InvalidSubmission
 from leadflow.domain.tokens import InvalidToken, TokenKind, TrackingToken, sign, verify
 from leadflow.domain.tracking import parse_site_event, safe_redirect

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadflow.config.tracking import TrackingConfig
+from leadflow.domain.definitions.tracking import TrackingConfig
 from leadflow.domain.tracking import safe_redirect
 from leadflow.domain.urls import web_url
 

@@ -11,10 +11,10 @@ from leadflow.domain.leads import CapturePlan
 from leadflow.domain.ratelimit import RateWindow
 
 if TYPE_CHECKING:  # not imported at run time: form capture's cold start loads neither the renderer nor nurture
-    from leadflow.config.handoff import Destination
-    from leadflow.config.sequences import Sequence as SequenceConfig
     from leadflow.domain import handoff as domain
     from leadflow.domain.audience import LeadUpdate
+    from leadflow.domain.definitions.handoff import Destination
+    from leadflow.domain.definitions.sequences import Sequence as SequenceConfig
     from leadflow.domain.events import DomainEvent, OutboxEvent
     from leadflow.domain.gdpr import PersonItems
     from leadflow.domain.handoff import Outcome

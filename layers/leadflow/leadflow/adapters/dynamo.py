@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 OUTBOX_TTL = timedelta(days=7)
 IDEMPOTENCY_TTL = timedelta(days=15)  # longer than the intake queue keeps a post (14 days)
 SPAM_TTL = timedelta(days=30)
+NEW_ITEM = "attribute_not_exists(PK)"  # a Put's condition: only if no such item yet
 CONFLICT_RETRIES = 6
 # Errors that mean "the table cannot take this write now" (after botocore's own retries).
 UNAVAILABLE_CODES = frozenset(
@@ -263,21 +264,16 @@ class DynamoLeadStore(LazyClient):
     def record_spam(self, spam: SpamRecord, window: RateWindow | None, day: str) -> None:
         expires = int(datetime.fromisoformat(spam.at).timestamp() + SPAM_TTL.total_seconds())
         items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": serialize(
-                        {
-                            "PK": f"SPAM#{spam.form_id}#{day}",
-                            "SK": f"{spam.at}#{spam.record_id}",
-                            "reason": spam.reason,
-                            "fields": spam.fields,
-                            "at": spam.at,
-                            "expires_at": expires,
-                        }
-                    ),
+            self._put(
+                {
+                    "PK": f"SPAM#{spam.form_id}#{day}",
+                    "SK": f"{spam.at}#{spam.record_id}",
+                    "reason": spam.reason,
+                    "fields": spam.fields,
+                    "at": spam.at,
+                    "expires_at": expires,
                 }
-            },
+            ),
             self._stats_item(day, spam.form_id, {"spam": 1, f"spam_{spam.reason}": 1}),
         ]
         if window:
@@ -291,7 +287,9 @@ class DynamoLeadStore(LazyClient):
     def _capture_items(
         self, plan: CapturePlan, write: CaptureWrite, window: RateWindow | None, day: str
     ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The transaction of one submission, with each item's role (to tell which condition failed)."""
         at = write.activity["at"]
+        lead_pk = f"LEAD#{write.lead_id}"
         items: list[dict[str, Any]] = []
         roles: list[str] = []
 
@@ -305,51 +303,46 @@ class DynamoLeadStore(LazyClient):
         if visitor:
             links["visitor_id"] = visitor
         if plan.idempotency_key:
-            digest = hashlib.sha256(plan.idempotency_key.encode()).hexdigest()
-            links["idem_key"] = f"IDEM#{write.activity['form_id']}#{digest}"
-            expires = int(plan.submission.received_at.timestamp() + IDEMPOTENCY_TTL.total_seconds())
-            add(
-                "idempotency",
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {
-                                "PK": f"IDEM#{write.activity['form_id']}#{digest}",
-                                "SK": "IDEM",
-                                "lead_id": write.lead_id,
-                                "created": write.is_new,
-                                "submission_id": plan.submission_id,
-                                "payload_digest": plan.payload_digest,
-                                "expires_at": expires,
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                },
-            )
+            idempotency = self._idempotency_item(plan.idempotency_key, plan, write)
+            links["idem_key"] = idempotency["PK"]
+            add("idempotency", self._put(idempotency, NEW_ITEM, old_on_failure=True))
         if window:
             add("rate", self._rate_item(window))
         if write.is_new:
-            add(
-                "guard",
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {
-                                "PK": f"EMAIL#{write.email_key}",
-                                "SK": "EMAIL",
-                                "lead_id": write.lead_id,
-                                "created_at": at,
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                },
-            )
+            guard = {"PK": f"EMAIL#{write.email_key}", "SK": "EMAIL", "lead_id": write.lead_id, "created_at": at}
+            add("guard", self._put(guard, NEW_ITEM, old_on_failure=True))
+        add("lead", self._captured_lead_update(write))
+        activity_sk = f"ACT#{at}#{write.activity['activity_id']}"
+        add("activity", self._put({"PK": lead_pk, "SK": activity_sk, **write.activity, **links}))
+        if write.consent is not None:
+            consent_sk = f"CONSENT#{at}#{write.activity['activity_id']}"
+            add("consent", self._put({"PK": lead_pk, "SK": consent_sk, **write.consent}))
+        if visitor:  # later site events of this visitor are the lead's; earlier ones are stitched by scoring
+            add("visitor", self._put({"PK": f"VISITOR#{visitor}", "SK": "LINK", "lead_id": write.lead_id, "at": at}))
+        for event in write.events:
+            add("outbox", self._put(self._outbox_item(event)))
+        if plan.origin == FORM:  # the API and imports are no form: nothing in the forms report
+            counters = {"submissions": 1, "new_leads": 1 if write.is_new else 0}
+            counters.update({f"flag_{flag}": 1 for flag in plan.submission.flags})
+            add("stats", self._stats_item(day, write.activity["form_id"], counters))
+        return items, roles
+
+    def _idempotency_item(self, key: str, plan: CapturePlan, write: CaptureWrite) -> dict[str, Any]:
+        """The record of a submission's idempotency ``key`` (kept as its digest): a replay finds the lead."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return {
+            "PK": f"IDEM#{write.activity['form_id']}#{digest}",
+            "SK": "IDEM",
+            "lead_id": write.lead_id,
+            "created": write.is_new,
+            "submission_id": plan.submission_id,
+            "payload_digest": plan.payload_digest,
+            "expires_at": int(plan.submission.received_at.timestamp() + IDEMPOTENCY_TTL.total_seconds()),
+        }
+
+    def _captured_lead_update(self, write: CaptureWrite) -> dict[str, Any]:
+        """The lead's update of a submission, with its index keys (month created, stage, account)."""
+        at = write.activity["at"]
         changes = write.changes
         indexes: dict[str, Any] = {
             "GSI2PK": f"LEADS#{at[:7]}",
@@ -363,69 +356,27 @@ class DynamoLeadStore(LazyClient):
             changes.set_always, {**changes.set_if_absent, **indexes}, changes.increment, changes.add_to_sets
         )
         expression, names, values = update_expression(changes)
-        add(
-            "lead",
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": serialize(lead_key(write.lead_id)),
-                    "UpdateExpression": expression,
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            },
-        )
-        add(
-            "activity",
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": serialize(
-                        {
-                            "PK": f"LEAD#{write.lead_id}",
-                            "SK": f"ACT#{at}#{write.activity['activity_id']}",
-                            **write.activity,
-                            **links,
-                        }
-                    ),
-                }
-            },
-        )
-        if write.consent is not None:
-            add(
-                "consent",
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {
-                                "PK": f"LEAD#{write.lead_id}",
-                                "SK": f"CONSENT#{at}#{write.activity['activity_id']}",
-                                **write.consent,
-                            }
-                        ),
-                    }
-                },
-            )
-        if visitor:  # later site events of this visitor are the lead's; earlier ones are stitched by scoring
-            add(
-                "visitor",
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {"PK": f"VISITOR#{visitor}", "SK": "LINK", "lead_id": write.lead_id, "at": at}
-                        ),
-                    }
-                },
-            )
-        for event in write.events:
-            add("outbox", {"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(event))}})
-        if plan.origin == FORM:  # the API and imports are no form: nothing in the forms report
-            counters = {"submissions": 1, "new_leads": 1 if write.is_new else 0}
-            counters.update({f"flag_{flag}": 1 for flag in plan.submission.flags})
-            add("stats", self._stats_item(day, write.activity["form_id"], counters))
-        return items, roles
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": serialize(lead_key(write.lead_id)),
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _put(
+        self, item: dict[str, Any], condition: str | None = None, *, old_on_failure: bool = False
+    ) -> dict[str, Any]:
+        """One ``Put`` of a transaction; ``condition`` guards it (``NEW_ITEM``: only if absent), and
+        ``old_on_failure`` has a failed condition return the item it met."""
+        put: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
+        if condition:
+            put["ConditionExpression"] = condition
+        if old_on_failure:
+            put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return {"Put": put}
 
     def _outbox_item(self, event: DomainEvent) -> dict[str, Any]:
         """An event waiting in the outbox. An event about a lead is kept in the lead's partition
@@ -520,18 +471,9 @@ class DynamoLeadStore(LazyClient):
         items: list[dict[str, Any]] = []
         if counter is not None:
             items.append(self._capped_count(counter.key, "HITS", counter.expires_at, counter.cap))
-        items.append(
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": serialize(
-                        {"PK": owner_pk, "SK": f"ACT#{activity['at']}#{activity['activity_id']}", **activity}
-                    ),
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                }
-            }
-        )
-        items.extend({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events)
+        activity_sk = f"ACT#{activity['at']}#{activity['activity_id']}"
+        items.append(self._put({"PK": owner_pk, "SK": activity_sk, **activity}, NEW_ITEM))
+        items.extend(self._put(self._outbox_item(e)) for e in events)
         if owner_pk.startswith("LEAD#"):
             # Only for a lead that exists: an open or click of an erased lead's old email writes nothing.
             items.append(
@@ -578,9 +520,7 @@ class DynamoLeadStore(LazyClient):
                 "event_source": source,
             }
             return self._conditional(
-                lambda: self.client.put_item(
-                    TableName=self.table, Item=serialize(item), ConditionExpression="attribute_not_exists(PK)"
-                )
+                lambda: self.client.put_item(TableName=self.table, Item=serialize(item), ConditionExpression=NEW_ITEM)
             )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
@@ -607,33 +547,14 @@ class DynamoLeadStore(LazyClient):
         at = write.at
         items: list[dict[str, Any]] = []
         if write.activity is not None:
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {"PK": f"LEAD#{write.lead_id}", "SK": f"ACT#{at}#{write.feedback_id}", **write.activity}
-                        ),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-            )
+            activity = {"PK": f"LEAD#{write.lead_id}", "SK": f"ACT#{at}#{write.feedback_id}", **write.activity}
+            items.append(self._put(activity, NEW_ITEM))
         else:
+            expires = int(datetime.fromisoformat(at).timestamp()) + 30 * 86400
             items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {
-                                "PK": f"FEEDBACK#{write.feedback_id}",
-                                "SK": "SEEN",
-                                "at": at,
-                                "expires_at": int(datetime.fromisoformat(at).timestamp()) + 30 * 86400,
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
+                self._put(
+                    {"PK": f"FEEDBACK#{write.feedback_id}", "SK": "SEEN", "at": at, "expires_at": expires}, NEW_ITEM
+                )
             )
         if write.suppress_reason:
             items.append(
@@ -653,46 +574,39 @@ class DynamoLeadStore(LazyClient):
                 }
             )
         if write.unsubscribe and write.lead_id:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": serialize(lead_key(write.lead_id)),
-                        # Withdrawn, and its double opt-in confirmation with it: given again, confirmed again.
-                        "UpdateExpression": "SET #c = :c REMOVE #cc",
-                        "ConditionExpression": "attribute_exists(PK)",
-                        "ExpressionAttributeNames": {"#c": "consent_marketing_email", "#cc": "consent_confirmed_at"},
-                        "ExpressionAttributeValues": serialize(
-                            {":c": {"granted": False, "at": at, "source": "complaint"}}
-                        ),
-                    }
-                }
-            )
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {
-                                "PK": f"LEAD#{write.lead_id}",
-                                "SK": f"CONSENT#{at}#{write.feedback_id}",
-                                "purpose": "marketing_email",
-                                "granted": False,
-                                "at": at,
-                                "source": "ses_feedback",
-                                "reason": write.suppress_reason or "unsubscribe",
-                            }
-                        ),
-                    }
-                }
-            )
-        items.extend({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in write.events)
+            items.extend(self._withdrawal_items(write.lead_id, write))
+        items.extend(self._put(self._outbox_item(e)) for e in write.events)
         reasons = self._transact(items)
         if reasons is None:
             return True
         if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
             return False  # seen before
         raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
+    def _withdrawal_items(self, lead_id: str, write: FeedbackWrite) -> list[dict[str, Any]]:
+        """A complaint or unsubscribe feedback: the lead's consent withdrawn, and its history entry."""
+        at = write.at
+        withdrawn = {
+            "Update": {
+                "TableName": self.table,
+                "Key": serialize(lead_key(lead_id)),
+                # Withdrawn, and its double opt-in confirmation with it: given again, confirmed again.
+                "UpdateExpression": "SET #c = :c REMOVE #cc",
+                "ConditionExpression": "attribute_exists(PK)",
+                "ExpressionAttributeNames": {"#c": "consent_marketing_email", "#cc": "consent_confirmed_at"},
+                "ExpressionAttributeValues": serialize({":c": {"granted": False, "at": at, "source": "complaint"}}),
+            }
+        }
+        history = {
+            "PK": f"LEAD#{lead_id}",
+            "SK": f"CONSENT#{at}#{write.feedback_id}",
+            "purpose": "marketing_email",
+            "granted": False,
+            "at": at,
+            "source": "ses_feedback",
+            "reason": write.suppress_reason or "unsubscribe",
+        }
+        return [withdrawn, self._put(history)]
 
     # ------------------------------------------------------------------ scoring
     def score_state(self, lead_id: str) -> ScoreState:
@@ -713,18 +627,9 @@ class DynamoLeadStore(LazyClient):
             versioned_lead_update(self.table, write.lead_id, fields, names, values, write.expected_version, stage)
         ]
         for entry in write.entries:
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(
-                            {"PK": f"LEAD#{write.lead_id}", "SK": f"LEDGER#{entry['at']}#{entry['entry_id']}", **entry}
-                        ),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-            )
-        items.extend({"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in write.events)
+            ledger_sk = f"LEDGER#{entry['at']}#{entry['entry_id']}"
+            items.append(self._put({"PK": f"LEAD#{write.lead_id}", "SK": ledger_sk, **entry}, NEW_ITEM))
+        items.extend(self._put(self._outbox_item(e)) for e in write.events)
         reasons = self._transact(items)
         if reasons is None:
             return True

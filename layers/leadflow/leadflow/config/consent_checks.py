@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from leadflow.config.consent import ConsentPolicy
-from leadflow.config.forms import FormDefinition
-from leadflow.config.sequences import EmailStep, Sequence
+from leadflow.domain.definitions.consent import ConsentPolicy
+from leadflow.domain.definitions.forms import FormDefinition
+from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.definitions.steps import EmailStep
 
 if TYPE_CHECKING:
     from leadflow.config.workspace import Workspace

@@ -29,20 +29,22 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from leadflow.config import models
-from leadflow.config.forms import FORM_ID_PATTERN, FormDefinition
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.forms import FORM_ID_PATTERN, FormDefinition
 from leadflow.errors import FormNotFound, InvalidWorkspace
 
 if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs none of them
-    from leadflow.config.consent import ConsentPolicy
-    from leadflow.config.crm_feedback import CrmFeedbackConfig
-    from leadflow.config.handoff import HandoffConfig
-    from leadflow.config.referrers import Referrer
-    from leadflow.config.retention import RetentionConfig
-    from leadflow.config.scoring import ScoringConfig
-    from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
-    from leadflow.config.theme import Theme
-    from leadflow.config.tracking import TrackingConfig
+    from leadflow.domain.definitions.conditions import SegmentList
+    from leadflow.domain.definitions.consent import ConsentPolicy
+    from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
+    from leadflow.domain.definitions.handoff import HandoffConfig
+    from leadflow.domain.definitions.messaging import MessagingConfig
+    from leadflow.domain.definitions.referrers import Referrer
+    from leadflow.domain.definitions.retention import RetentionConfig
+    from leadflow.domain.definitions.scoring import ScoringConfig
+    from leadflow.domain.definitions.sequences import Sequence
+    from leadflow.domain.definitions.theme import Theme
+    from leadflow.domain.definitions.tracking import TrackingConfig
 
 COMPILED_FILE = "workspace.json"
 COMPILED_VERSION = 1
@@ -198,7 +200,7 @@ class Workspace:
         from the compiled workspace when it has the answer (so the scoring function, which marks
         its events with it, never loads the sequences), else worked out from them."""
         if self._nurture_listens is None:
-            from leadflow.config.sequences import nurture_listens
+            from leadflow.domain.definitions.sequences import nurture_listens
 
             known = (self._compiled or {}).get("nurture_listens")
             self._nurture_listens = dict(known) if known else nurture_listens(self.sequences.values(), self.segments)
@@ -206,7 +208,7 @@ class Workspace:
 
     @property
     def referrers(self) -> dict[str, Referrer]:
-        from leadflow.config.referrers import ReferrerList
+        from leadflow.domain.definitions.referrers import ReferrerList
 
         if self._referrers is None:
             if self._compiled is not None:
@@ -219,7 +221,7 @@ class Workspace:
 
     @property
     def tracking(self) -> TrackingConfig:
-        from leadflow.config.tracking import TrackingConfig
+        from leadflow.domain.definitions.tracking import TrackingConfig
 
         if self._tracking is None:
             if self._compiled is not None:
@@ -238,7 +240,7 @@ class Workspace:
         """
         if self._scoring is not None:  # read per lead: no import on this path
             return self._scoring
-        from leadflow.config.scoring import ScoringConfig
+        from leadflow.domain.definitions.scoring import ScoringConfig
 
         if self._scoring is None:
             if self._compiled is not None:
@@ -259,7 +261,7 @@ class Workspace:
         """
         if self._sequences is not None:  # read per lead: no import on this path
             return self._sequences
-        from leadflow.config.sequences import Sequence
+        from leadflow.domain.definitions.sequences import Sequence
 
         if self._sequences is None:
             found: dict[str, Sequence] = {}
@@ -287,7 +289,7 @@ class Workspace:
     def segments(self) -> SegmentList:
         if self._segments is not None:  # read per lead: no import on this path
             return self._segments
-        from leadflow.config.sequences import SegmentList
+        from leadflow.domain.definitions.conditions import SegmentList
 
         if self._segments is None:
             if self._compiled is not None:
@@ -301,7 +303,7 @@ class Workspace:
     def messaging(self) -> MessagingConfig:
         if self._messaging is not None:  # read per lead: no import on this path
             return self._messaging
-        from leadflow.config.sequences import MessagingConfig
+        from leadflow.domain.definitions.messaging import MessagingConfig
 
         if self._messaging is None:
             if self._compiled is not None:
@@ -314,7 +316,7 @@ class Workspace:
     @property
     def handoff(self) -> HandoffConfig:
         """handoff.yaml (sales hand-off: trigger, destinations, assignment, SLA); defaults when absent."""
-        from leadflow.config.handoff import HandoffConfig
+        from leadflow.domain.definitions.handoff import HandoffConfig
 
         if self._handoff is None:
             if self._compiled is not None:
@@ -327,7 +329,7 @@ class Workspace:
     @property
     def crm_feedback(self) -> CrmFeedbackConfig:
         """crm_feedback.yaml (which CRMs report back and what their values mean); defaults when absent."""
-        from leadflow.config.crm_feedback import CrmFeedbackConfig
+        from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
 
         if self._crm_feedback is None:
             if self._compiled is not None:
@@ -342,7 +344,7 @@ class Workspace:
         """consent.yaml (purposes, lawful basis per region, double opt-in); opt-in everywhere when absent."""
         if self._consent is not None:  # read per batch: no import on this path
             return self._consent
-        from leadflow.config.consent import ConsentPolicy
+        from leadflow.domain.definitions.consent import ConsentPolicy
 
         if self._compiled is not None:
             self._consent = ConsentPolicy.from_trusted(self._compiled.get("consent", {}))
@@ -363,7 +365,7 @@ class Workspace:
     @property
     def theme(self) -> Theme:
         """theme.yaml (the hosted landing pages' look); the defaults when absent."""
-        from leadflow.config.theme import Theme
+        from leadflow.domain.definitions.theme import Theme
 
         if self._theme is None:
             if self._compiled is not None:
@@ -376,7 +378,7 @@ class Workspace:
     @property
     def retention(self) -> RetentionConfig:
         """retention.yaml (erase inactive leads in the daily sweep); off when absent."""
-        from leadflow.config.retention import RetentionConfig
+        from leadflow.domain.definitions.retention import RetentionConfig
 
         if self._retention is None:
             if self._compiled is not None:
@@ -521,9 +523,9 @@ def compile_workspace(source: Path, out: Path) -> Path:
     Raises:
         InvalidWorkspace: listing every problem; nothing is written.
     """
-    from leadflow.config.referrers import ReferrerList
-    from leadflow.config.scoring import ScoringConfig
-    from leadflow.config.tracking import TrackingConfig
+    from leadflow.domain.definitions.referrers import ReferrerList
+    from leadflow.domain.definitions.scoring import ScoringConfig
+    from leadflow.domain.definitions.tracking import TrackingConfig
 
     workspace = Workspace(source)
     forms = workspace.forms()
@@ -538,26 +540,28 @@ def compile_workspace(source: Path, out: Path) -> Path:
     problems = workspace.validate()
     if problems:
         raise InvalidWorkspace("\n".join(problems))
-    from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
+    from leadflow.domain.definitions.conditions import SegmentList
+    from leadflow.domain.definitions.messaging import MessagingConfig
+    from leadflow.domain.definitions.sequences import Sequence
 
     compiled["sequences"] = {k: models.dump(Sequence, v) for k, v in workspace.sequences.items()}
     compiled["segments"] = models.dump(SegmentList, workspace.segments)
     compiled["messaging"] = models.dump(MessagingConfig, workspace.messaging)
     compiled["nurture_listens"] = workspace.nurture_listens
     compiled["templates"] = workspace.templates
-    from leadflow.config.handoff import HandoffConfig
+    from leadflow.domain.definitions.handoff import HandoffConfig
 
     compiled["handoff"] = models.dump(HandoffConfig, workspace.handoff)
-    from leadflow.config.crm_feedback import CrmFeedbackConfig
+    from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
 
     compiled["crm_feedback"] = models.dump(CrmFeedbackConfig, workspace.crm_feedback)
-    from leadflow.config.consent import ConsentPolicy
+    from leadflow.domain.definitions.consent import ConsentPolicy
 
     compiled["consent"] = models.dump(ConsentPolicy, workspace.consent)
-    from leadflow.config.retention import RetentionConfig
+    from leadflow.domain.definitions.retention import RetentionConfig
 
     compiled["retention"] = models.dump(RetentionConfig, workspace.retention)
-    from leadflow.config.theme import Theme
+    from leadflow.domain.definitions.theme import Theme
 
     compiled["theme"] = models.dump(Theme, workspace.theme)
     out.mkdir(parents=True, exist_ok=True)
@@ -568,15 +572,17 @@ def compile_workspace(source: Path, out: Path) -> Path:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
-    from leadflow.config.consent import ConsentPolicy
-    from leadflow.config.crm_feedback import CrmFeedbackConfig
-    from leadflow.config.handoff import HandoffConfig
-    from leadflow.config.referrers import ReferrerList
-    from leadflow.config.retention import RetentionConfig
-    from leadflow.config.scoring import ScoringConfig
-    from leadflow.config.sequences import MessagingConfig, SegmentList, Sequence
-    from leadflow.config.theme import Theme
-    from leadflow.config.tracking import TrackingConfig
+    from leadflow.domain.definitions.conditions import SegmentList
+    from leadflow.domain.definitions.consent import ConsentPolicy
+    from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
+    from leadflow.domain.definitions.handoff import HandoffConfig
+    from leadflow.domain.definitions.messaging import MessagingConfig
+    from leadflow.domain.definitions.referrers import ReferrerList
+    from leadflow.domain.definitions.retention import RetentionConfig
+    from leadflow.domain.definitions.scoring import ScoringConfig
+    from leadflow.domain.definitions.sequences import Sequence
+    from leadflow.domain.definitions.theme import Theme
+    from leadflow.domain.definitions.tracking import TrackingConfig
 
     return {
         "consent.schema.json": models.json_schema(ConsentPolicy),

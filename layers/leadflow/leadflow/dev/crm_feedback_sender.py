@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape  # nosec B406 # escapes text into the XML we build; nothing is parsed
 
-from leadflow.config.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.crm_feedback import OUTCOMES, SALESFORCE_TOKEN_PARAMETER, hubspot_request_uri, hubspot_v3_signature
+from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.webhook_signing import sign
 
 SOAP = (

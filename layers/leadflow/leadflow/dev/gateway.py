@@ -23,11 +23,11 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from leadflow.config.forms import ATTRIBUTION_FIELDS, NONCE_FIELD, TIMESTAMP_FIELD
 from leadflow.config.workspace import Workspace
 from leadflow.dev.faults import Fault
 from leadflow.dev.request_guard import host_allowed, refusal
 from leadflow.dev.runner import HandlerError
+from leadflow.domain.definitions.forms import ATTRIBUTION_FIELDS, NONCE_FIELD, TIMESTAMP_FIELD
 
 if TYPE_CHECKING:
     from leadflow.dev.stack import LocalStack

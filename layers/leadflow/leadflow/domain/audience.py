@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal, get_args
 
-from leadflow.config.forms import (
+from leadflow.domain.definitions.forms import (
     PROFILE_FIELDS,
     PROTECTED_FIELDS,
     RESERVED_FIELDS,

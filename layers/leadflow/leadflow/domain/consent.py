@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from leadflow.config.consent import DEFAULT_POLICY, MARKETING_EMAIL, ConsentPolicy
 from leadflow.domain.countries import country_code
+from leadflow.domain.definitions.consent import DEFAULT_POLICY, MARKETING_EMAIL, ConsentPolicy
 
 GRANTED: Final = "granted"
 NO_CONSENT: Final = "no_consent"

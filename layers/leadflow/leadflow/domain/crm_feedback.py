@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from leadflow.config.crm_feedback import CrmFeedbackConfig
+from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.errors import LeadflowError
 from leadflow.domain.handoff import TRANSITIONS
 

@@ -16,7 +16,17 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from leadflow.config.handoff import DAYS, Assignment, Destination, HandoffConfig, Owner, Retry, Sla, Team, WorkingHours
+from leadflow.domain.definitions.handoff import (
+    DAYS,
+    Assignment,
+    Destination,
+    HandoffConfig,
+    Owner,
+    Retry,
+    Sla,
+    Team,
+    WorkingHours,
+)
 from leadflow.domain.errors import LeadflowError
 
 PAYLOAD_VERSION = 1

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from leadflow.config.forms import PROFILE_FIELDS
 from leadflow.domain.audience import IMPORT, StatedConsent, stated_submission
+from leadflow.domain.definitions.forms import PROFILE_FIELDS
 from leadflow.domain.errors import InvalidSubmission
 from leadflow.domain.submissions import Submission
 

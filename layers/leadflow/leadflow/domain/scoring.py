@@ -38,7 +38,7 @@ from fnmatch import translate
 from functools import lru_cache
 from typing import Any
 
-from leadflow.config.scoring import (
+from leadflow.domain.definitions.scoring import (
     GRADES,
     SALES_OWNED_STAGES,
     AccountRules,

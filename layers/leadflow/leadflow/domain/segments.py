@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from leadflow.config.sequences import Segment, SegmentList
+from leadflow.domain.definitions.conditions import Segment, SegmentList
 from leadflow.domain.nurture.conditions import in_segment
 from leadflow.domain.nurture.state import ActivityView, LeadView
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from leadflow.config.forms import (
+from leadflow.domain.definitions.forms import (
     ATTRIBUTION_FIELDS,
     NONCE_FIELD,
     PROFILE_FIELDS,

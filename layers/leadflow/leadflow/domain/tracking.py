@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from leadflow.config.tracking import TrackingConfig
+from leadflow.domain.definitions.tracking import TrackingConfig
 from leadflow.domain.errors import FieldError, InvalidSubmission
 from leadflow.domain.submissions import clean_text, is_web_url
 from leadflow.domain.urls import MAX_URL, web_url

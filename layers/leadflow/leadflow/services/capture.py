@@ -9,8 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from leadflow.config.forms import TIMESTAMP_FIELD
 from leadflow.config.workspace import Workspace
+from leadflow.domain.definitions.forms import TIMESTAMP_FIELD
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.ids import new_id
 from leadflow.domain.leads import CapturePlan

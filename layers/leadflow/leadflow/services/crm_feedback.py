@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
-from leadflow.config.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.crm_feedback import Decision, Feedback, decide, refuse_future
+from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import CLOSED, OPEN
@@ -124,34 +124,8 @@ class CrmFeedbackService:
             **({"reason": item.reason} if item.reason else {}),
             **({"handoff_id": state.handoff_id} if state.handoff_id else {}),
         }
-        events = [
-            DomainEvent(
-                new_id(now),
-                SOURCE_CRM,
-                "handoff.feedback",
-                now.isoformat(),
-                {
-                    "lead_id": state.lead_id,
-                    "handoff_id": state.handoff_id,
-                    "provider": item.provider,
-                    "outcome": item.outcome,
-                    "reason": item.reason,
-                    "at": at,
-                },
-            )
-        ]
         stage_move = (state.stage, decision.stage) if decision.stage else None
-        if stage_move:
-            events.append(
-                DomainEvent(
-                    new_id(now),
-                    SOURCE_CRM,
-                    "lead.stage_changed",
-                    now.isoformat(),
-                    {"lead_id": state.lead_id, "from": stage_move[0], "to": stage_move[1], "by": by,
-                     "outcome": item.outcome},
-                )
-            )  # fmt: skip
+        events = self._events(item, state, stage_move, now)
         return CrmFeedbackWrite(
             provider=item.provider,
             event_id=item.event_id,
@@ -168,3 +142,30 @@ class CrmFeedbackService:
             activity=activity,
             events=events,
         )
+
+    @staticmethod
+    def _events(
+        item: Feedback, state: FeedbackState, stage_move: tuple[str, str] | None, now: datetime
+    ) -> list[DomainEvent]:
+        """``handoff.feedback``, and ``lead.stage_changed`` when the feedback moves the lead."""
+        at = item.occurred_at.isoformat()
+        feedback = {
+            "lead_id": state.lead_id,
+            "handoff_id": state.handoff_id,
+            "provider": item.provider,
+            "outcome": item.outcome,
+            "reason": item.reason,
+            "at": at,
+        }
+        events = [DomainEvent(new_id(now), SOURCE_CRM, "handoff.feedback", now.isoformat(), feedback)]
+        if stage_move:
+            by = f"crm:{item.provider}"
+            moved = {
+                "lead_id": state.lead_id,
+                "from": stage_move[0],
+                "to": stage_move[1],
+                "by": by,
+                "outcome": item.outcome,
+            }
+            events.append(DomainEvent(new_id(now), SOURCE_CRM, "lead.stage_changed", now.isoformat(), moved))
+        return events

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from leadflow.config.handoff import HandoffConfig
 from leadflow.domain import handoff as domain
+from leadflow.domain.definitions.handoff import HandoffConfig
 from leadflow.domain.handoff import effective_url
 from leadflow.ports import Clock, Delivery, DeliverySender
 from leadflow.services.handoff import Decision

@@ -151,7 +151,7 @@ class GdprService:
         from jinja2 import StrictUndefined
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        from leadflow.config.sequences import EmailStep
+        from leadflow.domain.definitions.steps import EmailStep
 
         environment = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         lead = {k: v for k, v in profile.items() if not k.startswith(gdpr.INTERNAL)}
@@ -194,23 +194,7 @@ class GdprService:
         partition = self.store.lead_partition(lead_id)
         refs = self._crm_refs(partition)
         items = self._person(lead_id, partition, refs)
-        handoffs = items.by_kind()["handoffs"]
-        started = {
-            "erasure_id": "er_" + new_id(now),
-            "started_at": now.isoformat(),
-            "requested_by": requested_by,
-            "via": via,
-            "counts": items.counts(),
-            "crm_records": refs,
-            "handoff_ids": [str(h["handoff_id"]) for h in handoffs if h.get("handoff_id")],
-            "open_owners": [
-                str((h.get("owner") or {}).get("id"))
-                for h in handoffs
-                if (h.get("owner") or {}).get("id") and h.get("status") not in CLOSED
-            ],
-            "notified": [],
-            "released": False,
-        }
+        started = self._erasure_record(items, refs, requested_by, via, now)
         erasure = self.store.mark_erasing(lead_id, started)
         if erasure is None:  # erased meanwhile by another request
             return self._earlier_erasure(lead_id)
@@ -255,6 +239,30 @@ class GdprService:
             notified,
             list(erasure.get("crm_records") or []),
         )
+
+    @staticmethod
+    def _erasure_record(
+        items: PersonItems, refs: list[dict[str, str]], requested_by: str, via: str, now: datetime
+    ) -> dict[str, Any]:
+        """The erasure's record, written before anything is deleted: what a repeat needs to finish it
+        (the CRM records to tell, the hand-offs' owners to release)."""
+        handoffs = items.by_kind()["handoffs"]
+        return {
+            "erasure_id": "er_" + new_id(now),
+            "started_at": now.isoformat(),
+            "requested_by": requested_by,
+            "via": via,
+            "counts": items.counts(),
+            "crm_records": refs,
+            "handoff_ids": [str(h["handoff_id"]) for h in handoffs if h.get("handoff_id")],
+            "open_owners": [
+                str((h.get("owner") or {}).get("id"))
+                for h in handoffs
+                if (h.get("owner") or {}).get("id") and h.get("status") not in CLOSED
+            ],
+            "notified": [],
+            "released": False,
+        }
 
     def _notify(self, lead_id: str, erasure: dict[str, Any]) -> list[str]:
         """Queue one ``lead.erased`` webhook per enabled webhook destination (once per erasure)."""

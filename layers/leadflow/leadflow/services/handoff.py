@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from leadflow.config.handoff import HandoffConfig
 from leadflow.config.workspace import Workspace
 from leadflow.domain import handoff as domain
+from leadflow.domain.definitions.handoff import HandoffConfig
 from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import Outcome, effective_url
@@ -361,18 +361,7 @@ class HandoffService:
             base = {"lead_id": record["lead_id"], "handoff_id": record["handoff_id"], "owner_id": owner.get("id")}
             if action == "recycle":
                 record = domain.transition(record, domain.RECYCLED, now, "sla", "no sales action within the SLA")
-                events.append(self._event("handoff.recycled", now, **base))
-                profile = self.store.get_lead(record["lead_id"]) or {}
-                events.append(
-                    self._event(
-                        "lead.stage_changed",
-                        now,
-                        lead_id=record["lead_id"],
-                        to="recycled",
-                        reason="handoff_sla",
-                        **{"from": profile.get("stage")},
-                    )
-                )
+                events += self._recycled_events(base, now)
                 stage = "recycled"
                 break
             escalate_to = domain.escalation_owner(self.config, record) if action == "escalate" else None
@@ -407,6 +396,20 @@ class HandoffService:
         for notice in notices:  # after the write: a sweep that lost the race sends nothing
             self._notify(notice, record)
         return actions
+
+    def _recycled_events(self, base: dict[str, Any], now: datetime) -> list[DomainEvent]:
+        """A hand-off the SLA recycled: ``handoff.recycled``, and the lead's move back to recycled."""
+        recycled = self._event("handoff.recycled", now, **base)
+        profile = self.store.get_lead(base["lead_id"]) or {}
+        moved = self._event(
+            "lead.stage_changed",
+            now,
+            lead_id=base["lead_id"],
+            to="recycled",
+            reason="handoff_sla",
+            **{"from": profile.get("stage")},
+        )
+        return [recycled, moved]
 
     def _close_left_sales(self, record: dict[str, Any], stage: str, now: datetime) -> list[str] | None:
         """The lead left sales before sales acted (its score decayed: scoring recycled it): the

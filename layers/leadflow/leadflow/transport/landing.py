@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from leadflow.config.forms import ATTRIBUTION_FIELDS, NONCE_FIELD, TIMESTAMP_FIELD
 from leadflow.config.workspace import Workspace
+from leadflow.domain.definitions.forms import ATTRIBUTION_FIELDS, NONCE_FIELD, TIMESTAMP_FIELD
 from leadflow.errors import FormNotFound
 
 PAGES = Path(__file__).parent / "landing_pages"

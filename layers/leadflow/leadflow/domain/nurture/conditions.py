@@ -6,13 +6,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from leadflow.config.scoring import GRADES
-from leadflow.config.sequences import (
-    PREVIOUS,
-    Condition,
-    Segment,
-    SegmentList,
-)
+from leadflow.domain.definitions.conditions import PREVIOUS, Condition, Segment, SegmentList
+from leadflow.domain.definitions.scoring import GRADES
 from leadflow.domain.nurture.state import Enrollment, LeadView, SentEmail
 
 MAX_SEGMENT_DEPTH = 8

@@ -8,22 +8,21 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from leadflow.config.consent import ConsentPolicy
-from leadflow.config.sequences import (
-    END,
+from leadflow.domain.consent import AWAITING_CONFIRMATION, NO_CONSENT, consent_decision
+from leadflow.domain.definitions.conditions import END, SegmentList
+from leadflow.domain.definitions.consent import ConsentPolicy
+from leadflow.domain.definitions.messaging import MessagingConfig
+from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.definitions.steps import (
     Action,
     ActionStep,
     BranchStep,
     EmailStep,
     GoalStep,
-    MessagingConfig,
-    SegmentList,
-    Sequence,
     StepType,
     Variant,
     WaitStep,
 )
-from leadflow.domain.consent import AWAITING_CONFIRMATION, NO_CONSENT, consent_decision
 from leadflow.domain.nurture.conditions import _CACHE_LIMIT, _COLLECTIONS, Predicate, _compile
 from leadflow.domain.nurture.state import (
     ACTIVE,

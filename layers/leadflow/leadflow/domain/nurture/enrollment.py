@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from leadflow.config.sequences import (
-    END,
-    Sequence,
-)
+from leadflow.domain.definitions.conditions import END
+from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.nurture.engine import _plan
 from leadflow.domain.nurture.state import ACTIVE, COMPLETED, Enrollment
 

@@ -6,14 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from leadflow.config.sequences import (
-    END,
-    BranchStep,
-    Condition,
-    GoalStep,
-    Sequence,
-    WaitStep,
-)
+from leadflow.domain.definitions.conditions import END, Condition
+from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.definitions.steps import BranchStep, GoalStep, WaitStep
 from leadflow.domain.nurture.conditions import _CACHE_LIMIT
 from leadflow.domain.nurture.engine import MAX_STEPS, _Plan, _plan
 from leadflow.domain.nurture.state import ACTIVE, COMPLETED, Enrollment, LeadView, Outcome, SentEmail

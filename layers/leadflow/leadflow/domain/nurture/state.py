@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from leadflow.config.sequences import (
-    Action,
-)
+from leadflow.domain.definitions.steps import Action
 
 ACTIVE = "active"
 COMPLETED = "completed"

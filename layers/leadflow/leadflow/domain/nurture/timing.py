@@ -9,13 +9,10 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from leadflow.config.sequences import (
-    WEEKDAYS,
-    FrequencyCaps,
-    QuietHours,
-    UntilTime,
-)
 from leadflow.domain.countries import COUNTRY_TIMEZONES
+from leadflow.domain.definitions.conditions import WEEKDAYS
+from leadflow.domain.definitions.messaging import FrequencyCaps, QuietHours
+from leadflow.domain.definitions.steps import UntilTime
 
 _DAY = timedelta(days=1)
 _WEEK = timedelta(days=7)

@@ -9,17 +9,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from leadflow.config.sequences import (
-    BranchStep,
-    Condition,
-    EmailStep,
-    GoalStep,
-    Segment,
-    SegmentList,
-    Sequence,
-    Trigger,
-    WaitStep,
-)
+from leadflow.domain.definitions.conditions import Condition, Segment, SegmentList
+from leadflow.domain.definitions.sequences import Sequence, Trigger
+from leadflow.domain.definitions.steps import BranchStep, EmailStep, GoalStep, WaitStep
 from leadflow.domain.nurture.conditions import in_segment, matches
 from leadflow.domain.nurture.state import ACTIVE, CONVERTED, Enrollment, LeadView, SentEmail
 

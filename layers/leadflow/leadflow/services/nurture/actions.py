@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from leadflow.config.sequences import Action, Sequence
+from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.definitions.steps import Action
 from leadflow.domain.nurture import Enrollment
 from leadflow.ports import ProfileChange
 from leadflow.services.nurture.base import NurtureBase

@@ -13,9 +13,11 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from leadflow.config import models
-from leadflow.config.sequences import EmailStep, MessagingConfig, Sequence, StepType
 from leadflow.config.workspace import Workspace
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.messaging import MessagingConfig
+from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.definitions.steps import EmailStep, StepType
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.ids import new_id
 from leadflow.domain.nurture import ActivityView, Enrollment, LeadView, held_state, migrate

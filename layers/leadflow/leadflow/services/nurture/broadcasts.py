@@ -12,7 +12,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from leadflow.config.sequences import Segment, SegmentList, Sequence
+from leadflow.domain.definitions.conditions import Segment, SegmentList
+from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.nurture import Enrollment, LeadView, enroll, in_segment
 from leadflow.ports import BroadcastRunner, ScannedPage
 from leadflow.services.nurture.base import HOP_SECONDS, NurtureBase, _Job

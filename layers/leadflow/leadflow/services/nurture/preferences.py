@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadflow.config.consent import MARKETING_EMAIL
 from leadflow.domain.consent import lead_country
+from leadflow.domain.definitions.consent import MARKETING_EMAIL
 from leadflow.domain.ids import new_id
 from leadflow.domain.rendering import Sender
 from leadflow.domain.tokens import TokenKind

@@ -18,8 +18,8 @@ from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
-from leadflow.config.sequences import Sequence
 from leadflow.domain.consent import NO_CONSENT, may_track
+from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.nurture import EmailToSend, Enrollment, LeadView, Outcome, advance, holdable, skipped
 from leadflow.domain.nurture.mail_log import MailLog
 from leadflow.domain.rendering import LinkSigner, RenderedEmail, TemplateProblem, sender_of

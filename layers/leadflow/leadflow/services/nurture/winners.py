@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from leadflow.config.sequences import Sequence
+from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.sequence_reports import winner_to_promote
 from leadflow.ports import CounterReader
 

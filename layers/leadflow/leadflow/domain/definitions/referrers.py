@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from leadflow.config import models
-from leadflow.config.forms import REF_CODE_PATTERN
-from leadflow.config.models import ConfigProblem
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.forms import REF_CODE_PATTERN
+from leadflow.domain.definitions.models import ConfigProblem
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from leadflow.config import models
-from leadflow.config.models import ConfigProblem
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.models import ConfigProblem
 
 Outcome = Literal["accepted", "rejected", "opportunity", "won", "lost"]
 SALESFORCE_ORG_ID = re.compile(r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")

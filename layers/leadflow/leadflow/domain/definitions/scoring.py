@@ -20,8 +20,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Ge, Gt, Le, MinLen
 
-from leadflow.config import models
-from leadflow.config.models import ConfigProblem
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.models import ConfigProblem
 
 SCORING_FILE = "scoring.yaml"
 

@@ -12,8 +12,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from leadflow.config import models
-from leadflow.config.models import ConfigProblem
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.models import ConfigProblem
 
 if TYPE_CHECKING:  # config.models provides these when pydantic validates: off the cold-start path
     from annotated_types import Ge, Le, MinLen

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from leadflow.config import models
-from leadflow.config.forms import origin_matches
-from leadflow.config.models import ConfigProblem
+from leadflow.domain.definitions import models
+from leadflow.domain.definitions.forms import origin_matches
+from leadflow.domain.definitions.models import ConfigProblem
 
 if TYPE_CHECKING:  # config.models provides these when pydantic validates
     from annotated_types import Ge, Le

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from leadflow.config import models
+from leadflow.domain.definitions import models
 
 if TYPE_CHECKING:  # config.models provides these when pydantic validates
     from annotated_types import Ge, Le
