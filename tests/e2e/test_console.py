@@ -188,6 +188,10 @@ def test_the_admin_api_takes_a_persons_id_token_within_their_role(dev: StackClie
 
     # THEN a person reads with their token; without one, or with the machines' token, 401
     assert call("GET", "", viewer).status_code == 200
+    # AND the token of a person signed in to the console (the hosted sign-in's app client) counts too
+    signed_in_token = id_token(signed_in(dev, "marketer"))
+    assert call("GET", "", signed_in_token).status_code == 200
+    assert call("GET", "", signed_in_token[:-6] + "AAAAAA").status_code == 401
     assert requests.get(url, timeout=30).status_code == 401
     assert call("GET", "", dev.token).status_code == 401
     # AND a sales viewer may not hand off; a marketer may, and it is audited as theirs

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from leadflow.dev.template import function_sources, http_routes, load_template, transform
+from leadflow.dev.template import function_sources, http_routes, jwt_audience, load_template, transform
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -222,6 +222,15 @@ def test_http_routes_of_the_public_contract(template):
     assert routes[("GET", "/api/v1/openapi.json")] is None
     assert routes[("GET", "/api/v1/docs")] is None and routes[("GET", "/api/v1/docs/{name}")] is None
     assert routes[("GET", "/api/v1/reports/funnel")] == "AWS_IAM"
+    # AND people's route takes the console's JWTs: from the hosted sign-in and from scripts alike
+    # (a resource of its own: inside HttpApi's definition the hosted client's callback URL is a cycle)
+    people = next(r for r in http_routes(template) if r.path == "/console/api/v1/{proxy+}")
+    assert (people.method, people.function, people.authorizer) == ("ANY", "LeadApiFunction", "ConsoleJwtAuthorizer")
+    assert jwt_audience(template, "ConsoleJwtAuthorizer") == ["ConsoleUserPoolClient", "ConsoleWebClient"]
+    assert "Authorizers" not in template["Resources"]["HttpApi"]["Properties"]["Auth"]
+    permission = template["Resources"]["PeopleApiPermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": "LeadApiFunction"}
+    assert permission["SourceArn"]["Fn::Sub"].endswith("${HttpApi}/*/*/console/api/v1/*")
 
 
 def test_domain_code_never_touches_aws_or_the_clock():

@@ -3,6 +3,8 @@ endpoints take them."""
 
 from __future__ import annotations
 
+import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -47,3 +49,56 @@ def test_the_authorize_and_logout_urls_carry_cognitos_parameters():
         "client_id": ["client123"],
         "logout_uri": ["https://api.example.com/console/signed-out"],
     }
+
+
+# ---------------------------------------------------------------------------- ID tokens
+
+
+ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"
+
+
+def signed(key, **claims) -> str:
+    from joserfc import jwt
+
+    now = int(time.time())
+    body = {"iss": ISSUER, "aud": "web-client", "token_use": "id", "exp": now + 3600, "iat": now, **claims}
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
+
+
+@pytest.fixture
+def pool_key(tmp_path):
+    """A user pool's signing key, and its JWKS where the verifier fetches it (a file URL)."""
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "pool-key-1"}, private=True)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    return key, jwks.as_uri()
+
+
+def test_a_token_counts_for_any_app_client_the_authorizer_lists(pool_key):
+    from leadflow.adapters.cognito import InvalidToken, JwksTokenVerifier
+
+    key, jwks = pool_key
+    # GIVEN a verifier listing both of the console's app clients, as ConsoleJwtAuthorizer does
+    both = JwksTokenVerifier(ISSUER, ["scripts-client", "web-client"], jwks)
+    # THEN an ID token of either counts
+    assert both.claims(signed(key, aud="web-client"))["aud"] == "web-client"
+    assert both.claims(signed(key, aud="scripts-client"))["aud"] == "scripts-client"
+    # AND another client's, an access token, another pool's or an expired one do not
+    for bad in (
+        signed(key, aud="someone-elses-client"),
+        signed(key, token_use="access"),
+        signed(key, iss=ISSUER + "x"),
+        signed(key, exp=int(time.time()) - 10),
+    ):
+        with pytest.raises(InvalidToken):
+            both.claims(bad)
+    # AND a verifier of one client (the console's own check of its cookie) takes only that one
+    one = JwksTokenVerifier(ISSUER, "web-client", jwks)
+    assert one.claims(signed(key))["aud"] == "web-client"
+    with pytest.raises(InvalidToken):
+        one.claims(signed(key, aud="scripts-client"))
+    # AND a verifier without a client is refused at once
+    with pytest.raises(ValueError, match="app client"):
+        JwksTokenVerifier(ISSUER, [], jwks)

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -98,9 +98,18 @@ class JwksTokenVerifier:
     again only when a token names a key not seen yet (Cognito rotates keys rarely)."""
 
     def __init__(
-        self, issuer: str, audience: str, jwks_url: str, now: Callable[[], float] = time.time, timeout: float = 5
+        self,
+        issuer: str,
+        audience: str | Sequence[str],
+        jwks_url: str,
+        now: Callable[[], float] = time.time,
+        timeout: float = 5,
     ) -> None:
-        self.issuer, self.audience, self.jwks_url, self.now, self.timeout = issuer, audience, jwks_url, now, timeout
+        """``audience``: the app client (or clients, as a JWT authorizer lists them) whose tokens count."""
+        self.issuer, self.jwks_url, self.now, self.timeout = issuer, jwks_url, now, timeout
+        self.audience = [audience] if isinstance(audience, str) else list(audience)
+        if not all(self.audience) or not self.audience:
+            raise ValueError("a token verifier needs the app client id(s) its tokens are issued to")
         self._keys: KeySet | None = None
 
     def claims(self, token: str) -> dict[str, Any]:
@@ -110,7 +119,7 @@ class JwksTokenVerifier:
             registry = jwt.JWTClaimsRegistry(
                 now=lambda: int(self.now()),
                 iss={"essential": True, "value": self.issuer},
-                aud={"essential": True, "value": self.audience},
+                aud={"essential": True, "values": self.audience},
                 exp={"essential": True},
                 token_use={"essential": True, "value": "id"},
             )

@@ -120,10 +120,14 @@ def point_at_local_cognito(stack: LocalStack) -> None:
         stack.client("ssm").put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
 
 
-def console_auth(stack: LocalStack) -> tuple[str, str, str] | None:
-    """The issuer, audience and JWKS URL of the console's ID tokens on this stack (None: no console)."""
-    pool, client = stack.physical.get("ConsoleUserPool"), stack.physical.get("ConsoleUserPoolClient")
-    if not pool or not client:
+def console_auth(stack: LocalStack, authorizer: str) -> tuple[str, list[str], str] | None:
+    """The issuer, audience (the app clients the template's JWT ``authorizer`` lists) and JWKS URL of
+    the console's ID tokens on this stack (None: no console)."""
+    from leadflow.dev.template import jwt_audience
+
+    pool = stack.physical.get("ConsoleUserPool")
+    clients = [stack.physical.get(client, "") for client in jwt_audience(stack.template, authorizer)]
+    if not pool or not all(clients):
         return None
     issuer = f"https://cognito-idp.{stack.client('cognito-idp').meta.region_name}.amazonaws.com/{pool}"
-    return issuer, client, f"{stack.aws_endpoint_url}/{pool}/.well-known/jwks.json"
+    return issuer, clients, f"{stack.aws_endpoint_url}/{pool}/.well-known/jwks.json"

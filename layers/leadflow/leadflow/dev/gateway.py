@@ -192,7 +192,7 @@ class DevGateway:
         self.api_routes = [(route, route.pattern()) for route in stack.routes if route.path != "$default"]
         # the template's $default route (unknown URLs), served where API Gateway would: after every other
         self.default_route = next((route for route in stack.routes if route.path == "$default"), None)
-        self._verifier: Any = None  # the console tokens' checker, made on first use
+        self._verifiers: dict[str, Any] = {}  # each JWT authorizer's token checker, made on first use
         from leadflow.dev.hosted_ui import LocalHostedUi
 
         self.hosted_ui = LocalHostedUi(stack, self._html)
@@ -264,7 +264,7 @@ class DevGateway:
                 }
             }
         elif route.authorizer:  # a JWT authorizer: the console's Cognito ID tokens
-            claims = self._jwt_claims(request.headers.get("Authorization", ""))
+            claims = self._jwt_claims(request.headers.get("Authorization", ""), route.authorizer)
             if claims is None:
                 return Response('{"message":"Unauthorized"}', 401, content_type="application/json")
             # API Gateway hands the claims on as strings (a list as "[a b]")
@@ -277,20 +277,23 @@ class DevGateway:
             return Response('{"message":"Internal Server Error"}', 500, content_type="application/json")
         return lambda_response(result)
 
-    def _jwt_claims(self, authorization: str) -> dict[str, Any] | None:
+    def _jwt_claims(self, authorization: str, authorizer: str) -> dict[str, Any] | None:
         """The claims of a valid console ID token (``Bearer <token>`` or the token alone), checked
-        as API Gateway's JWT authorizer checks it: signature against moto's JWKS, issuer, audience, expiry."""
+        as the template's JWT ``authorizer`` checks it in API Gateway: signature against moto's JWKS,
+        issuer, audience (one of the app clients it lists), expiry."""
         from leadflow.adapters.cognito import InvalidToken, JwksTokenVerifier
         from leadflow.dev.console_users import console_auth
 
-        auth = console_auth(self.stack)
         token = authorization.removeprefix("Bearer ").strip()
-        if auth is None or not token:
+        if authorizer not in self._verifiers:
+            auth = console_auth(self.stack, authorizer)
+            if auth is None:
+                return None
+            self._verifiers[authorizer] = JwksTokenVerifier(*auth)
+        if not token:
             return None
-        if self._verifier is None:
-            self._verifier = JwksTokenVerifier(*auth)
         try:
-            return self._verifier.claims(token)
+            return self._verifiers[authorizer].claims(token)
         except InvalidToken:
             return None
 

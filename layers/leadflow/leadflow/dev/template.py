@@ -47,9 +47,15 @@ class Route:
 
 
 def http_routes(template: dict[str, Any]) -> list[Route]:
-    """Every HttpApi event of every function, most specific paths first (greedy ``{proxy+}`` paths last)."""
+    """Every HttpApi event of every function and every ``AWS::ApiGatewayV2::Route`` to a function,
+    most specific paths first (greedy ``{proxy+}`` paths last).
+
+    A route's ``authorizer`` is ``AWS_IAM``, a JWT authorizer's logical id, or None (public)."""
+    resources = template["Resources"]
     routes = []
-    for logical_id, resource in template["Resources"].items():
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::ApiGatewayV2::Route":
+            routes.append(_plain_route(resource["Properties"], resources))
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         for event in (resource["Properties"].get("Events") or {}).values():
@@ -59,6 +65,28 @@ def http_routes(template: dict[str, Any]) -> list[Route]:
             auth = (props.get("Auth") or {}).get("Authorizer")
             routes.append(Route(props.get("Method", "ANY").upper(), props.get("Path", "$default"), logical_id, auth))
     return sorted(routes, key=lambda r: ("+}" in r.path, r.path.count("{"), -len(r.path), r.method == "ANY"))
+
+
+def _plain_route(props: dict[str, Any], resources: dict[str, Any]) -> Route:
+    """A route written as ``AWS::ApiGatewayV2::Route``: its ``Target`` (``integrations/${Id}``) names an
+    ``AWS_PROXY`` integration whose ``IntegrationUri`` is a function's ``!GetAtt <Function>.Arn``."""
+    method, _, path = props["RouteKey"].partition(" ")
+    target = props["Target"]
+    target = target.get("Fn::Sub", target) if isinstance(target, dict) else target
+    named = re.fullmatch(r"integrations/\$\{(\w+)\}", target)
+    if named is None:
+        raise ValueError(f"route {props['RouteKey']}: Target must be integrations/${{<integration>}}")
+    integration = resources[named.group(1)]["Properties"]
+    function = integration["IntegrationUri"]["Fn::GetAtt"][0]
+    kind = props.get("AuthorizationType", "NONE")
+    authorizer = "AWS_IAM" if kind == "AWS_IAM" else props["AuthorizerId"]["Ref"] if kind == "JWT" else None
+    return Route(method.upper(), path, function, authorizer)
+
+
+def jwt_audience(template: dict[str, Any], authorizer: str) -> list[str]:
+    """The logical ids of the app clients a JWT authorizer (an ``AWS::ApiGatewayV2::Authorizer``) takes."""
+    audience = template["Resources"][authorizer]["Properties"]["JwtConfiguration"]["Audience"]
+    return [entry["Ref"] for entry in audience]
 
 
 def function_sources(template: dict[str, Any], root: Path) -> dict[str, tuple[Path, str]]:
