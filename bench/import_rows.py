@@ -16,6 +16,10 @@ of a local run, priced for 1,000,000 rows, and the time a 1,000,000-row import t
    chunks of ``--chunk-rows``: every AWS call counted by service and operation (the Map's
    ItemReader read of the manifest counted once), each worker's wall time on moto.
 4. ``split``: the plan's one streamed read of a ``--split-rows`` file (rows and MB a CPU second).
+4b. ``scale``: the chunk workers over ``--scale-rows`` rows (default 100,000) in the template's
+   500-row chunks, DynamoDB answered by ``bench/dynamodb_stub.py`` (every row a new lead; moto's
+   DynamoDB cannot hold this many) and every call counted: the calls and write units a row at the
+   issue's 100,000 rows, beside ``engine``'s small run on moto.
 5. ``model``: 1,000,000 rows in AWS. A chunk (the template's 500 rows) takes its rows' logic time
    (measured) plus their transactions (measured per row) at ``--write-ms`` each (default 12 ms,
    an assumption: DynamoDB's single-digit-millisecond writes, doubled for a transaction); the
@@ -26,7 +30,7 @@ of a local run, priced for 1,000,000 rows, and the time a 1,000,000-row import t
    Standard transitions and Express children, S3 GETs) are priced beside the writes.
 
     .venv/bin/python bench/import_rows.py [--rows 20000] [--calls-rows 60] [--engine-rows 1000]
-        [--chunk-rows 100] [--split-rows 100000] [--repeat 3] [--json]
+        [--chunk-rows 100] [--split-rows 100000] [--scale-rows 100000] [--repeat 3] [--json]
 """
 
 from __future__ import annotations
@@ -36,10 +40,13 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import random
+import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,12 +125,7 @@ def calls(rows: int) -> dict[str, Any]:
 
     def on_call(params: Any = None, model: Any = None, **_: Any) -> None:
         counted[model.name] += 1
-        if model.name == "TransactWriteItems":
-            items["transact_items"] += len(params["TransactItems"])
-        elif model.name in ("PutItem", "UpdateItem", "DeleteItem"):
-            items["single_items"] += 1
-        elif model.name == "BatchWriteItem":
-            items["batch_items"] += sum(len(v) for v in params["RequestItems"].values())
+        count_writes(items, model.name, params)
 
     with mock_aws():
         client = bench_table()
@@ -164,11 +166,12 @@ def calls(rows: int) -> dict[str, Any]:
     }
 
 
-def bench_table() -> Any:
-    """A DynamoDB client on moto with the ``bench`` table (the leads table's key schema)."""
+def bench_table(endpoint_url: str | None = None, **keys: str) -> Any:
+    """A DynamoDB client on moto (in process, or the server at ``endpoint_url``) with the ``bench``
+    table (the leads table's key schema)."""
     import boto3
 
-    client = boto3.client("dynamodb", region_name="us-east-1")
+    client = boto3.client("dynamodb", **({"region_name": "us-east-1"} | keys), endpoint_url=endpoint_url)
     keys = [{"AttributeName": n, "AttributeType": "S"} for n in ("PK", "SK")]
     client.create_table(
         TableName="bench",
@@ -177,6 +180,25 @@ def bench_table() -> Any:
         BillingMode="PAY_PER_REQUEST",
     )
     return client
+
+
+class NoRuns:
+    """The import state machine's starter: its part is played by the bench, step by step."""
+
+    def start(self, name: str, payload: dict[str, Any]) -> None: ...
+
+    def running(self, name: str) -> bool:
+        return False
+
+
+def count_writes(items: Counter[str], operation: str, params: dict[str, Any]) -> None:
+    """Add a DynamoDB write call's items to ``items`` (write units: 2 a transaction item, 1 otherwise)."""
+    if operation == "TransactWriteItems":
+        items["transact_items"] += len(params["TransactItems"])
+    elif operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        items["single_items"] += 1
+    elif operation == "BatchWriteItem":
+        items["batch_items"] += sum(len(v) for v in params["RequestItems"].values())
 
 
 def engine(rows: int, chunk_rows: int) -> dict[str, Any]:
@@ -198,18 +220,7 @@ def engine(rows: int, chunk_rows: int) -> dict[str, Any]:
     def on_call(params: Any = None, model: Any = None, event_name: str = "", **_: Any) -> None:
         service = event_name.split(".")[1]
         counted[f"{service}:{model.name}"] += 1
-        if model.name == "TransactWriteItems":
-            items["transact_items"] += len(params["TransactItems"])
-        elif model.name in ("PutItem", "UpdateItem", "DeleteItem"):
-            items["single_items"] += 1
-        elif model.name == "BatchWriteItem":
-            items["batch_items"] += sum(len(v) for v in params["RequestItems"].values())
-
-    class NoRuns:  # the state machine's part is played here, step by step
-        def start(self, name: str, payload: dict[str, Any]) -> None: ...
-
-        def running(self, name: str) -> bool:
-            return False
+        count_writes(items, model.name, params)
 
     with mock_aws():
         dynamodb = bench_table()
@@ -249,6 +260,91 @@ def engine(rows: int, chunk_rows: int) -> dict[str, Any]:
         "transactions_per_row": round(counted["dynamodb:TransactWriteItems"] / rows, 3),
         "plan_seconds_on_moto": round(plan_seconds, 2),
         "chunk_seconds_on_moto": round(sorted(chunk_seconds)[len(chunk_seconds) // 2], 2) if chunk_seconds else 0,
+    }
+
+
+def engine_at_scale(rows: int, chunk_rows: int) -> dict[str, Any]:
+    """The engine's chunk workers over ``rows`` rows (the template's 500-row chunks), their DynamoDB
+    calls answered by ``bench/dynamodb_stub.py`` (a process of its own) and counted; the file in S3
+    on a moto server.
+
+    moto's DynamoDB cannot hold this run (each transaction copies the tables it touches: 3.9 GB at
+    300 rows). The stub answers every call at once with an empty success, which is what DynamoDB
+    answers for addresses never seen: every row is a new lead, every conditional write passes, so
+    the calls counted are the all-new case, the same case as ``engine``. The plan and the finish
+    (a few calls an import, not a row) run on moto as in ``engine``; the manifest they write is the
+    one the workers take. Servers, not moto's in-process mock: the mock looks at every request of
+    the process, the stub's too, and made this run ~10x slower."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from leadflow.adapters.clock import SystemClock
+    from leadflow.adapters.import_files import S3ImportFiles
+    from leadflow.adapters.imports import DynamoImportStore
+    from leadflow.services.import_engine import ImportEngine, UploadRequest
+    from leadflow.services.imports import ImportService
+
+    counted: Counter[str] = Counter()
+    items: Counter[str] = Counter()
+
+    def on_call(params: Any = None, model: Any = None, **_: Any) -> None:
+        counted[model.name] += 1
+        count_writes(items, model.name, params)
+
+    stub = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "dynamodb_stub.py")], stdout=subprocess.PIPE, text=True
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        assert stub.stdout is not None
+        stub_url = stub.stdout.readline().strip().removeprefix("listening on ")
+        keys = {"region_name": "us-east-1", "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+        moto_url = "http://{}:{}".format(*moto.get_host_and_port())
+        s3 = boto3.client("s3", endpoint_url=moto_url, **keys)
+        s3.create_bucket(Bucket="bench-imports")
+        files = S3ImportFiles("bench-imports", client=s3)
+        store = DynamoImportStore("bench", lambda key: "h" * 64, client=bench_table(moto_url, **keys))
+        planner = ImportEngine(
+            ImportService(store, SystemClock()), files, NoRuns(), SystemClock(), chunk_rows=chunk_rows
+        )
+        opened = planner.open_upload(UploadRequest("big.csv", consent_basis="consent", import_id="bigimport"))
+        s3.put_object(Bucket="bench-imports", Key="uploads/bigimport/big.csv", Body=make_csv(rows, seed=3).encode())
+        planner.start(opened["import_id"])
+        job = planner.plan("bigimport")
+        body = s3.get_object(Bucket="bench-imports", Key=job["manifest"])["Body"].read().decode()
+        dynamodb = boto3.client("dynamodb", endpoint_url=stub_url, **keys)
+        worker = ImportEngine(
+            ImportService(DynamoImportStore("bench", lambda key: "h" * 64, client=dynamodb), SystemClock()),
+            files,
+            NoRuns(),
+            SystemClock(),
+            chunk_rows=chunk_rows,
+        )
+        dynamodb.meta.events.register("before-parameter-build.dynamodb", on_call)
+        chunks = 0
+        started = time.perf_counter()
+        for item in csv.DictReader(io.StringIO(body)):
+            worker.chunk(job, item)
+            chunks += 1
+        wall = time.perf_counter() - started
+        with urllib.request.urlopen(f"{stub_url}/_ops", timeout=10) as answer:  # what the stub itself counted
+            stub_saw = {k: v for k, v in json.load(answer).items() if " " not in k}
+    finally:
+        stub.kill()
+        moto.stop()
+    written_units = 2 * items["transact_items"] + items["single_items"] + items["batch_items"]
+    return {
+        "rows": rows,
+        "chunk_rows": chunk_rows,
+        "chunks": chunks,
+        "dynamodb_calls": dict(sorted(counted.items())),
+        "stub_saw": dict(sorted(stub_saw.items())),
+        "dynamodb_calls_per_row": round(sum(counted.values()) / rows, 3),
+        "write_units_per_row": round(written_units / rows, 2),
+        "dynamodb_writes_per_million_rows_usd": round(written_units * 1_000_000 / rows * WRU_PRICE, 2),
+        "wall_seconds": round(wall, 1),
     }
 
 
@@ -344,6 +440,9 @@ def main() -> int:
     parser.add_argument("--engine-rows", type=int, default=1000, help="rows through the engine's steps on moto")
     parser.add_argument("--chunk-rows", type=int, default=100, help="rows a chunk in that run (AWS default 500)")
     parser.add_argument("--split-rows", type=int, default=100_000, help="rows of the file the plan's read is timed on")
+    parser.add_argument(
+        "--scale-rows", type=int, default=100_000, help="rows through the chunk workers, DynamoDB on the stub (0: skip)"
+    )
     parser.add_argument("--write-ms", type=float, default=12.0)
     parser.add_argument("--concurrency", type=int, default=50, help="the Map's MaxConcurrency (import.asl.json)")
     parser.add_argument("--table-wru", type=int, default=40_000, help="the table's write units a second")
@@ -356,6 +455,8 @@ def main() -> int:
     result["calls"] = calls(args.calls_rows)
     result["engine"] = engine(args.engine_rows, args.chunk_rows)
     result["split"] = split_speed(args.split_rows)
+    if args.scale_rows:
+        result["scale"] = engine_at_scale(args.scale_rows, 500)
     aws_engine = {**result["engine"], "chunk_rows": 500}  # the template's ImportChunkRows
     result["model"] = model(
         result["logic"], aws_engine, result["split"], args.write_ms, args.concurrency, args.table_wru, 1.0
@@ -379,6 +480,15 @@ def main() -> int:
         f"{en['calls']} = {en['calls_per_row']} calls and {en['write_units_per_row']} write units a row; "
         f"on moto the plan took {en['plan_seconds_on_moto']} s, a chunk {en['chunk_seconds_on_moto']} s (median)"
     )
+    if "scale" in result:
+        sc = result["scale"]
+        print(
+            f"engine at scale: {sc['rows']:,} rows in {sc['chunks']} chunks of {sc['chunk_rows']}, "
+            f"DynamoDB on the stub (all new leads): {sc['dynamodb_calls']} = "
+            f"{sc['dynamodb_calls_per_row']} DynamoDB calls and "
+            f"{sc['write_units_per_row']} write units a row, ${sc['dynamodb_writes_per_million_rows_usd']} of writes "
+            f"per 1,000,000 rows; {sc['wall_seconds']} s"
+        )
     print(
         f"plan's read: {sp['rows']:,} rows ({sp['mb']} MB) at {sp['rows_per_second']:,} rows/s, "
         f"{sp['mb_per_second']} MB/s"
