@@ -12,9 +12,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from leadflow.adapters.aws import LazyClient
 
 REDRIVES_ATTRIBUTE = "leadflow_redrives"
+
+
+def hide(client: Any, queue_url: str, receipt: str, seconds: int) -> bool:
+    """Keep a received message hidden for ``seconds`` more; False when SQS refuses because the
+    message's total visibility timeout would pass its 12-hour limit (a dead letter kept for days
+    and looked at every hour reaches it). It then becomes visible again at the end of its current
+    timeout: nothing is lost, it is only seen again sooner."""
+    try:
+        client.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=seconds)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("InvalidParameterValue", "InvalidParameterValueException"):
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)
@@ -57,9 +73,7 @@ class SqsRedrive(LazyClient):
                 attributes = dict(message.get("MessageAttributes") or {})
                 redrives = int((attributes.get(REDRIVES_ATTRIBUTE) or {}).get("StringValue", "0") or 0)
                 if max_redrives and redrives >= max_redrives:
-                    self.client.change_message_visibility(
-                        QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=keep_seconds
-                    )
+                    hide(self.client, dlq_url, message["ReceiptHandle"], keep_seconds)
                     kept += 1
                     continue
                 attributes[REDRIVES_ATTRIBUTE] = {"DataType": "Number", "StringValue": str(redrives + 1)}
@@ -98,6 +112,4 @@ class SqsDeadLetters(LazyClient):
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
 
     def keep(self, receipt: str) -> None:
-        self.client.change_message_visibility(
-            QueueUrl=self.queue_url, ReceiptHandle=receipt, VisibilityTimeout=self.keep_seconds
-        )
+        hide(self.client, self.queue_url, receipt, self.keep_seconds)
