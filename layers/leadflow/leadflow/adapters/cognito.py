@@ -108,7 +108,7 @@ class JwksTokenVerifier:
         """``audience``: the app client (or clients, as a JWT authorizer lists them) whose tokens count."""
         self.issuer, self.jwks_url, self.now, self.timeout = issuer, jwks_url, now, timeout
         self.audience = [audience] if isinstance(audience, str) else list(audience)
-        if not all(self.audience) or not self.audience:
+        if not self.audience or not all(self.audience):
             raise ValueError("a token verifier needs the app client id(s) its tokens are issued to")
         self._keys: KeySet | None = None
 
