@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from leadflow.dev.template import function_sources, http_routes, jwt_audience, load_template, transform
+from leadflow.dev.template import (
+    cached_transform,
+    function_sources,
+    http_routes,
+    jwt_audience,
+    load_template,
+    transform,
+)
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -35,6 +42,69 @@ def test_sam_translator_transforms_the_template(template, monkeypatch):
         "AWS::Lambda::LayerVersion",
         "AWS::Lambda::EventSourceMapping",
     } <= types
+
+
+def test_the_template_reads_as_cfn_lint_decodes_it(template):
+    # GIVEN cfn-lint's decoder, which `make lint` trusts with every short-form intrinsic
+    import json
+
+    from cfnlint.decode import decode_str
+
+    decoded, matches = decode_str(TEMPLATE.read_text(encoding="utf-8"))
+    # THEN the local stack's own reader gives the very same template
+    assert not matches
+    assert template == json.loads(json.dumps(decoded))
+    assert template["Conditions"]["HasPublicBaseUrl"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PublicBaseUrl"}, ""]}]}
+    assert template["Globals"]["Function"]["KmsKeyArn"] == {"Fn::GetAtt": ["LeadflowKey", "Arn"]}
+
+
+def test_a_bad_template_is_named_not_a_crash(tmp_path):
+    bad = tmp_path / "template.yaml"
+    bad.write_text("Resources: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"template\.yaml"):
+        load_template(bad)
+    bad.write_text("just text\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no Resources"):
+        load_template(bad)
+
+
+def test_the_transform_is_cached_by_everything_it_reads(template, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    parameters = {"NurtureChildExecutionType": "STANDARD"}
+    # WHEN the local stack transforms the template twice with the same input
+    first = cached_transform(template, ROOT, parameters, tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".json"
+    second = cached_transform(template, ROOT, parameters, tmp_path)
+    # THEN the second read the file the first wrote, and both are what SAM gives
+    assert first == second == transform(template, ROOT, parameters)
+    # AND another parameter, or a changed template, is another entry
+    cached_transform(template, ROOT, {**parameters, "ConsoleAdminEmail": "a@example.com"}, tmp_path)
+    changed = {**template, "Description": "changed"}
+    assert cached_transform(changed, ROOT, parameters, tmp_path)["Description"] == "changed"
+    assert len(list(tmp_path.glob("*.json"))) == 3
+    # AND a damaged entry is transformed again, not trusted
+    files[0].write_text("{half", encoding="utf-8")
+    assert cached_transform(template, ROOT, parameters, tmp_path) == first
+
+
+def test_moto_reads_the_json_body_as_its_yaml_parser_would(template, monkeypatch):
+    # GIVEN the local stack's moto, which reads a JSON template body as JSON (dev/moto_patches.py)
+    import json
+
+    import yaml
+    from moto.cloudformation.models import Stack
+
+    from leadflow.dev import moto_patches
+
+    moto_patches.apply()
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    body = json.dumps(transform(template, ROOT))
+    # THEN the transformed template reads as PyYAML reads it (JSON is YAML), and YAML still reads
+    assert Stack.parse_template(body) == yaml.safe_load(body)
+    assert Stack.parse_template("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n") == {
+        "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}
+    }
 
 
 def test_the_nurture_rule_takes_lead_events_and_activities_but_not_the_ses_events_of_every_email(template):

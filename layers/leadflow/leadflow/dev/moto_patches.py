@@ -27,6 +27,9 @@
 - SQS ``ReceiveMessage`` checks each message's retention through ``get_queue_attributes``,
   which counts every message of the queue: receiving from a queue with a backlog was
   quadratic. The retention period is read directly instead.
+- CloudFormation parses every template body with PyYAML's pure-Python loader, JSON ones too
+  (JSON is YAML): 1.9 s of each local start for our ~220 transformed resources, against 6 ms
+  for ``json.loads``. A body that is JSON is read as JSON; any other goes to moto's parser.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def apply() -> None:
     _dynamodb_item_size_checked_once()
     _handler_methods_cached()
     _backend_listing_cached()
+    _cloudformation_json_read_as_json()
 
 
 def _event_bus_ref() -> None:
@@ -117,6 +121,23 @@ def _backend_listing_cached() -> None:
 
     modules = list(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+
+
+def _cloudformation_json_read_as_json() -> None:
+    import json
+
+    from moto.cloudformation.models import Stack
+
+    original = Stack.parse_template
+
+    def parse_template(template: str) -> dict[str, Any]:
+        try:
+            parsed = json.loads(template)
+        except ValueError:
+            return original(template)
+        return parsed if isinstance(parsed, dict) else original(template)
+
+    Stack.parse_template = staticmethod(parse_template)  # type: ignore[method-assign]
 
 
 def _dynamodb_transaction_tokens() -> None:

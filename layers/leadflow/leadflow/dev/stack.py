@@ -26,7 +26,7 @@ from leadflow.dev.clock import DevClock
 from leadflow.dev.faults import FaultInjector
 from leadflow.dev.pollers import SqsMapping, StreamMapping
 from leadflow.dev.runner import LambdaRunner, LocalFunction, quiet_disabled_metrics
-from leadflow.dev.template import ARTIFACT_BUCKET, ARTIFACT_KEY, http_routes, load_template, transform
+from leadflow.dev.template import ARTIFACT_BUCKET, ARTIFACT_KEY, cached_transform, http_routes, load_template
 
 log = logging.getLogger("leadflow.dev")
 ACCOUNT_ID = "123456789012"
@@ -35,6 +35,7 @@ PUMP_INTERVAL_SECONDS = 0.2
 BUS_TAP_QUEUE = "leadflow-dev-bus-tap"
 MAX_CATCH_UP = 10
 FREQUENT_SECONDS = 15 * 60  # a manual tick runs schedules this frequent even when not due (see tick)
+CACHE_DIR = ".leadflow/cache"  # under the project: the SAM transform of the template (dev/template.py)
 
 
 def _ref_target(value: Any) -> str | None:
@@ -254,7 +255,7 @@ class LocalStack:
             archive.writestr("README.txt", "leadflow dev: handlers run in-process from the working tree")
         s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=placeholder.getvalue())
 
-        self.cfn_template = transform(self.template, self.root, self.parameters)
+        self.cfn_template = cached_transform(self.template, self.root, self.parameters, self.root / CACHE_DIR)
         provisioned = self._provision_unsupported()
         cfn = self.client("cloudformation")
         cfn.create_stack(
