@@ -223,7 +223,7 @@ def compiled_workspace() -> Path:
     if not _COMPILED:
         import tempfile
 
-        from leadflow.config.workspace import compile_workspace
+        from leadflow.config.compiled import compile_workspace
 
         folder = Path(tempfile.mkdtemp(prefix="leadflow-bench-workspace-"))
         compile_workspace(ROOT / "workspace", folder)

@@ -71,7 +71,7 @@ def create_reports_table(client: Any) -> None:
 
 def a_full_history(client: Any, lead_id: str, activities: int) -> str:
     """One lead with everything a long life leaves in the table; returns its address."""
-    from leadflow.adapters.dynamo import serialize
+    from leadflow.adapters.dynamo_json import serialize
 
     email = f"{lead_id.lower()}@example.com"
     start = datetime(2024, 1, 1, tzinfo=UTC)
@@ -122,7 +122,7 @@ def measure(activities: int, repeat: int) -> dict[str, Any]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    from leadflow.adapters.dynamo import deserialize
+    from leadflow.adapters.dynamo_json import deserialize
     from leadflow.adapters.gdpr import DynamoGdprStore, DynamoReportMarkers
     from leadflow.config.workspace import Workspace
     from leadflow.services.gdpr import GdprService

@@ -7,7 +7,7 @@ due (``Limit`` 1), a page of the broadcast's segmented ``Scan`` from the middle 
 and one ``PutItem``. The table holds, per lead, a ~1 KB profile and an enrollment with a
 ``GSI4`` entry (the shape of the push campaign's table). Each mode runs in its own process:
 ``moto`` has the local stack's older patches only (moto's own reads and serializer), ``patched``
-all of them (``leadflow/dev/moto_patches.py``, ``moto_indexes.py``).
+all of them (``leadflow/dev/moto_patches.py``, ``moto_dynamodb.py``, ``moto_indexes.py``).
 
     cd /work/main && .venv/bin/python bench/local_dynamodb_pages.py [--leads 10000 100000] [--repeat 5]
 """
@@ -74,15 +74,15 @@ def _measure(mode: str, leads: int, repeat: int) -> dict[str, float]:
     from moto import mock_aws
     from moto.dynamodb.models import dynamodb_backends
 
-    from leadflow.dev import moto_patches
+    from leadflow.dev import moto_dynamodb, moto_patches
 
     if mode == "patched":
         moto_patches.apply()
     else:
-        moto_patches._dynamodb_serialized()
-        moto_patches._dynamodb_transactions()
-        moto_patches._dynamodb_transaction_tokens()
-        moto_patches._dynamodb_partition_query()
+        moto_dynamodb.dynamodb_serialized()
+        moto_dynamodb.dynamodb_transactions()
+        moto_dynamodb.dynamodb_transaction_tokens()
+        moto_dynamodb.dynamodb_partition_query()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         _table(client)

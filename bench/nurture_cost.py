@@ -194,13 +194,13 @@ class DynamoModel:
         from moto.dynamodb.models import dynamodb_backends
         from moto.dynamodb.models.dynamo_type import DynamoType
 
-        from leadflow.dev import moto_patches
+        from leadflow.dev import moto_dynamodb
 
         self.table_name = table
         self.table = dynamodb_backends[ACCOUNT][REGION].get_table(table)
         self.dynamo_type = DynamoType
         self.indexes = indexes
-        self.lock = moto_patches._DYNAMODB_LOCK
+        self.lock = moto_dynamodb.DYNAMODB_LOCK
         self._avg_size: tuple[int, float] = (-1, 0.0)
 
     def image(self, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -614,7 +614,7 @@ PERSONAL = ("gmail.com", "outlook.com", "web.de", "yahoo.fr", "gmx.net")
 
 
 def profile_item(n: int, lead_id: str, at: str, rng: random.Random) -> dict[str, Any]:
-    """A lead profile as form capture stores it (adapters/dynamo.py), in DynamoDB JSON."""
+    """A lead profile as form capture stores it (adapters/dynamo_capture.py), in DynamoDB JSON."""
     first, last = rng.choice(FIRST), rng.choice(LAST)
     company = n % 2 == 0
     domain = f"company{n % 9973}.example" if company else rng.choice(PERSONAL)

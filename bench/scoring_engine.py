@@ -49,16 +49,9 @@ from pinning import pin  # bench/, beside this script
 
 from leadflow.config.workspace import load_model
 from leadflow.domain.definitions.scoring import SCORING_FILE, ScoringConfig
-from leadflow.domain.scoring import (
-    Activity,
-    Ledger,
-    LedgerEntry,
-    ModelSet,
-    RunningScore,
-    compile_models,
-    decayed_score,
-    score_activity,
-)
+from leadflow.domain.scoring import Activity, Ledger, LedgerEntry, ModelSet, score_activity
+from leadflow.domain.scoring_compiled import compile_models
+from leadflow.domain.scoring_decay import RunningScore, decayed_score
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORING = ROOT / "workspace" / SCORING_FILE

@@ -215,7 +215,7 @@ def daytime_countries(at: datetime) -> list[str]:
 
 
 def profile_item(n: int, lead_id: str, at: str, country: str, rng: random.Random) -> dict[str, Any]:
-    """A lead profile as form capture stores it (adapters/dynamo.py), in DynamoDB JSON."""
+    """A lead profile as form capture stores it (adapters/dynamo_capture.py), in DynamoDB JSON."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     domain = f"company{n % 97}.example.com"
     touch = {"M": {"channel": {"S": "form"}, "form_id": {"S": "demo-signup"}, "at": {"S": at}}}

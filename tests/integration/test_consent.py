@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.adapters.dynamo import serialize
+from leadflow.adapters.dynamo_json import serialize
 from leadflow.adapters.memory import FakeBroadcastRunner
 from leadflow.ports import ProfileChange
 from tests.conftest import WORKSPACE, unique_email

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.domain.crm_feedback import hubspot_v3_signature
 from leadflow.domain.definitions.handoff import Owner
 from leadflow.domain.handoff import Route, new_record, transition

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.adapters.dynamo import deserialize
+from leadflow.adapters.dynamo_json import deserialize
 from leadflow.domain.gdpr import public
 from tests.conftest import EVENTS, StackClient, external, suppression_key, unique_email, unique_ip
 

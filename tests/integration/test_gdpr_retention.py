@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.gdpr import DynamoGdprStore
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import LeadNotFound

@@ -1,4 +1,4 @@
-"""The local stack's DynamoDB speed-ups (``leadflow/dev/moto_patches.py``, ``moto_indexes.py``):
+"""The local stack's DynamoDB speed-ups (``leadflow/dev/moto_patches.py``, ``moto_dynamodb.py``, ``moto_indexes.py``):
 moto's answers, without moto's cost.
 
 Equivalence: one random scenario of writes (puts, conditional puts, updates that move, add and
@@ -379,7 +379,7 @@ def _run(mode: str, seed: int) -> Any:
 def _main(mode: str, seed: int) -> None:
     from moto import mock_aws
 
-    from leadflow.dev import moto_patches
+    from leadflow.dev import moto_dynamodb, moto_patches
 
     if mode == "pages":
         sys.stdout.write(json.dumps(_pages()))
@@ -387,10 +387,10 @@ def _main(mode: str, seed: int) -> None:
     if mode == "patched":
         moto_patches.apply()
     else:  # the local stack's patches from before the speed-ups: moto's own reads, sizes, serializer
-        moto_patches._dynamodb_serialized()
-        moto_patches._dynamodb_transactions()
-        moto_patches._dynamodb_transaction_tokens()
-        moto_patches._dynamodb_partition_query()
+        moto_dynamodb.dynamodb_serialized()
+        moto_dynamodb.dynamodb_transactions()
+        moto_dynamodb.dynamodb_transaction_tokens()
+        moto_dynamodb.dynamodb_partition_query()
     with mock_aws():
         log = _scenario(seed)
     sys.stdout.write(json.dumps(log))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.adapters.dynamo import serialize
+from leadflow.adapters.dynamo_json import serialize
 from leadflow.adapters.memory import FakeBroadcastRunner, FakeClock, InMemoryDueNowQueue
 from leadflow.adapters.nurture import DynamoNurtureStore, shard_of
 from leadflow.config.workspace import Workspace

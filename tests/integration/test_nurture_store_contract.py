@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.adapters.dynamo import serialize
+from leadflow.adapters.dynamo_json import serialize
 from leadflow.adapters.memory import InMemoryNurtureStore
 from leadflow.adapters.nurture import DynamoNurtureStore
 from leadflow.domain.events import DomainEvent

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from leadflow.adapters.reports import DynamoLeadFacts, DynamoReportStore
-from leadflow.services.report_verify import VerifyResult, compare, expected_funnel
+from leadflow.services.report_drift import VerifyResult
+from leadflow.services.report_verify import compare, expected_funnel
 from tests.conftest import EVENTS, unique_email
 from tests.integration.test_scoring import click
 

@@ -166,7 +166,7 @@ def test_a_malformed_message_does_not_block_the_batch(local_stack, client):
 
 
 def mail_log(local_stack, lead_id: str) -> dict:
-    from leadflow.adapters.dynamo import deserialize
+    from leadflow.adapters.dynamo_json import deserialize
 
     item = (
         local_stack.client("dynamodb")
@@ -214,7 +214,7 @@ def test_a_delivery_marks_the_email_in_the_mail_log_and_counts_once_in_its_seque
 
 
 def test_a_delivery_of_a_logged_email_of_no_sequence_is_marked_and_counts_nowhere(local_stack, client):
-    from leadflow.adapters.dynamo import serialize
+    from leadflow.adapters.dynamo_json import serialize
 
     # GIVEN a lead whose mail log lists an email of no sequence (an entry as older versions wrote)
     email = unique_email("delivered-plain")

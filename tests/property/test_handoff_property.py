@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 from leadflow.domain import handoff as h
 from leadflow.domain.definitions.handoff import Owner, Retry, Team
+from leadflow.domain.handoff_delivery import METADATA_ADDRESSES, backoff_seconds, check_address, next_attempt_at
+from leadflow.domain.handoff_payload import PAYLOAD_SCHEMA, build_payload
 
 pytestmark = pytest.mark.unit
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,7 +35,7 @@ addresses = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str)
 
 def _allowed(address: str, allow_private: bool) -> bool:
     try:
-        h.check_address(address, allow_private)
+        check_address(address, allow_private)
     except h.DestinationRefused:
         return False
     return True
@@ -46,7 +48,7 @@ def test_only_global_non_metadata_addresses_pass(address: str) -> None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     internal = ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
-    expected = ip.is_global and not internal and not ip.is_multicast and ip not in h.METADATA_ADDRESSES
+    expected = ip.is_global and not internal and not ip.is_multicast and ip not in METADATA_ADDRESSES
     assert _allowed(address, allow_private=False) == expected
 
 
@@ -56,7 +58,7 @@ def test_allowing_private_never_allows_metadata_multicast_or_unspecified(address
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip in h.METADATA_ADDRESSES or ip.is_multicast or ip.is_unspecified:
+    if ip in METADATA_ADDRESSES or ip.is_multicast or ip.is_unspecified:
         assert not _allowed(address, allow_private=True)
 
 
@@ -75,7 +77,7 @@ def test_each_delay_is_jittered_within_half_of_the_capped_nominal_delay(
     policy: Retry, attempts: int, fraction: float
 ) -> None:
     nominal = min(policy.initial_seconds * policy.multiplier ** min(attempts - 1, 60), policy.max_delay_seconds)
-    delay = h.backoff_seconds(policy, attempts, fraction)
+    delay = backoff_seconds(policy, attempts, fraction)
     assert nominal / 2 - 1e-6 <= delay <= nominal + 1e-6
 
 
@@ -88,7 +90,7 @@ def test_retrying_lasts_at_least_a_day_and_never_past_the_give_up_time(
     now, attempts = NOW, 0
     while True:
         attempts += 1
-        due = h.next_attempt_at(policy, attempts, NOW, now, fraction, retry_after)
+        due = next_attempt_at(policy, attempts, NOW, now, fraction, retry_after)
         if due is None:
             break
         assert now < due <= give_up
@@ -128,5 +130,5 @@ def test_any_profile_makes_a_payload_the_published_schema_accepts(profile: dict[
         h.Route("team", owner=Owner("o1", "O", "o@example.com"), team="t") if with_owner else h.Route("fb", queue="q")
     )
     record = h.new_record("01JDQ0Z8W6S9X2V3T4R5P6N7M8", "L", "stage", "r", route, ["d"], NOW, "system")
-    payload = h.build_payload(record, profile, {}, [{"type": "form_submitted", "at": NOW.isoformat()}], {}, NOW)
-    jsonschema.Draft202012Validator(h.PAYLOAD_SCHEMA).validate(payload)
+    payload = build_payload(record, profile, {}, [{"type": "form_submitted", "at": NOW.isoformat()}], {}, NOW)
+    jsonschema.Draft202012Validator(PAYLOAD_SCHEMA).validate(payload)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from leadflow.adapters.dynamo import serialize
+from leadflow.adapters.dynamo_json import serialize
 from leadflow.config.workspace import Workspace
 from leadflow.domain.definitions.forms import ATTRIBUTION_FIELDS
 from leadflow.domain.errors import InvalidSubmission, MalformedBody, PayloadTooLarge, UnsupportedContentType

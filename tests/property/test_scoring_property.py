@@ -21,20 +21,10 @@ from hypothesis import strategies as st
 
 from leadflow.config.workspace import load_model
 from leadflow.domain.definitions.scoring import SCORING_FILE, ScoringConfig
-from leadflow.domain.scoring import (
-    CAP_EPOCH,
-    DAY_SECONDS,
-    Activity,
-    CompiledModel,
-    Ledger,
-    LedgerEntry,
-    RunningScore,
-    compile_model,
-    compile_models,
-    decayed_score,
-    fit_grade,
-    score_activity,
-)
+from leadflow.domain.grading import fit_grade
+from leadflow.domain.scoring import CAP_EPOCH, Activity, Ledger, LedgerEntry, score_activity
+from leadflow.domain.scoring_compiled import DAY_SECONDS, CompiledModel, compile_model, compile_models
+from leadflow.domain.scoring_decay import RunningScore, decayed_score
 from tests.conftest import WORKSPACE
 
 pytestmark = pytest.mark.unit

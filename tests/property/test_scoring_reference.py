@@ -23,17 +23,9 @@ from hypothesis import strategies as st
 
 from leadflow.config.workspace import load_model
 from leadflow.domain.definitions.scoring import SCORING_FILE, ScoringConfig, ScoringModel
-from leadflow.domain.scoring import (
-    CAP_EPOCH,
-    DAY_SECONDS,
-    Activity,
-    Ledger,
-    LedgerEntry,
-    ModelSet,
-    compile_models,
-    decayed_score,
-    score_activity,
-)
+from leadflow.domain.scoring import CAP_EPOCH, Activity, Ledger, LedgerEntry, ModelSet, score_activity
+from leadflow.domain.scoring_compiled import DAY_SECONDS, compile_models
+from leadflow.domain.scoring_decay import decayed_score
 from tests.conftest import WORKSPACE
 
 pytestmark = pytest.mark.unit

@@ -23,12 +23,10 @@ from leadflow.domain.ses import (
     NotFeedback,
     SesFeedback,
     activity_type,
-    parse_eventbridge,
-    parse_message,
-    parse_sns_record,
     suppresses,
     unsubscribes,
 )
+from leadflow.domain.ses_parsing import parse_eventbridge, parse_message, parse_sns_record
 from tests.conftest import EXTERNAL, load_json
 
 pytestmark = pytest.mark.unit

@@ -18,16 +18,17 @@ pytestmark = pytest.mark.unit
 NEEDS_NO_SETTING = {"not_found_pages"}
 
 PROBE = """
-import json, sys
+import importlib, json, pkgutil, sys
 from leadflow import bootstrap
 from leadflow.settings import MissingSetting
 
+parts = [importlib.import_module(f"leadflow.bootstrap.{m.name}") for m in pkgutil.iter_modules(bootstrap.__path__)]
 loaded_at_import = sorted(m for m in sys.modules if m.startswith(("boto3", "botocore", "leadflow.adapters")))
-builders = sorted(n for n in dir(bootstrap) if hasattr(getattr(bootstrap, n), "cache_clear"))
+builders = {n: getattr(p, n) for p in parts for n in dir(p) if hasattr(getattr(p, n), "cache_clear")}
 answers = {}
-for name in builders:
+for name in sorted(builders):
     try:
-        getattr(bootstrap, name)()
+        builders[name]()
     except MissingSetting as error:
         answers[name] = str(error)
     else:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from leadflow.config.workspace import COMPILED_FILE, Workspace, compile_workspace
+from leadflow.config.compiled import compile_workspace
+from leadflow.config.workspace import COMPILED_FILE, Workspace
 from leadflow.domain.errors import InvalidWorkspace
 from tests.conftest import WORKSPACE
 

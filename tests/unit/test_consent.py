@@ -12,7 +12,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from leadflow.config.workspace import Workspace, compile_workspace
+from leadflow.config.compiled import compile_workspace
+from leadflow.config.workspace import Workspace
 from leadflow.dev.cli import main
 from leadflow.domain.consent import consent_decision, lead_country, may_track
 from leadflow.domain.definitions import models

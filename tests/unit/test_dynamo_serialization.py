@@ -1,4 +1,4 @@
-"""``adapters.dynamo.serialize`` / ``deserialize`` against boto3's TypeSerializer / TypeDeserializer.
+"""``adapters.dynamo_json.serialize`` / ``deserialize`` against boto3's TypeSerializer / TypeDeserializer.
 
 The adapter writes out the common types by hand (boto3's were a large part of a broadcast's
 CPU); for every value, the result must be exactly what boto3's gave (with the adapter's float
@@ -17,7 +17,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.adapters.dynamo import _from_dynamo, _to_dynamo, deserialize, serialize
+from leadflow.adapters.dynamo_json import _from_dynamo, _to_dynamo, deserialize, serialize
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from leadflow.config.workspace import Workspace, json_schemas
+from leadflow.config.compiled import json_schemas
+from leadflow.config.workspace import Workspace
 from leadflow.domain.definitions.forms import FormDefinition
 from leadflow.domain.errors import FormNotFound, InvalidWorkspace
 from tests.conftest import WORKSPACE

@@ -19,6 +19,16 @@ from pydantic import ValidationError
 from leadflow.config.workspace import Workspace
 from leadflow.domain import handoff as h
 from leadflow.domain.definitions.handoff import Assignment, HandoffConfig, Owner, Retry, Sla, Team, WorkingHours
+from leadflow.domain.handoff_delivery import (
+    backoff_seconds,
+    check_destination,
+    classify,
+    next_attempt_at,
+    schedule,
+    visibility_seconds,
+)
+from leadflow.domain.handoff_payload import PAYLOAD_SCHEMA, build_payload, payload_value
+from leadflow.domain.handoff_sla import SlaStep, escalation_owner, sla_step
 from leadflow.domain.webhook_signing import sign, verify
 from tests.conftest import ROOT, WORKSPACE, external, load_json
 
@@ -56,7 +66,7 @@ def test_the_demo_workspace_handoff_config_is_valid() -> None:
     assert config.trigger_stage == "mql"
     assert [d.name for d in config.destinations] == ["crm-webhook"]
     assert config.destinations[0].local_fake_crm
-    assert h.schedule(config.retry, 0.0)[-1] >= 24 * 3600
+    assert schedule(config.retry, 0.0)[-1] >= 24 * 3600
 
 
 @pytest.mark.parametrize(
@@ -270,12 +280,12 @@ EXPLANATION = {
 def _payload() -> dict[str, Any]:
     timeline = [{"type": "page_viewed", "at": NOW.isoformat(), "url": "/pricing", "ip": "203.0.113.9"}]
     consent = {"marketing_email": {"granted": True, "at": NOW.isoformat()}}
-    return h.build_payload(_record(), PROFILE, EXPLANATION, timeline, consent, NOW, top_reasons=5)
+    return build_payload(_record(), PROFILE, EXPLANATION, timeline, consent, NOW, top_reasons=5)
 
 
 def test_payload_has_everything_sales_needs_and_validates_against_its_schema() -> None:
     payload = _payload()
-    jsonschema.Draft202012Validator(h.PAYLOAD_SCHEMA, format_checker=jsonschema.FormatChecker()).validate(payload)
+    jsonschema.Draft202012Validator(PAYLOAD_SCHEMA, format_checker=jsonschema.FormatChecker()).validate(payload)
     assert payload["schema_version"] == 1
     assert payload["lead"]["email"] == "ada@bigcorp.example"
     assert payload["lead"]["custom_fields"] == {"company_size": "1000+"}
@@ -291,24 +301,24 @@ def test_payload_without_owner_sits_in_the_queue_and_still_validates() -> None:
     record = h.new_record(
         "01JDQ0Z8W6S9X2V3T4R5P6N7M8", "L", "manual", "", h.Route("fallback", queue="q"), [], NOW, "api"
     )
-    payload = h.build_payload(record, {"email": "a@b.example"}, {}, [], {}, NOW)
-    jsonschema.Draft202012Validator(h.PAYLOAD_SCHEMA).validate(payload)
+    payload = build_payload(record, {"email": "a@b.example"}, {}, [], {}, NOW)
+    jsonschema.Draft202012Validator(PAYLOAD_SCHEMA).validate(payload)
     assert payload["owner"] is None
     assert payload["queue"] == "q"
 
 
 def test_the_published_payload_schema_is_the_one_in_code() -> None:
     published = load_json(ROOT / "docs" / "schemas" / "handoff-payload.v1.schema.json")
-    assert published == h.PAYLOAD_SCHEMA
+    assert published == PAYLOAD_SCHEMA
     jsonschema.Draft202012Validator.check_schema(published)
 
 
 def test_payload_values_feed_property_mappings() -> None:
     payload = _payload()
-    assert h.payload_value(payload, "score") == 62.5
-    assert h.payload_value(payload, "owner_email") == "ben@example.com"
-    assert h.payload_value(payload, "first_touch_source") == "google"
-    assert h.payload_value(payload, "top_reasons").startswith("Viewed the pricing page")
+    assert payload_value(payload, "score") == 62.5
+    assert payload_value(payload, "owner_email") == "ben@example.com"
+    assert payload_value(payload, "first_touch_source") == "google"
+    assert payload_value(payload, "top_reasons").startswith("Viewed the pricing page")
 
 
 # ---------------------------------------------------------------------------- signatures
@@ -356,17 +366,17 @@ def test_the_standardwebhooks_library_verifies_our_signed_payload() -> None:
     ],
 )
 def test_http_answers_become_outcomes(status: int, headers: dict[str, str], kind: str, after: float | None) -> None:
-    outcome = h.classify(status, headers, NOW)
+    outcome = classify(status, headers, NOW)
     assert (outcome.kind, outcome.retry_after_seconds) == (kind, after)
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
     policy = Retry(initial_seconds=10, multiplier=2, max_delay_seconds=3600, give_up_after_hours=26)
-    assert [h.backoff_seconds(policy, n, 1.0) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
-    assert [h.backoff_seconds(policy, n, 0.0) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
-    assert h.backoff_seconds(policy, 40, 1.0) == 3600
+    assert [backoff_seconds(policy, n, 1.0) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
+    assert [backoff_seconds(policy, n, 0.0) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert backoff_seconds(policy, 40, 1.0) == 3600
     rng = random.Random(7)
-    delays = {round(h.backoff_seconds(policy, 5, rng.random()), 3) for _ in range(50)}
+    delays = {round(backoff_seconds(policy, 5, rng.random()), 3) for _ in range(50)}
     assert len(delays) > 40  # jitter spreads retries of hand-offs that failed together
     assert all(80 <= d <= 160 for d in delays)
 
@@ -374,26 +384,26 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
 def test_retries_last_at_least_24_hours_then_stop() -> None:
     policy = Retry()
     for fraction in (0.0, 0.5, 1.0):
-        times = h.schedule(policy, fraction)
+        times = schedule(policy, fraction)
         assert times[-1] >= 24 * 3600
         assert all(b > a for a, b in itertools.pairwise(times))
     first = NOW
-    assert h.next_attempt_at(policy, 1, first, NOW, 0.5) == NOW + timedelta(seconds=7.5)
-    assert h.next_attempt_at(policy, 30, first, first + timedelta(hours=26), 0.5) is None
-    late = h.next_attempt_at(policy, 30, first, first + timedelta(hours=25, minutes=59), 1.0)
+    assert next_attempt_at(policy, 1, first, NOW, 0.5) == NOW + timedelta(seconds=7.5)
+    assert next_attempt_at(policy, 30, first, first + timedelta(hours=26), 0.5) is None
+    late = next_attempt_at(policy, 30, first, first + timedelta(hours=25, minutes=59), 1.0)
     assert late == first + timedelta(hours=26)  # never past the give-up time
 
 
 def test_retry_after_wins_when_longer_than_the_schedule() -> None:
     policy = Retry()
-    assert h.next_attempt_at(policy, 1, NOW, NOW, 0.0, retry_after_seconds=600) == NOW + timedelta(seconds=600)
-    assert h.next_attempt_at(policy, 1, NOW, NOW, 0.0, retry_after_seconds=1) == NOW + timedelta(seconds=5)
+    assert next_attempt_at(policy, 1, NOW, NOW, 0.0, retry_after_seconds=600) == NOW + timedelta(seconds=600)
+    assert next_attempt_at(policy, 1, NOW, NOW, 0.0, retry_after_seconds=1) == NOW + timedelta(seconds=5)
 
 
 def test_visibility_timeout_is_capped_at_twelve_hours() -> None:
-    assert h.visibility_seconds(NOW + timedelta(seconds=90.2), NOW) == 91
-    assert h.visibility_seconds(NOW + timedelta(days=1), NOW) == 43_200
-    assert h.visibility_seconds(NOW - timedelta(seconds=5), NOW) == 0
+    assert visibility_seconds(NOW + timedelta(seconds=90.2), NOW) == 91
+    assert visibility_seconds(NOW + timedelta(days=1), NOW) == 43_200
+    assert visibility_seconds(NOW - timedelta(seconds=5), NOW) == 0
 
 
 # ---------------------------------------------------------------------------- SSRF
@@ -421,13 +431,13 @@ def test_visibility_timeout_is_capped_at_twelve_hours() -> None:
 )
 def test_ssrf_destinations_are_refused(url: str, addresses: list[str], local: bool, allow: bool) -> None:
     with pytest.raises(h.DestinationRefused):
-        h.check_destination(url, addresses, local_mode=local, allow_private=allow)
+        check_destination(url, addresses, local_mode=local, allow_private=allow)
 
 
 def test_public_https_destinations_and_explicit_private_ones_pass() -> None:
-    target = h.check_destination("https://crm.example.com:8443/h?x=1", ["93.184.216.34"], False, False)
+    target = check_destination("https://crm.example.com:8443/h?x=1", ["93.184.216.34"], False, False)
     assert (target.host, target.port, target.path) == ("crm.example.com", 8443, "/h?x=1")
-    assert h.check_destination("http://10.1.2.3/h", ["10.1.2.3"], True, True).port == 80
+    assert check_destination("http://10.1.2.3/h", ["10.1.2.3"], True, True).port == 80
 
 
 # ---------------------------------------------------------------------------- SLA
@@ -436,29 +446,29 @@ def test_public_https_destinations_and_explicit_private_ones_pass() -> None:
 def test_sla_reminds_then_escalates_then_recycles_an_unaccepted_handoff() -> None:
     sla = Sla(accept_within_hours=4, escalate_after_hours=8, recycle_after_days=14)
     record = _record()
-    assert h.sla_step(record, sla, NOW + timedelta(hours=1)) == h.SlaStep(None, NOW + timedelta(hours=4))
-    assert h.sla_step(record, sla, NOW + timedelta(hours=4)).action == "remind"
+    assert sla_step(record, sla, NOW + timedelta(hours=1)) == SlaStep(None, NOW + timedelta(hours=4))
+    assert sla_step(record, sla, NOW + timedelta(hours=4)).action == "remind"
     reminded = {**record, "sla": [{"status": "remind"}]}
-    assert h.sla_step(reminded, sla, NOW + timedelta(hours=5)).next_due == NOW + timedelta(hours=8)
-    assert h.sla_step(reminded, sla, NOW + timedelta(hours=9)).action == "escalate"
+    assert sla_step(reminded, sla, NOW + timedelta(hours=5)).next_due == NOW + timedelta(hours=8)
+    assert sla_step(reminded, sla, NOW + timedelta(hours=9)).action == "escalate"
     escalated = {**record, "sla": [{"status": "remind"}, {"status": "escalate"}]}
-    assert h.sla_step(escalated, sla, NOW + timedelta(days=1)).next_due == NOW + timedelta(days=14)
-    assert h.sla_step(escalated, sla, NOW + timedelta(days=14)).action == "recycle"
+    assert sla_step(escalated, sla, NOW + timedelta(days=1)).next_due == NOW + timedelta(days=14)
+    assert sla_step(escalated, sla, NOW + timedelta(days=14)).action == "recycle"
 
 
 def test_sla_recycles_an_accepted_lead_only_after_days_without_action() -> None:
     sla = Sla()
     accepted = h.transition(_record(), "accepted", NOW + timedelta(hours=2), "crm:hubspot")
-    step = h.sla_step(accepted, sla, NOW + timedelta(days=3))
-    assert step == h.SlaStep(None, NOW + timedelta(hours=2, days=14))
-    assert h.sla_step(accepted, sla, NOW + timedelta(hours=2, days=14)).action == "recycle"
-    assert h.sla_step(h.transition(accepted, "won", NOW, "crm:x"), sla, NOW + timedelta(days=99)).next_due is None
+    step = sla_step(accepted, sla, NOW + timedelta(days=3))
+    assert step == SlaStep(None, NOW + timedelta(hours=2, days=14))
+    assert sla_step(accepted, sla, NOW + timedelta(hours=2, days=14)).action == "recycle"
+    assert sla_step(h.transition(accepted, "won", NOW, "crm:x"), sla, NOW + timedelta(days=99)).next_due is None
 
 
 def test_escalation_goes_to_the_teams_escalation_owner() -> None:
     config = HandoffConfig(assignment=ASSIGNMENT)
     record = {**_record(), "owner": {"id": "kai", "name": "Kai", "email": "kai@example.com", "team": "apac"}}
-    owner = h.escalation_owner(config, record)
+    owner = escalation_owner(config, record)
     assert owner is not None
     assert owner.id == "max"
-    assert h.escalation_owner(config, _record()) is None  # inbound has no escalation owner
+    assert escalation_owner(config, _record()) is None  # inbound has no escalation owner

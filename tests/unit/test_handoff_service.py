@@ -14,7 +14,8 @@ import pytest
 from leadflow.domain.definitions.handoff import Assignment, Destination, HandoffConfig, Owner, Team, WorkingHours
 from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.events import DomainEvent
-from leadflow.domain.handoff import HandoffDisabled, Outcome
+from leadflow.domain.handoff import HandoffDisabled
+from leadflow.domain.handoff_delivery import Outcome
 from leadflow.ports import Delivery
 from leadflow.services.handoff import HandoffService
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from leadflow.adapters.dynamo import deserialize, update_expression
+from leadflow.adapters.dynamo_expressions import update_expression
+from leadflow.adapters.dynamo_json import deserialize
 from leadflow.config.workspace import Workspace
 from leadflow.domain.definitions.forms import FormDefinition
 from leadflow.domain.leads import CapturePlan, LeadChanges, apply_changes, custom_fields, plan_changes

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from leadflow.config.workspace import Workspace
-from leadflow.domain.scoring import Activity, Ledger, compile_models
+from leadflow.domain.scoring import Activity, Ledger
+from leadflow.domain.scoring_compiled import compile_models
 from leadflow.domain.tracking import parse_site_event
 from tests.conftest import WORKSPACE
 

@@ -21,12 +21,12 @@ from markupsafe import escape
 
 from leadflow.config.templates import load_template_sources
 from leadflow.domain.errors import LeadflowError
+from leadflow.domain.plain_text import html_to_text
 from leadflow.domain.rendering import (
     EmailRenderer,
     RenderedEmail,
     Sender,
     TemplateProblem,
-    html_to_text,
     one_line,
 )
 from tests.conftest import FIXTURES, WORKSPACE, external, load_json

@@ -25,6 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from leadflow.config.templates import load_template_sources
+from leadflow.domain.plain_text import tidy_text
 from leadflow.domain.rendering import (
     _CONTROLS,
     ENVIRONMENT_OPTIONS,
@@ -35,7 +36,6 @@ from leadflow.domain.rendering import (
     _check_unsubscribe_url,
     _origin,
     _SourcesLoader,
-    _tidy_text,
     one_line,
     sender_of,
 )
@@ -160,7 +160,7 @@ def test_a_subject_without_jinja_syntax_is_what_jinja_would_make_of_it(subject: 
 
 
 def reference_tidy(text: str) -> str:
-    """``rendering._tidy_text`` before its fast path."""
+    """``plain_text.tidy_text`` before its fast path."""
     lines = "\n".join(line.rstrip() for line in text.splitlines())
     return re.sub(r"\n{3,}", "\n\n", lines).strip("\n") + "\n"
 
@@ -171,14 +171,14 @@ def reference_tidy(text: str) -> str:
     | st.text(max_size=60)
 )
 def test_tidying_text_gives_what_it_gave(text: str) -> None:
-    assert _tidy_text(text) == reference_tidy(text)
+    assert tidy_text(text) == reference_tidy(text)
 
 
 @pytest.mark.parametrize("email", [e for e in EMAILS if f"emails/{e}.txt.j2" in SOURCES])
 def test_tidying_the_shipped_text_parts_gives_what_it_gave(email: str) -> None:
     variables = template_variables("s")
     raw = plain_environment().get_template(f"emails/{email}.txt.j2").render(variables)
-    assert _tidy_text(raw) == reference_tidy(raw)
+    assert tidy_text(raw) == reference_tidy(raw)
 
 
 def test_a_text_footer_wrapped_over_lines_is_still_found_and_a_missing_one_refused() -> None:

@@ -17,7 +17,8 @@ from leadflow.domain.sequence_reports import (
     nurture_counted,
     sequence_key,
 )
-from leadflow.services.report_verify import erased_contribution, report_of, verify_reports
+from leadflow.services.report_drift import report_of
+from leadflow.services.report_verify import erased_contribution, verify_reports
 
 pytestmark = pytest.mark.unit
 

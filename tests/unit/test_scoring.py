@@ -9,29 +9,12 @@ from typing import Any
 import pytest
 
 from leadflow.config.workspace import load_model
+from leadflow.domain.accounts import LeadScoreSummary, account_score, department_of, roll_up_accounts
 from leadflow.domain.definitions.scoring import SCORING_FILE, AccountRules, ScoringConfig, StageRules
-from leadflow.domain.scoring import (
-    CAP_EPOCH,
-    Activity,
-    CompiledModel,
-    LeadScoreSummary,
-    Ledger,
-    LedgerEntry,
-    RunningScore,
-    account_score,
-    compile_model,
-    compile_models,
-    decayed_entries,
-    decayed_score,
-    decays_below_at,
-    department_of,
-    explain,
-    fit_grade,
-    grade_at_least,
-    next_stage,
-    roll_up_accounts,
-    score_activity,
-)
+from leadflow.domain.grading import fit_grade, grade_at_least, next_stage
+from leadflow.domain.scoring import CAP_EPOCH, Activity, Ledger, LedgerEntry, score_activity
+from leadflow.domain.scoring_compiled import CompiledModel, compile_model, compile_models
+from leadflow.domain.scoring_decay import RunningScore, decayed_entries, decayed_score, decays_below_at, explain
 from tests.conftest import WORKSPACE
 
 pytestmark = pytest.mark.unit

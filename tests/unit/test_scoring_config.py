@@ -161,7 +161,8 @@ def test_reading_the_scoring_config_needs_no_pydantic():
     # GIVEN a fresh process, as a Lambda cold start
     script = (
         "import sys\n"
-        "import leadflow.domain.definitions.scoring, leadflow.domain.scoring\n"
+        "import leadflow.domain.definitions.scoring, leadflow.domain.scoring, leadflow.domain.scoring_decay\n"
+        "import leadflow.domain.grading, leadflow.domain.accounts\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml', 'boto3')))\n"
     )
 

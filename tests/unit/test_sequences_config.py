@@ -12,7 +12,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from leadflow.config.workspace import Workspace, compile_workspace, json_schemas
+from leadflow.config.compiled import compile_workspace, json_schemas
+from leadflow.config.workspace import Workspace
 from leadflow.domain.definitions import models
 from leadflow.domain.definitions.conditions import SegmentList
 from leadflow.domain.definitions.messaging import MessagingConfig

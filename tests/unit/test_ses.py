@@ -18,19 +18,16 @@ import pytest
 
 from leadflow.domain.errors import LeadflowError
 from leadflow.domain.ses import (
-    DIAGNOSTIC_LIMIT,
     FeedbackKind,
     MalformedFeedback,
     NotFeedback,
     SesFeedback,
     activity_type,
-    normalize_recipient,
-    parse_eventbridge,
-    parse_message,
-    parse_sns_record,
     suppresses,
     unsubscribes,
 )
+from leadflow.domain.ses_parsing import parse_eventbridge, parse_message, parse_sns_record
+from leadflow.domain.ses_records import DIAGNOSTIC_LIMIT, normalize_recipient
 from tests.conftest import EXTERNAL, external, load_json
 
 pytestmark = pytest.mark.unit

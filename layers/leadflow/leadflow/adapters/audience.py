@@ -16,7 +16,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, serialize
+from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.adapters.dynamo_expressions import lead_key
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.domain.audience import LeadUpdate
 from leadflow.domain.errors import AddressTaken, BadCursor, LeadNotFound, StorageUnavailable
 from leadflow.domain.events import DomainEvent

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from leadflow.adapters.aws import LazyClient
-from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.adapters.dynamo_json import deserialize, serialize
 
 AUDIT_PK = "AUDIT#CHANGES"
 

@@ -1,7 +1,7 @@
 """Sending hand-offs: the generic Standard Webhooks endpoint, HubSpot and Salesforce.
 
 Every request goes through ``SafeHttp``: the host is resolved once, every address is checked
-against the SSRF rules (``domain.handoff.check_destination``), and the connection goes to a
+against the SSRF rules (``domain.handoff_delivery.check_destination``), and the connection goes to a
 checked address (no second lookup an attacker's DNS could answer differently). Redirects
 are never followed (``http.client`` does not), answers are read up to 64 KiB, and every
 attempt has a timeout.
@@ -20,17 +20,16 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from leadflow.domain.handoff import (
-    DestinationRefused,
+from leadflow.domain.handoff import DestinationRefused, webhook_id
+from leadflow.domain.handoff_delivery import (
     Outcome,
     Target,
     check_destination,
     classify,
     jwt_bearer_claims,
     parse_target,
-    payload_value,
-    webhook_id,
 )
+from leadflow.domain.handoff_payload import payload_value
 from leadflow.domain.webhook_signing import sign
 from leadflow.ports import Delivery, DeliverySender
 

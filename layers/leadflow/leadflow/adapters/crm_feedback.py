@@ -7,7 +7,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from leadflow.adapters.dynamo import deserialize, lead_key, serialize, versioned_lead_update
+from leadflow.adapters.dynamo_expressions import lead_key, versioned_lead_update
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.ports import ApplyStatus, CrmFeedbackWrite, FeedbackState

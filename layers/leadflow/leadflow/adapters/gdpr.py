@@ -12,7 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from leadflow.adapters.audit import AUDIT_PK
 from leadflow.adapters.aws import LazyClient
-from leadflow.adapters.dynamo import SUPPRESS_NAMES, SUPPRESS_UPDATE, deserialize, serialize, suppress_values
+from leadflow.adapters.dynamo_expressions import SUPPRESS_NAMES, SUPPRESS_UPDATE, suppress_values
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.adapters.segments import segment_move_items
 from leadflow.domain import gdpr

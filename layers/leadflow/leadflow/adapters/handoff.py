@@ -14,7 +14,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from leadflow.adapters.aws import LazyClient
-from leadflow.adapters.dynamo import DynamoLeadStore, deserialize, lead_key, serialize, stage_fields
+from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.adapters.dynamo_expressions import lead_key, stage_fields
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.domain.events import DomainEvent
 
 SLA_PARTITION = "HANDOFF#SLA"

@@ -19,14 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.adapters.audience import DynamoAudienceStore
-from leadflow.adapters.dynamo import (
-    SUPPRESS_NAMES,
-    SUPPRESS_UPDATE,
-    SUPPRESSION_INDEX,
-    deserialize,
-    serialize,
-    suppress_values,
-)
+from leadflow.adapters.dynamo_expressions import SUPPRESS_NAMES, SUPPRESS_UPDATE, SUPPRESSION_INDEX, suppress_values
+from leadflow.adapters.dynamo_json import deserialize, serialize
 
 IMPORT_TTL = timedelta(days=30)
 COUNT_ATTEMPTS = 5

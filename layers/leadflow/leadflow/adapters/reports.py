@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from leadflow.adapters.aws import LazyClient
-from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.domain.reporting import Key
 
 BATCH_GET_KEYS = 100

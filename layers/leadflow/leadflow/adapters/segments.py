@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from leadflow.adapters.audience import DynamoAudienceStore, member_item
-from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.segments import TAG, MembershipChanges
 

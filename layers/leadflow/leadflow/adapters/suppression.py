@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadflow.adapters.dynamo import SUPPRESSED_PK, SUPPRESSION_INDEX, deserialize, serialize
+from leadflow.adapters.dynamo_expressions import SUPPRESSED_PK, SUPPRESSION_INDEX
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.nurture import DynamoNurtureStore
 
 

@@ -19,7 +19,9 @@ Layout::
 Files are read on first use and cached; a broken file raises ``InvalidWorkspace`` naming
 the file and each bad field. A *compiled* workspace (``workspace.json``, written by
 ``leadflow compile`` when the Lambda layer is built) holds the same content already
-validated, and is read without YAML or pydantic: that keeps cold starts short.
+validated, and is read without YAML or pydantic: that keeps cold starts short (it is written by
+``config.compiled``). ``Workspace.validate`` loads every file, then runs the checks across files
+(``config.workspace_checks`` for nurture, ``config.consent_checks`` for consent).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from leadflow.domain.definitions import models
 from leadflow.domain.definitions.forms import FORM_ID_PATTERN, FormDefinition
 from leadflow.errors import FormNotFound, InvalidWorkspace
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:  # loaded on first use: form capture's cold start needs none o
     from leadflow.domain.definitions.tracking import TrackingConfig
 
 COMPILED_FILE = "workspace.json"
-COMPILED_VERSION = 1
 
 
 class _Validating(Protocol):
@@ -401,32 +401,6 @@ class Workspace:
                 self._templates = load_template_sources(folder) if folder.is_dir() else {}
         return self._templates
 
-    def _check_nurture(self) -> list[str]:
-        """Cross-file checks: what sequences name must exist (templates, segments, forms, topics, models)."""
-        models: set[str] | None = None
-        if "scoring" in (self._compiled or {}) or (self.root / "scoring.yaml").is_file():
-            models = set(self.scoring.models)
-        known = _Known(
-            sequences=set(self.sequences),
-            segments={s.id for s in self.segments.segments},
-            topics={t.id for t in self.messaging.topics},
-            forms=set(self.form_ids()),
-            templates=set(self.templates),
-            models=models,
-        )
-        problems: list[str] = []
-        for sequence in self.sequences.values():
-            where = f"{self.root / 'sequences' / sequence.id}.yaml"
-            if sequence.topic not in known.topics:
-                problems.append(f"{where}: topic '{sequence.topic}' is not in messaging.yaml topics")
-            problems += _trigger_problems(sequence, where, known) + _step_problems(sequence, where, known)
-        for sequence in self.sequences.values():
-            where = f"{self.root / 'sequences' / sequence.id}.yaml"
-            problems += [
-                f"{where}: unknown segment '{s}'" for s in _condition_segments(sequence) if s not in known.segments
-            ]
-        return problems
-
     def validate(self) -> list[str]:
         """Load every file; return the problems found (empty when the workspace is sound)."""
         problems: list[str] = []
@@ -449,162 +423,7 @@ class Workspace:
                 problems.append(str(error))
         if not problems:
             from leadflow.config.consent_checks import consent_problems
+            from leadflow.config.workspace_checks import nurture_problems
 
-            problems += self._check_nurture() + consent_problems(self)
+            problems += nurture_problems(self) + consent_problems(self)
         return problems
-
-
-class _Known:
-    """The names a workspace defines, that its sequences may refer to (``models`` None: the
-    workspace has no scoring.yaml, so no model name can be checked). A plain class: this module
-    is on form capture's cold start, where a dataclass costs its generated methods' compile."""
-
-    def __init__(
-        self,
-        *,
-        sequences: set[str],
-        segments: set[str],
-        topics: set[str],
-        forms: set[str],
-        templates: set[str],
-        models: set[str] | None,
-    ) -> None:
-        self.sequences, self.segments, self.topics = sequences, segments, topics
-        self.forms, self.templates, self.models = forms, templates, models
-
-
-def _trigger_problems(sequence: Sequence, where: str, known: _Known) -> list[str]:
-    problems: list[str] = []
-    for trigger in sequence.triggers:
-        if trigger.form_submitted not in (None, "*") and trigger.form_submitted not in known.forms:
-            problems.append(f"{where}: trigger form '{trigger.form_submitted}' does not exist")
-        segment = trigger.segment_joined or (trigger.broadcast.segment if trigger.broadcast else None)
-        if segment is not None and segment not in known.segments:
-            problems.append(f"{where}: segment '{segment}' is not in segments.yaml")
-        model = trigger.score_crossed.model if trigger.score_crossed else None
-        if model is not None and known.models is not None and model not in known.models:
-            problems.append(f"{where}: scoring model '{model}' does not exist")
-    return problems
-
-
-def _step_problems(sequence: Sequence, where: str, known: _Known) -> list[str]:
-    problems: list[str] = []
-    for step in sequence.steps:
-        if getattr(step, "type", "") == "email":
-            topic = step.topic or sequence.topic  # type: ignore[union-attr]
-            if topic not in known.topics:
-                problems.append(f"{where}: step '{step.id}' topic '{topic}' is not in messaging.yaml topics")
-            names = [step.template, *(v.template for v in step.variants if v.template)]  # type: ignore[union-attr]
-            problems += [
-                f"{where}: step '{step.id}' template 'templates/emails/{name}.html.j2' is missing"
-                for name in names
-                if f"emails/{name}.html.j2" not in known.templates
-            ]
-        for action in getattr(step, "actions", ()):
-            problems += [
-                f"{where}: step '{step.id}' names unknown sequence '{other}'"
-                for other in (action.enroll, action.exit_sequence)
-                if other is not None and other not in known.sequences
-            ]
-    return problems
-
-
-def _condition_segments(sequence: Sequence) -> list[str]:
-    """The segments the sequence's goal and its steps' conditions name, in order."""
-    conditions = [sequence.goal] if sequence.goal else []
-    for step in sequence.steps:
-        conditions += [getattr(step, name) for name in ("when", "until_event") if getattr(step, name, None) is not None]
-    return [part.segment for condition in conditions for part in condition.walk() if part.segment is not None]
-
-
-def compile_workspace(source: Path, out: Path) -> Path:
-    """Validate a workspace and write it as one ``workspace.json`` into ``out``.
-
-    Raises:
-        InvalidWorkspace: listing every problem; nothing is written.
-    """
-    from leadflow.domain.definitions.referrers import ReferrerList
-    from leadflow.domain.definitions.scoring import ScoringConfig
-    from leadflow.domain.definitions.tracking import TrackingConfig
-
-    workspace = Workspace(source)
-    forms = workspace.forms()
-    compiled = {
-        "version": COMPILED_VERSION,
-        "forms": {form.id: models.dump(FormDefinition, form) for form in forms},
-        "referrers": models.dump(ReferrerList, ReferrerList(tuple(workspace.referrers.values()))),
-        "tracking": models.dump(TrackingConfig, workspace.tracking),
-    }
-    if (source / "scoring.yaml").is_file():
-        compiled["scoring"] = models.dump(ScoringConfig, workspace.scoring)
-    problems = workspace.validate()
-    if problems:
-        raise InvalidWorkspace("\n".join(problems))
-    from leadflow.domain.definitions.conditions import SegmentList
-    from leadflow.domain.definitions.messaging import MessagingConfig
-    from leadflow.domain.definitions.sequences import Sequence
-
-    compiled["sequences"] = {k: models.dump(Sequence, v) for k, v in workspace.sequences.items()}
-    compiled["segments"] = models.dump(SegmentList, workspace.segments)
-    compiled["messaging"] = models.dump(MessagingConfig, workspace.messaging)
-    compiled["nurture_listens"] = workspace.nurture_listens
-    compiled["templates"] = workspace.templates
-    from leadflow.domain.definitions.handoff import HandoffConfig
-
-    compiled["handoff"] = models.dump(HandoffConfig, workspace.handoff)
-    from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
-
-    compiled["crm_feedback"] = models.dump(CrmFeedbackConfig, workspace.crm_feedback)
-    from leadflow.domain.definitions.consent import ConsentPolicy
-
-    compiled["consent"] = models.dump(ConsentPolicy, workspace.consent)
-    from leadflow.domain.definitions.retention import RetentionConfig
-
-    compiled["retention"] = models.dump(RetentionConfig, workspace.retention)
-    from leadflow.domain.definitions.theme import Theme
-
-    compiled["theme"] = models.dump(Theme, workspace.theme)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / COMPILED_FILE
-    target.write_text(json.dumps(compiled, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return target
-
-
-def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schemas of every workspace file kind, for editors (yaml-language-server)."""
-    from leadflow.domain.definitions.conditions import SegmentList
-    from leadflow.domain.definitions.consent import ConsentPolicy
-    from leadflow.domain.definitions.crm_feedback import CrmFeedbackConfig
-    from leadflow.domain.definitions.handoff import HandoffConfig
-    from leadflow.domain.definitions.messaging import MessagingConfig
-    from leadflow.domain.definitions.referrers import ReferrerList
-    from leadflow.domain.definitions.retention import RetentionConfig
-    from leadflow.domain.definitions.scoring import ScoringConfig
-    from leadflow.domain.definitions.sequences import Sequence
-    from leadflow.domain.definitions.theme import Theme
-    from leadflow.domain.definitions.tracking import TrackingConfig
-
-    return {
-        "consent.schema.json": models.json_schema(ConsentPolicy),
-        "sequence.schema.json": models.json_schema(Sequence),
-        "segments.schema.json": models.json_schema(SegmentList),
-        "messaging.schema.json": models.json_schema(MessagingConfig),
-        "form.schema.json": models.json_schema(FormDefinition),
-        "referrers.schema.json": models.json_schema(ReferrerList),
-        "tracking.schema.json": models.json_schema(TrackingConfig),
-        "scoring.schema.json": models.json_schema(ScoringConfig),
-        "handoff.schema.json": models.json_schema(HandoffConfig),
-        "crm_feedback.schema.json": models.json_schema(CrmFeedbackConfig),
-        "retention.schema.json": models.json_schema(RetentionConfig),
-        "theme.schema.json": models.json_schema(Theme),
-    }
-
-
-def write_json_schemas(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, schema in json_schemas().items():
-        path = folder / name
-        path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
-        written.append(path)
-    return written

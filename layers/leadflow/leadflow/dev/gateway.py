@@ -1,20 +1,18 @@
 """The local HTTP gateway: the template's HttpApi routes as API Gateway v2 events, plus /_dev/.
 
-Requests to a template route become real payload-2.0 events (lowercase headers, cookies,
-base64 bodies for non-text content, ``requestContext.http.sourceIp``, path parameters);
+Requests to a template route become real payload-2.0 events (``leadflow.dev.api_gateway_events``);
 routes with an IAM authorizer take the dev admin token as a bearer token instead of a
-SigV4 signature.
+SigV4 signature. Here are the ``/_dev/`` URL map and its pages (landing page, console, lead page,
+outbox, reports); the JSON control routes (clock, tick, faults, fake CRM...) are
+``leadflow.dev.control_routes``.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import logging
-import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +22,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from leadflow.config.workspace import Workspace
-from leadflow.dev.faults import Fault
+from leadflow.dev.api_gateway_events import api_gateway_event, lambda_response
+from leadflow.dev.control_routes import ControlRoutes, json_response
 from leadflow.dev.request_guard import host_allowed, refusal
 from leadflow.dev.runner import HandlerError
 from leadflow.domain.definitions.forms import ATTRIBUTION_FIELDS, NONCE_FIELD, TIMESTAMP_FIELD
@@ -33,114 +32,10 @@ if TYPE_CHECKING:
     from leadflow.dev.stack import LocalStack
 
 log = logging.getLogger("leadflow.dev")
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/problem+json")
 STATIC = Path(__file__).parent / "static"
 # The fake CRM's APIs, called server to server by hand-off delivery in the CRM's own formats.
 THIRD_PARTY_ENDPOINTS = frozenset({"crm_receive", "crm_provider", "cognito_token"})
 SIMULATED = {"open": "an open of a campaign email"}  # the lead page's note after a button
-
-
-def _is_text(content_type: str, body: bytes) -> bool:
-    """Whether the body travels as text: a text type in UTF-8 (anything else goes base64, so
-    that the handler reads the bytes in the charset the client declared)."""
-    media, _, params = content_type.partition(";")
-    media = media.strip().lower()
-    if not (media.startswith(TEXT_TYPES) or media.endswith("+json")):
-        return False
-    charset = params.partition("charset=")[2].split(";")[0].strip().strip('"').lower()
-    if charset not in ("", "utf-8", "utf8"):
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _source_ip(request: Request) -> str:
-    """The client address; a loopback client may name another with X-Forwarded-For.
-
-    API Gateway takes ``sourceIp`` from the connection. Locally every client is on
-    loopback, so tests and load scripts name the visitor they play this way.
-    """
-    remote = request.remote_addr or "127.0.0.1"
-    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-    if forwarded and remote in ("127.0.0.1", "::1"):
-        return forwarded[:64]
-    return remote
-
-
-def api_gateway_event(request: Request, route_key: str, path_parameters: dict[str, str], body: bytes) -> dict[str, Any]:
-    """A payload-2.0 event as API Gateway HTTP APIs send it."""
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        if key == "cookie":
-            continue
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
-    headers.setdefault("x-forwarded-proto", request.scheme)  # as API Gateway adds it (https there)
-    cookies = [c.strip() for c in request.headers.get("Cookie", "").split(";") if c.strip()]
-    query: dict[str, str] = {}
-    for key, values in request.args.lists():
-        query[key] = ",".join(values)
-    now = datetime.now(UTC)
-    content_type = request.headers.get("Content-Type", "")
-    text = _is_text(content_type, body) if body else True
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": request.path,
-        "rawQueryString": request.query_string.decode("latin-1"),
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "leadflowdev",
-            "domainName": request.host.split(":")[0],
-            "domainPrefix": "leadflowdev",
-            "http": {
-                "method": request.method,
-                "path": request.path,
-                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-                "sourceIp": _source_ip(request),
-                "userAgent": request.headers.get("User-Agent", ""),
-            },
-            "requestId": uuid.uuid4().hex,
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        },
-        "isBase64Encoded": not text,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if path_parameters:
-        event["pathParameters"] = path_parameters
-    if body:
-        event["body"] = body.decode("utf-8") if text else base64.b64encode(body).decode()
-    return event
-
-
-def lambda_response(result: Any) -> Response:
-    """A payload-2.0 Lambda result as the HTTP response API Gateway would send."""
-    if not isinstance(result, dict) or "statusCode" not in result:
-        return Response(json.dumps(result), 200, content_type="application/json")
-    body = result.get("body") or ""
-    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
-    response = Response(data, int(result["statusCode"]))
-    response.headers.clear()
-    for name, value in (result.get("headers") or {}).items():
-        response.headers[name] = str(value)
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        for value in values:
-            response.headers.add(name, str(value))
-    for cookie in result.get("cookies") or []:
-        response.headers.add("Set-Cookie", cookie)
-    if "content-type" not in response.headers and data:
-        response.headers["Content-Type"] = "application/json"
-    return response
 
 
 class DevGateway:
@@ -196,6 +91,7 @@ class DevGateway:
         from leadflow.dev.hosted_ui import LocalHostedUi
 
         self.hosted_ui = LocalHostedUi(stack, self._html)
+        self.control = ControlRoutes(stack, self.dispatch)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -223,7 +119,7 @@ class DevGateway:
                 if match and route.method in (request.method, "ANY"):
                     return self.call_route(request, route, match.groupdict())
         if not host_allowed(request.host, self.stack.host):
-            return self._json({"message": "this host name is not the local stack's (DNS rebinding?)"}, 403)
+            return json_response({"message": "this host name is not the local stack's (DNS rebinding?)"}, 403)
         adapter = self.dev_routes.bind_to_environ(request.environ)
         try:
             endpoint, values = adapter.match()
@@ -239,8 +135,9 @@ class DevGateway:
             takes_any_body=endpoint in THIRD_PARTY_ENDPOINTS,
         )
         if refused:
-            return self._json({"message": refused[1]}, refused[0])
-        return getattr(self, f"on_{endpoint}")(request, **values)
+            return json_response({"message": refused[1]}, refused[0])
+        handler = getattr(self, f"on_{endpoint}", None) or getattr(self.control, f"on_{endpoint}")
+        return handler(request, **values)
 
     def call_route(self, request: Request, route: Any, params: dict[str, str]) -> Response:
         body = request.get_data(cache=False)
@@ -309,7 +206,7 @@ class DevGateway:
             return self.call_route(request, self.default_route, {})
         if request.accept_mimetypes.accept_html:
             return self._html("not_found.html.j2", 404, path=request.path)
-        return self._json({"message": "Not Found"}, 404)
+        return json_response({"message": "Not Found"}, 404)
 
     def on_cognito_authorize(self, request: Request) -> Response:
         return self.hosted_ui.authorize(request)
@@ -322,9 +219,6 @@ class DevGateway:
 
     def on_docs(self, request: Request) -> Response:
         return Response("", 308, headers={"Location": "/api/v1/docs"})
-
-    def _json(self, data: Any, status: int = 200) -> Response:
-        return Response(json.dumps(data, default=str), status, content_type="application/json")
 
     def on_landing(self, request: Request, form_id: str | None = None) -> Response:
         workspace = Workspace(self.stack.workspace)
@@ -351,7 +245,7 @@ class DevGateway:
         """The form's ``_lf_ts``: signed by the TrackFunction as lf.js would fetch it (``GET /t/ts``),
         or plain epoch ms on a template without one."""
         try:
-            return str(self.tracking_service().render_time())
+            return str(self.control.tracking_service().render_time())
         except NotFound:
             return str(int(self.stack.clock.now().timestamp() * 1000))
 
@@ -396,7 +290,7 @@ class DevGateway:
 
             score = ScoringService(workspace, store, self.stack.clock).explain_lead(lead_id)
         from leadflow.adapters.nurture import DynamoNurtureStore
-        from leadflow.bootstrap import NoQueue, NoSender, NoSuppressionKey
+        from leadflow.bootstrap.nurture import NoQueue, NoSender, NoSuppressionKey
         from leadflow.services.nurture import NurtureService, TokenIssuer
 
         nurture = NurtureService(
@@ -437,8 +331,8 @@ class DevGateway:
         asked: dict[str, Any] = dict(request.form) if request.form else (request.get_json(silent=True) or {})
         kind, link = str(asked.get("kind", "")), str(asked.get("link", ""))
         if kind not in ("open", "click") or (kind == "click" and link not in ("pricing", "case-study")):
-            return self._json({"message": "send kind=open, or kind=click with link=pricing or case-study"}, 400)
-        service = self.tracking_service()
+            return json_response({"message": "send kind=open, or kind=click with link=pricing or case-study"}, 400)
+        service = self.control.tracking_service()
         message = f"dev-{uuid.uuid4().hex[:8]}"
         if kind == "click":
             landing = f"{self.stack.url}/?utm_source=email&utm_medium=email&utm_campaign=dev-test&utm_content={link}"
@@ -473,11 +367,11 @@ class DevGateway:
         try:
             link = int(asked.get("link", 0))
         except (TypeError, ValueError):
-            return self._json({"message": "link is the tracked link's number in the email: 0, 1, ..."}, 400)
+            return json_response({"message": "link is the tracked link's number in the email: 0, 1, ..."}, 400)
         result, status = act(self.stack.sent_emails(), index, action, link, self.dispatch)
         if asked.get("return_to") == "/_dev/mail" and status == 200:
             return Response("", 303, headers={"Location": "/_dev/mail"})
-        return self._json(result, status)
+        return json_response(result, status)
 
     def on_mail_message(self, request: Request, index: int) -> Response:
         """One sent email's HTML as the lead sees it: its pixel and tracked links are live locally."""
@@ -487,7 +381,6 @@ class DevGateway:
         html = sent[index]["html"] or "<pre>(no HTML part)</pre>"
         return Response(html, 200, content_type="text/html; charset=utf-8")
 
-    # ------------------------------------------------------------------ /_dev JSON
     def on_reports(self, request: Request) -> Response:
         """The report charts (``?from&to&by&view&sequence``): the funnel, conversion by a dimension,
         and each sequence's step flow and A/B tests, drawn from the same JSON the API answers."""
@@ -497,177 +390,3 @@ class DevGateway:
         return Response(
             html, 200 if not html.startswith("<!--400-->") else 400, content_type="text/html; charset=utf-8"
         )
-
-    def on_stack(self, request: Request) -> Response:
-        return self._json(self.stack.stack_info())
-
-    def on_outbox(self, request: Request) -> Response:
-        return self._json(self.stack.sent_emails())
-
-    def on_events(self, request: Request) -> Response:
-        return self._json(self.stack.read_bus_events())
-
-    def on_queues(self, request: Request) -> Response:
-        return self._json(self.stack.queue_depths())
-
-    def on_clock(self, request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                seconds = float((request.get_json(force=True, silent=True) or {}).get("advance_seconds", "x"))
-            except (TypeError, ValueError):
-                return self._json({"message": 'send {"advance_seconds": N} with N >= 0'}, 400)
-            if not seconds >= 0:
-                return self._json({"message": "advance_seconds must be >= 0"}, 400)
-            self.stack.clock.advance(seconds)
-        return self._json({"now": self.stack.clock.now().isoformat()})
-
-    def on_tick(self, request: Request) -> Response:
-        started = time.perf_counter()
-        result = self.stack.tick(frequent=True)
-        result["seconds"] = round(time.perf_counter() - started, 3)
-        if request.form.get("return_to") == "/_dev/":  # the console's button
-            return Response("", 303, headers={"Location": "/_dev/"})
-        return self._json(result)
-
-    def tracking_service(self) -> Any:
-        """The TrackFunction's own service (its keys, its workspace), to issue signed links locally."""
-        function = self.stack.runner.functions.get("TrackFunction")
-        if function is None:
-            raise NotFound("this template has no TrackFunction")
-        return self.stack.runner.load(function).tracking_service()
-
-    def on_tokens(self, request: Request) -> Response:
-        """``POST /_dev/tokens {"kind": "o"|"c"|"u", "lead_id", "message_id", "url"?, "link_id"?}``."""
-        from leadflow.domain.tokens import TokenKind
-
-        body = request.get_json(force=True, silent=True) or {}
-        try:
-            kind = TokenKind(str(body.get("kind")))
-            token = self.tracking_service().issue(
-                kind,
-                str(body["lead_id"]),
-                str(body.get("message_id", "dev")),
-                url=body.get("url"),
-                link_id=body.get("link_id"),
-                campaign=body.get("campaign"),
-            )
-        except (ValueError, KeyError):
-            usage = "send kind (o, c or u), lead_id and optionally message_id, url, link_id"
-            return self._json({"message": usage}, 400)
-        path = {TokenKind.OPEN: "/t/o/", TokenKind.CLICK: "/t/c/", TokenKind.UNSUBSCRIBE: "/u/"}[kind]
-        return self._json({"token": token, "url": self.stack.url + path + token})
-
-    # ------------------------------------------------------------------ fake CRM (hand-off destination)
-    def on_crm_requests(self, request: Request) -> Response:
-        """``GET``: what the fake CRM received, oldest first; ``DELETE``: forget it."""
-        if request.method == "DELETE":
-            self.stack.fake_crm.clear()
-            return self._json({"cleared": True})
-        return self._json(self.stack.fake_crm.requests())
-
-    def on_crm_mode(self, request: Request) -> Response:
-        """``POST {"status": 200|410|429|500, "delay_seconds": N}`` (JSON, or the console's form)."""
-        from leadflow.dev.fake_crm import ModeError
-
-        if request.method == "GET":
-            return self._json(self.stack.fake_crm.mode)
-        if request.form:
-            data: Any = {
-                k: float(v) if k == "delay_seconds" else int(v) for k, v in request.form.items() if k != "return_to"
-            }
-        else:
-            data = request.get_json(silent=True)
-        try:
-            mode = self.stack.fake_crm.set_mode(data)
-        except (ModeError, ValueError) as error:
-            return self._json({"message": str(error)}, 400)
-        if request.form.get("return_to") == "/_dev/":
-            return Response("", 303, headers={"Location": "/_dev/"})
-        return self._json(mode)
-
-    def on_crm_receive(self, request: Request, subpath: str) -> Response:
-        return self.stack.fake_crm.handle(request, subpath)
-
-    def on_crm_provider(self, request: Request, provider: str, rest: str) -> Response:
-        return self.stack.fake_crm.handle(request, f"{provider}/{rest}")
-
-    def on_handoff_start(self, request: Request, lead_id: str) -> Response:
-        """The console's "Hand off to sales" button: the admin API's route, with the dev token."""
-        from werkzeug.test import EnvironBuilder
-
-        builder = EnvironBuilder(
-            path=f"/api/v1/leads/{lead_id}/handoff",
-            method="POST",
-            json={"reason": "handed off from the dev console"},
-            headers=[("Authorization", f"Bearer {self.stack.admin_token}")],
-            environ_base={"REMOTE_ADDR": "127.0.0.1"},
-        )
-        response = self.dispatch(Request(builder.get_environ()))
-        if request.form.get("return_to"):
-            return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
-        return response
-
-    def on_crm_feedback(self, request: Request) -> Response:
-        """``POST {"lead_id", "outcome", "reason"?, "provider"?}`` (JSON, or the console's form): the
-        fake CRM reports what sales did, signed as that CRM signs, to ``POST /crm/{provider}/webhook``.
-
-        Answers ``{"provider", "status", "response"}`` (the webhook's own answer), or ``400``.
-        """
-        from werkzeug.test import EnvironBuilder
-
-        from leadflow.adapters.handoff import DynamoHandoffStore
-        from leadflow.config.workspace import Workspace
-        from leadflow.dev.crm_feedback_sender import FeedbackRequestError, build_feedback_request, hubspot_contact_id
-
-        data: dict[str, Any] = dict(request.form) if request.form else (request.get_json(silent=True) or {})
-        if not isinstance(data, dict) or not data.get("lead_id") or not data.get("outcome"):
-            return self._json({"message": "send lead_id and outcome (and optionally reason, provider)"}, 400)
-        lead_id, provider = str(data["lead_id"]), str(data.get("provider") or "generic")
-        workspace = Workspace(self.stack.workspace)
-        contact = None
-        if provider == "hubspot":
-            store = DynamoHandoffStore(self.stack.outputs["LeadsTableName"], self.stack.client("dynamodb"))
-            hubspot = {d.name for d in workspace.handoff.destinations if d.type == "hubspot"}
-            contact = str(data.get("external_id") or "") or hubspot_contact_id(store.lead_handoffs(lead_id), hubspot)
-        try:
-            crm = build_feedback_request(
-                provider,
-                lead_id,
-                str(data["outcome"]),
-                str(data.get("reason") or "") or None,
-                self.stack.clock.now(),
-                workspace.crm_feedback,
-                self.stack.dev_secrets,
-                contact,
-                host=self._own_host(),
-            )
-        except FeedbackRequestError as error:
-            return self._json({"message": str(error)}, 400)
-        builder = EnvironBuilder(
-            path=crm.path,
-            base_url=self.stack.url,  # the host the request was signed for
-            method="POST",
-            data=crm.body.encode(),
-            headers=list(crm.headers.items()),
-            environ_base={"REMOTE_ADDR": "127.0.0.1"},
-        )
-        answer = self.dispatch(Request(builder.get_environ()))
-        if data.get("return_to"):
-            return Response("", 303, headers={"Location": f"/_dev/leads/{lead_id}"})
-        text = answer.get_data(as_text=True)
-        return self._json({"provider": provider, "status": answer.status_code, "response": text})
-
-    def _own_host(self) -> str:
-        """The host name API Gateway would report for this stack (``requestContext.domainName``)."""
-        return self.stack.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
-
-    def on_faults(self, request: Request) -> Response:
-        if request.method == "DELETE":
-            self.stack.faults.clear()
-        elif request.method == "POST":
-            body = request.get_json(force=True, silent=True) or {}
-            try:
-                self.stack.faults.add(Fault(**body))
-            except TypeError:
-                return self._json({"message": "send service, operation, error and optionally count, status"}, 400)
-        return self._json(self.stack.faults.listing())

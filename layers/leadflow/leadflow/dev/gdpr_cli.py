@@ -36,7 +36,8 @@ def _connect(args: argparse.Namespace, command: str) -> dict[str, str]:
 
 
 def _service(args: argparse.Namespace, command: str) -> Any:
-    from leadflow.bootstrap import gdpr_service_for, system_clock
+    from leadflow.bootstrap.clock import system_clock
+    from leadflow.bootstrap.gdpr import gdpr_service_for
     from leadflow.config.workspace import Workspace
     from leadflow.dev.cli import _dev_clock, project_root
 

@@ -118,7 +118,7 @@ def _write_rejected(path: Path, header: list[str], rejected: list[RejectedRow]) 
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from leadflow.bootstrap import import_service_for
+    from leadflow.bootstrap.admin_api import import_service_for
     from leadflow.dev.cli import Progress, resolve_table
 
     path = Path(args.file)

@@ -37,8 +37,10 @@ def _workspace(args: argparse.Namespace) -> Any:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from leadflow.adapters.reports import DynamoLeadFacts, DynamoReportStore
-    from leadflow.bootstrap import reporting_for, system_clock
-    from leadflow.services.report_verify import REPORTS, VERIFIED_ACTIVITIES, engagement_of, verify_reports
+    from leadflow.bootstrap.clock import system_clock
+    from leadflow.bootstrap.reporting import reporting_for
+    from leadflow.services.report_drift import REPORTS
+    from leadflow.services.report_verify import VERIFIED_ACTIVITIES, engagement_of, verify_reports
 
     leads_table, reports_table = _tables(args)
     workspace = _workspace(args)
@@ -77,7 +79,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_funnel(args: argparse.Namespace) -> int:
-    from leadflow.bootstrap import reporting_for, system_clock
+    from leadflow.bootstrap.clock import system_clock
+    from leadflow.bootstrap.reporting import reporting_for
     from leadflow.transport.report_models import FunnelReport, funnel_csv
     from leadflow.transport.report_routes import default_period
 
@@ -100,7 +103,8 @@ def _write_html(path: str, html: str) -> int:
 
 
 def cmd_sequence(args: argparse.Namespace) -> int:
-    from leadflow.bootstrap import reporting_for, system_clock
+    from leadflow.bootstrap.clock import system_clock
+    from leadflow.bootstrap.reporting import reporting_for
     from leadflow.domain.report_views import BadPeriod
     from leadflow.transport.report_models import SequenceReport, sequence_csv
     from leadflow.transport.report_routes import default_period

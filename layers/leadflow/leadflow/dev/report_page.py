@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from leadflow.bootstrap import reporting_for
+from leadflow.bootstrap.reporting import reporting_for
 from leadflow.config.workspace import Workspace
 from leadflow.domain.report_views import BadPeriod
 from leadflow.transport.report_charts import funnel_section, page, sequence_section

@@ -22,7 +22,7 @@ from leadflow.domain.errors import SegmentNotFound
 
 
 def _services(args: argparse.Namespace) -> tuple[Any, Any]:
-    from leadflow.bootstrap import audience_service_for, segment_service_for
+    from leadflow.bootstrap.admin_api import audience_service_for, segment_service_for
     from leadflow.config.workspace import Workspace
     from leadflow.dev.cli import project_root, resolve_table
 

@@ -3,12 +3,13 @@
 ``LocalStack.start()`` transforms the template with aws-sam-translator, creates it in
 moto's CloudFormation, wires the handlers in, detaches moto's synchronous event source
 mappings in favour of pollers with Lambda's batch semantics, reads what moto skips
-(HTTP API routes, schedules) from the template itself, and serves the HTTP gateway.
+(HTTP API routes, schedules) from the template itself (all in ``leadflow.dev.deploy``), and
+serves the HTTP gateway. Here: the stack's lifecycle, its schedules and event pump on the
+local clock (``tick``), and what the ``/_dev/`` routes look at.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -16,7 +17,6 @@ import re
 import secrets
 import threading
 import time
-import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,20 +25,18 @@ from typing import Any
 from leadflow.dev.clock import DevClock
 from leadflow.dev.faults import FaultInjector
 from leadflow.dev.pollers import SqsMapping, StreamMapping
-from leadflow.dev.runner import LambdaRunner, LocalFunction, quiet_disabled_metrics
-from leadflow.dev.template import ARTIFACT_BUCKET, ARTIFACT_KEY, cached_transform, http_routes, load_template
+from leadflow.dev.runner import LambdaRunner
+from leadflow.dev.template import http_routes, load_template
 
 log = logging.getLogger("leadflow.dev")
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PUMP_INTERVAL_SECONDS = 0.2
-BUS_TAP_QUEUE = "leadflow-dev-bus-tap"
 MAX_CATCH_UP = 10
 FREQUENT_SECONDS = 15 * 60  # a manual tick runs schedules this frequent even when not due (see tick)
-CACHE_DIR = ".leadflow/cache"  # under the project: the SAM transform of the template (dev/template.py)
 
 
-def _ref_target(value: Any) -> str | None:
+def ref_target(value: Any) -> str | None:
     """The logical id a Ref / GetAtt points at."""
     if isinstance(value, dict):
         if "Ref" in value:
@@ -47,37 +45,6 @@ def _ref_target(value: Any) -> str | None:
             target = value["Fn::GetAtt"]
             return str(target[0] if isinstance(target, list) else target.split(".")[0])
     return None
-
-
-def _without(template: dict[str, Any], provisioned: dict[str, str]) -> dict[str, Any]:
-    """The template minus resources created outside moto's CloudFormation, their Refs made literal."""
-    if not provisioned:
-        return template
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"Ref"} and node["Ref"] in provisioned:
-                return provisioned[node["Ref"]]
-            if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
-                text = node["Fn::Sub"]
-                for logical_id, physical in provisioned.items():
-                    text = text.replace("${" + logical_id + "}", physical)
-                return {"Fn::Sub": text}
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resources = {k: v for k, v in template["Resources"].items() if k not in provisioned}
-    return resolve({**template, "Resources": resources})
-
-
-def _rate_seconds(expression: str) -> float | None:
-    match = re.fullmatch(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", expression.strip())
-    if not match:
-        return None
-    unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
-    return int(match.group(1)) * unit
 
 
 @dataclass
@@ -136,6 +103,7 @@ class LocalStack:
         self.routes = http_routes(self.template)
         if "ConsoleAdminEmail" in self.template.get("Parameters", {}):  # the console's first admin, locally
             self.parameters.setdefault("ConsoleAdminEmail", "admin@example.com")
+        self.cfn_template: dict[str, Any]  # the transformed template, as deployed (leadflow.dev.deploy)
         self.physical: dict[str, str] = {}
         self.outputs: dict[str, str] = {}
         self.sqs_mappings: list[SqsMapping] = []
@@ -165,7 +133,9 @@ class LocalStack:
         )
         os.environ.pop("AWS_PROFILE", None)
         self._start_moto()
-        self._deploy()
+        from leadflow.dev.deploy import deploy
+
+        deploy(self)
         if self._saved is not None:
             from leadflow.dev import state
 
@@ -246,145 +216,7 @@ class LocalStack:
 
         return boto3.client(service, endpoint_url=self.aws_endpoint_url, region_name=REGION)
 
-    # ------------------------------------------------------------------ deploy
-    def _deploy(self) -> None:
-        s3 = self.client("s3")
-        s3.create_bucket(Bucket=ARTIFACT_BUCKET)
-        placeholder = io.BytesIO()
-        with zipfile.ZipFile(placeholder, "w") as archive:
-            archive.writestr("README.txt", "leadflow dev: handlers run in-process from the working tree")
-        s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=placeholder.getvalue())
-
-        self.cfn_template = cached_transform(self.template, self.root, self.parameters, self.root / CACHE_DIR)
-        provisioned = self._provision_unsupported()
-        cfn = self.client("cloudformation")
-        cfn.create_stack(
-            StackName=self.stack_name,
-            TemplateBody=json.dumps(_without(self.cfn_template, provisioned)),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        )
-        stack = cfn.describe_stacks(StackName=self.stack_name)["Stacks"][0]
-        if stack["StackStatus"] != "CREATE_COMPLETE":
-            raise RuntimeError(f"moto could not create the stack: {stack.get('StackStatusReason')}")
-        paginator = cfn.get_paginator("list_stack_resources")
-        for page in paginator.paginate(StackName=self.stack_name):
-            for resource in page["StackResourceSummaries"]:
-                self.physical[resource["LogicalResourceId"]] = resource.get("PhysicalResourceId", "")
-        self.physical.update(provisioned)
-        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        self._pump_sqs = self.client("sqs")
-        self._wire_functions()
-        self._wire_mappings()
-        self._wire_schedules()
-        self._wire_state_machines()
-        self._tap_bus()
-
-    def _provision_unsupported(self) -> dict[str, str]:
-        """Create through the API what moto's CloudFormation skips (secrets, SES configuration sets).
-
-        Returns logical id -> physical id; the template given to moto loses these resources
-        and their Refs become literals.
-        """
-        created: dict[str, str] = {}
-        resources = self.cfn_template["Resources"]
-        for logical_id, resource in resources.items():
-            props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::SecretsManager::Secret":
-                kept = (self._saved or {}).get("secrets", {}).get(logical_id)
-                generate = props.get("GenerateSecretString") or {}
-                value = kept or props.get("SecretString") or self._dev_secret_value(generate)
-                if kept and kept.startswith("{"):
-                    self.dev_secrets.update(json.loads(kept))
-                self.secret_values[logical_id] = value
-                secret = self.client("secretsmanager").create_secret(
-                    Name=f"{self.stack_name}-{logical_id}", SecretString=value
-                )
-                created[logical_id] = secret["ARN"]
-            elif resource["Type"].startswith("AWS::Cognito::"):
-                physical = self._cognito(resource["Type"], props, created)
-                if physical:
-                    created[logical_id] = physical
-            elif resource["Type"] == "AWS::SES::ConfigurationSet":
-                name = f"{self.stack_name}-leadflow"
-                self.client("sesv2").create_configuration_set(ConfigurationSetName=name)
-                created[logical_id] = name
-                self._verify_senders()
-        return created
-
-    def _cognito(self, kind: str, props: dict[str, Any], created: dict[str, str]) -> str | None:
-        """The console's user pool, app client and groups in moto's Cognito (its CloudFormation has
-        none), and the people to sign in with: the first admin (``ConsoleAdminEmail``, default
-        admin@example.com) and, locally only, a marketer and a sales viewer (``/_dev/stack``)."""
-        from leadflow.dev.console_users import provision
-
-        return provision(self, kind, props, created)
-
-    def _dev_secret_value(self, generate: dict[str, Any]) -> str:
-        """A working local value for a generated secret; a JSON secret gets every key filled.
-
-        Keys of webhook secrets get ``whsec_`` values (Standard Webhooks); they are kept in
-        ``dev_secrets`` for ``/_dev/stack``, so tests and the fake CRM can sign and verify.
-        """
-        length = int(generate.get("PasswordLength", 32))
-        if "SecretStringTemplate" not in generate:
-            return secrets.token_urlsafe(length)
-        from leadflow.domain.webhook_signing import new_secret
-
-        values: dict[str, Any] = json.loads(generate["SecretStringTemplate"])
-        for key in [*values, generate.get("GenerateStringKey")]:
-            if not key or values.get(key):
-                continue
-            webhook = key.endswith("_webhook_secret") or key == "inbound_generic_secret"
-            values[key] = new_secret(secrets.token_bytes(24)) if webhook else "lfdev_" + secrets.token_urlsafe(24)
-        self.dev_secrets.update(values)
-        return json.dumps(values)
-
-    def _verify_senders(self) -> None:
-        """The workspace's sender, verified in the local SES (in AWS that is a one-time set-up step)."""
-        from leadflow.config.workspace import Workspace
-
-        try:
-            messaging = Workspace(self.workspace).messaging
-        except Exception:  # noqa: BLE001 - a broken messaging.yaml is reported by validate, not here
-            return
-        ses = self.client("ses")
-        ses.verify_email_identity(EmailAddress=messaging.from_address)
-        ses.verify_domain_identity(Domain=messaging.from_address.rsplit("@", 1)[1])
-
-    def _wire_functions(self) -> None:
-        overrides = {
-            "LEADFLOW_WORKSPACE": str(self.workspace),
-            "POWERTOOLS_LOG_LEVEL": self.log_level,
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_DEV": "false",
-            # Hand-off delivery: plain http allowed, `local_fake_crm` destinations go to /_dev/crm/.
-            "LEADFLOW_LOCAL": "true",
-        }
-        self.runner = LambdaRunner(overrides)
-        lam = self.client("lambda")
-        for logical_id, resource in self.template["Resources"].items():
-            if resource["Type"] != "AWS::Serverless::Function":
-                continue
-            config = lam.get_function_configuration(FunctionName=self.physical[logical_id])
-            props = resource["Properties"]
-            self.runner.add(
-                LocalFunction(
-                    logical_id=logical_id,
-                    name=config["FunctionName"],
-                    arn=config["FunctionArn"],
-                    code_dir=self.root / props["CodeUri"],
-                    handler=config["Handler"],
-                    environment={k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()},
-                    timeout=config.get("Timeout", 3),
-                    memory=config.get("MemorySize", 128),
-                )
-            )
-        os.environ.update(self.runner.shared_environment())
-        self.runner.patch_moto()
-        quiet_disabled_metrics()
-
+    # ------------------------------------------------------------------ resources (deployed by leadflow.dev.deploy)
     def _queue(self, logical_id: str) -> tuple[str, str]:
         url = self.physical[logical_id]
         arn = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -392,84 +224,11 @@ class LocalStack:
         ]
         return url, arn
 
-    def _wire_mappings(self) -> None:
-        from moto.dynamodb.models import dynamodb_backends
-        from moto.sqs.models import sqs_backends
-
-        for queue in sqs_backends[ACCOUNT_ID][REGION].queues.values():
-            queue.lambda_event_source_mappings.clear()
-        for table in dynamodb_backends[ACCOUNT_ID][REGION].tables.values():
-            table.lambda_event_source_mappings.clear()
-        for logical_id, resource in self.cfn_template["Resources"].items():
-            if resource["Type"] != "AWS::Lambda::EventSourceMapping":
-                continue
-            props = resource["Properties"]
-            source = _ref_target(props["EventSourceArn"]) or ""
-            function = _ref_target(props["FunctionName"]) or ""
-            report = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
-            source_type = self.cfn_template["Resources"][source]["Type"]
-            if source_type == "AWS::SQS::Queue":
-                url, arn = self._queue(source)
-                concurrency = int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1))
-                self.sqs_mappings.append(
-                    SqsMapping(
-                        self.physical[logical_id],
-                        function,
-                        url,
-                        arn,
-                        int(props.get("BatchSize", 10)),
-                        report,
-                        max_concurrency=concurrency,
-                    )
-                )
-            elif source_type == "AWS::DynamoDB::Table":
-                table_name = self.physical[source]
-                described = self.client("dynamodb").describe_table(TableName=table_name)["Table"]
-                destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-                filters = [json.loads(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters", [])]
-                dlq = self._queue(_ref_target(destination) or "")[0] if destination else None
-                self.stream_mappings.append(
-                    StreamMapping(
-                        self.physical[logical_id],
-                        function,
-                        table_name,
-                        described["LatestStreamArn"],
-                        int(props.get("BatchSize", 100)),
-                        filters,
-                        report,
-                        int(props.get("MaximumRetryAttempts", 3)),
-                        dlq,
-                    )
-                )
-
-    def _wire_schedules(self) -> None:
-        now = self.clock.now()
-        for logical_id, resource in self.cfn_template["Resources"].items():
-            if resource["Type"] != "AWS::Scheduler::Schedule":
-                continue
-            props = resource["Properties"]
-            if props.get("State", "ENABLED") != "ENABLED":
-                continue
-            expression = props.get("ScheduleExpression", "")
-            if isinstance(expression, dict) and "Ref" in expression:  # a template parameter
-                name = expression["Ref"]
-                default = self.template.get("Parameters", {}).get(name, {}).get("Default", "")
-                expression = self.parameters.get(name, default)
-            period = _rate_seconds(str(expression))
-            target = _ref_target(props["Target"]["Arn"])
-            if period is None or target is None:
-                log.warning("schedule %s: only rate() expressions are run locally", logical_id)
-                continue
-            first_due = datetime.fromtimestamp(now.timestamp() + period, now.tzinfo)
-            self.schedules.append(
-                LocalSchedule(logical_id, period, target, props["Target"].get("Input", "{}"), first_due)
-            )
-
     def resolve(self, value: Any) -> str:
         """A Ref / GetAtt of the transformed template, as CloudFormation would resolve it."""
         if isinstance(value, str):
             return value
-        target = _ref_target(value) or ""
+        target = ref_target(value) or ""
         if "Ref" in value and target in self.template.get("Parameters", {}):
             return str(self.parameters.get(target, self.template["Parameters"][target].get("Default", "")))
         kind = self.cfn_template["Resources"].get(target, {}).get("Type", "")
@@ -484,46 +243,6 @@ class LocalStack:
         if kind == "AWS::Events::EventBus":
             return str(self.client("events").describe_event_bus(Name=self.physical[target])["Arn"])
         raise ValueError(f"cannot resolve {value} locally")
-
-    def _wire_state_machines(self) -> None:
-        """Move CloudFormation's state machines to the executing backend, placeholders resolved.
-
-        moto's CloudFormation creates state machines in the plain Step Functions backend,
-        while the API (with ``execute_state_machine``) serves the interpreting one; and it
-        ignores ``DefinitionSubstitutions``. Same name, same ARN, runnable definition.
-        """
-        from moto.stepfunctions.models import stepfunctions_backends
-
-        created = stepfunctions_backends[ACCOUNT_ID][REGION]
-        sfn = self.client("stepfunctions")
-        for logical_id, resource in self.cfn_template["Resources"].items():
-            if resource["Type"] != "AWS::StepFunctions::StateMachine":
-                continue
-            machine = created.describe_state_machine(self.physical[logical_id])
-            definition = machine.definition
-            for name, value in (resource["Properties"].get("DefinitionSubstitutions") or {}).items():
-                definition = definition.replace("${" + name + "}", self.resolve(value))
-            sfn.create_state_machine(
-                name=machine.name,
-                definition=definition,
-                roleArn=machine.roleArn,
-                type=resource["Properties"].get("StateMachineType", "STANDARD"),
-            )
-
-    def _tap_bus(self) -> None:
-        """A dev-only queue subscribed to every leadflow event on the bus, for the console."""
-        buses = [k for k, r in self.cfn_template["Resources"].items() if r["Type"] == "AWS::Events::EventBus"]
-        if not buses:
-            return
-        sqs, events = self.client("sqs"), self.client("events")
-        url = sqs.create_queue(QueueName=BUS_TAP_QUEUE)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        bus = self.physical[buses[0]]
-        events.put_rule(
-            Name="leadflow-dev-tap", EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": "leadflow."}]})
-        )
-        events.put_targets(Rule="leadflow-dev-tap", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
-        self._tap_url = url
 
     # ------------------------------------------------------------------ running
     def fire_due_schedules(self, frequent: bool = False) -> int:

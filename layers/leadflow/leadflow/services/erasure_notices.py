@@ -18,9 +18,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from leadflow.domain import handoff as domain
 from leadflow.domain.definitions.handoff import HandoffConfig
-from leadflow.domain.handoff import effective_url
+from leadflow.domain.handoff_delivery import effective_url, next_attempt_at, visibility_seconds
 from leadflow.ports import Clock, Delivery, DeliverySender
 from leadflow.services.handoff import Decision
 
@@ -55,7 +54,7 @@ def deliver_erasure_notice(  # noqa: PLR0917 - one attempt's inputs
     if outcome.kind == "delivered":
         return Decision("done")
     if outcome.kind == "retry":
-        due = domain.next_attempt_at(config.retry, attempts, first, now, jitter(), outcome.retry_after_seconds)
+        due = next_attempt_at(config.retry, attempts, first, now, jitter(), outcome.retry_after_seconds)
         if due is not None:
-            return Decision("retry", domain.visibility_seconds(due, now), outcome.error)
+            return Decision("retry", visibility_seconds(due, now), outcome.error)
     return Decision("dead_letter", reason=outcome.error or "refused")

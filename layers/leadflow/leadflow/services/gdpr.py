@@ -27,7 +27,7 @@ from leadflow.domain.ids import new_id
 from leadflow.ports import Clock, GdprStore, NoticeQueue, ReportMarkers, SuppressionMigrationStore
 
 logger = logging.getLogger("leadflow.gdpr")
-SPAM_KEPT_DAYS = 30  # spam records' TTL (adapters.dynamo.SPAM_TTL)
+SPAM_KEPT_DAYS = 30  # spam records' TTL (adapters.dynamo_capture.SPAM_TTL)
 
 
 @dataclass(frozen=True)

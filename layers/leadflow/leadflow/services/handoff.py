@@ -21,7 +21,9 @@ from leadflow.domain import handoff as domain
 from leadflow.domain.definitions.handoff import HandoffConfig
 from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.events import DomainEvent
-from leadflow.domain.handoff import Outcome, effective_url
+from leadflow.domain.handoff_delivery import Outcome, effective_url, next_attempt_at, visibility_seconds
+from leadflow.domain.handoff_payload import build_payload
+from leadflow.domain.handoff_sla import SlaNotice, escalation_owner, sla_notice, sla_step
 from leadflow.domain.ids import new_id
 from leadflow.ports import Clock, Delivery, DeliveryQueue, DeliverySender, Explainer, HandoffStore, Notifier
 
@@ -154,7 +156,7 @@ class HandoffService:
                 queue=route.queue,
                 assigned_by=route.rule,
             )
-            sla_due = domain.sla_step(record, config.sla, now).next_due
+            sla_due = sla_step(record, config.sla, now).next_due
             if self.store.create_handoff(record, previous, sla_due, [event]):
                 self._enqueue(record)
                 return record, True
@@ -192,7 +194,7 @@ class HandoffService:
         timeline = self.store.recent_activities(record["lead_id"], config.timeline_limit)
         consent = {k.removeprefix("consent_"): v for k, v in profile.items() if k.startswith("consent_")}
         consent = {k: v for k, v in consent.items() if k not in ("pending", "confirmed_at")}
-        return domain.build_payload(record, profile, explanation, timeline, consent, now, config.top_reasons)
+        return build_payload(record, profile, explanation, timeline, consent, now, config.top_reasons)
 
     def _enqueue(self, record: dict[str, Any]) -> None:
         pending = [n for n, state in record["destinations"].items() if state.get("status") == "pending"]
@@ -224,7 +226,7 @@ class HandoffService:
             return Decision("done", reason=f"already {state['status']}")
         due = state.get("next_attempt_at")
         if due and datetime.fromisoformat(due) > now:  # an early receive (waits longer than 12 h wait twice)
-            return Decision("retry", domain.visibility_seconds(datetime.fromisoformat(due), now), "not due yet")
+            return Decision("retry", visibility_seconds(datetime.fromisoformat(due), now), "not due yet")
         claimed = self._claim(record, name, now)
         if isinstance(claimed, Decision):
             return claimed
@@ -245,11 +247,11 @@ class HandoffService:
                 return Decision("done", reason=f"already {state['status']}")
             until = state.get("lease_until")
             if state.get("status") == "sending" and until and datetime.fromisoformat(until) > now:
-                seconds = max(domain.visibility_seconds(datetime.fromisoformat(until), now), 1)
+                seconds = max(visibility_seconds(datetime.fromisoformat(until), now), 1)
                 return Decision("retry", seconds, "another attempt is in flight")
             claimed = {**state, "status": "sending", "lease_until": (now + lease).isoformat()}
             updated = {**record, "destinations": {**record["destinations"], name: claimed}}
-            if self.store.save_handoff(updated, domain.sla_step(updated, self.config.sla, now).next_due):
+            if self.store.save_handoff(updated, sla_step(updated, self.config.sla, now).next_due):
                 return updated
             reloaded = self.store.get_handoff(record["lead_id"], record["handoff_id"])
             if reloaded is None:
@@ -284,7 +286,7 @@ class HandoffService:
             if outcome.external_id and destination is not None and destination.type in CRM_PROVIDERS:
                 self.store.put_crm_ref(destination.type, outcome.external_id, record["lead_id"], record["handoff_id"])
         elif outcome.kind == "retry":
-            due = domain.next_attempt_at(
+            due = next_attempt_at(
                 self.config.retry,
                 attempts,
                 datetime.fromisoformat(first),
@@ -297,7 +299,7 @@ class HandoffService:
                 decision = Decision("dead_letter", reason=state["last_error"])
             else:
                 state.update(status="retrying", next_attempt_at=due.isoformat())
-                decision = Decision("retry", domain.visibility_seconds(due, now), outcome.error)
+                decision = Decision("retry", visibility_seconds(due, now), outcome.error)
         else:
             if outcome.kind == "disable":
                 self.store.disable_destination(name, now, outcome.error)
@@ -317,7 +319,7 @@ class HandoffService:
             if record["status"] in domain.AWAITING_ACCEPTANCE:
                 status = domain.delivery_status(destinations)
                 updated = domain.transition(updated, status, now, "system", detail)
-            if self.store.save_handoff(updated, domain.sla_step(updated, self.config.sla, now).next_due):
+            if self.store.save_handoff(updated, sla_step(updated, self.config.sla, now).next_due):
                 return updated
             reloaded = self.store.get_handoff(record["lead_id"], record["handoff_id"])
             if reloaded is None:
@@ -350,11 +352,11 @@ class HandoffService:
             return self._close_left_sales(record, str(profile["stage"]), now)
         sla = self.config.sla
         actions: list[str] = []
-        notices: list[domain.SlaNotice] = []
+        notices: list[SlaNotice] = []
         events: list[DomainEvent] = []
         stage: str | None = None
         owner = record.get("owner") or {}
-        step = domain.sla_step(record, sla, now)
+        step = sla_step(record, sla, now)
         while step.action is not None:
             action = step.action
             actions.append(action)
@@ -364,7 +366,7 @@ class HandoffService:
                 events += self._recycled_events(base, now)
                 stage = "recycled"
                 break
-            escalate_to = domain.escalation_owner(self.config, record) if action == "escalate" else None
+            escalate_to = escalation_owner(self.config, record) if action == "escalate" else None
             detail = (
                 f"reminded {owner.get('id') or 'the queue'}: not accepted within {sla.accept_within_hours} h"
                 if action == "remind"
@@ -372,7 +374,7 @@ class HandoffService:
             )
             recipient = escalate_to if action == "escalate" else self.config.assignment.owner(owner.get("id", ""))
             if recipient is not None:
-                notices.append(domain.sla_notice(action, record, recipient, detail))
+                notices.append(sla_notice(action, record, recipient, detail))
             record = {
                 **record,
                 "sla": [*record.get("sla", []), {"status": action, "at": now.isoformat()}],
@@ -387,8 +389,8 @@ class HandoffService:
                     escalate_to=escalate_to.id if escalate_to else None,
                 )
             )
-            step = domain.sla_step(record, sla, now)
-        next_due = None if record["status"] in domain.CLOSED else domain.sla_step(record, sla, now).next_due
+            step = sla_step(record, sla, now)
+        next_due = None if record["status"] in domain.CLOSED else sla_step(record, sla, now).next_due
         if not self.store.save_handoff(record, next_due, events, stage):
             return None
         if "recycle" in actions and owner.get("id"):
@@ -430,7 +432,7 @@ class HandoffService:
             self.store.release_owner(owner["id"])
         return ["recycle"]
 
-    def _notify(self, notice: domain.SlaNotice, record: dict[str, Any]) -> None:
+    def _notify(self, notice: SlaNotice, record: dict[str, Any]) -> None:
         if self.notifier is None:
             return
         kind = "remind" if notice.subject.startswith("Reminder") else "escalate"

@@ -15,23 +15,14 @@ from functools import cached_property
 from typing import Any
 
 from leadflow.config.workspace import Workspace
+from leadflow.domain.accounts import LeadScoreSummary, account_score
 from leadflow.domain.errors import LeadflowError, LeadNotFound
 from leadflow.domain.events import DomainEvent
+from leadflow.domain.grading import fit_grade, next_stage
 from leadflow.domain.ids import new_id
-from leadflow.domain.scoring import (
-    Activity,
-    CompiledModel,
-    LeadScoreSummary,
-    Ledger,
-    LedgerEntry,
-    ModelSet,
-    account_score,
-    compile_models,
-    decayed_score,
-    explain,
-    fit_grade,
-    next_stage,
-)
+from leadflow.domain.scoring import Activity, Ledger, LedgerEntry, ModelSet
+from leadflow.domain.scoring_compiled import CompiledModel, compile_models
+from leadflow.domain.scoring_decay import decayed_score, explain
 from leadflow.ports import Clock, RescoreStore, ScoreStore, ScoreWrite
 
 SOURCE_SCORING = "leadflow.scoring"

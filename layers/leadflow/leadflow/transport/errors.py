@@ -95,7 +95,7 @@ ANSWERS: dict[str, ErrorAnswer] = {
     "leadflow.domain.crm_feedback.InvalidSignature": BAD_SIGNATURE,
     "leadflow.domain.webhook_signing.WebhookSignatureError": BAD_SIGNATURE,
     "leadflow.domain.crm_feedback.MalformedFeedback": ErrorAnswer(400, code="malformed"),
-    "leadflow.ports.MissingSecret": NOT_CONFIGURED,
+    "leadflow.ports.secrets.MissingSecret": NOT_CONFIGURED,
     "leadflow.domain.webhook_signing.WebhookSecretError": NOT_CONFIGURED,
     "leadflow.domain.crm_feedback.WeakEndpointToken": NOT_CONFIGURED,
 }

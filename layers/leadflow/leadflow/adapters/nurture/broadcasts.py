@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from leadflow.adapters.aws import LazyClient
-from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.nurture.items import MAIL_SK, enrollment_from
 from leadflow.adapters.nurture.table import NurtureTable
 from leadflow.domain.nurture.mail_log import MailLog

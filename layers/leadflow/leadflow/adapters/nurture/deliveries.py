@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadflow.adapters.dynamo import serialize
+from leadflow.adapters.dynamo_json import serialize
 from leadflow.adapters.nurture.items import mail_item
 from leadflow.adapters.nurture.store import DynamoNurtureStore
 from leadflow.domain.errors import StorageUnavailable

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from botocore.exceptions import ClientError
 
-from leadflow.adapters.dynamo import deserialize, serialize
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.nurture.items import DUE_INDEX
 from leadflow.adapters.nurture.table import NurtureTable
 from leadflow.domain.nurture.mail_log import utc_iso

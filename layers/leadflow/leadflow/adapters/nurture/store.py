@@ -29,16 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from leadflow.adapters.dynamo import (
+from leadflow.adapters.dynamo_expressions import (
     SUPPRESS_NAMES,
     SUPPRESS_UPDATE,
     SUPPRESSED_PK,
     SUPPRESSION_INDEX,
-    deserialize,
     lead_key,
-    serialize,
     suppress_values,
 )
+from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.nurture.broadcasts import BroadcastRuns
 from leadflow.adapters.nurture.due import DueIndex
 from leadflow.adapters.nurture.items import (

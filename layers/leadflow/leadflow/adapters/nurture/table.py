@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from leadflow.adapters.dynamo import DynamoLeadStore, serialize
+from leadflow.adapters.dynamo import DynamoLeadStore
+from leadflow.adapters.dynamo_json import serialize
 from leadflow.adapters.nurture.items import DEFAULT_SHARDS
 from leadflow.domain.events import DomainEvent
 

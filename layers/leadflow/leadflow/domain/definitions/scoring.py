@@ -3,7 +3,8 @@
 What the file says, and nothing else: which activities give (or take) how many points in
 each scoring model, how fast points fade, how a profile earns its fit grade, when a lead
 becomes an MQL (and what happens when its score fades), and how leads roll up into
-accounts. The engine that applies it is ``leadflow.domain.scoring``.
+accounts. The engine that applies it is ``leadflow.domain.scoring`` (with ``scoring_compiled``,
+``scoring_decay``, ``grading`` and ``accounts`` beside it).
 
 Plain dataclasses (no pydantic at import: the activity scorer's cold start reads them);
 untrusted YAML is validated into them by ``ScoringConfig.model_validate`` (see

@@ -1,0 +1,67 @@
+"""Builders of what follows a lead's activity: scoring (and the daily decay sweep), tracking of
+clicks and page views, and SES feedback."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+from leadflow.bootstrap.clock import system_clock
+from leadflow.config.workspace import Workspace
+from leadflow.settings import FeedbackSettings, PageViewSettings, ScoringSettings, TrackingSettings
+
+if TYPE_CHECKING:  # annotations only: each function's cold start loads the modules it builds
+    from leadflow.adapters.dynamo import DynamoLeadStore
+    from leadflow.ports import Clock
+    from leadflow.services.feedback import FeedbackService
+    from leadflow.services.scoring import ScoringService
+    from leadflow.services.tracking import TrackingService
+
+
+@cache
+def scoring_parts() -> tuple[ScoringService, DynamoLeadStore]:
+    """The scoring service and its store (the scoring function, the daily decay sweep)."""
+    settings = ScoringSettings.from_env()
+    return scoring_for(settings.leads_table, Workspace(settings.leadflow_workspace), system_clock())
+
+
+def scoring_for(leads_table: str, workspace: Workspace, clock: Clock) -> tuple[ScoringService, DynamoLeadStore]:
+    """``scoring_parts`` on a named table (``leadflow rescore``)."""
+    from leadflow.adapters.dynamo import DynamoLeadStore
+    from leadflow.services.scoring import ScoringService
+
+    store = DynamoLeadStore(leads_table)
+    return ScoringService(workspace, store, clock), store
+
+
+@cache
+def tracking_service() -> TrackingService:
+    from leadflow.adapters.dynamo import DynamoLeadStore
+    from leadflow.adapters.reports import DynamoPageViews
+    from leadflow.adapters.secrets import SecretsManagerKeys
+    from leadflow.services.tracking import TrackingService
+
+    settings = TrackingSettings.from_env()
+    return TrackingService(
+        workspace=Workspace(settings.leadflow_workspace),
+        store=DynamoLeadStore(settings.leads_table),
+        keys=SecretsManagerKeys(settings.tracking_secret_arn),
+        clock=system_clock(),
+        page_views=DynamoPageViews(PageViewSettings.from_env().reports_table),
+    )
+
+
+@cache
+def feedback_service() -> FeedbackService:
+    """SES feedback (bounces, complaints; Send and Delivery events confirming an email in its mail log)."""
+    from leadflow.adapters.dynamo import DynamoLeadStore
+    from leadflow.adapters.nurture.deliveries import SesConfirmations
+    from leadflow.adapters.secrets import SecretKey
+    from leadflow.domain.gdpr import AddressHasher
+    from leadflow.services.feedback import FeedbackService
+
+    settings = FeedbackSettings.from_env()
+    hasher = AddressHasher(SecretKey(settings.suppression_secret_arn))
+    store = DynamoLeadStore(settings.leads_table)
+    confirmations = SesConfirmations(settings.leads_table, settings.reports_table)
+    return FeedbackService(store, system_clock(), hasher, confirmations)
