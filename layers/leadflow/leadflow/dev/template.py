@@ -56,7 +56,7 @@ def load_template(path: Path) -> dict[str, Any]:
         ValueError: the file is not YAML, or not a mapping of sections.
     """
     try:
-        template = yaml.load(path.read_text(encoding="utf-8"), Loader=_CloudFormationLoader)  # noqa: S506 - a safe loader
+        template = yaml.load(path.read_text(encoding="utf-8"), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: {error}") from error
     if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
