@@ -49,13 +49,8 @@ class LocalFunction:
     environment: dict[str, str]
     timeout: int
     memory: int
-    module: ModuleType | None = None  # the first execution environment (the one /_dev routes read)
+    module: ModuleType | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Execution environments free for an invocation. As in Lambda, one environment runs one
-    # invocation at a time: a handler module's state (a Powertools resolver's current event and
-    # context) is not shared by two requests. A concurrent invocation gets another environment,
-    # the handler module loaded again (a cold start), kept for later ones.
-    idle: list[ModuleType] = field(default_factory=list)
 
 
 class LambdaContext:
@@ -107,43 +102,30 @@ class LambdaRunner:
         return merged
 
     def load(self, function: LocalFunction) -> ModuleType:
-        """The function's first execution environment: its handler module, loaded on first use."""
         with function.lock:
-            if function.module is None:
-                function.module = self._environment(function)
-                function.idle.append(function.module)
-            return function.module
-
-    def _environment(self, function: LocalFunction) -> ModuleType:
-        """A new execution environment: the handler module loaded, with its import-time variables."""
-        module_file, _, _ = function.handler.rpartition(".")
-        path = function.code_dir / f"{module_file.replace('.', '/')}.py"
-        spec = importlib.util.spec_from_file_location(f"leadflow_fn_{function.logical_id}", path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(spec)
-        with self._env_lock:  # import-time variables are per function
-            saved = {k: os.environ.get(k) for k in IMPORT_TIME_VARIABLES}
-            for key in IMPORT_TIME_VARIABLES:
-                if key in function.environment:
-                    os.environ[key] = function.environment[key]
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
-        return module
-
-    def _acquire(self, function: LocalFunction) -> ModuleType:
-        """An idle execution environment of the function, or a new one when all are busy."""
-        self.load(function)
-        with function.lock:
-            if function.idle:
-                return function.idle.pop()
-        return self._environment(function)
+            if function.module is not None:
+                return function.module
+            module_file, _, _ = function.handler.rpartition(".")
+            path = function.code_dir / f"{module_file.replace('.', '/')}.py"
+            spec = importlib.util.spec_from_file_location(f"leadflow_fn_{function.logical_id}", path)
+            if spec is None or spec.loader is None:
+                raise FileNotFoundError(path)
+            module = importlib.util.module_from_spec(spec)
+            with self._env_lock:  # import-time variables are per function
+                saved = {k: os.environ.get(k) for k in IMPORT_TIME_VARIABLES}
+                for key in IMPORT_TIME_VARIABLES:
+                    if key in function.environment:
+                        os.environ[key] = function.environment[key]
+                try:
+                    spec.loader.exec_module(module)
+                finally:
+                    for key, value in saved.items():
+                        if value is None:
+                            os.environ.pop(key, None)
+                        else:
+                            os.environ[key] = value
+            function.module = module
+            return module
 
     def invoke(self, function_ref: str, event: Any) -> Any:
         """Run the function's handler on ``event``.
@@ -153,10 +135,10 @@ class LambdaRunner:
             HandlerError: the handler raised.
         """
         function = self.functions[function_ref]
+        module = self.load(function)
+        handler = getattr(module, function.handler.rpartition(".")[2])
         # A JSON round trip, as across the Lambda API: handlers get plain data.
         payload = json.loads(json.dumps(event, default=str))
-        module = self._acquire(function)
-        handler = getattr(module, function.handler.rpartition(".")[2])
         started = time.perf_counter()
         self.invocations[function.logical_id] += 1
         try:
@@ -165,8 +147,6 @@ class LambdaRunner:
             raise HandlerError(function.logical_id, error) from error
         finally:
             self.durations_ms[function.logical_id] += int((time.perf_counter() - started) * 1000)
-            with function.lock:
-                function.idle.append(module)
         return json.loads(json.dumps(result, default=str)) if result is not None else None
 
     def invoke_quietly(self, name: str, event: dict[str, Any]) -> None:
