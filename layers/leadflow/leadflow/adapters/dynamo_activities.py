@@ -46,12 +46,7 @@ class ActivityWrites(DynamoTable):
                     }
                 }
             )
-        reasons = self._transact(items)
-        if reasons is None:
-            return True
-        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-            return False
-        raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+        return self._transact_if(items)
 
     def record_announced(
         self, lead_id: str, activity: dict[str, Any], source: str, counter: HitCounter | None = None

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from leadflow.adapters.dynamo_expressions import lead_key, score_summary_fields, stage_fields, versioned_lead_update
 from leadflow.adapters.dynamo_json import serialize
 from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable
-from leadflow.domain.errors import StorageUnavailable
 from leadflow.ports import ScoreState
 
 if TYPE_CHECKING:
@@ -39,12 +38,7 @@ class ScoreLedger(DynamoTable):
             ledger_sk = f"LEDGER#{entry['at']}#{entry['entry_id']}"
             items.append(self._put({"PK": f"LEAD#{write.lead_id}", "SK": ledger_sk, **entry}, NEW_ITEM))
         items.extend(self._put(self._outbox_item(e)) for e in write.events)
-        reasons = self._transact(items)
-        if reasons is None:
-            return True
-        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-            return False
-        raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+        return self._transact_if(items)
 
     def lead_ids(self) -> list[str]:
         """Every lead id (a scan of the profiles: for offline jobs such as a rescore)."""

@@ -123,6 +123,19 @@ class DynamoTable(LazyClient):
                 raise StorageUnavailable(type(error).__name__) from error
         raise StorageUnavailable("TransactionConflict")
 
+    def _transact_if(self, items: list[dict[str, Any]]) -> bool:
+        """Run a transaction whose items carry conditions: False when one of them failed.
+
+        Raises:
+            StorageUnavailable: throttled, down, or cancelled for another reason.
+        """
+        reasons = self._transact(items)
+        if reasons is None:
+            return True
+        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+            return False
+        raise StorageUnavailable(f"unexpected cancellation: {reasons}")
+
     def _conditional(self, call: Callable[[], Any]) -> bool:
         """Run one conditional write: False when its condition failed."""
         try:

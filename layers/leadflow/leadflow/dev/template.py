@@ -157,13 +157,17 @@ def prepare_for_transform(template: dict[str, Any], root: Path) -> dict[str, Any
 
 def transform(template: dict[str, Any], root: Path, parameters: dict[str, str] | None = None) -> dict[str, Any]:
     """The CloudFormation template SAM would deploy (aws-sam-translator)."""
+    return _sam_transform(prepare_for_transform(template, root), parameters or {})
+
+
+def _sam_transform(prepared: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
     from samtranslator.translator.transform import transform as sam_transform
 
     class _NoManagedPolicies:
         def load(self) -> dict[str, str]:
             return {}
 
-    return sam_transform(prepare_for_transform(template, root), parameters or {}, _NoManagedPolicies())
+    return sam_transform(prepared, parameters, _NoManagedPolicies())
 
 
 def cached_transform(
@@ -186,7 +190,7 @@ def cached_transform(
         pass
     else:
         return cached
-    result = transform(template, root, parameters)
+    result = _sam_transform(prepared, parameters)
     cache_dir.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
