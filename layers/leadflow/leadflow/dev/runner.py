@@ -15,6 +15,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -51,6 +52,10 @@ class LocalFunction:
     memory: int
     module: ModuleType | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set on load: the handler module keeps the current invocation's state on a module-level object
+    # (a Powertools resolver or batch processor), so it runs one invocation at a time (see ``invoke``).
+    serial: bool = False
+    invocation_lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 class LambdaContext:
@@ -124,6 +129,7 @@ class LambdaRunner:
                             os.environ.pop(key, None)
                         else:
                             os.environ[key] = value
+            function.serial = keeps_invocation_state(module)
             function.module = module
             return module
 
@@ -139,14 +145,21 @@ class LambdaRunner:
         handler = getattr(module, function.handler.rpartition(".")[2])
         # A JSON round trip, as across the Lambda API: handlers get plain data.
         payload = json.loads(json.dumps(event, default=str))
-        started = time.perf_counter()
-        self.invocations[function.logical_id] += 1
-        try:
-            result = handler(payload, LambdaContext(function))
-        except Exception as error:
-            raise HandlerError(function.logical_id, error) from error
-        finally:
-            self.durations_ms[function.logical_id] += int((time.perf_counter() - started) * 1000)
+        # In Lambda an execution environment runs one invocation at a time, and concurrency comes from
+        # more environments. Here a function has one module, so a handler that keeps the invocation's
+        # state on a module-level object runs one invocation at a time: two requests crossing one
+        # resolver's state failed with KeyError '_route' (a copy of the module per invocation does not
+        # work either: the transport routers are shared modules, tied to the last resolver that
+        # included them). The others stay concurrent, so races between invocations stay testable.
+        with function.invocation_lock if function.serial else nullcontext():
+            started = time.perf_counter()
+            self.invocations[function.logical_id] += 1
+            try:
+                result = handler(payload, LambdaContext(function))
+            except Exception as error:
+                raise HandlerError(function.logical_id, error) from error
+            finally:
+                self.durations_ms[function.logical_id] += int((time.perf_counter() - started) * 1000)
         return json.loads(json.dumps(result, default=str)) if result is not None else None
 
     def invoke_quietly(self, name: str, event: dict[str, Any]) -> None:
@@ -178,6 +191,19 @@ class LambdaRunner:
             return json.dumps(result)
 
         LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+
+def keeps_invocation_state(module: ModuleType) -> bool:
+    """Whether a handler module holds an object that keeps the current invocation's state.
+
+    Powertools' resolvers keep the current event and the matched route on themselves, and its
+    batch processors keep the records and their outcomes: one such object cannot serve two
+    invocations at once.
+    """
+    from aws_lambda_powertools.event_handler import ApiGatewayResolver
+    from aws_lambda_powertools.utilities.batch import BasePartialProcessor
+
+    return any(isinstance(value, (ApiGatewayResolver, BasePartialProcessor)) for value in vars(module).values())
 
 
 def quiet_disabled_metrics() -> None:
