@@ -319,6 +319,26 @@ class DynamoGdprStore(DynamoHandoffStore):
         ]
         return self._transact(items) is None
 
+    def recent_audit(self, months: Iterable[str], limit: int) -> list[dict[str, Any]]:
+        """The newest audit records (exports, erasures) of ``months`` (``yyyy-mm``, newest first), at
+        most ``limit``: their keys from GSI2 (listed by month, keys only), then the records."""
+        keys: list[dict[str, str]] = []
+        for month in months:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": "GSI2",
+                "KeyConditionExpression": "GSI2PK = :p",
+                "ExpressionAttributeValues": serialize({":p": f"{AUDIT_INDEX_PK}{month}"}),
+                "ScanIndexForward": False,
+            }
+            while len(keys) < limit:
+                response = self.client.query(**kwargs, Limit=limit - len(keys))
+                keys += [{"PK": i["PK"]["S"], "SK": i["SK"]["S"]} for i in response.get("Items", [])]
+                if "LastEvaluatedKey" not in response:
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return sorted(self.batch_get(keys), key=lambda record: str(record.get("at", "")), reverse=True)
+
     # ------------------------------------------------------------------ retention
     def leads_created_in(self, month: str) -> list[tuple[str, str]]:
         """(created_at, lead id) of the leads created in ``month`` (``yyyy-mm``, GSI2, keys only)."""

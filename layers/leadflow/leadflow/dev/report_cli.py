@@ -2,6 +2,7 @@
 
 leadflow report verify (--dev URL | --table LEADS --reports-table REPORTS) [--workspace PATH]
 leadflow report funnel [--from DAY] [--to DAY] [--by source] [--view events] (--dev URL | ...)
+leadflow report sequence ID | forms | reps | handoffs [--from DAY] [--to DAY] [--csv | --html OUT] (--dev URL | ...)
 """
 
 from __future__ import annotations
@@ -127,6 +128,34 @@ def cmd_sequence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table_report(args: argparse.Namespace) -> int:
+    """``leadflow report forms|reps|handoffs``: JSON, ``--csv`` or ``--html``, as the API answers them."""
+    from leadflow.bootstrap.clock import system_clock
+    from leadflow.bootstrap.reporting import reporting_for
+    from leadflow.domain.report_views import BadPeriod
+    from leadflow.transport import report_charts, report_models
+    from leadflow.transport.report_routes import default_period
+
+    kinds: dict[str, tuple[Any, Any, Any]] = {
+        "forms": (report_models.FormsReport, report_models.forms_csv, report_charts.forms_section),
+        "reps": (report_models.RepsReport, report_models.reps_csv, report_charts.reps_section),
+        "handoffs": (report_models.HandoffsReport, report_models.handoffs_csv, report_charts.handoffs_section),
+    }
+    model, to_csv, section = kinds[args.report]
+    leads_table, reports_table = _tables(args)
+    service = reporting_for(leads_table, reports_table, _workspace(args))
+    start, end = default_period(args.start, args.end, system_clock().now().date())
+    try:
+        report = model.model_validate(getattr(service, args.report)(start, end))
+    except BadPeriod as error:
+        raise SystemExit(f"leadflow report {args.report}: {error}") from None
+    if args.html:
+        html = report_charts.page(f"leadflow {args.report}", [section(report.model_dump(by_alias=True))])
+        return _write_html(args.html, html)
+    sys.stdout.write(to_csv(report) if args.csv else report.json_body() + "\n")
+    return 0
+
+
 def add_report_commands(commands: Any) -> None:
     """``leadflow report verify|funnel`` on the CLI's sub-command parser."""
     report = commands.add_parser("report", help="reports, and verify them against the raw records")
@@ -149,12 +178,23 @@ def add_report_commands(commands: Any) -> None:
     )
     sequence = which.add_parser("sequence", help="a sequence's report: steps, variants, A/B verdicts (JSON, or --csv)")
     sequence.add_argument("sequence_id", help="the sequence id, e.g. welcome")
-    for parser in (funnel, sequence):
+    tables = [
+        which.add_parser("forms", help="forms and pages: views, submissions, spam, new leads (JSON, or --csv)"),
+        which.add_parser("reps", help="reps and partners: leads, MQL, SQL, won per share code (JSON, or --csv)"),
+        which.add_parser("handoffs", help="hand-offs per owner and team: accepted, rejected, won (JSON, or --csv)"),
+    ]
+    for parser in (funnel, sequence, *tables):
         parser.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (default: 30 days ago)")
         parser.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (default: today)")
         parser.add_argument("--csv", action="store_true", help="CSV instead of JSON")
         parser.add_argument("--html", metavar="OUT", help="write the charts and tables as one self-contained HTML file")
-    for parser, run in ((verify, cmd_verify), (funnel, cmd_funnel), (sequence, cmd_sequence)):
+    runs = [
+        (verify, cmd_verify),
+        (funnel, cmd_funnel),
+        (sequence, cmd_sequence),
+        *((t, cmd_table_report) for t in tables),
+    ]
+    for parser, run in runs:
         parser.add_argument("--dev", metavar="URL", help="a running `leadflow dev`, e.g. http://127.0.0.1:8000")
         parser.add_argument("--table", help="the LeadsTable name (stack output LeadsTableName)")
         parser.add_argument("--reports-table", help="stack output ReportsTableName")

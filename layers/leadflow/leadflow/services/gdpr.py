@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.config.workspace import Workspace
@@ -118,6 +118,13 @@ class GdprService:
         now = self.clock.now()
         record = {"action": action, "requested_by": requested_by, "via": via, **facts}
         return gdpr.audit_item(gdpr.subject_ref(self.key(), lead_id), record, now, new_id(now))
+
+    def recent_audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest exports and erasures of this month and the one before, newest first: who asked,
+        when, through what, the counts; the person only as a keyed hash (``subject``)."""
+        today = self.clock.now().date()
+        last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        return self.store.recent_audit([today.strftime("%Y-%m"), last_month], limit)
 
     # ------------------------------------------------------------------ export (Art. 15 / 20)
     def export(self, lead_id: str, requested_by: str, via: str) -> dict[str, Any]:

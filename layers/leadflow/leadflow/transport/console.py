@@ -42,6 +42,7 @@ from leadflow.transport.console_actions import (
     lead_url,
     make_change,
 )
+from leadflow.transport.console_leads import leads_page, sequences_page
 from leadflow.transport.console_lists import (
     change_suppression,
     confirm_suppression,
@@ -114,7 +115,7 @@ class Console:
             ("GET", re.compile(r"/console/oauth2/callback"), partial(finish_sign_in, self)),
             ("POST", re.compile(r"/console/sign-out"), partial(sign_out, self)),
             ("GET", re.compile(r"/console/signed-out"), partial(signed_out, self)),
-            ("GET", re.compile(r"/console/leads"), self.leads),
+            ("GET", re.compile(r"/console/leads"), partial(leads_page, self, stages=STAGES)),
             ("GET", re.compile(rf"/console/leads/{_LEAD_ID}"), self.lead),
             ("GET", re.compile(rf"/console/leads/{_LEAD_ID}/{_CHANGE}"), self.confirm_change),
             ("POST", re.compile(rf"/console/leads/{_LEAD_ID}/{_CHANGE}"), self.change),
@@ -125,7 +126,7 @@ class Console:
             ("POST", re.compile(r"/console/imports"), partial(start_import, self)),
             ("GET", re.compile(rf"/console/imports/{_IMPORT_ID}"), partial(import_page, self)),
             ("GET", re.compile(rf"/console/imports/{_IMPORT_ID}/rejected\.csv"), partial(rejected_csv, self)),
-            ("GET", re.compile(r"/console/sequences"), self.sequences),
+            ("GET", re.compile(r"/console/sequences"), partial(sequences_page, self)),
             ("GET", re.compile(r"/console/audit"), self.audit),
             ("GET", re.compile(r"/console/reports"), self.reports),
         ]
@@ -189,16 +190,6 @@ class Console:
         raise Page(303, location="/console/leads")
 
     # ------------------------------------------------------------------ reading
-    def leads(self, request: Request) -> str:
-        self.require(request, Action.READ)
-        email, stage = request.query.get("email", "").strip(), request.query.get("stage", "")
-        queries = self.parts.leads()
-        found = queries.find_by_email(email) if email else queries.recent(100)
-        if stage in STAGES:
-            found = [lead for lead in found if lead.get("stage") == stage]
-        done = request.query.get("done", "")
-        return self.render("leads.html.j2", request, leads=found, email=email, stage=stage, done=done)
-
     def message(self, request: Request, status: int, title: str, text: str) -> Page:
         """A page that says why (raise it)."""
         return Page(status, self.render("message.html.j2", request, title=title, text=text))
@@ -241,16 +232,25 @@ class Console:
             local=self.parts.local,
         )
 
-    def sequences(self, request: Request) -> str:
-        self.require(request, Action.READ)
-        return self.render("sequences.html.j2", request, sequences=self.parts.nurture().overview())
-
     def reports(self, request: Request) -> str:
         """The funnel by a dimension and each sequence's figures (steps, A/B tests) over a period:
         the admin API's report routes, drawn as tables and small SVG charts."""
         from leadflow.domain.report_views import BadPeriod
-        from leadflow.transport.report_charts import STYLE, funnel_section, sequence_section
-        from leadflow.transport.report_models import FunnelReport, SequenceReport
+        from leadflow.transport.report_charts import (
+            STYLE,
+            forms_section,
+            funnel_section,
+            handoffs_section,
+            reps_section,
+            sequence_section,
+        )
+        from leadflow.transport.report_models import (
+            FormsReport,
+            FunnelReport,
+            HandoffsReport,
+            RepsReport,
+            SequenceReport,
+        )
         from leadflow.transport.report_routes import default_period
 
         self.require(request, Action.READ)
@@ -264,6 +264,11 @@ class Console:
             for sequence_id in sorted(service.workspace.sequences):
                 report = SequenceReport.model_validate(service.sequence(sequence_id, start, end))
                 sections.append(sequence_section(report.model_dump(by_alias=True)))
+            sections += [
+                forms_section(FormsReport.model_validate(service.forms(start, end)).model_dump(by_alias=True)),
+                reps_section(RepsReport.model_validate(service.reps(start, end)).model_dump(by_alias=True)),
+                handoffs_section(HandoffsReport.model_validate(service.handoffs(start, end)).model_dump(by_alias=True)),
+            ]
         except BadPeriod as error:
             page = self.render("message.html.j2", request, title="Not a period", text=str(error))
             raise Page(400, page) from None
@@ -281,7 +286,8 @@ class Console:
 
     def audit(self, request: Request) -> str:
         self.require(request, Action.READ_AUDIT)
-        return self.render("audit.html.j2", request, entries=self.parts.audit().recent(200))
+        gdpr = self.parts.gdpr().recent_audit(100)
+        return self.render("audit.html.j2", request, entries=self.parts.audit().recent(200), gdpr=gdpr)
 
     # ------------------------------------------------------------------ changing
     def confirm_change(self, request: Request, lead_id: str, change: str) -> str:

@@ -240,6 +240,106 @@ def sequence_section(report: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def forms_section(report: Mapping[str, Any], most: int = 12) -> str:
+    """Forms and pages: tracked views, submissions, spam, new leads and the conversion rate."""
+    chart = _bar_rows(
+        "Forms",
+        [
+            (
+                str(f["form_id"]),
+                [
+                    ("submissions", f["submissions"], f"{f['submissions']} ({_pct(f['conversion_rate'])} of views)"),
+                    ("new leads", f["new_leads"], f"{f['new_leads']}"),
+                ],
+            )
+            for f in report["forms"][:most]
+        ],
+    )
+    forms = table(
+        ["form", "views", "submissions", "spam", "new leads", "conversion"],
+        (
+            [f["form_id"], f["views"], f["submissions"], f["spam"], f["new_leads"], _pct(f["conversion_rate"])]
+            for f in report["forms"]
+        ),
+    )
+    pages = table(
+        ["page", "views", "submissions", "new leads", "conversion"],
+        (
+            [p["page"], p["views"], p["submissions"], p["new_leads"], _pct(p["conversion_rate"])]
+            for p in report["pages"]
+        ),
+    )
+    return f"<h2>Forms and pages</h2><figure>{chart}</figure>{forms}<h3>Pages</h3>{pages}"
+
+
+def reps_section(report: Mapping[str, Any]) -> str:
+    """Leads, MQL, SQL and won per share code (reps and partners)."""
+    rows = [
+        [
+            r["ref"],
+            r["name"] or "(unknown code)",
+            r["kind"] or "",
+            r["leads"],
+            r["mql"],
+            r["sql"],
+            r["won"],
+            _pct(r["lead_to_mql"]),
+            _pct(r["mql_to_sql"]),
+        ]
+        for r in report["reps"]
+    ]
+    header = ["share code", "name", "kind", "leads", "MQL", "SQL", "won", "lead to MQL", "MQL to SQL"]
+    return f"<h2>Reps and partners</h2>{table(header, rows)}"
+
+
+def handoffs_section(report: Mapping[str, Any]) -> str:
+    """Hand-offs per owner and per team: assigned, accepted, rejected (with reasons), won, time to accept."""
+
+    def rows(group: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        return [
+            [
+                h["name"],
+                h["assigned"],
+                h["accepted"],
+                h["rejected"],
+                ", ".join(f"{reason} {n}" for reason, n in sorted(h["rejection_reasons"].items())),
+                h["won"],
+                _pct(h["acceptance_rate"]),
+                h["time_to_accept"]["p50_hours"],
+            ]
+            for h in group
+        ]
+
+    header = [
+        "name",
+        "assigned",
+        "accepted",
+        "rejected",
+        "reasons",
+        "won",
+        "accepted of assigned",
+        "hours to accept (p50)",
+    ]
+    chart = _bar_rows(
+        "Hand-offs by owner",
+        [
+            (
+                str(h["name"]),
+                [
+                    ("assigned", h["assigned"], f"{h['assigned']}"),
+                    ("accepted", h["accepted"], f"{h['accepted']} ({_pct(h['acceptance_rate'])})"),
+                    ("won", h["won"], f"{h['won']}"),
+                ],
+            )
+            for h in report["owners"][:12]
+        ],
+    )
+    return (
+        f"<h2>Hand-offs</h2><figure>{chart}</figure><h3>By owner</h3>{table(header, rows(report['owners']))}"
+        f"<h3>By team</h3>{table(header, rows(report['teams']))}"
+    )
+
+
 def page(title: str, sections: Iterable[str]) -> str:
     """One self-contained HTML document (inline style and SVG only)."""
     body = "".join(sections)

@@ -1,0 +1,94 @@
+"""The console's lead list and sequences pages.
+
+Leads (``/console/leads``): the newest leads, or those of a segment, a tag or a stage, 50 a page
+with a link to the next (read through the same index and cursor as ``GET /api/v1/leads``: every
+lead can be reached, not only the newest); an address typed whole finds its lead.
+
+Sequences (``/console/sequences``): each sequence of the workspace with its status, triggers and
+steps, and its figures over the last 30 days (enrolled, sent, unique opens and clicks with their
+rates, unsubscribes, leads held back), from the sequence reports; the Reports page has the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from leadflow.domain.errors import BadCursor, SegmentNotFound
+from leadflow.domain.roles import Action
+
+if TYPE_CHECKING:
+    from leadflow.transport.console import Console, Request
+
+LEADS_PAGE = 50
+TAG = re.compile(r"[a-z0-9][a-z0-9_:.-]{0,63}")  # the admin API's tag pattern (audience_routes.TAG)
+
+
+def leads_page(console: Console, request: Request, stages: tuple[str, ...]) -> str:
+    console.require(request, Action.READ)
+    query = request.query
+    email = query.get("email", "").strip()[:320]
+    stage = query.get("stage", "") if query.get("stage", "") in stages else ""
+    tag = query.get("tag", "").strip().lower()[:64]
+    segment = query.get("segment", "")
+    audience = console.parts.audience()
+    segments = [s.id for s in audience.workspace.segments.segments]
+    if tag and not TAG.fullmatch(tag):
+        raise console.message(request, 400, "Not a tag", "A tag is letters, digits, '_', ':', '.' or '-'.")
+    if segment and segment not in segments:
+        raise console.message(request, 404, "No such segment", segment[:64])
+    after = None
+    if email:
+        found = audience.find_by_email(email)
+    else:
+        try:
+            found, after = audience.page(
+                segment or None, stage or None, tag or None, LEADS_PAGE, query.get("cursor") or None
+            )
+        except (BadCursor, SegmentNotFound):
+            raise console.message(request, 400, "Not a page of this list", "Start again from the first page.") from None
+    filters = {"segment": segment, "tag": tag, "stage": stage}
+    first = "/console/leads?" + urlencode({k: v for k, v in filters.items() if v})
+    return console.render(
+        "leads.html.j2",
+        request,
+        leads=found,
+        email=email,
+        segments=segments,
+        next_page=f"{first}&{urlencode({'cursor': after})}" if after else None,
+        first_page=first if query.get("cursor") else None,
+        page_size=LEADS_PAGE,
+        done=query.get("done", ""),
+        **filters,
+    )
+
+
+def sequences_page(console: Console, request: Request) -> str:
+    from leadflow.transport.report_models import SequenceReport
+    from leadflow.transport.report_routes import default_period
+
+    console.require(request, Action.READ)
+    start, end = default_period(None, None, console.parts.today())
+    reports = console.parts.reports()
+    figures: dict[str, dict[str, Any]] = {}
+    for sequence_id in reports.workspace.sequences:
+        try:
+            report = SequenceReport.model_validate(reports.sequence(sequence_id, start, end))
+        except KeyError:  # nothing counted for a sequence the workspace no longer has
+            continue
+        totals = report.totals
+        counts = totals.counts
+        figures[sequence_id] = {
+            **counts.model_dump(),
+            **totals.rates.model_dump(),
+            "held": sum(v for k, v in counts.model_dump().items() if k.startswith("skipped_")),
+        }
+    return console.render(
+        "sequences.html.j2",
+        request,
+        sequences=console.parts.nurture().overview(),
+        figures=figures,
+        start=start,
+        end=end,
+    )
