@@ -131,3 +131,20 @@ def test_exports_and_erasures_are_in_the_audit_log_without_naming_the_person(dev
     actions = [re.findall(r"<td>(.*?)</td>", "<td>" + row)[1] for row in rows]
     assert actions[:2] == ["erase", "export"]
     assert email not in page.text and lead_id not in page.text
+
+
+def test_the_handoffs_page_lists_open_handoffs_and_each_owners_figures(dev: StackClient):
+    # GIVEN a lead handed off to sales through the admin API
+    lead_id = dev.capture("demo-signup", {"email": unique_email("open-handoff"), "country": "DE", "consent": True})
+    made = admin_call(dev, "POST", f"/leads/{lead_id}/handoff", json={"reason": "asked for a quote"})
+    assert made.status_code < 300, made.text
+    handoff = dev.api(f"/leads/{lead_id}/handoffs").json()["handoffs"][0]
+    # WHEN a sales viewer opens the hand-offs page
+    page = signed_in(dev, "sales-viewer").get(f"{dev.url}/console/handoffs", timeout=60)
+    assert page.status_code == 200 and 'href="/console/handoffs"' in page.text
+    # THEN the open hand-off is listed with its lead, status and reason, and the owners' figures follow
+    row = next(r for r in re.findall(r"<tr.*?</tr>", page.text, flags=re.DOTALL) if f"/console/leads/{lead_id}" in r)
+    assert f"<td>{handoff['status']}</td>" in row and "asked for a quote" in row
+    owner = (handoff.get("owner") or {}).get("name")
+    assert owner is None or owner in row
+    assert "<h2>Hand-offs</h2>" in page.text and 'data-chart="Hand-offs by owner"' in page.text

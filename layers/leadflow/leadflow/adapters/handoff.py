@@ -147,6 +147,20 @@ class DynamoHandoffStore(DynamoLeadStore):
         keys = [deserialize(i) for i in response.get("Items", [])]
         return [(k["PK"].removeprefix("LEAD#"), k["SK"].removeprefix("HANDOFF#")) for k in keys]
 
+    def waiting_handoffs(self, limit: int = 100) -> list[tuple[str, dict[str, Any]]]:
+        """(SLA due, record) of the hand-offs the SLA still watches (not yet accepted or closed),
+        soonest due first: their keys from the sparse GSI3, then the records."""
+        response = self.client.query(
+            TableName=self.table,
+            IndexName="GSI3",
+            KeyConditionExpression="GSI3PK = :p",
+            ExpressionAttributeValues=serialize({":p": SLA_PARTITION}),
+            Limit=limit,
+        )
+        due = {(i["PK"]["S"], i["SK"]["S"]): i["GSI3SK"]["S"].split("#", 1)[0] for i in response.get("Items", [])}
+        found = [(due[(i["PK"], i["SK"])], _record(i)) for i in self.batch_get({"PK": k[0], "SK": k[1]} for k in due)]
+        return sorted(found, key=lambda pair: pair[0])
+
     # ------------------------------------------------------------------ assignment
     def next_ticket(self, team: str) -> int:
         """The team's next round-robin ticket: one atomic counter, so concurrent assignments never share one."""

@@ -75,6 +75,7 @@ def console() -> Console:
             audit=audit_trail,
             reports=reporting_service,
             today=lambda: system_clock().now().date(),
+            now=lambda: system_clock().now(),
             audience=audience_service,
             enrollments=nurture_admin_service,
             publish_counts=publish_nurture_counts,

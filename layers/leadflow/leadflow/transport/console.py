@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -42,7 +42,7 @@ from leadflow.transport.console_actions import (
     lead_url,
     make_change,
 )
-from leadflow.transport.console_leads import leads_page, sequences_page
+from leadflow.transport.console_leads import handoffs_page, leads_page, sequences_page
 from leadflow.transport.console_lists import (
     change_suppression,
     confirm_suppression,
@@ -77,6 +77,7 @@ class ConsoleParts:
     audit: Callable[[], Any]  # AuditTrail
     reports: Callable[[], Any]  # ReportingService
     today: Callable[[], date]
+    now: Callable[[], datetime]  # the SLA's clock (overdue hand-offs)
     audience: Callable[[], Any]  # AudienceService (tags, fields)
     enrollments: Callable[[], Any]  # NurtureService that enrolls and takes out (sends nothing itself)
     publish_counts: Callable[[Any], Any]  # the nurture counts a change made, onto the bus (the reports)
@@ -127,6 +128,7 @@ class Console:
             ("GET", re.compile(rf"/console/imports/{_IMPORT_ID}"), partial(import_page, self)),
             ("GET", re.compile(rf"/console/imports/{_IMPORT_ID}/rejected\.csv"), partial(rejected_csv, self)),
             ("GET", re.compile(r"/console/sequences"), partial(sequences_page, self)),
+            ("GET", re.compile(r"/console/handoffs"), partial(handoffs_page, self)),
             ("GET", re.compile(r"/console/audit"), self.audit),
             ("GET", re.compile(r"/console/reports"), self.reports),
         ]

@@ -1,4 +1,4 @@
-"""The console's lead list and sequences pages.
+"""The console's lead list, sequences and hand-offs pages.
 
 Leads (``/console/leads``): the newest leads, or those of a segment, a tag or a stage, 50 a page
 with a link to the next (read through the same index and cursor as ``GET /api/v1/leads``: every
@@ -7,6 +7,9 @@ lead can be reached, not only the newest); an address typed whole finds its lead
 Sequences (``/console/sequences``): each sequence of the workspace with its status, triggers and
 steps, and its figures over the last 30 days (enrolled, sent, unique opens and clicks with their
 rates, unsubscribes, leads held back), from the sequence reports; the Reports page has the rest.
+
+Hand-offs (``/console/handoffs``): the open hand-offs the SLA watches, the soonest next SLA step first
+(overdue ones marked), and the last 30 days per owner and team (the hand-offs report).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+from markupsafe import Markup
 
 from leadflow.domain.errors import BadCursor, SegmentNotFound
 from leadflow.domain.roles import Action
@@ -88,6 +93,28 @@ def sequences_page(console: Console, request: Request) -> str:
         "sequences.html.j2",
         request,
         sequences=console.parts.nurture().overview(),
+        figures=figures,
+        start=start,
+        end=end,
+    )
+
+
+def handoffs_page(console: Console, request: Request) -> str:
+    from leadflow.transport.report_charts import handoffs_section
+    from leadflow.transport.report_models import HandoffsReport
+    from leadflow.transport.report_routes import default_period
+
+    console.require(request, Action.READ)
+    today = console.parts.today()
+    start, end = default_period(None, None, today)
+    report = HandoffsReport.model_validate(console.parts.reports().handoffs(start, end))
+    figures = Markup(handoffs_section(report.model_dump(by_alias=True)))  # noqa: S704 - report_charts escapes every value  # nosec B704
+    waiting = console.parts.handoffs().store.waiting_handoffs(100)
+    return console.render(
+        "handoffs.html.j2",
+        request,
+        waiting=waiting,
+        now=console.parts.now().isoformat(),
         figures=figures,
         start=start,
         end=end,
