@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from tests.conftest import ROOT, unique_email
 from tests.e2e.conftest import READY_WITHIN_SECONDS, free_port
@@ -90,6 +91,21 @@ def test_landing_page_post_lands_in_console_and_api(dev):
     assert "form_submitted" in detail and "2026-11-01" in detail
 
 
+def test_the_dev_view_shows_faults_as_a_table_and_never_the_admin_token(dev):
+    # GIVEN a fault on a call nothing in the suite makes
+    fault = {"service": "sqs", "operation": "ListQueueTags", "error": "ServiceUnavailable", "count": 2, "status": 503}
+    dev.http.post(f"{dev.url}/_dev/faults", json=fault, timeout=10).raise_for_status()
+    try:
+        page = dev.http.get(dev.url + "/_dev/", timeout=10).text
+    finally:
+        dev.http.delete(f"{dev.url}/_dev/faults", timeout=10).raise_for_status()
+    # THEN it is a row of a table, not a Python list; and the page never shows the admin token
+    row = re.search(r'<table id="faults">.*?<td>sqs</td><td>ListQueueTags</td><td>ServiceUnavailable</td><td>503</td>'
+                    r"\s*<td>2</td><td>instead of the call</td>", page, flags=re.DOTALL)  # fmt: skip
+    assert row is not None and "{'service'" not in page
+    assert dev.token not in page
+
+
 def test_console_escapes_what_visitors_typed(dev):
     email = unique_email("xss")
     dev.post_form(
@@ -126,12 +142,25 @@ def test_ctrl_c_stops_cleanly():
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.startswith("leadflow dev ready:")
+    # AND a first request (a form post, then the tick that sends its email) prints nothing either
+    url = line.split("ready: ", 1)[1].strip()
+    posted = requests.post(
+        f"{url}/forms/demo-signup", json={"email": unique_email("quiet"), "consent": True}, timeout=30
+    )
+    assert posted.status_code == 200 and requests.post(f"{url}/_dev/tick", timeout=60).status_code == 200
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=15) == 0
     # Without --verbose the start prints what matters only: no moto or Powertools warnings
     said = process.stderr.read().splitlines()
     assert said[0].startswith("  landing page http://127.0.0.1:") and "started in" in said[0]
+    assert f"console {url}/console/" in said[0] and f"dev view {url}/_dev/" in said[0]
     assert said[1:] == ["leadflow dev: stopping"]
+
+
+def test_verbose_shows_what_a_quiet_start_hides(dev_server):
+    # The suite's server runs with --verbose: moto's notes on the resource types the stack provides
+    # itself are shown there (a plain start hides them: test_ctrl_c_stops_cleanly)
+    assert "but it's not supported by moto's CloudFormation implementation" in "".join(dev_server.output)
 
 
 def test_workspace_and_port_options(tmp_path):

@@ -106,7 +106,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     ready.set()
     print(f"leadflow dev ready: {stack.url}", flush=True)
     print(
-        f"  landing page {stack.url}/ · console {stack.url}/_dev/ · admin token {stack.admin_token}"
+        f"  landing page {stack.url}/ · console {stack.url}/console/ · dev view {stack.url}/_dev/"
+        f" · admin token {stack.admin_token}"
         f" · started in {time.perf_counter() - started:.1f}s · Ctrl-C stops",
         file=sys.stderr,
         flush=True,
