@@ -148,3 +148,27 @@ def test_the_handoffs_page_lists_open_handoffs_and_each_owners_figures(dev: Stac
     owner = (handoff.get("owner") or {}).get("name")
     assert owner is None or owner in row
     assert "<h2>Hand-offs</h2>" in page.text and 'data-chart="Hand-offs by owner"' in page.text
+
+
+def test_the_forms_page_gives_each_forms_hosted_page_embed_snippet_and_figures(dev: StackClient):
+    dev.capture("demo-signup", {"email": unique_email("forms-page"), "country": "DE", "consent": True})
+    page = signed_in(dev, "sales-viewer").get(f"{dev.url}/console/forms", timeout=60)
+    assert page.status_code == 200 and 'href="/console/forms"' in page.text
+    card = page.text[page.text.index('id="form-demo-signup"') :]
+    card = card[: card.index("</table>")]
+    # THEN the hosted page and the snippet point at this stack, and both answer what they promise
+    assert f'<a href="{dev.url}/f/demo-signup">' in card
+    snippet = html.unescape(re.search(r"<textarea[^>]*>(.*?)</textarea>", card, re.S).group(1))  # type: ignore[union-attr]
+    assert snippet == f'<script src="{dev.url}/f/demo-signup/embed.js" async></script>'
+    assert requests.get(f"{dev.url}/f/demo-signup", timeout=30).status_code == 200
+    script = requests.get(f"{dev.url}/f/demo-signup/embed.js", timeout=30)
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    # AND its figures are the forms report's
+    start, end = re.search(r"Figures from (\S+) to (\S+)\.", page.text).groups()  # type: ignore[union-attr]
+    signup = next(
+        f
+        for f in dev.api("/reports/forms", **{"from": start, "to": end}).json()["forms"]
+        if f["form_id"] == "demo-signup"
+    )
+    cells = re.findall(r"<td>(.*?)</td>", card)
+    assert cells[:4] == [str(signup[k]) for k in ("views", "submissions", "spam", "new_leads")]

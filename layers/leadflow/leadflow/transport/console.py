@@ -42,7 +42,7 @@ from leadflow.transport.console_actions import (
     lead_url,
     make_change,
 )
-from leadflow.transport.console_leads import handoffs_page, leads_page, sequences_page
+from leadflow.transport.console_leads import forms_page, handoffs_page, leads_page, sequences_page
 from leadflow.transport.console_lists import (
     change_suppression,
     confirm_suppression,
@@ -129,6 +129,7 @@ class Console:
             ("GET", re.compile(rf"/console/imports/{_IMPORT_ID}/rejected\.csv"), partial(rejected_csv, self)),
             ("GET", re.compile(r"/console/sequences"), partial(sequences_page, self)),
             ("GET", re.compile(r"/console/handoffs"), partial(handoffs_page, self)),
+            ("GET", re.compile(r"/console/forms"), partial(forms_page, self)),
             ("GET", re.compile(r"/console/audit"), self.audit),
             ("GET", re.compile(r"/console/reports"), self.reports),
         ]

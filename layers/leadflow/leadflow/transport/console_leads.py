@@ -1,4 +1,4 @@
-"""The console's lead list, sequences and hand-offs pages.
+"""The console's lead list, sequences, hand-offs and forms pages.
 
 Leads (``/console/leads``): the newest leads, or those of a segment, a tag or a stage, 50 a page
 with a link to the next (read through the same index and cursor as ``GET /api/v1/leads``: every
@@ -10,6 +10,9 @@ rates, unsubscribes, leads held back), from the sequence reports; the Reports pa
 
 Hand-offs (``/console/handoffs``): the open hand-offs the SLA watches, the soonest next SLA step first
 (overdue ones marked), and the last 30 days per owner and team (the hand-offs report).
+
+Forms (``/console/forms``): each workspace form with its hosted page, the snippet that embeds it on
+another site (and the sites allowed to), and its last 30 days (the forms report).
 """
 
 from __future__ import annotations
@@ -119,3 +122,25 @@ def handoffs_page(console: Console, request: Request) -> str:
         start=start,
         end=end,
     )
+
+
+def forms_page(console: Console, request: Request) -> str:
+    from leadflow.transport.landing import embed_snippet
+    from leadflow.transport.report_models import FormsReport
+    from leadflow.transport.report_routes import default_period
+
+    console.require(request, Action.READ)
+    start, end = default_period(None, None, console.parts.today())
+    reports = console.parts.reports()
+    figures = {f.form_id: f for f in FormsReport.model_validate(reports.forms(start, end)).forms}
+    workspace = reports.workspace
+    forms = [
+        {
+            "form": workspace.form(form_id),
+            "page": f"{request.origin}/f/{form_id}",
+            "snippet": embed_snippet(request.origin, form_id),
+            "figures": figures.get(form_id),
+        }
+        for form_id in workspace.form_ids()
+    ]
+    return console.render("forms.html.j2", request, forms=forms, start=start, end=end)

@@ -81,7 +81,12 @@ class LandingPages:
 
     def snippet(self, form_id: str) -> str:
         """What a site owner pastes: one script tag."""
-        return f'<script src="{self.base_url()}/f/{quote(form_id)}/embed.js" async></script>'
+        return embed_snippet(self.base_url(), form_id)
+
+
+def embed_snippet(base: str, form_id: str) -> str:
+    """The one script tag a site owner pastes to show a form (``base``: the API's public URL)."""
+    return f'<script src="{base}/f/{quote(form_id)}/embed.js" async></script>'
 
 
 def _answer(
