@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import StackClient, unique_email
+from tests.conftest import ROOT, StackClient, unique_email
 from tests.e2e.conftest import run_leadflow
-from tests.e2e.test_console import signed_in
+from tests.e2e.test_browser import browser_without_js  # noqa: F401 - the fixture is used by name
+from tests.e2e.test_console import _sign_in_in, signed_in
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +175,29 @@ def test_the_forms_page_gives_each_forms_hosted_page_embed_snippet_and_figures(d
     )
     cells = re.findall(r"<td>(.*?)</td>", card)
     assert cells[:4] == [str(signup[k]) for k in ("views", "submissions", "spam", "new_leads")]
+
+
+@pytest.mark.browser
+def test_the_new_pages_show_their_figures_in_chromium_with_javascript_off(dev: StackClient, browser_without_js: Any):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    lead_id = dev.capture("demo-signup", {"email": unique_email("chromium-pages"), "country": "DE", "consent": True})
+    dev.tick()
+    assert admin_call(dev, "POST", f"/leads/{lead_id}/handoff", json={"reason": "wants a demo"}).status_code < 300
+    _sign_in_in(browser_without_js, dev, "marketer")
+    shots = os.environ.get("LEADFLOW_SCREENSHOTS")
+    seen = {}
+    for name, element in (
+        ("leads", "filters"),
+        ("sequences", "sequences"),
+        ("handoffs", "waiting"),
+        ("forms", "form-demo-signup"),
+    ):
+        browser_without_js.get(f"{dev.url}/console/{name}")
+        seen[name] = browser_without_js.find_element(By.ID, element).text
+        if shots:
+            browser_without_js.save_screenshot(str(ROOT / "docs" / "screenshots" / f"console-{name}.png"))
+    assert "Segment" in seen["leads"] and "Tag" in seen["leads"]
+    assert "Welcome series for new sign-ups" in seen["sequences"]
+    assert "wants a demo" in seen["handoffs"] and lead_id not in seen["handoffs"]
+    assert "/f/demo-signup/embed.js" in seen["forms"] and "Submissions" in seen["forms"]

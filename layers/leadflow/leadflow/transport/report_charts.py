@@ -30,6 +30,8 @@ th,td{border-bottom:1px solid #e3e8ee;padding:4px 10px;text-align:right}th:first
 .verdict{font-weight:600}.muted{color:#5c6b7a}
 svg text{font:12px system-ui,sans-serif;fill:#1d2733}
 """
+CHART_STYLE = "svg text{font:12px system-ui,sans-serif;fill:#1d2733}"
+"""The charts' own rule, for a page that keeps its own style for the rest."""
 
 
 def _pct(value: float | None) -> str:
