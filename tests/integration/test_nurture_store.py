@@ -369,6 +369,19 @@ def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
     assert nurture.store.shards_with_due(NOW.replace(hour=8) + timedelta(days=1))
 
 
+def test_a_broadcasts_progress_adds_up_its_parts_and_never_goes_back(nurture):
+    # GIVEN leads spread over four parallel scan segments (parts)
+    nurture.add_leads(12)
+    seen: list[tuple[int, int]] = []
+    # WHEN the broadcast runs part after part, reporting as it goes (the CLI's progress line)
+    counts = nurture.service.broadcast(
+        SEQUENCE, progress=lambda scanned, enrolled: seen.append((scanned, enrolled)), scan_segments=4
+    )
+    # THEN each report is the whole broadcast so far: never lower than the one before, ending at the totals
+    assert seen == sorted(seen) and len(seen) >= 2
+    assert seen[-1] == (counts["scanned"], counts["enrolled"]) and counts["enrolled"] == 12
+
+
 def test_two_broadcasts_never_overwrite_an_enrollment_the_other_wrote_or_a_tick_moved(nurture):
     # GIVEN leads enrolled by one broadcast, whose discount email a tick has already sent
     leads = nurture.add_leads(5)
