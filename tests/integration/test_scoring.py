@@ -110,10 +110,8 @@ def test_clicks_raise_the_score_and_move_the_lead_to_mql_with_reasons(client):
     assert abs(max(d["scores"]["smb"] for d in clicks) - after["models"]["smb"]["score"]) < 0.5  # decay since
 
 
-def test_a_redelivered_activity_scores_once(local_stack, client):
-    # GIVEN a download event, delivered once
-    lead_id = new_lead(client)
-    before = score(client, lead_id)
+def scored_download(local_stack, lead_id: str) -> dict:
+    """A download of the guide, scored by ScoringFunction (as its queue delivers it): its detail."""
     detail = {
         "lead_id": lead_id,
         "activity_id": uuid.uuid4().hex,
@@ -125,6 +123,14 @@ def test_a_redelivered_activity_scores_once(local_stack, client):
     assert local_stack.runner.invoke("ScoringFunction", sqs_event("activity.recorded", detail)) == {
         "batchItemFailures": []
     }
+    return detail
+
+
+def test_a_redelivered_activity_scores_once(local_stack, client):
+    # GIVEN a download event, delivered once
+    lead_id = new_lead(client)
+    before = score(client, lead_id)
+    detail = scored_download(local_stack, lead_id)
     once = score(client, lead_id)
     # WHEN the queue delivers it twice more
     for _ in range(2):

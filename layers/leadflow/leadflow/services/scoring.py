@@ -285,6 +285,7 @@ def rescore_lead(service: ScoringService, store: RescoreStore, lead_id: str) -> 
     old = {item["entry_id"]: item for item in state.ledger}
     remove = [item for entry_id, item in old.items() if entry_id not in new]
     add = [item for entry_id, item in new.items() if entry_id not in old or old[entry_id]["points"] != item["points"]]
+    replaced = [old[item["entry_id"]] for item in add if item["entry_id"] in old]  # taken out, then written anew
     config = service.workspace.scoring
     now = service.clock.now()
     entries = ledger.entries
@@ -293,5 +294,5 @@ def rescore_lead(service: ScoringService, store: RescoreStore, lead_id: str) -> 
     stage = str(state.profile.get("stage") or "lead")
     moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
     summary = {"scores": scores, "grade": grade.letter, "grade_points": grade.points, "scored_at": now.isoformat()}
-    store.rewrite_ledger(lead_id, remove, add, summary, moved)
+    store.rewrite_ledger(lead_id, remove + replaced, add, summary, moved)
     return RescoreResult(lead_id, len(add), len(remove), moved)
