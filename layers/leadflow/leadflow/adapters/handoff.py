@@ -148,8 +148,9 @@ class DynamoHandoffStore(DynamoLeadStore):
         return [(k["PK"].removeprefix("LEAD#"), k["SK"].removeprefix("HANDOFF#")) for k in keys]
 
     def waiting_handoffs(self, limit: int = 100) -> list[tuple[str, dict[str, Any]]]:
-        """(SLA due, record) of the hand-offs the SLA still watches (not yet accepted or closed),
-        soonest due first: their keys from the sparse GSI3, then the records."""
+        """(next SLA step's time, record) of the hand-offs the SLA still watches (an acceptance,
+        escalation or recycle still to come), soonest first: their keys from the sparse GSI3, then
+        the records."""
         response = self.client.query(
             TableName=self.table,
             IndexName="GSI3",

@@ -17,7 +17,6 @@ another site (and the sites allowed to), and its last 30 days (the forms report)
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -25,12 +24,12 @@ from markupsafe import Markup
 
 from leadflow.domain.errors import BadCursor, SegmentNotFound
 from leadflow.domain.roles import Action
+from leadflow.transport.console_actions import TAG
 
 if TYPE_CHECKING:
     from leadflow.transport.console import Console, Request
 
 LEADS_PAGE = 50
-TAG = re.compile(r"[a-z0-9][a-z0-9_:.-]{0,63}")  # the admin API's tag pattern (audience_routes.TAG)
 
 
 def leads_page(console: Console, request: Request, stages: tuple[str, ...]) -> str:
