@@ -173,6 +173,25 @@ class DynamoTable(LazyClient):
                 return found
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def _index_keys(self, index: str, partition: str, limit: int, newest_first: bool) -> list[dict[str, Any]]:
+        """Up to ``limit`` entries of one partition of a keys-only index (``<index>PK``), page after
+        page, in its sort order (reversed when ``newest_first``): the table's and the index's keys."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{index}PK = :p",
+            "ExpressionAttributeValues": serialize({":p": partition}),
+            "ScanIndexForward": not newest_first,
+        }
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            response = self.client.query(**kwargs, Limit=limit - len(found))
+            found.extend(deserialize(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found
+
     def batch_get(self, keys: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
         """Items by key (any number; BatchGetItem 100 at a time, unprocessed keys retried)."""
         wanted = [serialize(k) for k in {(k["PK"], k["SK"]): k for k in keys}.values()]

@@ -324,19 +324,8 @@ class DynamoGdprStore(DynamoHandoffStore):
         most ``limit``: their keys from GSI2 (listed by month, keys only), then the records."""
         keys: list[dict[str, str]] = []
         for month in months:
-            kwargs: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": "GSI2",
-                "KeyConditionExpression": "GSI2PK = :p",
-                "ExpressionAttributeValues": serialize({":p": f"{AUDIT_INDEX_PK}{month}"}),
-                "ScanIndexForward": False,
-            }
-            while len(keys) < limit:
-                response = self.client.query(**kwargs, Limit=limit - len(keys))
-                keys += [{"PK": i["PK"]["S"], "SK": i["SK"]["S"]} for i in response.get("Items", [])]
-                if "LastEvaluatedKey" not in response:
-                    break
-                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            found = self._index_keys("GSI2", f"{AUDIT_INDEX_PK}{month}", limit - len(keys), newest_first=True)
+            keys += [{"PK": k["PK"], "SK": k["SK"]} for k in found]
         return sorted(self.batch_get(keys), key=lambda record: str(record.get("at", "")), reverse=True)
 
     # ------------------------------------------------------------------ retention

@@ -151,14 +151,8 @@ class DynamoHandoffStore(DynamoLeadStore):
         """(next SLA step's time, record) of the hand-offs the SLA still watches (an acceptance,
         escalation or recycle still to come), soonest first: their keys from the sparse GSI3, then
         the records."""
-        response = self.client.query(
-            TableName=self.table,
-            IndexName="GSI3",
-            KeyConditionExpression="GSI3PK = :p",
-            ExpressionAttributeValues=serialize({":p": SLA_PARTITION}),
-            Limit=limit,
-        )
-        due = {(i["PK"]["S"], i["SK"]["S"]): i["GSI3SK"]["S"].split("#", 1)[0] for i in response.get("Items", [])}
+        keys = self._index_keys("GSI3", SLA_PARTITION, limit, newest_first=False)
+        due = {(k["PK"], k["SK"]): str(k["GSI3SK"]).split("#", 1)[0] for k in keys}
         found = [(due[(i["PK"], i["SK"])], _record(i)) for i in self.batch_get({"PK": k[0], "SK": k[1]} for k in due)]
         return sorted(found, key=lambda pair: pair[0])
 

@@ -74,7 +74,6 @@ def console() -> Console:
             handoffs=handoff_service,
             audit=audit_trail,
             reports=reporting_service,
-            today=lambda: system_clock().now().date(),
             now=lambda: system_clock().now(),
             audience=audience_service,
             enrollments=nurture_admin_service,

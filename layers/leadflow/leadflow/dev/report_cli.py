@@ -133,15 +133,11 @@ def cmd_table_report(args: argparse.Namespace) -> int:
     from leadflow.bootstrap.clock import system_clock
     from leadflow.bootstrap.reporting import reporting_for
     from leadflow.domain.report_views import BadPeriod
-    from leadflow.transport import report_charts, report_models
+    from leadflow.transport.report_charts import TABLE_SECTIONS, page
+    from leadflow.transport.report_models import TABLE_REPORTS
     from leadflow.transport.report_routes import default_period
 
-    kinds: dict[str, tuple[Any, Any, Any]] = {
-        "forms": (report_models.FormsReport, report_models.forms_csv, report_charts.forms_section),
-        "reps": (report_models.RepsReport, report_models.reps_csv, report_charts.reps_section),
-        "handoffs": (report_models.HandoffsReport, report_models.handoffs_csv, report_charts.handoffs_section),
-    }
-    model, to_csv, section = kinds[args.report]
+    model, to_csv = TABLE_REPORTS[args.report]
     leads_table, reports_table = _tables(args)
     service = reporting_for(leads_table, reports_table, _workspace(args))
     start, end = default_period(args.start, args.end, system_clock().now().date())
@@ -150,7 +146,7 @@ def cmd_table_report(args: argparse.Namespace) -> int:
     except BadPeriod as error:
         raise SystemExit(f"leadflow report {args.report}: {error}") from None
     if args.html:
-        html = report_charts.page(f"leadflow {args.report}", [section(report.model_dump(by_alias=True))])
+        html = page(f"leadflow {args.report}", [TABLE_SECTIONS[args.report](report.model_dump(by_alias=True))])
         return _write_html(args.html, html)
     sys.stdout.write(to_csv(report) if args.csv else report.json_body() + "\n")
     return 0

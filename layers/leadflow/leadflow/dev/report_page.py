@@ -8,15 +8,8 @@ from typing import Any
 from leadflow.bootstrap.reporting import reporting_for
 from leadflow.config.workspace import Workspace
 from leadflow.domain.report_views import BadPeriod
-from leadflow.transport.report_charts import (
-    forms_section,
-    funnel_section,
-    handoffs_section,
-    page,
-    reps_section,
-    sequence_section,
-)
-from leadflow.transport.report_models import FormsReport, FunnelReport, HandoffsReport, RepsReport, SequenceReport
+from leadflow.transport.report_charts import TABLE_SECTIONS, funnel_section, page, sequence_section, table_section
+from leadflow.transport.report_models import FunnelReport, SequenceReport
 from leadflow.transport.report_routes import default_period
 
 DIMENSIONS = ("source", "medium", "campaign", "form", "channel", "ref")
@@ -44,11 +37,7 @@ def reports_page(stack: Any, args: dict[str, str]) -> str:
             except KeyError:
                 continue
             sections.append(sequence_section(report.model_dump(by_alias=True)))
-        sections += [
-            forms_section(FormsReport.model_validate(service.forms(start, end)).model_dump(by_alias=True)),
-            reps_section(RepsReport.model_validate(service.reps(start, end)).model_dump(by_alias=True)),
-            handoffs_section(HandoffsReport.model_validate(service.handoffs(start, end)).model_dump(by_alias=True)),
-        ]
+        sections += [table_section(service, kind, start, end) for kind in TABLE_SECTIONS]
     except BadPeriod as error:
         return "<!--400-->" + page("Bad report query", [f"<p>{escape(str(error))}</p>"])
     return page("leadflow reports", sections)

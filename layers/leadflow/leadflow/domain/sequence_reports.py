@@ -67,6 +67,12 @@ class SendRecord:
     at: str
 
 
+def held_back(counts: Mapping[str, int]) -> int:
+    """Emails a sequence held back (every ``skipped_*`` count: no consent, suppressed, unsubscribed,
+    the frequency cap, quiet hours)."""
+    return sum(n for name, n in counts.items() if name.startswith("skipped_"))
+
+
 def sends_of(log_sends: Iterable[Mapping[str, Any]]) -> list[SendRecord]:
     """The sequence emails of a mail log (``sends``: ``at``, ``m``, ``s``, ``p``, ``variant``, ``v``)."""
     found = []

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from functools import partial
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -76,8 +76,7 @@ class ConsoleParts:
     handoffs: Callable[[], Any]  # HandoffService (its store reads the lead's hand-offs)
     audit: Callable[[], Any]  # AuditTrail
     reports: Callable[[], Any]  # ReportingService
-    today: Callable[[], date]
-    now: Callable[[], datetime]  # the SLA's clock (overdue hand-offs)
+    now: Callable[[], datetime]  # the reports' default period, overdue hand-offs
     audience: Callable[[], Any]  # AudienceService (tags, fields)
     enrollments: Callable[[], Any]  # NurtureService that enrolls and takes out (sends nothing itself)
     publish_counts: Callable[[Any], Any]  # the nurture counts a change made, onto the bus (the reports)
@@ -241,25 +240,18 @@ class Console:
         from leadflow.domain.report_views import BadPeriod
         from leadflow.transport.report_charts import (
             STYLE,
-            forms_section,
+            TABLE_SECTIONS,
             funnel_section,
-            handoffs_section,
-            reps_section,
             sequence_section,
+            table_section,
         )
-        from leadflow.transport.report_models import (
-            FormsReport,
-            FunnelReport,
-            HandoffsReport,
-            RepsReport,
-            SequenceReport,
-        )
+        from leadflow.transport.report_models import FunnelReport, SequenceReport
         from leadflow.transport.report_routes import default_period
 
         self.require(request, Action.READ)
         by = request.query.get("by", "source")
         by = by if by in DIMENSIONS else "source"
-        start, end = default_period(request.query.get("from"), request.query.get("to"), self.parts.today())
+        start, end = default_period(request.query.get("from"), request.query.get("to"), self.parts.now().date())
         service = self.parts.reports()
         try:
             funnel = FunnelReport.model_validate(service.funnel(start, end, by, "events")).model_dump(by_alias=True)
@@ -267,11 +259,7 @@ class Console:
             for sequence_id in sorted(service.workspace.sequences):
                 report = SequenceReport.model_validate(service.sequence(sequence_id, start, end))
                 sections.append(sequence_section(report.model_dump(by_alias=True)))
-            sections += [
-                forms_section(FormsReport.model_validate(service.forms(start, end)).model_dump(by_alias=True)),
-                reps_section(RepsReport.model_validate(service.reps(start, end)).model_dump(by_alias=True)),
-                handoffs_section(HandoffsReport.model_validate(service.handoffs(start, end)).model_dump(by_alias=True)),
-            ]
+            sections += [table_section(service, kind, start, end) for kind in TABLE_SECTIONS]
         except BadPeriod as error:
             page = self.render("message.html.j2", request, title="Not a period", text=str(error))
             raise Page(400, page) from None

@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from leadflow.domain.errors import BadCursor, SegmentNotFound
 from leadflow.domain.roles import Action
+from leadflow.domain.sequence_reports import held_back
 from leadflow.transport.console_actions import TAG
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ def leads_page(console: Console, request: Request, stages: tuple[str, ...]) -> s
     segments = [s.id for s in audience.workspace.segments.segments]
     if tag and not TAG.fullmatch(tag):
         raise console.message(request, 400, "Not a tag", "A tag is letters, digits, '_', ':', '.' or '-'.")
-    if segment and segment not in segments:
-        raise console.message(request, 404, "No such segment", segment[:64])
     after = None
     if email:
         found = audience.find_by_email(email)
@@ -53,7 +52,9 @@ def leads_page(console: Console, request: Request, stages: tuple[str, ...]) -> s
             found, after = audience.page(
                 segment or None, stage or None, tag or None, LEADS_PAGE, query.get("cursor") or None
             )
-        except (BadCursor, SegmentNotFound):
+        except SegmentNotFound:
+            raise console.message(request, 404, "No such segment", segment[:64]) from None
+        except BadCursor:
             raise console.message(request, 400, "Not a page of this list", "Start again from the first page.") from None
     filters = {"segment": segment, "tag": tag, "stage": stage}
     first = "/console/leads?" + urlencode({k: v for k, v in filters.items() if v})
@@ -76,7 +77,7 @@ def sequences_page(console: Console, request: Request) -> str:
     from leadflow.transport.report_routes import default_period
 
     console.require(request, Action.READ)
-    start, end = default_period(None, None, console.parts.today())
+    start, end = default_period(None, None, console.parts.now().date())
     reports = console.parts.reports()
     figures: dict[str, dict[str, Any]] = {}
     for sequence_id in reports.workspace.sequences:
@@ -84,13 +85,8 @@ def sequences_page(console: Console, request: Request) -> str:
             report = SequenceReport.model_validate(reports.sequence(sequence_id, start, end))
         except KeyError:  # nothing counted for a sequence the workspace no longer has
             continue
-        totals = report.totals
-        counts = totals.counts
-        figures[sequence_id] = {
-            **counts.model_dump(),
-            **totals.rates.model_dump(),
-            "held": sum(v for k, v in counts.model_dump().items() if k.startswith("skipped_")),
-        }
+        counts = report.totals.counts.model_dump()
+        figures[sequence_id] = {**counts, **report.totals.rates.model_dump(), "held": held_back(counts)}
     return console.render(
         "sequences.html.j2",
         request,
@@ -102,21 +98,19 @@ def sequences_page(console: Console, request: Request) -> str:
 
 
 def handoffs_page(console: Console, request: Request) -> str:
-    from leadflow.transport.report_charts import CHART_STYLE, handoffs_section
-    from leadflow.transport.report_models import HandoffsReport
+    from leadflow.transport.report_charts import CHART_STYLE, table_section
     from leadflow.transport.report_routes import default_period
 
     console.require(request, Action.READ)
-    today = console.parts.today()
-    start, end = default_period(None, None, today)
-    report = HandoffsReport.model_validate(console.parts.reports().handoffs(start, end))
-    figures = Markup(handoffs_section(report.model_dump(by_alias=True)))  # noqa: S704 - report_charts escapes every value  # nosec B704
+    now = console.parts.now()
+    start, end = default_period(None, None, now.date())
+    figures = Markup(table_section(console.parts.reports(), "handoffs", start, end))  # noqa: S704 - report_charts escapes every value  # nosec B704
     waiting = console.parts.handoffs().store.waiting_handoffs(100)
     return console.render(
         "handoffs.html.j2",
         request,
         waiting=waiting,
-        now=console.parts.now().isoformat(),
+        now=now.isoformat(),
         figures=figures,
         style=Markup(CHART_STYLE),  # noqa: S704 - report_charts' own constant rule  # nosec B704
         start=start,
@@ -130,7 +124,7 @@ def forms_page(console: Console, request: Request) -> str:
     from leadflow.transport.report_routes import default_period
 
     console.require(request, Action.READ)
-    start, end = default_period(None, None, console.parts.today())
+    start, end = default_period(None, None, console.parts.now().date())
     reports = console.parts.reports()
     figures = {f.form_id: f for f in FormsReport.model_validate(reports.forms(start, end)).forms}
     workspace = reports.workspace

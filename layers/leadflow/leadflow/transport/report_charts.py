@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from leadflow.domain.sequence_reports import METRICS
+from leadflow.domain.sequence_reports import METRICS, held_back
 
 WIDTH = 720
 BAR = 26
@@ -229,7 +229,7 @@ def sequence_section(report: Mapping[str, Any]) -> str:
                     c["step"],
                     c["variant"],
                     *(c["counts"][k] for k in METRICS[:8]),
-                    sum(v for k, v in c["counts"].items() if k.startswith("skipped_")),
+                    held_back(c["counts"]),
                     c["counts"]["goal_reached"],
                     c["counts"]["exits"],
                     _pct(c["rates"]["open_rate"]),
@@ -340,6 +340,22 @@ def handoffs_section(report: Mapping[str, Any]) -> str:
         f"<h2>Hand-offs</h2><figure>{chart}</figure><h3>By owner</h3>{table(header, rows(report['owners']))}"
         f"<h3>By team</h3>{table(header, rows(report['teams']))}"
     )
+
+
+TABLE_SECTIONS = {"forms": forms_section, "reps": reps_section, "handoffs": handoffs_section}
+
+
+def table_section(service: Any, kind: str, start: str, end: str) -> str:
+    """One of the table reports (``TABLE_REPORTS``: forms, reps, handoffs) over a period, drawn from
+    the JSON the API answers (``service``: the ``ReportingService``).
+
+    Raises:
+        BadPeriod: the period is not valid.
+    """
+    from leadflow.transport.report_models import TABLE_REPORTS
+
+    model = TABLE_REPORTS[kind][0]
+    return TABLE_SECTIONS[kind](model.model_validate(getattr(service, kind)(start, end)).model_dump(by_alias=True))
 
 
 def page(title: str, sections: Iterable[str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -321,3 +321,12 @@ def handoffs_csv(report: HandoffsReport) -> str:
         for r in rows
     ]
     return to_csv(header, lines)
+
+
+TABLE_REPORTS: dict[str, tuple[type[_PeriodReport], Callable[[Any], str]]] = {
+    "forms": (FormsReport, forms_csv),
+    "reps": (RepsReport, reps_csv),
+    "handoffs": (HandoffsReport, handoffs_csv),
+}
+"""The reports that are tables (``ReportingService`` method name -> API model, CSV): the API's
+answers, the console's and ``/_dev/reports``' sections and ``leadflow report forms|reps|handoffs``."""
