@@ -996,6 +996,7 @@ class Campaign:
         self.stack = stack
         with Harness():  # deploying the stack is no part of the campaign
             stack.start()
+            template_queue_delays(stack)
         try:
             return self._campaign(stack, message_id_for, wall)
         finally:
@@ -1114,6 +1115,19 @@ class Campaign:
             "states_entered": dict(runs.entered),
             "phases": [vars(p) for p in self.phases],
         }
+
+
+def template_queue_delays(stack: Any) -> None:
+    """Put back the ``DelaySeconds`` the local stack leaves out (``leadflow.dev.deploy.LOCAL_QUEUE_DELAYS``):
+    the meter prices what AWS does, where SES events wait 75 s and a Send event then writes only
+    for an uncertain send. The campaign's clock moves minutes and days between its waves, so every
+    delayed event is applied within the run."""
+    from leadflow.dev.deploy import LOCAL_QUEUE_DELAYS
+
+    sqs = stack.client("sqs")
+    for logical_id in LOCAL_QUEUE_DELAYS:
+        delay = stack.template["Resources"][logical_id]["Properties"].get("DelaySeconds", 0)
+        sqs.set_queue_attributes(QueueUrl=stack.physical[logical_id], Attributes={"DelaySeconds": str(delay)})
 
 
 def _reset(meter: Meter) -> Meter:

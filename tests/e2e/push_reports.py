@@ -60,11 +60,12 @@ def step_counts(stack: Any, start: str, end: str) -> dict[str, dict[str, int]]:
 
 def expected_counts(leads: int, openers: int, clickers: int, redeemers: int) -> dict[str, dict[str, int]]:
     """What the simulation did: every lead enrolled and sent the discount; openers (the pixel) got
-    the product; its clickers (a click is an open) the coupon; redeemers clicked the coupon."""
+    the product; its clickers (a click is an open) the coupon; redeemers clicked the coupon. Nothing
+    bounced, so every email sent is delivered (sent less bounces)."""
     return {
-        "discount": {"enrolled": leads, "sent": leads, "unique_opens": openers, "unique_clicks": 0},
-        "product": {"sent": openers, "unique_opens": clickers, "unique_clicks": clickers},
-        "coupon": {"sent": clickers, "unique_opens": redeemers, "unique_clicks": redeemers},
+        "discount": {"enrolled": leads, "sent": leads, "delivered": leads, "unique_opens": openers, "unique_clicks": 0},
+        "product": {"sent": openers, "delivered": openers, "unique_opens": clickers, "unique_clicks": clickers},
+        "coupon": {"sent": clickers, "delivered": clickers, "unique_opens": redeemers, "unique_clicks": redeemers},
     }
 
 

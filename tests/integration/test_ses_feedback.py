@@ -180,59 +180,92 @@ def mail_log(local_stack, lead_id: str) -> dict:
     return deserialize(item) if item else {}
 
 
-def test_a_delivery_marks_the_email_in_the_mail_log_and_counts_once_in_its_sequence_report(local_stack, client):
+def leadflow_email(path: Path, address: str, lead_id: str, message_id: str, at: str) -> dict:
+    """An SES event sample about an email leadflow sent: its recipient, the tags and header leadflow
+    sends, and every timestamp in it set to ``at``."""
+    message = json.loads(with_recipient(path, address))
+    message["mail"]["tags"].update({"lead": [lead_id], "sequence": ["welcome"], "step": ["welcome"]})
+    message["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": message_id})
+    message["mail"]["timestamp"] = at
+    for part in message.values():
+        if isinstance(part, dict) and "timestamp" in part:
+            part["timestamp"] = at
+    return message
+
+
+def test_delivered_is_sent_less_bounces_and_a_delivery_event_changes_nothing(local_stack, client):
     from tests.integration.test_reports import delta, sequence_cell
 
     # GIVEN a sign-up whose welcome email went out (the welcome step's figures of today before it)
-    day = client.tick()["now"][:10]
+    now = client.tick()["now"]
+    day = now[:10]
     before = sequence_cell(client, "welcome", "welcome", day)
     seen = {e["id"] for e in client.bus_events()}
     email = unique_email("delivered")
     lead_id = client.capture("demo-signup", {"email": email, "consent": True})
     client.tick()
     send = next(s for s in mail_log(local_stack, lead_id)["sends"] if s.get("s") == "welcome")
-    assert "d" not in send
-    # WHEN SES publishes its Delivery event of that email (the documented sample, with the tags and
-    # header leadflow sends), and redelivers it twice
-    message = json.loads(with_recipient(SES / "awsdocs_eventpublishing_Delivery.json", email))
-    message["mail"]["tags"].update({"lead": [lead_id], "sequence": ["welcome"], "step": ["welcome"]})
-    message["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": send["m"]})
-    for _ in range(3):
-        publish(local_stack, json.dumps(message))
-        drain(local_stack, client)
-    # THEN the email is marked delivered (and confirmed) in the mail log
-    marked = next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == send["m"])
-    assert (marked.get("d"), marked.get("c")) == (True, True)
-    # AND the welcome step's report counts it delivered once, on the day it was sent
+    log_before = mail_log(local_stack, lead_id)
+    # THEN the report counts it sent and delivered (nothing bounced)
     assert delta(sequence_cell(client, "welcome", "welcome", day), before) == {"enrolled": 1, "sent": 1, "delivered": 1}
-    # AND it is no activity and no bus event: nothing scored, published or queued for it (issue 17)
+    # WHEN SES publishes a Delivery event of it (the template does not subscribe to them; an
+    # operator may), redelivered twice
+    delivery = leadflow_email(SES / "awsdocs_eventpublishing_Delivery.json", email, lead_id, send["m"], now)
+    for _ in range(3):
+        publish(local_stack, json.dumps(delivery))
+        drain(local_stack, client)
+    # THEN nothing changes: the mail log is as it was, the report the same, no activity, no bus event
+    assert mail_log(local_stack, lead_id) == log_before
+    assert delta(sequence_cell(client, "welcome", "welcome", day), before) == {"enrolled": 1, "sent": 1, "delivered": 1}
     kinds = [a["type"] for a in client.api(f"/leads/{lead_id}").json()["activities"]]
     assert not {"email_delivered", "email_sent"} & set(kinds)
     mine = [e for e in client.bus_events() if e["id"] not in seen and e["detail"].get("lead_id") == lead_id]
     assert [e for e in mine if e["source"] == "leadflow.email"] == []
+    # WHEN the email bounces
+    bounced_at = client.tick()["now"]
+    bounce = leadflow_email(SES / "awsdocs_eventpublishing_Bounce.json", email, lead_id, send["m"], bounced_at)
+    publish(local_stack, json.dumps(bounce))
+    drain(local_stack, client)
+    settle_reports(local_stack, client)
+    # THEN it counts as bounced, and no longer as delivered
+    assert delta(sequence_cell(client, "welcome", "welcome", day), before) == {"enrolled": 1, "sent": 1, "bounces": 1}
     assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
 
 
-def test_a_delivery_of_a_logged_email_of_no_sequence_is_marked_and_counts_nowhere(local_stack, client):
-    from leadflow.adapters.dynamo_json import serialize
+def settle_reports(local_stack, client, seconds: float = 15) -> None:
+    """Tick until the reporting queue is empty (the bounce's activity counted)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        client.tick()
+        if local_stack.queue_depths()["ReportingQueue"] == {"visible": 0, "in_flight": 0}:
+            return
+        time.sleep(0.5)
 
-    # GIVEN a lead whose mail log lists an email of no sequence (an entry as older versions wrote)
-    email = unique_email("delivered-plain")
-    lead_id = client.capture("demo-signup", {"email": email})
-    client.tick()
-    log = mail_log(local_stack, lead_id)
-    log["sends"] = [*log.get("sends", []), {"at": client.tick()["now"], "m": "plain-1"}]
-    log["v"] = int(log.get("v", 0)) + 1
-    log.update(PK=f"LEAD#{lead_id}", SK="MAIL", kind="mail")
-    local_stack.client("dynamodb").put_item(TableName=local_stack.outputs["LeadsTableName"], Item=serialize(log))
-    # WHEN its Delivery event arrives (twice)
-    message = json.loads(with_recipient(SES / "awsdocs_eventpublishing_Delivery.json", email))
-    message["mail"]["tags"]["lead"] = [lead_id]
-    message["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": "plain-1"})
-    for _ in range(2):
-        publish(local_stack, json.dumps(message))
+
+def test_a_send_event_writes_the_mail_log_only_for_an_uncertain_send(local_stack, client):
+    from datetime import datetime, timedelta
+
+    from leadflow.adapters.nurture.store import DynamoNurtureStore
+
+    # GIVEN a sign-up whose welcome email went out plainly (not uncertain)
+    email = unique_email("sendevent")
+    lead_id = client.capture("demo-signup", {"email": email, "consent": True})
+    now = datetime.fromisoformat(client.tick()["now"])
+    send = next(s for s in mail_log(local_stack, lead_id)["sends"] if s.get("s") == "welcome")
+    log_before = mail_log(local_stack, lead_id)
+    # WHEN its Send event arrives 75 s after SES took the email (the SES events queue's delay in AWS)
+    took = (now - timedelta(seconds=75)).isoformat().replace("+00:00", "Z")
+    event = leadflow_email(SES / "awsdocs_eventpublishing_Send.json", email, lead_id, send["m"], took)
+    publish(local_stack, json.dumps(event))
     drain(local_stack, client)
-    # THEN it is marked delivered, with nothing left in the queue or its DLQ
-    marked = next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == "plain-1")
-    assert (marked.get("d"), marked.get("c")) == (True, True)
+    # THEN the mail log is only read: nothing written
+    assert mail_log(local_stack, lead_id) == log_before
+    # WHEN the send is marked uncertain (its SendEmail failed ambiguously) and the event comes again
+    store = DynamoNurtureStore(local_stack.outputs["LeadsTableName"], local_stack.client("dynamodb"))
+    assert store.mark_uncertain(lead_id, send["m"], now, float("inf"))
+    publish(local_stack, json.dumps(event))
+    drain(local_stack, client)
+    # THEN it is confirmed: never sent again
+    marked = next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == send["m"])
+    assert marked.get("c") is True and "u" in marked
     assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}

@@ -500,8 +500,24 @@ def test_every_public_route_has_its_own_throttle(template):
     assert not any(f"$context.{field}" in log_format for field in ("path", "identity.sourceIp", "requestOverride"))
 
 
-def test_ses_publishes_only_what_leadflow_does_not_track_itself(template):
+def test_ses_publishes_only_what_leadflow_does_not_track_itself_nor_work_out(template):
     destination = template["Resources"]["SesConfigurationSetEvents"]["Properties"]["EventDestination"]
     published = set(destination["MatchingEventTypes"])
-    assert not published & {"open", "click"}
-    assert {"send", "reject", "bounce", "complaint", "delivery", "renderingFailure", "deliveryDelay"} <= published
+    # opens and clicks are leadflow's own; delivered is sent less bounces (one event per email spared)
+    assert not published & {"open", "click", "delivery"}
+    assert {"send", "reject", "bounce", "complaint", "renderingFailure", "deliveryDelay"} <= published
+
+
+def test_ses_events_wait_until_an_ambiguous_send_is_marked(template):
+    from datetime import timedelta
+
+    from leadflow.domain.nurture.mail_log import SEND_SETTLED, UNCERTAIN_MARK_WITHIN
+
+    # GIVEN the SES events queue's delay, and the bound the nurture service keeps on marking a send uncertain
+    delay = timedelta(seconds=template["Resources"]["SesEventsQueue"]["Properties"]["DelaySeconds"])
+    # THEN a Send event is applied only once its send is marked if it ever will be (with a margin
+    # for the clocks), so that it may write nothing for every other email
+    assert delay >= SEND_SETTLED + timedelta(seconds=10)
+    longest_write = timedelta(seconds=24)  # 3 attempts of 2 s to connect and 5 s to read, and backoff
+    assert timedelta(seconds=UNCERTAIN_MARK_WITHIN) + longest_write + timedelta(seconds=10) <= SEND_SETTLED
+    assert delay <= timedelta(seconds=900)  # SQS's largest DelaySeconds

@@ -26,6 +26,7 @@ from leadflow.adapters.memory import (
 from leadflow.config.workspace import Workspace
 from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.nurture import Enrollment
+from leadflow.domain.nurture.mail_log import SEND_SETTLED, UNCERTAIN_MARK_WITHIN
 from leadflow.ports import SendRejected, SendThrottled, SendUncertain
 from leadflow.services.nurture import NurtureService, TokenIssuer, broadcast_parts, slot_block
 from tests.conftest import WORKSPACE
@@ -190,17 +191,18 @@ def test_an_uncertain_send_that_ses_confirms_is_counted_as_sent_once(nurture: Nu
         # (SES's Send event applied before the failed call marked the send uncertain)
         real_mark = nurture.store.mark_uncertain
 
-        def confirmed_first(lead_id: str, message_id: str, now: datetime) -> None:
-            nurture.store.confirm_send(lead_id, message_id)
-            real_mark(lead_id, message_id, now)
+        def confirmed_first(lead_id: str, message_id: str, now: datetime, until: float) -> bool:
+            # a Send event seconds old finds the send unmarked: it confirms it, to be safe
+            assert nurture.store.confirm_send(lead_id, message_id, now, now + timedelta(seconds=5))
+            return real_mark(lead_id, message_id, now, until)
 
         nurture.store.mark_uncertain = confirmed_first  # type: ignore[method-assign]
     assert nurture.step("L1") == {"uncertain": 1}
     assert not any(row[4] == "sent" for row in nurture.service.counts.take())
     (send,) = nurture.store.mail_log("L1").sends
     # WHEN SES's Send event confirms it, and the step comes round again (twice: a redelivery)
-    if not event_first:
-        nurture.store.confirm_send("L1", send["m"])
+    if not event_first:  # applied when the SES events queue lets it go, 75 s after SES took it
+        assert nurture.store.confirm_send("L1", send["m"], NOW, NOW + timedelta(seconds=75))
     nurture.sender.fail_with = None
     nurture.clock.current = NOW + timedelta(minutes=10)
     nurture.step("L1")
@@ -210,6 +212,53 @@ def test_an_uncertain_send_that_ses_confirms_is_counted_as_sent_once(nurture: Nu
     assert nurture.enrollment("L1").step_id == "wait-discount"
     sent = [row for row in nurture.service.counts.take() if row[4] == "sent"]
     assert sent == [[PUSH, sent[0][1], "discount", "-", "sent", 1]]
+
+
+def test_a_send_event_writes_only_for_an_uncertain_send_once_it_is_settled(nurture: Nurture) -> None:
+    # GIVEN two emails sent: one plainly, one whose SendEmail failed ambiguously
+    for lead in ("L1", "L2"):
+        nurture.service.enroll_lead(lead, PUSH)
+    assert nurture.step("L1") == {"waiting": 1}
+    nurture.sender.fail_with = SendUncertain("read timeout")
+    assert nurture.step("L2") == {"uncertain": 1}
+    (plain,), (uncertain,) = nurture.store.mail_log("L1").sends, nurture.store.mail_log("L2").sends
+    version = nurture.store.mail_log("L1").version
+    # WHEN their Send events are applied after the SES events queue's delay (75 s)
+    later = NOW + timedelta(seconds=75)
+    # THEN the plain send's is only read (no write: the log keeps its version), the uncertain one confirmed
+    assert not nurture.store.confirm_send("L1", plain["m"], NOW, later)
+    assert nurture.store.mail_log("L1").version == version and "c" not in nurture.store.mail_log("L1").sends[0]
+    assert nurture.store.confirm_send("L2", uncertain["m"], NOW, later)
+    assert nurture.store.mail_log("L2").sends[0]["c"] is True
+    # AND a redelivered event writes nothing more; an email the log does not know writes nothing
+    assert not nurture.store.confirm_send("L2", uncertain["m"], NOW, later)
+    assert not nurture.store.confirm_send("L1", "not-logged", NOW, NOW)
+    # AND an event younger than SEND_SETTLED confirms an unmarked send too (it may yet be marked)
+    assert nurture.store.confirm_send("L1", plain["m"], NOW, NOW + SEND_SETTLED - timedelta(seconds=1))
+
+
+def test_an_ambiguous_send_marked_too_late_stands_as_sent_and_is_never_repeated(
+    nurture: Nurture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a SendEmail that failed ambiguously after UNCERTAIN_MARK_WITHIN had passed since it began
+    nurture.service.enroll_lead("L1", PUSH)
+    nurture.sender.fail_with = SendUncertain("read timeout")
+    real_mark = nurture.store.mark_uncertain
+
+    def too_late(lead_id: str, message_id: str, now: datetime, until: float) -> bool:
+        return real_mark(lead_id, message_id, now, until - UNCERTAIN_MARK_WITHIN - 1)
+
+    monkeypatch.setattr(nurture.store, "mark_uncertain", too_late)
+    # WHEN the step runs, and again after the confirmation window with SES answering
+    assert nurture.step("L1") == {"uncertain_unmarked": 1}
+    (send,) = nurture.store.mail_log("L1").sends
+    assert "u" not in send  # a Send event applied now would rightly leave it as it is
+    nurture.sender.fail_with = None
+    nurture.clock.current = NOW + timedelta(minutes=20)
+    nurture.step("L1")
+    # THEN the email is never sent again (at most once) and the enrollment moved on
+    assert nurture.sender.sent == []
+    assert nurture.enrollment("L1").step_id == "wait-discount"
 
 
 def test_a_rejected_address_is_never_tried_again(nurture: Nurture) -> None:

@@ -133,19 +133,14 @@ class FakeFeedbackStore:
 
 class FakeConfirmations:
     def __init__(self) -> None:
-        self.confirmed: list[tuple[str, str]] = []
-        self.delivered: list[tuple[str, str]] = []
+        self.confirmed: list[tuple[str, str, datetime, datetime]] = []
 
-    def confirm_send(self, lead_id: str, message_id: str) -> None:
-        self.confirmed.append((lead_id, message_id))
-
-    def confirm_delivery(self, lead_id: str, message_id: str) -> bool:
-        first = (lead_id, message_id) not in self.delivered
-        self.delivered.append((lead_id, message_id))
-        return first
+    def confirm_send(self, lead_id: str, message_id: str, accepted_at: datetime, now: datetime) -> bool:
+        self.confirmed.append((lead_id, message_id, accepted_at, now))
+        return True
 
 
-def test_a_send_event_confirms_the_send_leadflow_made() -> None:
+def test_a_send_event_confirms_the_send_leadflow_made_and_a_delivery_changes_nothing() -> None:
     # GIVEN SES's Send event (the documented sample) of an email leadflow sent: its tags and header
     event = load_json(EXTERNAL / "ses" / "awsdocs_eventpublishing_Send.json")
     event["mail"]["tags"]["lead"] = ["01KLEAD"]
@@ -154,19 +149,21 @@ def test_a_send_event_confirms_the_send_leadflow_made() -> None:
     other["mail"]["tags"]["lead"] = ["01KLEAD"]
     other["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": "01KLEAD-welcome-1"})
     confirmations = FakeConfirmations()
+    now = datetime(2026, 12, 1, tzinfo=UTC)
 
     class Clock:
         def now(self) -> datetime:
-            return datetime(2026, 12, 1, tzinfo=UTC)
+            return now
 
     store = FakeFeedbackStore()
     service = FeedbackService(store, Clock(), str.casefold, confirmations)
-    # WHEN it and a later Delivery (twice: SQS redelivers) are applied
-    applied = [service.handle(feedback) for message in (event, other, other) for feedback in parse_message(message)]
-    # THEN the Send event, and only it, confirms that send; the Delivery marks it delivered, once
-    assert confirmations.confirmed == [("01KLEAD", "01KLEAD-welcome-1")]
-    assert confirmations.delivered == [("01KLEAD", "01KLEAD-welcome-1")] * 2
-    assert applied == [True, True, False]
+    # WHEN it and a Delivery (not published by the template; an operator may add it) are applied
+    applied = [service.handle(feedback) for message in (event, other) for feedback in parse_message(message)]
+    # THEN the Send event, and only it, goes to the mail log, with when SES took the email and now
+    # (MailLog.confirmation_needed decides from those whether to write)
+    accepted = datetime.fromisoformat(event["mail"]["timestamp"].replace("Z", "+00:00"))
+    assert confirmations.confirmed == [("01KLEAD", "01KLEAD-welcome-1", accepted, now)]
+    assert applied == [True, False]
     # AND neither records an activity, an event or anything else (one of each per email: issue 17)
     assert store.writes == []
 
@@ -189,7 +186,7 @@ def test_send_and_delivery_events_of_an_email_leadflow_did_not_log_change_nothin
     ]
     # THEN nothing is confirmed and nothing written
     assert applied == [False, False]
-    assert (confirmations.confirmed, confirmations.delivered, store.writes) == ([], [], [])
+    assert (confirmations.confirmed, store.writes) == ([], [])
 
 
 # ---------------------------------------------------------------------------- the mail log's rules

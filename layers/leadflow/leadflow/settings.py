@@ -118,7 +118,6 @@ class TrackingSettings(_Settings):
 
 class FeedbackSettings(_Settings):
     leads_table: str
-    reports_table: str
     suppression_secret_arn: str
 
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from leadflow.adapters.nurture.items import shard_of
@@ -203,17 +204,21 @@ class InMemoryNurtureStore:
             if log.has(message_id):
                 self.logs[lead_id] = log.released(message_id)
 
-    def mark_uncertain(self, lead_id: str, message_id: str, now: datetime) -> None:
+    def mark_uncertain(self, lead_id: str, message_id: str, now: datetime, until: float) -> bool:
         with self._lock:
             log = self.mail_log(lead_id)
-            if log.has(message_id):
-                self.logs[lead_id] = log.marked(message_id, {"u": utc_iso(now)})
+            if not log.has(message_id) or monotonic() >= until:
+                return False
+            self.logs[lead_id] = log.marked(message_id, {"u": utc_iso(now)})
+            return True
 
-    def confirm_send(self, lead_id: str, message_id: str) -> None:
+    def confirm_send(self, lead_id: str, message_id: str, accepted_at: datetime, now: datetime) -> bool:
         with self._lock:
             log = self.mail_log(lead_id)
-            if log.has(message_id):
-                self.logs[lead_id] = log.marked(message_id, {"c": True})
+            if not log.confirmation_needed(message_id, accepted_at, now):
+                return False
+            self.logs[lead_id] = log.marked(message_id, {"c": True})
+            return True
 
     def touch_mail(self, lead_id: str) -> None:
         with self._lock:

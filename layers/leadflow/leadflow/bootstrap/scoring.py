@@ -53,9 +53,9 @@ def tracking_service() -> TrackingService:
 
 @cache
 def feedback_service() -> FeedbackService:
-    """SES feedback (bounces, complaints; Send and Delivery events confirming an email in its mail log)."""
+    """SES feedback (bounces, complaints; Send events confirming an ambiguous send in its mail log)."""
     from leadflow.adapters.dynamo import DynamoLeadStore
-    from leadflow.adapters.nurture.deliveries import SesConfirmations
+    from leadflow.adapters.nurture.store import DynamoNurtureStore
     from leadflow.adapters.secrets import SecretKey
     from leadflow.domain.gdpr import AddressHasher
     from leadflow.services.feedback import FeedbackService
@@ -63,5 +63,5 @@ def feedback_service() -> FeedbackService:
     settings = FeedbackSettings.from_env()
     hasher = AddressHasher(SecretKey(settings.suppression_secret_arn))
     store = DynamoLeadStore(settings.leads_table)
-    confirmations = SesConfirmations(settings.leads_table, settings.reports_table)
+    confirmations = DynamoNurtureStore(settings.leads_table)
     return FeedbackService(store, system_clock(), hasher, confirmations)

@@ -65,7 +65,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{summary['stage_records']} stage records: drift {summary['drift']}, "
         f"missing stage records {summary['missing_stage_records']}"
     )
-    print(f"  deliveries recomputed from {summary['delivered_verified_since']} (the mail logs keep 7 days)")
+    print(f"  sends compared with the mail logs from {summary['mail_logs_since']} (they keep 7 days)")
     for row in summary["sends_unlike_sent"]:  # informational: not drift (rejected or uncertain sends stay logged)
         print(f"  note: {row['pk']} {row['sk']}: {row['in_mail_logs']} in mail logs, {row['counted_sent']} sent")
     print(f"  {'report':<10} {'counters':>9} {'drift':>6} {'uncounted':>10}")

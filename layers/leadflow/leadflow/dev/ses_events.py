@@ -46,8 +46,12 @@ def send_event(request: dict[str, Any], ses_message_id: str, now: datetime) -> d
     }
 
 
-def install(topic_arn: Callable[[], str | None], account_id: str, region: str) -> None:
-    """Publish a Send event to ``topic_arn()`` for every raw message moto's SESv2 takes with a configuration set."""
+def install(
+    topic_arn: Callable[[], str | None], account_id: str, region: str, now: Callable[[], datetime] | None = None
+) -> None:
+    """Publish a Send event to ``topic_arn()`` for every raw message moto's SESv2 takes with a configuration set,
+    stamped with ``now()`` (the local stack's clock, which its functions read: real time by default)."""
+    clock = now or (lambda: datetime.now(UTC))
     from moto.sesv2.responses import SESV2Response
     from moto.sns.models import sns_backends
 
@@ -58,7 +62,7 @@ def install(topic_arn: Callable[[], str | None], account_id: str, region: str) -
         request = json.loads(self.body)
         topic = topic_arn()
         if topic and request.get("ConfigurationSetName"):
-            event = send_event(request, json.loads(answer)["MessageId"], datetime.now(UTC))
+            event = send_event(request, json.loads(answer)["MessageId"], clock())
             if event is not None:
                 sns_backends[account_id][region].get_topic(topic).publish(json.dumps(event))
         return answer

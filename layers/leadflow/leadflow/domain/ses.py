@@ -30,8 +30,10 @@ Decisions (see ``suppresses`` and ``unsubscribes``):
   tracks opens and clicks itself, and counting SES's too would count each twice.
 - Send and Delivery events record no activity either (``CONFIRMATIONS``): there is one of each
   per email, so an activity, a bus event and a scoring of each would cost more than everything
-  else a campaign does (issue 17). They confirm the email in the lead's mail log instead, and a
-  Delivery adds one to its sequence report's ``delivered`` counter.
+  else a campaign does (issue 17). A Send event confirms an ambiguous send in the lead's mail log
+  (``MailLog.confirmation_needed``); the configuration set does not publish Delivery (a report's
+  ``delivered`` is sent less bounces, as HubSpot and Mailchimp count it), and one that arrives
+  changes nothing.
 
 Here: the feedback model, the refusals and the decisions. Parsing is in ``ses_parsing`` (the
 entry points and the SNS and EventBridge envelopes) and ``ses_records`` (the SES record itself).
@@ -165,6 +167,6 @@ def activity_type(feedback: SesFeedback) -> str | None:
     change records no email activity: ``unsubscribes`` covers what it means. SES opens and clicks
     record none either (``TRACKED_BY_LEADFLOW``): leadflow's pixel and click redirect count them
     once; the configuration set does not publish them, and one that arrives is not a second count.
-    Send and Delivery events record none (``CONFIRMATIONS``): they confirm the email in the mail log.
+    Send and Delivery events record none (``CONFIRMATIONS``): a Send event confirms an ambiguous send.
     """
     return ACTIVITY_TYPES.get(feedback.kind)

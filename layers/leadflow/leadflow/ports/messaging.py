@@ -1,5 +1,5 @@
 """Email: the sender (and how a send fails), and SES feedback (bounces, complaints, unsubscribes,
-sends and deliveries) written back."""
+ambiguous sends confirmed) written back."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # not imported at run time: form capture's cold start loads neither the renderer nor nurture
+    from datetime import datetime
+
     from leadflow.domain.events import DomainEvent
     from leadflow.domain.rendering import RenderedEmail
 
@@ -62,13 +64,8 @@ class FeedbackStore(Protocol):
 
 
 class SendConfirmations(Protocol):
-    def confirm_send(self, lead_id: str, message_id: str) -> None:
-        """SES took this email (its Send event): an ambiguous send of it is never repeated."""
-        ...
-
-    def confirm_delivery(self, lead_id: str, message_id: str) -> bool:
-        """The recipient's server took this email (its Delivery event): marked on the email in the
-        mail log and, for a sequence's email, added to its report's ``delivered`` counter, in one
-        write. False when there is nothing to mark: the email is not in the log, or already marked
-        (a redelivered event)."""
+    def confirm_send(self, lead_id: str, message_id: str, accepted_at: datetime, now: datetime) -> bool:
+        """SES took this email at ``accepted_at`` (its Send event): marked confirmed on the email in
+        the mail log when the log needs it (``MailLog.confirmation_needed``: an uncertain send is
+        never repeated). False when nothing was written."""
         ...

@@ -172,8 +172,10 @@ class NurtureStore(Protocol):
         ``log`` was read: decide again)."""
         ...
 
-    def mark_uncertain(self, lead_id: str, message_id: str, now: datetime) -> None:
-        """Keep a claim whose send failed ambiguously, marked uncertain since ``now``."""
+    def mark_uncertain(self, lead_id: str, message_id: str, now: datetime, until: float) -> bool:
+        """Keep a claim whose send failed ambiguously, marked uncertain since ``now``; no write is
+        started once ``time.monotonic()`` passes ``until`` (``UNCERTAIN_MARK_WITHIN``: the claim then
+        stands as sent). False when not marked."""
         ...
 
     def hold(self, enrollment: Enrollment, log: MailLog) -> bool:

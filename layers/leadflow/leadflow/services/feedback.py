@@ -38,8 +38,8 @@ class FeedbackService:
         """Apply one piece of feedback; False when it was already applied (a duplicate) or changed
         nothing.
 
-        Send and Delivery events (one of each per email) confirm the email in the mail log
-        (``_confirm``); the rest write ``record_feedback``'s transaction.
+        Send and Delivery events (one of each per email) record nothing but an ambiguous send's
+        confirmation in the mail log (``_confirm``); the rest write ``record_feedback``'s transaction.
         """
         if feedback.kind in CONFIRMATIONS:
             return self._confirm(feedback)
@@ -85,19 +85,18 @@ class FeedbackService:
         return self.store.record_feedback(write)
 
     def _confirm(self, feedback: SesFeedback) -> bool:
-        """A Send or Delivery event of an email leadflow sent: its tag names the lead and its header
-        leadflow's message id (an email without them is not one leadflow logged: nothing to do).
+        """A Send event of an email leadflow sent: its tag names the lead and its header leadflow's
+        message id (an email without them is not one leadflow logged: nothing to do).
 
-        A Send event confirms the send: the delivery policy's answer to an ambiguous SendEmail
-        (README, "Email delivery"). A Delivery event marks the email delivered and counts it for
-        its sequence report, once. Neither records an activity, a bus event or a score: at one
-        each per email that cost more than the rest of a campaign (issue 17).
+        It confirms an ambiguous send (the delivery policy's answer to an ambiguous SendEmail:
+        README, "Email delivery"), written only when the mail log needs it
+        (``MailLog.confirmation_needed``). A Delivery event changes nothing: the configuration set
+        does not publish them (one per email would cost more than the rest of a campaign, issue
+        17), and a report's ``delivered`` is its sent less its bounces. Neither records an
+        activity, a bus event or a score.
         """
         lead_id = feedback.tag("lead_id") or feedback.tag("lead")
         message_id = feedback.headers.get(MESSAGE_HEADER)
-        if not lead_id or not message_id or self.sends is None:
+        if feedback.kind is not FeedbackKind.SENT or not lead_id or not message_id or self.sends is None:
             return False
-        if feedback.kind is FeedbackKind.SENT:
-            self.sends.confirm_send(lead_id, message_id)
-            return True
-        return self.sends.confirm_delivery(lead_id, message_id)
+        return self.sends.confirm_send(lead_id, message_id, feedback.occurred_at, self.clock.now())

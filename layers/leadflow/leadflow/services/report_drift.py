@@ -54,11 +54,11 @@ class VerifyResult:
     """Counter items compared, per report."""
     uncounted: Counter[str] = field(default_factory=Counter)
     """Raw records whose marker is missing (the reports never counted them), per report."""
-    delivered_since: str = ""
-    """The first day whose deliveries are recomputed (the mail logs' marks of earlier ones are gone)."""
+    logged_since: str = ""
+    """The first day whose sends the mail logs still hold (they keep 7 days)."""
     sends_unlike_sent: list[tuple[Key, int, int]] = field(default_factory=list)
     """Informational: ``(counter, emails in the mail logs, sent counted)`` where they differ, from
-    ``delivered_since`` on (an email SES rejected, or whose send stayed uncertain, is logged and not
+    ``logged_since`` on (an email SES rejected, or whose send stayed uncertain, is logged and not
     counted as sent; one claimed just before midnight may be counted the next day)."""
 
     @property
@@ -73,7 +73,7 @@ class VerifyResult:
             "stage_records": self.stage_records,
             "missing_stage_records": len(self.missing_stage_records),
             "drift": len(self.drift),
-            "delivered_verified_since": self.delivered_since,
+            "mail_logs_since": self.logged_since,
             "sends_unlike_sent": [
                 {"pk": k[0], "sk": k[1], "in_mail_logs": logged, "counted_sent": sent}
                 for k, logged, sent in self.sends_unlike_sent[:SHOWN]

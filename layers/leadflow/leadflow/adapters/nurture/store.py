@@ -25,6 +25,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -48,6 +49,7 @@ from leadflow.adapters.nurture.items import (
     mail_item,
     mail_key,
 )
+from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.nurture import Enrollment
 from leadflow.domain.nurture.mail_log import MailLog, utc_iso
 from leadflow.ports import NurtureStore, ProfileChange
@@ -290,20 +292,27 @@ class DynamoNurtureStore(DueIndex, BroadcastRuns):
             if self._put_log(lead_id, log.version, log.released(message_id)):
                 return
 
-    def mark_uncertain(self, lead_id: str, message_id: str, now: datetime) -> None:
-        """The provider call failed ambiguously: keep the claim, noting since when."""
-        self._mark_send(lead_id, message_id, {"u": utc_iso(now)})
-
-    def confirm_send(self, lead_id: str, message_id: str) -> None:
-        """SES's Send event for this email arrived: it was taken (never sent again)."""
-        self._mark_send(lead_id, message_id, {"c": True})
-
-    def _mark_send(self, lead_id: str, message_id: str, change: dict[str, Any]) -> None:
-        """Set fields of one send of the log (if it is there), re-reading until the write holds."""
+    def mark_uncertain(self, lead_id: str, message_id: str, now: datetime, until: float) -> bool:
+        """The provider call failed ambiguously: keep the claim, noting since when (no write started
+        after ``until``, a ``time.monotonic()`` value: ``MailLog.confirmation_needed`` relies on it)."""
         for _ in range(5):
             log = self.mail_log(lead_id)
-            if not log.has(message_id) or self._put_log(lead_id, log.version, log.marked(message_id, change)):
-                return
+            if not log.has(message_id) or monotonic() >= until:
+                return False
+            if self._put_log(lead_id, log.version, log.marked(message_id, {"u": utc_iso(now)})):
+                return True
+        return False
+
+    def confirm_send(self, lead_id: str, message_id: str, accepted_at: datetime, now: datetime) -> bool:
+        """SES's Send event for this email arrived: marked taken (never sent again) when the send is
+        uncertain or may yet be marked so (``MailLog.confirmation_needed``); else only read."""
+        for _ in range(5):
+            log = self.mail_log(lead_id)
+            if not log.confirmation_needed(message_id, accepted_at, now):
+                return False
+            if self._put_log(lead_id, log.version, log.marked(message_id, {"c": True})):
+                return True
+        raise StorageUnavailable("the mail log kept changing while a send was confirmed")  # the event is retried
 
     def mail_log(self, lead_id: str) -> MailLog:
         item = self.client.get_item(TableName=self.table, Key=serialize(mail_key(lead_id)), ConsistentRead=True).get(

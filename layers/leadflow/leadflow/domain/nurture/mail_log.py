@@ -11,6 +11,14 @@ A send whose provider call failed ambiguously (a 5xx, a lost answer: it may have
 claimed, marked uncertain (``u``: when), until the provider confirms it (``c``: SES's Send event)
 or ``CONFIRM_WINDOW`` passes without a confirmation: then it was not taken and may be claimed
 again (``claim_state``). README, "Email delivery".
+
+SES publishes a Send event for every email it takes, but only an uncertain send needs one: the
+event is written (``c``) only when the send is marked ``u``, or when the event is younger than
+``SEND_SETTLED`` (its send may still be marked: written then, to be safe). The SES events queue
+holds each event back longer than that, so in AWS nearly no Send event writes (one read each,
+where every one was a read and a write: docs/benchmarks.md section 6). That rests on a bound the
+nurture service keeps: it marks a send uncertain only within ``UNCERTAIN_MARK_WITHIN`` of the
+``SendEmail`` call's start, and gives up otherwise (the claim then stands as sent: at most once).
 """
 
 from __future__ import annotations
@@ -29,6 +37,16 @@ claimed send can stay unrecorded on its enrollment (a failed batch is retried wi
 CONFIRM_WINDOW = timedelta(minutes=15)
 """How long an ambiguous send waits for SES's Send event before it counts as never taken. SES
 publishes Send as it takes a message; through SNS and SQS it is applied within seconds."""
+
+UNCERTAIN_MARK_WITHIN = 20.0
+"""Seconds after its ``SendEmail`` call began within which an ambiguous send may still be marked
+uncertain; later, the mark is not written and the claim stands as sent (never sent twice)."""
+
+SEND_SETTLED = timedelta(seconds=60)
+"""When SES took an email this long ago, its send is marked uncertain already if it ever will be:
+``UNCERTAIN_MARK_WITHIN`` (20 s), plus the longest a DynamoDB write started then can take to land
+under the clients' timeouts (3 attempts of 2 s to connect and 5 s to read, ~3 s of backoff: 24 s),
+plus 16 s for clocks. The SES events queue's ``DelaySeconds`` (template.yaml) is longer than this."""
 
 _ISO: dict[datetime, str] = {}
 _ISO_LIMIT = 1024
@@ -93,6 +111,15 @@ class MailLog:
         if "u" not in send or send.get("c"):
             return "taken"
         return "unconfirmed" if now - datetime.fromisoformat(send["u"]) < CONFIRM_WINDOW else "resend"
+
+    def confirmation_needed(self, message_id: str, accepted_at: datetime, now: datetime) -> bool:
+        """Whether SES's Send event for this email (SES took it at ``accepted_at``) is to be written:
+        the send is in the log, not confirmed yet, and marked uncertain, or the event is younger
+        than ``SEND_SETTLED`` (the send may yet be marked: confirmed to be safe)."""
+        send = next((s for s in self.sends if s.get("m") == message_id), None)
+        if send is None or send.get("c"):
+            return False
+        return "u" in send or now - accepted_at < SEND_SETTLED
 
     def claim(
         self, message_id: str, record: dict[str, Any], now: datetime, held: Enrollment | None = None

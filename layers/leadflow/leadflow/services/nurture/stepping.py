@@ -16,12 +16,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from functools import lru_cache
+from time import monotonic
 from typing import Any
 
 from leadflow.domain.consent import NO_CONSENT, may_track
 from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.nurture import EmailToSend, Enrollment, LeadView, Outcome, advance, holdable, skipped
-from leadflow.domain.nurture.mail_log import MailLog
+from leadflow.domain.nurture.mail_log import UNCERTAIN_MARK_WITHIN, MailLog
 from leadflow.domain.rendering import LinkSigner, RenderedEmail, TemplateProblem, sender_of
 from leadflow.ports import NurtureStore, SendRejected, SendThrottled, SendUncertain
 from leadflow.services.nurture.actions import Actions
@@ -342,6 +343,7 @@ class Stepping(Actions):
             result.outcomes["awaiting_confirmation"] += 1
             return "retry", log
         tags = {"lead": lead_id, "sequence": sequence.id, "step": email.step_id}
+        began = monotonic()
         try:
             self.sender.send(rendered, str(lead.profile["email"]), email.message_id, tags)
         except SendThrottled:
@@ -354,9 +356,13 @@ class Stepping(Actions):
             return "taken", log  # counted as this step's email: never retried
         except SendUncertain:
             # It may have gone out: the claim stays, and the step waits for SES's Send event
-            # (sent again only if none comes within the store's CONFIRM_WINDOW).
-            self.store.mark_uncertain(lead_id, email.message_id, now)
-            result.outcomes["uncertain"] += 1
+            # (sent again only if none comes within the store's CONFIRM_WINDOW). Marked only
+            # within UNCERTAIN_MARK_WITHIN of the call's start, which a Send event relies on to
+            # leave a send it finds unmarked as it is; later, the claim stands as sent.
+            if self.store.mark_uncertain(lead_id, email.message_id, now, began + UNCERTAIN_MARK_WITHIN):
+                result.outcomes["uncertain"] += 1
+            else:
+                result.outcomes["uncertain_unmarked"] += 1
             return "retry", self.store.mail_log(lead_id)
         result.sent += 1
         self.counts.add(sequence.id, version, email.step_id, email.variant, "sent")
