@@ -205,9 +205,6 @@ def priced_lines(  # noqa: PLR0917 - the measured quantities of one run
         name = names.get(url, url.rsplit("/", 1)[-1])
         if any(name.startswith(q) for q in RULE_QUEUES):
             line("SQS", f"{name}: deliveries by the EventBridge rule", received, PRICE["sqs_request"])
-        if name.startswith("SesEventsQueue"):
-            line("SNS", "SES events published to the topic", received, PRICE["sns_publish"])
-            line("SQS", f"{name}: deliveries by the SNS subscription", received, PRICE["sqs_request"])
         batches = counts["sqs_nonempty_receives"].get(url, 0)
         line("SQS", f"{name}: event source mapping receive + delete", 2 * batches, PRICE["sqs_request"])
     entries = sum(counts["put_events_entries"].values())

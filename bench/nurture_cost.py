@@ -79,7 +79,6 @@ PRICE = {
     "ddb_wru": 0.625 / 1_000_000,  # DynamoDB on-demand, per write request unit
     "ddb_rru": 0.125 / 1_000_000,  # DynamoDB on-demand, per read request unit
     "sqs_request": 0.40 / 1_000_000,  # SQS standard, per request (64 KB chunk)
-    "sns_publish": 0.50 / 1_000_000,  # SNS standard, per publish (64 KB chunk); delivery to SQS is free
     "scheduler_invocation": 1.00 / 1_000_000,  # EventBridge Scheduler, per invocation
     "eventbridge_event": 1.00 / 1_000_000,  # EventBridge custom events (PutEvents), per event
     "apigw_http_request": 1.00 / 1_000_000,  # API Gateway HTTP API, per request (first 300M)
@@ -1233,8 +1232,9 @@ QUEUE_GROUP = {
     "ReportingQueue": REPORTING,
     "HandoffQueue": HANDOFF,
 }
-RULE_QUEUES = ("NurtureEventsQueue", "ScoringQueue", "SegmentsQueue", "ReportingQueue")
-"""Queues an EventBridge rule delivers to (SesEventsQueue: the SES topic's SNS subscription)."""
+RULE_QUEUES = ("NurtureEventsQueue", "ScoringQueue", "SegmentsQueue", "ReportingQueue", "SesEventsQueue")
+"""Queues an EventBridge rule delivers to (SesEventsQueue: SesEventsRule on the default bus, where
+SES puts its events: AWS service events, free on the bus and its rules; the queue's request is not)."""
 LAMBDA_CPU_SCALE = 1769 / 512
 """Lambda gives a function one vCPU at 1,769 MB: at 512 MB its CPU work takes ~3.5x as long as on one core here."""
 
@@ -1404,10 +1404,6 @@ def price(data: dict[str, Any]) -> dict[str, Any]:
         name = url_name[url]
         if name in RULE_QUEUES:
             line(url_group[url], "SQS", f"{name}: deliveries by the EventBridge rule", received, PRICE["sqs_request"])
-        if name == "SesEventsQueue":
-            # SES publishes each event to the SNS topic (a publish); SNS delivers it to the queue (an SQS request).
-            line(url_group[url], "SNS", "SES events published to the topic", received, PRICE["sns_publish"])
-            line(url_group[url], "SQS", f"{name}: deliveries by the SNS subscription", received, PRICE["sqs_request"])
         batches = counts["sqs_nonempty_receives"].get(url, 0)
         line(
             url_group[url],

@@ -499,25 +499,28 @@ def main() -> None:
     render_time.update(body=None, isBase64Encoded=False, headers={"accept": "application/json"})
     write("track_render_time.json", render_time)
 
-    # --- SesFeedbackTopic -> SesEventsQueue -> SesEventsFunction: Powertools' SNS-to-SQS event,
-    # its SNS envelope carrying the AWS docs' SES event-publishing Open sample.
-    sns_sqs = read("aws-events/powertools_snsSqsEvent.json")["Records"][0]
-    envelope = json.loads(sns_sqs["body"])
-    envelope["TopicArn"] = "arn:aws:sns:us-east-1:123456789012:leadflow-SesFeedbackTopic"
-    envelope["Message"] = json.dumps(read("ses/awsdocs_eventpublishing_Open.json"))
-    write("ses_events_sqs.json", {"Records": [queue_record(sns_sqs, json.dumps(envelope, indent=2), "SesEventsQueue")]})
-    # The same envelope carrying the AWS docs' Delivery sample of an email leadflow sent: the tags
-    # and header leadflow's nurture step puts on every email (adapters.ses, services.nurture.stepping).
+    # --- default event bus -> SesEventsRule -> SesEventsQueue -> SesEventsFunction: Powertools' SQS
+    # event carrying Powertools' EventBridge event, as SES puts it on the bus (source aws.ses, the
+    # detail-type of the event type), its detail the AWS docs' SES event-publishing Open sample.
+    def ses_on_the_bus(detail_type: str, record: dict[str, Any]) -> str:
+        bridged = read("aws-events/powertools_eventBridgeEvent.json")
+        bridged.update(source="aws.ses", resources=[], **{"detail-type": detail_type})
+        bridged.pop("replay-name", None)
+        bridged["detail"] = record
+        return json.dumps(bridged)
+
+    opened = ses_on_the_bus("Email Opened", read("ses/awsdocs_eventpublishing_Open.json"))
+    write("ses_events_sqs.json", {"Records": [queue_record(sqs["Records"][0], opened, "SesEventsQueue")]})
+    # The AWS docs' Delivery sample of an email leadflow sent, the same way: the tags and header
+    # leadflow's nurture step puts on every email (adapters.ses, services.nurture.stepping). The
+    # configuration set does not publish Delivery; one that arrives changes nothing.
     delivery = read("ses/awsdocs_eventpublishing_Delivery.json")
     delivery["mail"]["tags"].update(
         {"lead": ["01JD3Z8Q4W6Y9V2N5K7M0P1R3S"], "sequence": ["welcome"], "step": ["welcome"]}
     )
     delivery["mail"]["headers"].append({"name": "X-Leadflow-Message", "value": "welcome-1"})
-    envelope["Message"] = json.dumps(delivery)
-    write(
-        "ses_events_delivery_sqs.json",
-        {"Records": [queue_record(sns_sqs, json.dumps(envelope, indent=2), "SesEventsQueue")]},
-    )
+    delivered = ses_on_the_bus("Email Delivered", delivery)
+    write("ses_events_delivery_sqs.json", {"Records": [queue_record(sqs["Records"][0], delivered, "SesEventsQueue")]})
 
     # --- The bus rule -> ScoringQueue -> ScoringFunction: the SQS sample carrying Powertools'
     # EventBridge event with an activity.recorded detail (a tracked click).

@@ -366,7 +366,8 @@ def test_what_arrives_for_an_erased_person_afterwards_stores_nothing_of_them(
     for kind in ("Bounce", "Complaint"):
         message = external(f"ses/awsdocs_eventpublishing_{kind}.json").read_text()
         body = json.loads(envelope["Records"][0]["body"])
-        body["Message"] = message.replace("recipient@example.com", email)
+        body["detail"] = json.loads(message.replace("recipient@example.com", email))
+        body["detail-type"] = {"Bounce": "Email Bounced", "Complaint": "Email Complaint Received"}[kind]
         record = {**envelope["Records"][0], "body": json.dumps(body), "messageId": str(uuid.uuid4())}
         result = local_stack.runner.invoke("SesEventsFunction", {"Records": [record]})
         assert result == {"batchItemFailures": []}

@@ -71,13 +71,14 @@ def advance_past(client, moment: str, margin: float = 60) -> None:
     advance(client, max(seconds, 0))
 
 
-def daytime_country(client) -> str:
-    """A country code whose local time on the dev clock is closest to 13:00 (never in quiet hours)."""
+def daytime_country(client, hour: int = 13) -> str:
+    """A country code whose local time on the dev clock is closest to ``hour`` (13:00: never in quiet
+    hours; a test that moves the clock on some hours asks for an earlier one)."""
     at = now(client)
 
     def distance(code: str) -> float:
         local = at.astimezone(ZoneInfo(COUNTRY_TIMEZONES[code]))
-        return abs(local.hour * 60 + local.minute - 13 * 60)
+        return abs(local.hour * 60 + local.minute - hour * 60)
 
     best = min((code for code in COUNTRY_TIMEZONES if len(code) == 2), key=distance)
     assert distance(best) <= 3 * 60, "no country is in daytime now"

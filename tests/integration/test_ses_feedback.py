@@ -1,4 +1,4 @@
-"""SES feedback end to end on the local stack: SNS topic -> queue -> SesEventsFunction -> table.
+"""SES feedback end to end on the local stack: default bus -> SesEventsRule -> queue -> SesEventsFunction -> table.
 
 Every sample in ../shared/external/ses goes through the real wiring; malformed ones end in
 the DLQ without blocking the rest; duplicates change nothing twice.
@@ -19,8 +19,27 @@ pytestmark = pytest.mark.integration
 SES = EXTERNAL / "ses"
 
 
-def publish(local_stack, message: str) -> None:
-    local_stack.client("sns").publish(TopicArn=local_stack.outputs["SesFeedbackTopicArn"], Message=message)
+def publish(local_stack, message: str, configuration_set: str | None = None) -> None:
+    """What SES does with an event-publishing record of the stack's configuration set (or of
+    ``configuration_set``): put it on the default event bus, as an ``aws.ses`` event of its
+    detail-type. Anything else (not JSON, a notification, an envelope) cannot come through the bus:
+    it is sent into the SES events queue as it is, as another producer might."""
+    from leadflow.domain.ses_parsing import _EVENTBRIDGE_TYPES
+
+    detail_types = {kind: detail_type for detail_type, kind in _EVENTBRIDGE_TYPES.items()}
+    try:
+        record = json.loads(message)
+    except ValueError:
+        record = None
+    kind = record.get("eventType") if isinstance(record, dict) else None
+    if kind not in detail_types or not isinstance(record.get("mail"), dict):
+        queue = local_stack.physical["SesEventsQueue"]
+        local_stack.client("sqs").send_message(QueueUrl=queue, MessageBody=message)
+        return
+    tags = record["mail"].setdefault("tags", {})
+    tags["ses:configuration-set"] = [configuration_set or local_stack.outputs["SesConfigurationSetName"]]
+    entry = {"Source": "aws.ses", "DetailType": detail_types[kind], "Detail": json.dumps(record)}
+    assert local_stack.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
 
 
 def drain(local_stack, client, seconds: float = 15) -> None:
@@ -80,10 +99,10 @@ def test_every_shared_sample_is_applied_or_dead_lettered(local_stack, client):
     # THEN nothing is stuck, and only messages that are not SES feedback at all are kept in the DLQ
     assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
     dead = local_stack.queue_depths()["SesEventsDLQ"]["visible"] - dlq_before
-    # Kept for inspection, being no SES sending feedback: powertools_snsEvent.json ("Hello from SNS!"),
-    # powertools_eventBridgeEvent.json (an EC2 event) and the two inbound-receipt Lambda events
-    # (SES *receiving*, which never publishes to this topic).
-    assert dead == 4
+    # Kept for inspection, being no SES sending feedback: powertools_snsEvent.json ("Hello from SNS!")
+    # and powertools_eventBridgeEvent.json (an EC2 event). The two inbound-receipt Lambda events (SES
+    # *receiving*, which never publishes to this queue) are known for what they are and dropped.
+    assert dead == 2
     # AND the permanent bounces and complaints suppressed their addresses
     assert suppression(local_stack, "jane@example.com") is not None  # identity bounce with DSN
     assert suppression(local_stack, "richard@example.com") is not None  # complaint
@@ -105,7 +124,7 @@ def test_an_open_a_duplicate_and_a_complaint_for_a_lead(local_stack, client):
     # GIVEN a lead who opted in
     email = unique_email("ses")
     lead_id = client.capture("demo-signup", {"email": email, "consent": True})
-    # WHEN SES reports an open (twice: SNS delivers at least once) and then a complaint
+    # WHEN SES reports an open (twice: EventBridge delivers at least once) and then a complaint
     opened = with_recipient(SES / "awsdocs_eventpublishing_Open.json", email)
     publish(local_stack, opened)
     publish(local_stack, opened)
@@ -152,6 +171,24 @@ def test_opens_and_clicks_count_once_when_ses_reports_them_too(local_stack, clie
     assert opens_and_clicks == ["leadflow.tracking", "leadflow.tracking"]
     # AND SES's events were consumed, not dead-lettered
     assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
+
+
+def test_only_the_stacks_configuration_set_reaches_the_queue(local_stack, client):
+    # GIVEN a lead, and SES events on the account's default bus: one of another configuration set
+    # (another application sending from this account), one of the stack's
+    email = unique_email("otherset")
+    lead_id = client.capture("demo-signup", {"email": email})
+    delayed = with_recipient(SES / "awsdocs_eventpublishing_DeliveryDelay.json", email)
+    publish(local_stack, delayed, configuration_set="someone-elses-set")
+    drain(local_stack, client)
+    kinds = [a["type"] for a in client.api(f"/leads/{lead_id}").json()["activities"]]
+    # THEN the other set's event never reaches leadflow (SesEventsRule matches this stack's set only)
+    assert "email_delivery_delayed" not in kinds
+    # AND the stack's own does
+    publish(local_stack, delayed)
+    drain(local_stack, client)
+    kinds = [a["type"] for a in client.api(f"/leads/{lead_id}").json()["activities"]]
+    assert kinds.count("email_delivery_delayed") == 1
 
 
 def test_a_malformed_message_does_not_block_the_batch(local_stack, client):

@@ -354,30 +354,21 @@ def key_of(template, reference: object) -> dict:
     return key
 
 
-def test_ses_can_publish_feedback_to_its_encrypted_topic(template):
-    # GIVEN the topic the configuration set publishes to
-    topic = template["Resources"]["SesFeedbackTopic"]["Properties"]
+def test_ses_publishes_its_events_to_the_default_bus_and_only_this_stacks_reach_the_queue(template):
+    # GIVEN the configuration set's event destination
     destination = template["Resources"]["SesConfigurationSetEvents"]["Properties"]["EventDestination"]
-    assert destination["SnsDestination"]["TopicARN"] == {"Ref": "SesFeedbackTopic"}
-    # THEN it is encrypted with this stack's key, whose policy lets SES (this account's) use it
-    key = key_of(template, topic["KmsMasterKeyId"])["Properties"]
-    assert key["EnableKeyRotation"] is True
-    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-        (allowed,) = grants(key["KeyPolicy"], "ses.amazonaws.com", action)
-        assert allowed["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
-        source = allowed["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
-        assert source.endswith(":configuration-set/${SesConfigurationSet}")
-    # AND the topic's policy lets SES publish, for this configuration set in this account only
-    (policy,) = [
-        p["Properties"]
-        for p in resources_of(template, "AWS::SNS::TopicPolicy").values()
-        if {"Ref": "SesFeedbackTopic"} in p["Properties"]["Topics"]
-    ]
-    (publish,) = grants(policy["PolicyDocument"], "ses.amazonaws.com", "sns:Publish")
-    assert publish["Resource"] == {"Ref": "SesFeedbackTopic"}
-    assert publish["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
-    source = publish["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
-    assert source.endswith(":configuration-set/${SesConfigurationSet}")
+    # THEN it is the account's default event bus (the only bus SES publishes to; AWS service events
+    # on it cost nothing), not an SNS topic
+    bus = destination["EventBridgeDestination"]["EventBusArn"]["Fn::Sub"]
+    assert bus.endswith(":event-bus/default") and "SnsDestination" not in destination
+    assert "SesFeedbackTopic" not in template["Resources"]
+    # AND the rule on that bus takes this stack's configuration set's SES events only
+    rule = template["Resources"]["SesEventsRule"]["Properties"]
+    assert rule.get("EventBusName", "default") == "default"
+    assert rule["EventPattern"]["source"] == ["aws.ses"]
+    assert rule["EventPattern"]["detail"]["mail"]["tags"]["ses:configuration-set"] == [{"Ref": "SesConfigurationSet"}]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}
 
 
 def queue_policy_grants(template, queue: str, service: str) -> list[dict]:
@@ -408,14 +399,6 @@ def test_every_rule_delivers_to_its_queue_and_dead_letters_what_it_cannot(templa
             assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
             (dead,) = queue_policy_grants(template, dlq, "events.amazonaws.com")
             assert {"Fn::GetAtt": [rule_id, "Arn"]} in source_arns(dead), rule_id
-
-
-def test_sns_delivers_ses_feedback_to_its_queue(template):
-    (subscription,) = template["Resources"]["SesFeedbackTopic"]["Properties"]["Subscription"]
-    queue = subscription["Endpoint"]["Fn::GetAtt"][0]
-    (allowed,) = queue_policy_grants(template, queue, "sns.amazonaws.com")
-    assert source_arns(allowed) == [{"Ref": "SesFeedbackTopic"}]
-    assert template["Resources"][queue]["Properties"].get("SqsManagedSseEnabled") is True
 
 
 def test_schedules_and_asynchronous_invocations_dead_letter_what_fails(template, monkeypatch):

@@ -1,7 +1,8 @@
 """SES event publishing for the local stack: the ``Send`` event SES publishes for every message it takes.
 
 moto's SESv2 keeps what ``SendEmail`` sends but publishes no events. In AWS, the configuration
-set publishes ``Send`` to the stack's SNS topic as SES takes a message, and the delivery policy
+set publishes ``Send`` to the account's default event bus as SES takes a message (an ``aws.ses``
+event, detail-type ``Email Sent``, the record in ``detail``), and the delivery policy
 relies on it: an email whose ``SendEmail`` failed ambiguously (a 5xx, a lost answer) is sent
 again only if no Send event confirms it (``adapters.ses``). So the local stack publishes the
 same event, shaped as SES's own (``../shared/external/ses/awsdocs_eventpublishing_Send.json``),
@@ -46,25 +47,23 @@ def send_event(request: dict[str, Any], ses_message_id: str, now: datetime) -> d
     }
 
 
-def install(
-    topic_arn: Callable[[], str | None], account_id: str, region: str, now: Callable[[], datetime] | None = None
-) -> None:
-    """Publish a Send event to ``topic_arn()`` for every raw message moto's SESv2 takes with a configuration set,
+def install(account_id: str, region: str, now: Callable[[], datetime] | None = None) -> None:
+    """Put a Send event on the default event bus for every raw message moto's SESv2 takes with a configuration set,
     stamped with ``now()`` (the local stack's clock, which its functions read: real time by default)."""
-    clock = now or (lambda: datetime.now(UTC))
+    from moto.events.models import events_backends
     from moto.sesv2.responses import SESV2Response
-    from moto.sns.models import sns_backends
 
+    clock = now or (lambda: datetime.now(UTC))
     original = SESV2Response.send_email
 
     def send_email(self: Any) -> str:
         answer = original(self)
         request = json.loads(self.body)
-        topic = topic_arn()
-        if topic and request.get("ConfigurationSetName"):
+        if request.get("ConfigurationSetName"):
             event = send_event(request, json.loads(answer)["MessageId"], clock())
             if event is not None:
-                sns_backends[account_id][region].get_topic(topic).publish(json.dumps(event))
+                entry = {"Source": "aws.ses", "DetailType": "Email Sent", "Detail": json.dumps(event)}
+                events_backends[account_id][region].put_events([entry])
         return answer
 
     SESV2Response.send_email = send_email  # type: ignore[method-assign]

@@ -201,7 +201,7 @@ class LocalStack:
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         # SES's Send events (moto publishes none); then faults, so one injected "after" a send
         # still leaves the event SES would have published.
-        ses_events.install(lambda: self.outputs.get("SesFeedbackTopicArn"), ACCOUNT_ID, REGION, self.clock.now)
+        ses_events.install(ACCOUNT_ID, REGION, self.clock.now)
         self.faults.install()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
