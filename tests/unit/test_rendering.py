@@ -7,7 +7,6 @@ SSTI corpus: tests/fixtures/ssti_jinja2_payloads.json, a copy of
 from __future__ import annotations
 
 import re
-import time
 from email.header import decode_header, make_header
 from email.utils import parseaddr
 from html import unescape
@@ -29,7 +28,7 @@ from leadflow.domain.rendering import (
     TemplateProblem,
     one_line,
 )
-from tests.conftest import FIXTURES, WORKSPACE, external, load_json
+from tests.conftest import FIXTURES, WORKSPACE, external, load_json, thread_cpu_time
 
 pytestmark = pytest.mark.unit
 
@@ -640,13 +639,16 @@ def test_a_thousand_emails_render_in_well_under_two_seconds():
     renderer = EmailRenderer(SOURCES)
     links = FakeLinkSigner()
     render("welcome_tips", renderer=renderer, links=links)
+
     # WHEN 1,000 emails render, each for another lead
-    # (this thread's CPU time: the session's local stack may still run its threads beside it)
-    started = time.thread_time()
-    for number in range(1000):
-        lead = {**LEAD, "first_name": f"Lead {number}"}
-        renderer.render("welcome_tips", "3 quick wins for {{ lead.company }}", lead, CONTEXT, SENDER, links)
-    elapsed = time.thread_time() - started
+    # (this thread's CPU time, the least of three runs: the session's local stack may still run
+    # its threads beside it)
+    def thousand() -> None:
+        for number in range(1000):
+            lead = {**LEAD, "first_name": f"Lead {number}"}
+            renderer.render("welcome_tips", "3 quick wins for {{ lead.company }}", lead, CONTEXT, SENDER, links)
+
+    _, elapsed = thread_cpu_time(thousand)
     # THEN it takes under 2 s (about 0.1 s on a laptop)
     assert elapsed < 2.0, f"{elapsed:.2f} s for 1,000 emails"
 
