@@ -3,7 +3,9 @@
 Every write that should be announced stores its events as outbox items in the same
 transaction, or is itself the event: a tracked open, click or site event of a lead is one
 activity item with an ``event_source``, published as ``activity.recorded`` with the
-activity's id as the event id (issue 17: no transaction, no outbox item). This function
+activity's id as the event id (issue 17: no transaction, no outbox item), and a scored
+activity's ledger item carries its ``lead.scored`` (no outbox item in the scoring
+transaction). This function
 publishes them, ten per PutEvents call. Events are never lost
 between the write and the bus: a refused event is reported as a batch item failure, so
 the stream retries from it, and after the retries the batch is recorded in OutboxDLQ

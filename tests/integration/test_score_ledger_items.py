@@ -1,15 +1,18 @@
 """The score ledger on the table: the entries one activity earns are one item (issue 17: a
-transaction bills every item twice), read back entry by entry like the one-entry items written
-before; a rescore takes entries out of such an item and keeps the rest."""
+transaction bills every item twice), its activity kept once on the item, read back entry by entry
+like the one-entry items written before; a rescore takes entries out of such an item and keeps the
+rest; the item carries the activity's lead.scored event."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from leadflow.adapters.dynamo import DynamoLeadStore
 from leadflow.adapters.dynamo_json import deserialize, serialize
+from leadflow.adapters.dynamo_scoring import ledger_entries
 from tests.conftest import unique_email
 from tests.integration.test_scoring import score, scored_download
 
@@ -48,7 +51,12 @@ def test_one_activity_writes_one_ledger_item_with_all_its_entries(local_stack, c
     # THEN one new item holds the activity's entries, one per model that scores it
     added = [i for i in ledger_items(local_stack, lead_id) if i not in before]
     assert len(added) == 1 and len(added[0]["entries"]) >= 2
-    assert {e["activity_id"] for e in added[0]["entries"]} == {detail["activity_id"]}
+    # AND the activity's id, type and time are on the item once, not on each entry (an item of
+    # three models' entries and its lead.scored stays under the 1 KB of one write unit)
+    assert (added[0]["activity_id"], added[0]["activity_type"]) == (detail["activity_id"], "download")
+    assert not any({"activity_id", "activity_type", "at", "entry_id"} & set(e) for e in added[0]["entries"])
+    assert len(json.dumps(added[0], separators=(",", ":"), default=str)) < 1024
+    assert {e["activity_id"] for e in ledger_entries(added)} == {detail["activity_id"]}
     # AND the score's explanation counts entries, not items
     assert score(client, lead_id)["ledger_entries"] == sum(len(i.get("entries") or [i]) for i in before + added)
 
@@ -93,4 +101,38 @@ def test_a_rescore_takes_entries_out_of_an_item_and_keeps_the_rest(local_stack, 
     # AND the trio's item still holds its remaining entry (it was the first entry's key: kept, not deleted)
     items = {i["SK"]: i for i in ledger_items(local_stack, lead_id)}
     trio_item = items[f"LEDGER#{trio[0]['at']}#{trio[0]['entry_id']}"]
-    assert [e["entry_id"] for e in trio_item["entries"]] == [trio[2]["entry_id"]]
+    assert [e["entry_id"] for e in ledger_entries([trio_item])] == [trio[2]["entry_id"]]
+    assert trio_item["activity_id"] == "act2" and "scored" not in trio_item
+
+
+def test_a_scored_activitys_ledger_item_is_its_lead_scored_event(local_stack, client):
+    # GIVEN a lead
+    lead_id = client.capture("demo-signup", {"email": unique_email("ledger-event"), "title": "VP Marketing"})
+    client.tick()
+    before = ledger_items(local_stack, lead_id)
+    # WHEN a download is scored
+    detail = scored_download(local_stack, lead_id)
+    client.tick()
+    # THEN its new ledger item carries the lead.scored event (issue 17), and no outbox item was
+    # written for it: the transaction is the profile and the ledger item
+    added = [i for i in ledger_items(local_stack, lead_id) if i not in before]
+    assert len(added) == 1 and added[0].get("scored")
+    carried = json.loads(added[0]["scored"])
+    outbox = local_stack.client("dynamodb").query(
+        TableName=local_stack.outputs["LeadsTableName"],
+        KeyConditionExpression="PK = :p AND begins_with(SK, :e)",
+        ExpressionAttributeValues={":p": {"S": f"LEAD#{lead_id}"}, ":e": {"S": "EVENT#"}},
+        ConsistentRead=True,
+    )["Items"]
+    assert all(json.loads(i["detail"]["S"]).get("activity_id") != detail["activity_id"] for i in outbox)
+    # AND the outbox relay published it from the item's stream record: once, with the carried id,
+    # naming the activity and the points of its entries
+    published = [
+        e["detail"]
+        for e in client.bus_events()
+        if e["detail-type"] == "lead.scored" and e["detail"]["activity_id"] == detail["activity_id"]
+    ]
+    assert [d["event_id"] for d in published] == [carried["event_id"]]
+    assert published[0]["lead_id"] == lead_id
+    assert published[0]["points_added"] == sum(e["points"] for e in added[0]["entries"]) > 0
+    assert published[0]["scores"] == carried["scores"] and published[0]["grade"] == carried["grade"]

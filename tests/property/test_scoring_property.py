@@ -296,3 +296,75 @@ def test_the_grade_depends_on_the_profile_alone(profile: dict[str, Any], order: 
     reached = [letter for letter, minimum in DEMO.grade.thresholds.items() if first.points >= minimum]
     assert first.letter == (min(reached) if reached else "F")
     assert first.points == sum(reason.points for reason in first.reasons)
+
+
+# ---------------------------------------------------------------------------- lead.scored on the ledger item
+_NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20)
+
+
+@PROPERTY
+@given(
+    rules=st.lists(_NAMES, min_size=1, max_size=6),
+    points=st.lists(st.integers(-100, 100), min_size=1, max_size=6),
+    scores=st.dictionaries(_NAMES, st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: round(x, 2)), max_size=4),
+    grade=st.sampled_from(["A", "B", "C", "D", "F"]),
+    nurture=st.booleans(),
+)
+def test_a_ledger_item_gives_back_the_lead_scored_event_it_carries(
+    rules: list[str], points: list[int], scores: dict[str, float], grade: str, nurture: bool
+):
+    from leadflow.domain.events import lead_scored, scored_from_ledger, scored_on_ledger
+
+    # GIVEN a scored activity's new entries (one per model and rule) and the event they earned
+    entries = [
+        {"entry_id": f"act:{rule}", "rule_id": rule, "activity_id": "01KACT", "points": n}
+        for rule, n in zip(rules, points, strict=False)
+    ]
+    event = lead_scored("01KEVT", "2026-12-05T10:00:00+00:00", "01KLEAD", "01KACT", entries, scores, grade, nurture)
+    # THEN the entries and what the item carries rebuild exactly that event
+    rebuilt = scored_from_ledger("01KLEAD", "01KACT", entries, scored_on_ledger(event))
+    assert rebuilt.envelope() == event.envelope()
+    assert (rebuilt.source, rebuilt.detail_type) == (event.source, event.detail_type)
+
+
+_IDS = st.text(st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=12)
+
+
+@PROPERTY
+@given(
+    activities=st.lists(_IDS, min_size=1, max_size=3),
+    rules=st.lists(st.tuples(_NAMES, _NAMES, st.integers(-50, 50)), min_size=1, max_size=6, unique_by=lambda r: r[:2]),
+    capped=st.booleans(),
+)
+def test_a_ledger_item_reads_back_the_entries_it_was_written_with(
+    activities: list[str], rules: list[tuple[str, str, int]], capped: bool
+):
+    from leadflow.adapters.dynamo_scoring import ITEM_SK, compact_entries, ledger_entries
+
+    # GIVEN entries (as LedgerEntry.as_item makes them) of one activity or of several
+    entries = [
+        {
+            "entry_id": f"{activities[i % len(activities)]}:{model}:{rule}",
+            "model": model,
+            "rule_id": rule,
+            "activity_id": activities[i % len(activities)],
+            "activity_type": "email_clicked",
+            "at": f"2026-12-05T10:00:0{i % len(activities)}+00:00",
+            "points": points,
+            "reason": f"{rule} (+{points})",
+            **({"cap_key": "guide.pdf"} if capped else {}),
+        }
+        for i, (model, rule, points) in enumerate(rules)
+    ]
+    # WHEN they are written as one item and read back
+    item = {"PK": "LEAD#L", "SK": "LEDGER#x", **compact_entries(entries)}
+    read = [{k: v for k, v in e.items() if k != ITEM_SK} for e in ledger_entries([item])]
+    # THEN every entry reads back as it was, whichever way the item kept them
+    order = sorted(entries, key=lambda e: (e["at"], e["entry_id"]))
+    assert read == order
+    # AND one activity's entries keep its id, type and time once
+    assert ("activity_id" in item) == _one_activity(entries)
+
+
+def _one_activity(entries: list[dict[str, Any]]) -> bool:
+    return len({(e["activity_id"], e["at"]) for e in entries}) == 1

@@ -192,3 +192,84 @@ def test_an_announced_activity_is_published_as_its_own_event_and_others_are_not(
     assert "user_agent" not in detail and "event_source" not in detail
     # AND the activity without event_source is not published: its outbox item is its event
     assert outbox.event_id == "E3" and len(bus.events) == 3
+
+
+# ---------------------------------------------------------------------------- ledger items that carry lead.scored
+def ledger_record(sequence: str, scored: bool = True) -> dict[str, Any]:
+    """The stream record of a scored download's ledger item as ``apply_score`` writes it (issue 17):
+    three models' entries, and the ``lead.scored`` event they earned."""
+    from leadflow.adapters.dynamo_json import serialize
+    from leadflow.adapters.dynamo_scoring import compact_entries
+    from leadflow.domain.events import lead_scored, scored_on_ledger
+
+    entries = [
+        {
+            "entry_id": f"01KACT:{model}:download",
+            "model": model,
+            "rule_id": "download",
+            "activity_id": "01KACT",
+            "activity_type": "download",
+            "at": "2026-12-05T10:00:00+00:00",
+            "points": points,
+            "reason": "Downloaded a guide",
+        }
+        for model, points in (("smb", 10), ("key_account", 15), ("customer", 5))
+    ]
+    event = lead_scored(
+        "01KSCORED",
+        "2026-12-05T10:00:01+00:00",
+        "01KLEAD",
+        "01KACT",
+        entries,
+        {"smb": 65.0, "key_account": 70.5, "customer": 15.0},
+        "C",
+        True,
+    )
+    item: dict[str, Any] = {
+        "PK": "LEAD#01KLEAD",
+        "SK": "LEDGER#2026-12-05T10:00:00+00:00#01KACT:customer:download",
+        **compact_entries(entries),
+    }
+    image = serialize(item)
+    if scored:
+        image["scored"] = {"S": scored_on_ledger(event)}
+    return {
+        "eventID": sequence,
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {"SequenceNumber": sequence, "Keys": {k: image[k] for k in ("PK", "SK")}, "NewImage": image},
+    }
+
+
+def test_a_scored_activitys_ledger_item_is_published_as_its_lead_scored_event():
+    from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+
+    from leadflow.services.outbox import relay_outbox
+
+    # GIVEN a stream batch: a ledger item carrying its lead.scored, the same record again (a retried
+    # batch), and a ledger item a rescore wrote (no event carried)
+    carried = ledger_record("1")
+    batch = [carried, carried, ledger_record("2", scored=False)]
+    bus = Bus()
+    # WHEN the relay runs on it
+    result = relay_outbox(DynamoDBStreamEvent({"Records": batch}), bus)
+    # THEN the carried event is published twice with the id the scoring function gave it (one
+    # event to every consumer), the rescore's item not at all
+    assert result.failures == [] and result.published == 2
+    assert [(e.event_id, e.source, e.detail_type) for e in bus.events] == [
+        ("01KSCORED", "leadflow.scoring", "lead.scored")
+    ] * 2
+    # AND its detail is the event the scoring function built: the points and rules from the
+    # entries, the scores, grade and nurture flag it carried, plain numbers
+    assert json.loads(bus.events[0].detail) == {
+        "schema_version": 1,
+        "event_id": "01KSCORED",
+        "occurred_at": "2026-12-05T10:00:01+00:00",
+        "lead_id": "01KLEAD",
+        "activity_id": "01KACT",
+        "points_added": 30,
+        "scores": {"smb": 65.0, "key_account": 70.5, "customer": 15.0},
+        "grade": "C",
+        "rules": ["download"],
+        "nurture": True,
+    }

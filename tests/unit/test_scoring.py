@@ -724,3 +724,52 @@ def test_accounts_roll_up_by_domain_and_leave_free_mail_out():
 def test_an_account_score_needs_the_leads_of_one_domain(leads: list[LeadScoreSummary]):
     with pytest.raises(ValueError, match="one account domain"):
         account_score(leads)
+
+
+# ---------------------------------------------------------------------------- where lead.scored is written
+class _RecordingScoreStore:
+    """A score store of one lead with an empty ledger, keeping the writes (``ports.ScoreStore``)."""
+
+    def __init__(self) -> None:
+        from leadflow.ports import ScoreWrite
+
+        self.writes: list[ScoreWrite] = []
+
+    def score_state(self, lead_id: str) -> Any:
+        from leadflow.ports import ScoreState
+
+        return ScoreState({"lead_id": lead_id, "stage": "lead", "title": "VP Marketing"}, [], 3)
+
+    def apply_score(self, write: Any) -> bool:
+        self.writes.append(write)
+        return True
+
+    def leads_in_stage(self, stage: str) -> list[str]:
+        return []
+
+    def account_leads(self, domain: str) -> list[dict[str, Any]]:
+        return []
+
+
+def test_a_scored_activity_carries_its_event_on_the_ledger_item_and_an_award_uses_the_outbox():
+    from leadflow.adapters.memory import FakeClock
+    from leadflow.config.workspace import Workspace
+    from leadflow.services.scoring import ScoringService
+
+    store = _RecordingScoreStore()
+    service = ScoringService(Workspace(WORKSPACE), store, FakeClock(datetime(2026, 12, 5, 10, tzinfo=UTC)))
+    # WHEN a download is scored, and a sequence action awards points
+    download = {"activity_id": "01KACT", "type": "download", "at": "2026-12-05T09:59:00+00:00", "asset": "guide.pdf"}
+    service.score("01KLEAD", download)
+    service.award("01KLEAD", 5, None, "Finished the onboarding", "award-1")
+    by_activity, by_award = store.writes
+    # THEN the download's lead.scored is carried by its ledger item (issue 17: no outbox item) and
+    # names the activity, its points the entries' sum
+    assert by_activity.announced is not None and by_activity.announced.detail_type == "lead.scored"
+    assert by_activity.announced.detail["activity_id"] == "01KACT"
+    assert by_activity.announced.detail["points_added"] == sum(e["points"] for e in by_activity.entries) > 0
+    assert "lead.scored" not in [e.detail_type for e in by_activity.events]
+    # AND the award's lead.scored (it names no activity: its entry is the award's) is an outbox event
+    assert by_award.announced is None
+    assert [e.detail_type for e in by_award.events][:1] == ["lead.scored"]
+    assert by_award.events[0].detail["activity_id"] is None

@@ -6,6 +6,7 @@ consumers that need them read the lead.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ SOURCE_TRACKING = "leadflow.tracking"
 SOURCE_EMAIL = "leadflow.email"
 # Changes a person made through the admin API, and imports.
 SOURCE_API = "leadflow.api"
+SOURCE_SCORING = "leadflow.scoring"
 # Activity attributes that travel with activity.recorded (what scoring rules match on);
 # never contact details, IPs or user agents.
 ACTIVITY_ATTRIBUTES = (
@@ -101,3 +103,66 @@ def activity_recorded(event_id: str, activity: dict[str, Any], at: datetime, sou
         **{k: activity[k] for k in ACTIVITY_ATTRIBUTES if activity.get(k) is not None},
     }
     return DomainEvent(event_id, source, "activity.recorded", at.isoformat(), detail)
+
+
+def lead_scored(  # noqa: PLR0917 - the event's fields, as its consumers read them
+    event_id: str,
+    occurred_at: str,
+    lead_id: str,
+    activity_id: str | None,
+    entries: list[dict[str, Any]],
+    scores: dict[str, float],
+    grade: str,
+    nurture: bool,
+) -> DomainEvent:
+    """A lead's score moved: the activity that moved it, the points and rules of its new ledger
+    ``entries`` (``LedgerEntry.as_item``), the scores and grade now, and whether a nurture sequence
+    acts on score events (the nurture bus rule takes only those: a queue delivery per scored
+    activity otherwise)."""
+    detail = {
+        "lead_id": lead_id,
+        "activity_id": activity_id,
+        "points_added": sum(entry["points"] for entry in entries),
+        "scores": scores,
+        "grade": grade,
+        "rules": sorted({str(entry["rule_id"]) for entry in entries}),
+        "nurture": nurture,
+    }
+    return DomainEvent(event_id, SOURCE_SCORING, "lead.scored", occurred_at, detail)
+
+
+def scored_on_ledger(event: DomainEvent) -> str:
+    """What a scored activity's ledger item carries of its ``lead.scored`` event (issue 17: the item
+    is the event, published from its stream record, so the scoring transaction writes no outbox
+    item): the fields its entries cannot give, as compact JSON. ``scored_from_ledger`` rebuilds the
+    event; only for an event whose ``activity_id`` is its entries' (an activity's, not an award's)."""
+    detail = event.detail
+    carried = {
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at,
+        "scores": detail["scores"],
+        "grade": detail["grade"],
+        "nurture": detail["nurture"],
+    }
+    return json.dumps(carried, separators=(",", ":"))
+
+
+def scored_from_ledger(lead_id: str, activity_id: str, entries: list[dict[str, Any]], carried: str) -> DomainEvent:
+    """The ``lead.scored`` event a ledger item carries (``scored_on_ledger``), its entries (of
+    ``activity_id``) giving the points and rules: the event the scoring function would have put in
+    the outbox.
+
+    Raises:
+        KeyError, ValueError, IndexError: not an item written by ``scored_on_ledger``'s writer.
+    """
+    fields = json.loads(carried)
+    return lead_scored(
+        str(fields["event_id"]),
+        str(fields["occurred_at"]),
+        lead_id,
+        activity_id,
+        entries,
+        fields["scores"],
+        str(fields["grade"]),
+        bool(fields["nurture"]),
+    )

@@ -29,6 +29,9 @@ class ScoreWrite:
     summary: dict[str, Any]
     stage: tuple[str, str] | None
     events: list[DomainEvent] = field(default_factory=list)
+    announced: DomainEvent | None = None
+    """The ``lead.scored`` event the new ledger item carries (``domain.events.scored_on_ledger``):
+    published from the item's stream record, not from an outbox item."""
 
 
 class ScoreStore(Protocol):

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 
-from leadflow.domain.events import OutboxEvent, activity_recorded
+from leadflow.domain.events import DomainEvent, OutboxEvent, activity_recorded, scored_from_ledger
 from leadflow.ports import DeadLetters, EventPublisher, StreamReader, StreamRecordsGone
 
 
@@ -39,7 +39,21 @@ def announced_activity(image: Mapping[str, Any]) -> OutboxEvent | None:
         return None
     activity = {k: _plain(v) for k, v in image.items() if k not in ("PK", "SK", "event_source")}
     at = datetime.fromisoformat(str(activity["at"]))
-    event = activity_recorded(str(activity["activity_id"]), activity, at, str(source))
+    return _outbox(activity_recorded(str(activity["activity_id"]), activity, at, str(source)))
+
+
+def announced_score(image: Mapping[str, Any]) -> OutboxEvent | None:
+    """The ``lead.scored`` event a scored activity's ledger item carries (``LEAD#<id>`` /
+    ``LEDGER#...`` with ``scored``: ``domain.events.scored_on_ledger``), else None. Its id is the
+    one the scoring function gave it, so a record relayed twice is the same event."""
+    pk, sk, carried = str(image.get("PK", "")), str(image.get("SK", "")), image.get("scored")
+    entries, activity_id = image.get("entries"), image.get("activity_id")
+    if not (pk.startswith("LEAD#") and sk.startswith("LEDGER#") and carried and entries and activity_id):
+        return None
+    return _outbox(scored_from_ledger(pk.removeprefix("LEAD#"), str(activity_id), _plain(entries), str(carried)))
+
+
+def _outbox(event: DomainEvent) -> OutboxEvent:
     return OutboxEvent(
         event.event_id, event.source, event.detail_type, json.dumps(event.envelope(), separators=(",", ":"))
     )
@@ -59,7 +73,7 @@ def _plain(value: Any) -> Any:
 def _outbox_event(image: Mapping[str, Any]) -> OutboxEvent | None:
     event_id = outbox_event_id(str(image.get("PK", "")), str(image.get("SK", "")))
     if event_id is None:
-        return announced_activity(image)
+        return announced_activity(image) or announced_score(image)
     return OutboxEvent(
         event_id=event_id,
         source=str(image["source"]),
@@ -72,8 +86,9 @@ def relay_outbox(event: Any, publisher: EventPublisher) -> RelayResult:
     """Publish the outbox events of a DynamoDB stream batch, in order.
 
     Only INSERTs of outbox items count (the event source mapping filters the rest, this
-    checks again): ``OUTBOX#<id>`` / ``EVENT``, a lead's ``LEAD#<id>`` / ``EVENT#<id>``, and a
-    lead's activity that is its own event (``announced_activity``). When some are refused, the
+    checks again): ``OUTBOX#<id>`` / ``EVENT``, a lead's ``LEAD#<id>`` / ``EVENT#<id>``, a
+    lead's activity that is its own event (``announced_activity``) and a scored activity's ledger
+    item, which carries its ``lead.scored`` (``announced_score``). When some are refused, the
     earliest refused record's sequence number is reported so the stream retries from there:
     later events may be published twice, and consumers de-duplicate on ``event_id``.
     """

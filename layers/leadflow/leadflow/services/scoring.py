@@ -17,7 +17,7 @@ from typing import Any
 from leadflow.config.workspace import Workspace
 from leadflow.domain.accounts import LeadScoreSummary, account_score
 from leadflow.domain.errors import LeadflowError, LeadNotFound
-from leadflow.domain.events import DomainEvent
+from leadflow.domain.events import SOURCE_SCORING, DomainEvent, lead_scored
 from leadflow.domain.grading import fit_grade, next_stage
 from leadflow.domain.ids import new_id
 from leadflow.domain.scoring import Activity, Ledger, LedgerEntry, ModelSet
@@ -25,7 +25,6 @@ from leadflow.domain.scoring_compiled import CompiledModel, compile_models
 from leadflow.domain.scoring_decay import decayed_score, explain
 from leadflow.ports import Clock, RescoreStore, ScoreStore, ScoreWrite
 
-SOURCE_SCORING = "leadflow.scoring"
 CONFLICT_RETRIES = 8
 
 
@@ -120,9 +119,21 @@ class ScoringService:
                 "grade_points": grade.points,
                 "scored_at": now.isoformat(),
             }
-            events = self._events(lead_id, activity, new, summary, stage, moved, now)
+            items = [e.as_item() for e in new]
+            scored = self._scored(lead_id, activity, items, summary, now)
+            events = [scored] if scored is not None and activity is None else []
+            if moved:
+                events.append(_stage_changed(lead_id, stage, moved, summary, now))
             write = ScoreWrite(
-                lead_id, state.version, [e.as_item() for e in new], summary, (stage, moved) if moved else None, events
+                lead_id,
+                state.version,
+                items,
+                summary,
+                (stage, moved) if moved else None,
+                events,
+                # A scored activity's ledger item is its lead.scored event (no outbox item);
+                # an award's goes to the outbox (its event names no activity).
+                announced=scored if activity is not None else None,
             )
             if self.store.apply_score(write):
                 return ScoreOutcome(
@@ -130,54 +141,27 @@ class ScoringService:
                 )
         raise ScoreConflict(lead_id)
 
-    def _events(  # noqa: PLR0917 - one private call site
+    def _scored(
         self,
         lead_id: str,
         activity: dict[str, Any] | None,
-        new: list[LedgerEntry],
+        entries: list[dict[str, Any]],
         summary: dict[str, Any],
-        stage: str,
-        moved: str | None,
         now: datetime,
-    ) -> list[DomainEvent]:
-        events = []
-        if new:
-            events.append(
-                DomainEvent(
-                    new_id(now),
-                    SOURCE_SCORING,
-                    "lead.scored",
-                    now.isoformat(),
-                    {
-                        "lead_id": lead_id,
-                        "activity_id": (activity or {}).get("activity_id"),
-                        "points_added": sum(e.points for e in new),
-                        "scores": summary["scores"],
-                        "grade": summary["grade"],
-                        "rules": sorted({e.rule_id for e in new}),
-                        # Whether a nurture sequence acts on score events: the nurture bus rule
-                        # takes only these (a queue delivery per scored activity otherwise).
-                        "nurture": self.workspace.nurture_listens["lead.scored"],
-                    },
-                )
-            )
-        if moved:
-            events.append(
-                DomainEvent(
-                    new_id(now),
-                    SOURCE_SCORING,
-                    "lead.stage_changed",
-                    now.isoformat(),
-                    {
-                        "lead_id": lead_id,
-                        "from": stage,
-                        "to": moved,
-                        "scores": summary["scores"],
-                        "grade": summary["grade"],
-                    },
-                )
-            )
-        return events
+    ) -> DomainEvent | None:
+        """The ``lead.scored`` event of new ledger ``entries`` (None when there are none)."""
+        if not entries:
+            return None
+        return lead_scored(
+            new_id(now),
+            now.isoformat(),
+            lead_id,
+            (activity or {}).get("activity_id"),
+            entries,
+            summary["scores"],
+            summary["grade"],
+            self.workspace.nurture_listens["lead.scored"],
+        )
 
     # ------------------------------------------------------------------ reading
     def explain_lead(self, lead_id: str, top: int = 5) -> dict[str, Any]:
@@ -296,3 +280,13 @@ def rescore_lead(service: ScoringService, store: RescoreStore, lead_id: str) -> 
     summary = {"scores": scores, "grade": grade.letter, "grade_points": grade.points, "scored_at": now.isoformat()}
     store.rewrite_ledger(lead_id, remove + replaced, add, summary, moved)
     return RescoreResult(lead_id, len(add), len(remove), moved)
+
+
+def _stage_changed(lead_id: str, stage: str, moved: str, summary: dict[str, Any], now: datetime) -> DomainEvent:
+    return DomainEvent(
+        new_id(now),
+        SOURCE_SCORING,
+        "lead.stage_changed",
+        now.isoformat(),
+        {"lead_id": lead_id, "from": stage, "to": moved, "scores": summary["scores"], "grade": summary["grade"]},
+    )
