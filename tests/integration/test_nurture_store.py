@@ -104,7 +104,7 @@ def nurture(local_stack) -> Iterator[Nurture]:
         clock=clock,
         address_key=AddressHasher(lambda: b"test-suppression-key"),
         # The send rate's seconds pass when a worker waits for the next one (no real sleeping).
-        monotonic=lambda: wall[0],
+        wall=lambda: wall[0],
         sleep=lambda seconds: wall.__setitem__(0, wall[0] + seconds),
     )
     try:

@@ -92,7 +92,7 @@ def nurture() -> Nurture:
         clock=clock,
         address_key=HASH,
         # The send rate's seconds pass when a worker waits for the next one (no real sleeping).
-        monotonic=lambda: wall[0],
+        wall=lambda: wall[0],
         sleep=lambda seconds: wall.__setitem__(0, wall[0] + seconds),
     )
     return Nurture(service, store, sender, queue, clock)

@@ -114,7 +114,7 @@ class NurtureBase:
         clock: Clock,
         address_key: Callable[[str], str],
         points: PointsAwarder | None = None,
-        monotonic: Callable[[], float] = time.time,
+        wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         winners: VariantWinners | None = None,
     ) -> None:
@@ -127,7 +127,9 @@ class NurtureBase:
         self.address_key = address_key
         """An address's key on the suppression list (its keyed hash: ``domain.gdpr.AddressHasher``)."""
         self.points = points
-        self._wall = monotonic
+        self._wall = wall
+        """The wall clock in seconds (``time.time``): send slots are counted per second of it, by
+        every worker of every invocation at once, so not a process's ``time.monotonic``."""
         self._sleep = sleep
         self._current: dict[str, tuple[Sequence, int]] = {}
         self._old: dict[tuple[str, int], Sequence] = {}
