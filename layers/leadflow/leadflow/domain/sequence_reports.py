@@ -24,10 +24,9 @@ from typing import Any
 from leadflow.domain.reporting import MARKER_DAYS, Fact, Key, day_of
 
 NO_VARIANT = "-"
-METRICS = (
+COUNTED = (
     "enrolled",
     "sent",
-    "delivered",
     "unique_opens",
     "unique_clicks",
     "unsubscribes",
@@ -41,6 +40,9 @@ METRICS = (
     "goal_reached",
     "exits",
 )
+"""What the reports count into their counters."""
+METRICS = (*COUNTED[:2], "delivered", *COUNTED[2:])
+"""A report row's counts, in order: the counted ones and ``delivered``, worked out (``_row``)."""
 RATES = {
     "delivery_rate": "delivered",
     "open_rate": "unique_opens",
@@ -110,7 +112,7 @@ def nurture_counted(event_id: str, at: datetime, counts: Iterable[Sequence[Any]]
     kept = [
         [str(sequence_id), int(version), str(step_id), str(variant), str(metric), int(n)]
         for sequence_id, version, step_id, variant, metric, n in counts
-        if metric in METRICS and int(n)
+        if metric in COUNTED and int(n)
     ]
     # The marker keeps the counts it stands for: `leadflow report verify` recomputes the counters from them.
     fact = Fact(
@@ -159,8 +161,9 @@ def _rates(counts: Mapping[str, int]) -> dict[str, float | None]:
 
 
 def _row(counts: Mapping[str, int]) -> dict[str, Any]:
-    full = {metric: int(counts.get(metric, 0)) for metric in METRICS}
-    full["delivered"] = max(0, full["sent"] - full["bounces"])  # derived (module docstring), never stored
+    counted = {metric: int(counts.get(metric, 0)) for metric in COUNTED}
+    delivered = max(0, counted["sent"] - counted["bounces"])  # derived (module docstring), never stored
+    full = {metric: delivered if metric == "delivered" else counted[metric] for metric in METRICS}
     return {"counts": full, "rates": _rates(full)}
 
 
@@ -222,7 +225,7 @@ def sequence_report(
     for item in items:
         _day, number, step, arm = str(item["SK"]).split("#", 3)
         cell = cells.setdefault((int(number), step, arm), {})
-        for name in METRICS:
+        for name in COUNTED:
             cell[name] = cell.get(name, 0) + int(item.get(name, 0))
     order = {step: i for i, step in enumerate(step_order)}
 
