@@ -1117,16 +1117,16 @@ class Campaign:
 
 
 def template_queue_delays(stack: Any) -> None:
-    """Put back the ``DelaySeconds`` the local stack leaves out (``leadflow.dev.deploy.LOCAL_QUEUE_DELAYS``):
+    """Put back the ``DelaySeconds`` the local stack leaves out (``leadflow.dev.deploy.SES_EVENTS_QUEUE``):
     the meter prices what AWS does, where SES events wait 75 s and a Send event then writes only
     for an uncertain send. The campaign's clock moves minutes and days between its waves, so every
     delayed event is applied within the run."""
-    from leadflow.dev.deploy import LOCAL_QUEUE_DELAYS
+    from leadflow.dev.deploy import SES_EVENTS_QUEUE
 
-    sqs = stack.client("sqs")
-    for logical_id in LOCAL_QUEUE_DELAYS:
-        delay = stack.template["Resources"][logical_id]["Properties"].get("DelaySeconds", 0)
-        sqs.set_queue_attributes(QueueUrl=stack.physical[logical_id], Attributes={"DelaySeconds": str(delay)})
+    delay = stack.template["Resources"][SES_EVENTS_QUEUE]["Properties"].get("DelaySeconds", 0)
+    stack.client("sqs").set_queue_attributes(
+        QueueUrl=stack.physical[SES_EVENTS_QUEUE], Attributes={"DelaySeconds": str(delay)}
+    )
 
 
 def _reset(meter: Meter) -> Meter:

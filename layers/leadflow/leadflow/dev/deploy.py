@@ -101,20 +101,20 @@ def deploy(stack: LocalStack) -> None:
     _apply_ses_events_at_once(stack)
 
 
-LOCAL_QUEUE_DELAYS = {"SesEventsQueue": 0}
-"""Queues whose template ``DelaySeconds`` the local stack does not wait for. SesEventsQueue holds
-SES events back 75 s in AWS so that a Send event finds an ambiguous send marked uncertain
-(``mail_log.SEND_SETTLED``). Here SES answers in this process and its events are stamped on the
-local clock: applied at once, a Send event is younger than ``SEND_SETTLED`` and confirms its send
-to be safe, as the rule says, and tests of bounces and complaints need not wait 75 s each. The
-cost meter (bench/nurture_cost.py) puts the template's delay back, to price what AWS does."""
+SES_EVENTS_QUEUE = "SesEventsQueue"
+"""The queue whose template ``DelaySeconds`` the local stack sets to 0. In AWS it holds SES events
+back 75 s so that a Send event finds an ambiguous send marked uncertain (``mail_log.SEND_SETTLED``).
+Here SES answers in this process and its events are stamped on the local clock: applied at once, a
+Send event is younger than ``SEND_SETTLED`` and confirms its send to be safe, as the rule says, and
+tests of bounces and complaints need not wait 75 s each. The cost meter (bench/nurture_cost.py) puts
+the template's delay back, to price what AWS does."""
 
 
 def _apply_ses_events_at_once(stack: LocalStack) -> None:
-    sqs = stack.client("sqs")
-    for logical_id, delay in LOCAL_QUEUE_DELAYS.items():
-        if logical_id in stack.physical:
-            sqs.set_queue_attributes(QueueUrl=stack.physical[logical_id], Attributes={"DelaySeconds": str(delay)})
+    if SES_EVENTS_QUEUE in stack.physical:
+        stack.client("sqs").set_queue_attributes(
+            QueueUrl=stack.physical[SES_EVENTS_QUEUE], Attributes={"DelaySeconds": "0"}
+        )
 
 
 def _provision_unsupported(stack: LocalStack) -> dict[str, str]:
