@@ -10,6 +10,9 @@ concurrent, so races between invocations (one email posted 200 times at once) st
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import textwrap
 import threading
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from leadflow.dev.runner import LambdaRunner, LocalFunction, keeps_invocation_state
+from leadflow.dev.runner import LambdaRunner, LocalFunction
 
 pytestmark = pytest.mark.unit
 
@@ -104,17 +107,32 @@ def test_a_serial_function_may_invoke_itself_in_the_same_thread(tmp_path: Path, 
     assert done == [{"inner": {"n": 101, "most": 1}}]
 
 
+PROBE = """
+import importlib.util, json, sys
+from pathlib import Path
+from leadflow.dev.runner import keeps_invocation_state
+
+found = {}
+for name in ("lead_api", "scoring", "form_capture"):
+    spec = importlib.util.spec_from_file_location(f"probe_{name}", Path(sys.argv[1]) / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found[name] = keeps_invocation_state(module)
+print(json.dumps(found))
+"""
+
+
 def test_the_shipped_functions_that_keep_invocation_state_are_found():
     # The admin API's resolver and every SQS batch handler keep state; form capture keeps none.
-    import importlib.util
-
+    # Loaded in a fresh interpreter: a second copy of the admin API's module in this process would
+    # tie the shared transport routers to its resolver, and the local stack's LeadApiFunction (the
+    # session's, in this process) would then answer every routed request with a KeyError.
     root = Path(__file__).resolve().parents[2] / "functions"
-    found = {}
-    for name in ("lead_api", "scoring", "form_capture"):
-        spec = importlib.util.spec_from_file_location(f"probe_{name}", root / name / "app.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        found[name] = keeps_invocation_state(module)
-        sys.modules.pop(f"probe_{name}", None)
-    assert found == {"lead_api": True, "scoring": True, "form_capture": False}
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert json.loads(completed.stdout) == {"lead_api": True, "scoring": True, "form_capture": False}
