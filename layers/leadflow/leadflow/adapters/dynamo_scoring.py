@@ -16,15 +16,11 @@ from typing import TYPE_CHECKING, Any
 from leadflow.adapters.dynamo_expressions import lead_key, score_summary_fields, stage_fields, versioned_lead_update
 from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable
-from leadflow.domain.events import scored_on_ledger
+from leadflow.domain.events import SCORED_ATTRIBUTE, scored_on_ledger
 from leadflow.ports import ScoreState
 
 if TYPE_CHECKING:
     from leadflow.ports import ScoreWrite
-
-SCORED = "scored"
-"""The attribute of a ledger item that carries its ``lead.scored`` event (the outbox relay publishes
-the item's stream record: ``services.outbox.announced_score``)."""
 
 
 class ScoreLedger(DynamoTable):
@@ -51,7 +47,7 @@ class ScoreLedger(DynamoTable):
             first = min(write.entries, key=_order)
             ledger = {"PK": f"LEAD#{write.lead_id}", "SK": _entry_sk(first), **compact_entries(write.entries)}
             if write.announced is not None:
-                ledger[SCORED] = scored_on_ledger(write.announced)
+                ledger[SCORED_ATTRIBUTE] = scored_on_ledger(write.announced)
             items.append(self._put(ledger, NEW_ITEM))
         items.extend(self._put(self._outbox_item(e)) for e in write.events)
         return self._transact_if(items)
@@ -160,9 +156,7 @@ def compact_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
     carries, under the 1 KB of one write unit (a transaction bills 2 a unit). Entries of several
     activities (a rescore's) are kept whole."""
     shared = {name: entries[0].get(name) for name in SHARED}
-    if not all(all(e.get(name) == shared[name] for name in SHARED) for e in entries) or not all(
-        e.get("entry_id") == f"{e['activity_id']}:{e['model']}:{e['rule_id']}" for e in entries
-    ):
+    if any({n: e.get(n) for n in SHARED} != shared or e.get("entry_id") != _entry_id(e) for e in entries):
         return {"entries": entries}
     return {**shared, "entries": [{k: v for k, v in e.items() if k not in SHARED and k != "entry_id"} for e in entries]}
 
@@ -177,13 +171,17 @@ def ledger_entries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             shared = {name: item[name] for name in SHARED if name in item}
             for entry in item["entries"]:
                 whole = {**shared, **entry, ITEM_SK: item["SK"]}
-                if "entry_id" not in whole:
-                    whole["entry_id"] = f"{whole['activity_id']}:{whole['model']}:{whole['rule_id']}"
+                whole.setdefault("entry_id", _entry_id(whole))
                 entries.append(whole)
         elif item:
             entries.append(item)
     entries.sort(key=_order)
     return entries
+
+
+def _entry_id(entry: dict[str, Any]) -> str:
+    """An entry's id as ``domain.scoring`` makes it: ``<activity_id>:<model>:<rule_id>``."""
+    return f"{entry.get('activity_id')}:{entry.get('model')}:{entry.get('rule_id')}"
 
 
 def _order(entry: dict[str, Any]) -> tuple[str, str]:

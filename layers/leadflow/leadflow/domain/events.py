@@ -131,6 +131,11 @@ def lead_scored(  # noqa: PLR0917 - the event's fields, as its consumers read th
     return DomainEvent(event_id, SOURCE_SCORING, "lead.scored", occurred_at, detail)
 
 
+SCORED_ATTRIBUTE = "scored"
+"""The ledger item's attribute that carries its ``lead.scored`` (``scored_on_ledger``); the outbox
+relay's stream filter in template.yaml names it too."""
+
+
 def scored_on_ledger(event: DomainEvent) -> str:
     """What a scored activity's ledger item carries of its ``lead.scored`` event (issue 17: the item
     is the event, published from its stream record, so the scoring transaction writes no outbox

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 
-from leadflow.domain.events import DomainEvent, OutboxEvent, activity_recorded, scored_from_ledger
+from leadflow.domain.events import SCORED_ATTRIBUTE, DomainEvent, OutboxEvent, activity_recorded, scored_from_ledger
 from leadflow.ports import DeadLetters, EventPublisher, StreamReader, StreamRecordsGone
 
 
@@ -46,7 +46,7 @@ def announced_score(image: Mapping[str, Any]) -> OutboxEvent | None:
     """The ``lead.scored`` event a scored activity's ledger item carries (``LEAD#<id>`` /
     ``LEDGER#...`` with ``scored``: ``domain.events.scored_on_ledger``), else None. Its id is the
     one the scoring function gave it, so a record relayed twice is the same event."""
-    pk, sk, carried = str(image.get("PK", "")), str(image.get("SK", "")), image.get("scored")
+    pk, sk, carried = str(image.get("PK", "")), str(image.get("SK", "")), image.get(SCORED_ATTRIBUTE)
     entries, activity_id = image.get("entries"), image.get("activity_id")
     if not (pk.startswith("LEAD#") and sk.startswith("LEDGER#") and carried and entries and activity_id):
         return None
