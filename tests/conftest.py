@@ -120,7 +120,9 @@ class StackClient:
         )
 
     def lead_by_email(self, email: str) -> dict[str, Any] | None:
-        leads = self.api("/leads", email=email).json()["leads"]
+        answer = self.api("/leads", email=email)
+        assert answer.status_code == 200, f"{answer.status_code} {answer.text[:500]}"
+        leads = answer.json()["leads"]
         return leads[0] if leads else None
 
     def tick(self) -> dict[str, Any]:

@@ -81,6 +81,9 @@ def stop_dev(server: DevServer) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
+    # Shown only when a test fails (pytest keeps a passing test's output to itself): what the stack
+    # printed, an error's stack trace with it.
+    print(f"--- leadflow dev on {server.url} printed:\n" + "".join(server.output[-80:]))
 
 
 @pytest.fixture(scope="session")

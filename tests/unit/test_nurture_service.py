@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,7 +79,10 @@ class Nurture:
 
 @pytest.fixture
 def nurture() -> Nurture:
-    store = InMemoryNurtureStore([profile("L1"), profile("L2"), profile("L3")])
+    return nurture_on(InMemoryNurtureStore([profile("L1"), profile("L2"), profile("L3")]))
+
+
+def nurture_on(store: InMemoryNurtureStore) -> Nurture:
     clock = FakeClock(NOW)
     sender = FakeEmailSender()
     queue = InMemoryDueNowQueue()
@@ -414,6 +418,35 @@ def test_a_broadcast_whose_state_machine_does_not_start_can_be_started_again(nur
         nurture.service.start_broadcast(PUSH, "run-1", runner)
     runner.fail_with = None
     assert nurture.service.start_broadcast(PUSH, "run-1", runner)["parts"] == 1
+
+
+class OvertakenStore(InMemoryNurtureStore):
+    """A store where another writer's step lands between an exit's read and its write, once."""
+
+    def __init__(self, profiles: list[dict[str, Any]]) -> None:
+        super().__init__(profiles)
+        self.before_next_put: list[Callable[[], object]] = []
+
+    def put_enrollment(self, enrollment: Enrollment, rev: int, new: bool = False) -> bool:
+        while self.before_next_put:
+            self.before_next_put.pop()()
+        return super().put_enrollment(enrollment, rev, new)
+
+
+def test_an_exit_that_a_step_overtakes_reads_again_and_takes_the_lead_out() -> None:
+    # GIVEN a lead just enrolled; its first step runs between the exit's read and its write (the
+    # due-now queue's step right after a console enrollment)
+    store = OvertakenStore([profile("L1")])
+    nurture = nurture_on(store)
+    nurture.service.enroll_lead("L1", PUSH)
+    store.before_next_put.append(lambda: nurture.step("L1"))
+    # WHEN the lead is taken out
+    exited = nurture.service.exit("L1", PUSH, "removed in the console")
+    # THEN it is out, after the step's email (read again, not refused as "not in it")
+    assert exited and not store.before_next_put
+    assert nurture.enrollment("L1").status == "exited" and len(nurture.sender.sent) == 1
+    # AND an exit from an ended enrollment is refused
+    assert not nurture.service.exit("L1", PUSH, "again")
 
 
 # ---------------------------------------------------------------------------- preferences and double opt-in

@@ -36,12 +36,19 @@ class Enrolling(NurtureBase):
         return created
 
     def exit(self, lead_id: str, sequence_id: str, reason: str) -> bool:
-        current = self.enrollment(lead_id, sequence_id)
-        if current is None or current[0].status != "active":
-            return False
-        now = self.clock.now()
-        exited = replace(current[0], status="exited", exit_reason=reason, due_at=None, ended_at=now)
-        if not self.store.put_enrollment(exited, current[1]):
+        """Take the lead out of the sequence; False when it is not in it now.
+
+        A step written meanwhile (the due-now queue's first step right after an enrollment, a
+        tick's) moves the item's rev on: the exit reads again and decides on what is there then."""
+        for _ in range(3):
+            current = self.enrollment(lead_id, sequence_id)
+            if current is None or current[0].status != "active":
+                return False
+            now = self.clock.now()
+            exited = replace(current[0], status="exited", exit_reason=reason, due_at=None, ended_at=now)
+            if self.store.put_enrollment(exited, current[1]):
+                break
+        else:
             return False
         last = exited.emails[-1].step_id if exited.emails else exited.step_id
         self.counts.add(sequence_id, exited.version, exited.step_id, None, "exits")
