@@ -133,7 +133,7 @@ def commit() -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from leadflow.bootstrap import nurture_service
+    from leadflow.bootstrap.nurture import nurture_service
     from leadflow.dev.stack import LocalStack
 
     quiet()

@@ -112,7 +112,7 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         stack.schedules = []  # no tick: the broadcast alone
         meter.wrap_runner(stack, invocations)
-        from leadflow.bootstrap import nurture_service
+        from leadflow.bootstrap.nurture import nurture_service
 
         with meter.Harness():
             # Small Scan pages, so that a short hop stops after a few leads, as a two-minute one

@@ -954,7 +954,7 @@ class Campaign:
 
     def _watch_sleeps(self) -> None:
         """The nurture functions' shared service (one per process here, as in a warm Lambda): count its sleeps."""
-        from leadflow.bootstrap import nurture_service
+        from leadflow.bootstrap.nurture import nurture_service
 
         with Harness():
             service = nurture_service()

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import console
+from leadflow.bootstrap.pages import console
 
 logger = Logger()
 

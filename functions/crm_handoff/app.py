@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import handoff_queue, handoff_service
+from leadflow.bootstrap.handoff import handoff_queue, handoff_service
 from leadflow.services.erasure_notices import deliver_erasure_notice
 
 logger = Logger()

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import crm_feedback_service, crm_secret
+from leadflow.bootstrap.handoff import crm_feedback_service, crm_secret
 from leadflow.transport.crm_inbound import handle_crm_request
 
 logger = Logger()

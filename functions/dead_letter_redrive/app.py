@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import dead_letter_redrive, outbox_replay_parts
+from leadflow.bootstrap.intake import dead_letter_redrive, outbox_replay_parts
 from leadflow.services.outbox import replay_outbox_dead_letters
 
 logger = Logger()

@@ -16,7 +16,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import gdpr_service, scoring_parts
+from leadflow.bootstrap.gdpr import gdpr_service
+from leadflow.bootstrap.scoring import scoring_parts
 
 logger = Logger()
 metrics = Metrics()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from leadflow.bootstrap import capture_service
+from leadflow.bootstrap.intake import capture_service
 from leadflow.transport.forms import handle_form_request
 
 if TYPE_CHECKING:  # an annotation only: one module fewer to load on the cold start

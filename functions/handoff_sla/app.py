@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import handoff_sla_service
+from leadflow.bootstrap.handoff import handoff_sla_service
 
 logger = Logger()
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import import_engine
+from leadflow.bootstrap.admin_api import import_engine
 
 logger = Logger()
 metrics = Metrics()

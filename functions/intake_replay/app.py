@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import intake_queue, replay_capture_service
+from leadflow.bootstrap.intake import intake_queue, replay_capture_service
 from leadflow.domain.errors import FormNotFound, IdempotencyConflict, InvalidSubmission, StorageUnavailable
 from leadflow.domain.intake_retry import intake_retry_delay
 

@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import landing_pages
+from leadflow.bootstrap.pages import landing_pages
 
 logger = Logger()
 

@@ -32,23 +32,22 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadflow import __version__
-from leadflow.bootstrap import (
+from leadflow.bootstrap.admin_api import (
     api_imports,
     api_scoring,
     api_segments,
     audience_service,
-    audit_trail,
     broadcast_starter,
-    gdpr_service,
-    handoff_service,
     handoff_store,
     import_engine,
     lead_queries,
-    nurture_admin_service,
-    publish_nurture_counts,
-    reporting_service,
-    system_clock,
 )
+from leadflow.bootstrap.clock import system_clock
+from leadflow.bootstrap.gdpr import gdpr_service
+from leadflow.bootstrap.handoff import handoff_service
+from leadflow.bootstrap.nurture import nurture_admin_service, publish_nurture_counts
+from leadflow.bootstrap.pages import audit_trail
+from leadflow.bootstrap.reporting import reporting_service
 from leadflow.domain.errors import LeadNotFound, StorageUnavailable
 from leadflow.domain.handoff import HandoffDisabled
 from leadflow.domain.roles import Action, action_of, person_from_claims

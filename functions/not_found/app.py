@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import not_found_pages
+from leadflow.bootstrap.pages import not_found_pages
 
 logger = Logger()
 

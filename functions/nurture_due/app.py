@@ -24,7 +24,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import broadcast_runner, hop_seconds, nurture_service, publishes_counts, ses_account_rate
+from leadflow.bootstrap.nurture import (
+    broadcast_runner,
+    hop_seconds,
+    nurture_service,
+    publishes_counts,
+    ses_account_rate,
+)
 from leadflow.services.nurture import HOP_SECONDS
 
 logger = Logger()

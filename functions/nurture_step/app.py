@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import nurture_service, publishes_counts
+from leadflow.bootstrap.nurture import nurture_service, publishes_counts
 
 logger = Logger()
 metrics = Metrics()

@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import outbox_publisher
+from leadflow.bootstrap.intake import outbox_publisher
 from leadflow.services.outbox import relay_outbox
 
 logger = Logger()

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import nurture_admin_service, publishes_counts
+from leadflow.bootstrap.nurture import nurture_admin_service, publishes_counts
 from leadflow.transport.preferences import handle_preferences_request
 
 logger = Logger()

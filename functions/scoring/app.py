@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import scoring_parts
+from leadflow.bootstrap.scoring import scoring_parts
 from leadflow.services.tracking import stitch_visitor
 
 logger = Logger()

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import segment_service
+from leadflow.bootstrap.admin_api import segment_service
 
 logger = Logger()
 metrics = Metrics()

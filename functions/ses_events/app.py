@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import feedback_service
+from leadflow.bootstrap.scoring import feedback_service
 from leadflow.domain.ses import MalformedFeedback, NotFeedback
 from leadflow.domain.ses_parsing import parse_message
 

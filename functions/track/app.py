@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap import tracking_service
+from leadflow.bootstrap.scoring import tracking_service
 from leadflow.transport.tracking import handle_tracking_request
 
 logger = Logger()

@@ -18,7 +18,7 @@ import pytest
 
 from leadflow.adapters.dynamo_json import serialize
 from leadflow.adapters.memory import FakeBroadcastRunner
-from leadflow.ports import ProfileChange
+from leadflow.ports.nurture import ProfileChange
 from tests.conftest import WORKSPACE, unique_email
 from tests.integration.test_nurture import (
     DAY,

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request
 from leadflow.adapters.crm_delivery import HubSpotSender, SafeHttp, SalesforceSender, Senders
 from leadflow.dev.fake_crm import FakeCrm
 from leadflow.domain.definitions.handoff import Destination
-from leadflow.ports import Delivery
+from leadflow.ports.handoff import Delivery
 from tests.conftest import WORKSPACE, StackClient, unique_email
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,7 @@ from leadflow.adapters.nurture import DynamoNurtureStore, shard_of
 from leadflow.config.workspace import Workspace
 from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.rendering import RenderedEmail
-from leadflow.ports import ProfileChange
+from leadflow.ports.nurture import ProfileChange
 from leadflow.services.nurture import NurtureService, TokenIssuer
 from tests.conftest import WORKSPACE, copy_of_leads_table
 

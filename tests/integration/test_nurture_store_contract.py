@@ -18,7 +18,7 @@ from leadflow.adapters.nurture import DynamoNurtureStore
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.nurture import Enrollment, SentEmail
 from leadflow.domain.nurture.mail_log import MailLog
-from leadflow.ports import NurtureStore, ProfileChange
+from leadflow.ports.nurture import NurtureStore, ProfileChange
 from tests.conftest import copy_of_leads_table
 
 pytestmark = pytest.mark.integration

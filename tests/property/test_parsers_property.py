@@ -25,7 +25,7 @@ from leadflow.domain.errors import InvalidSubmission, MalformedBody, PayloadTooL
 from leadflow.domain.leads import CapturePlan, apply_changes
 from leadflow.domain.ratelimit import RateWindow
 from leadflow.domain.submissions import ClientInfo, FormPost, Submission, validate_submission
-from leadflow.ports import SpamRecord, StoredCapture
+from leadflow.ports.leads import SpamRecord, StoredCapture
 from leadflow.services.capture import CaptureService
 from leadflow.transport.form_body import decode_fields
 from leadflow.transport.forms import handle_form_request

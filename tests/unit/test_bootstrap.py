@@ -38,9 +38,9 @@ print(json.dumps({"loaded_at_import": loaded_at_import, "answers": answers}))
 
 BUILD_ONCE = """
 import json
-from leadflow import bootstrap
+from leadflow.bootstrap import intake
 
-first, second = bootstrap.outbox_publisher(), bootstrap.outbox_publisher()
+first, second = intake.outbox_publisher(), intake.outbox_publisher()
 print(json.dumps({"same": first is second, "bus": first.bus_name}))
 """
 

@@ -10,7 +10,7 @@ import pytest
 from leadflow.domain.definitions.handoff import Destination, HandoffConfig
 from leadflow.domain.gdpr import erased_notice
 from leadflow.domain.handoff_delivery import Outcome
-from leadflow.ports import Delivery
+from leadflow.ports.handoff import Delivery
 from leadflow.services.erasure_notices import deliver_erasure_notice
 
 pytestmark = pytest.mark.unit

@@ -16,7 +16,7 @@ from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import HandoffDisabled
 from leadflow.domain.handoff_delivery import Outcome
-from leadflow.ports import Delivery
+from leadflow.ports.handoff import Delivery
 from leadflow.services.handoff import HandoffService
 
 pytestmark = pytest.mark.unit

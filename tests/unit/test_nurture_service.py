@@ -28,7 +28,7 @@ from leadflow.config.workspace import Workspace
 from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.nurture import Enrollment
 from leadflow.domain.nurture.mail_log import SEND_SETTLED, UNCERTAIN_MARK_WITHIN
-from leadflow.ports import SendRejected, SendThrottled, SendUncertain
+from leadflow.ports.messaging import SendRejected, SendThrottled, SendUncertain
 from leadflow.services.nurture import NurtureService, TokenIssuer, broadcast_parts, slot_block
 from tests.conftest import WORKSPACE
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from leadflow.domain.events import OutboxEvent
-from leadflow.ports import StreamRecordsGone
+from leadflow.ports.outbox import StreamRecordsGone
 from leadflow.services.outbox import FailedStreamBatch, replay_outbox_dead_letters
 
 pytestmark = pytest.mark.unit

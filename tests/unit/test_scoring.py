@@ -731,12 +731,12 @@ class _RecordingScoreStore:
     """A score store of one lead with an empty ledger, keeping the writes (``ports.ScoreStore``)."""
 
     def __init__(self) -> None:
-        from leadflow.ports import ScoreWrite
+        from leadflow.ports.scoring import ScoreWrite
 
         self.writes: list[ScoreWrite] = []
 
     def score_state(self, lead_id: str) -> Any:
-        from leadflow.ports import ScoreState
+        from leadflow.ports.scoring import ScoreState
 
         return ScoreState({"lead_id": lead_id, "stage": "lead", "title": "VP Marketing"}, [], 3)
 

@@ -22,7 +22,7 @@ from botocore.exceptions import (
 from leadflow.adapters.ses import SES_CLIENT_CONFIG, SesEmailSender
 from leadflow.domain.rendering import RenderedEmail
 from leadflow.domain.ses_parsing import parse_message
-from leadflow.ports import SendRejected, SendThrottled, SendUncertain
+from leadflow.ports.messaging import SendRejected, SendThrottled, SendUncertain
 from leadflow.services.feedback import FeedbackService
 from tests.conftest import EXTERNAL, load_json
 

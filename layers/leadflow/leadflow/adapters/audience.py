@@ -22,7 +22,7 @@ from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.domain.audience import LeadUpdate
 from leadflow.domain.errors import AddressTaken, BadCursor, LeadNotFound, StorageUnavailable
 from leadflow.domain.events import DomainEvent
-from leadflow.ports import ListIndex as Index
+from leadflow.ports.leads import ListIndex as Index
 
 MONTHS_BACK = 24
 """How far back the list of newest leads looks (GSI2 is partitioned by month of creation)."""

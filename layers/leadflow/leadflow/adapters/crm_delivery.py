@@ -31,7 +31,7 @@ from leadflow.domain.handoff_delivery import (
 )
 from leadflow.domain.handoff_payload import payload_value
 from leadflow.domain.webhook_signing import sign
-from leadflow.ports import Delivery, DeliverySender
+from leadflow.ports.handoff import Delivery, DeliverySender
 
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "leadflow-handoff/1"

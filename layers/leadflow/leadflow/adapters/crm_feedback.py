@@ -11,7 +11,7 @@ from leadflow.adapters.dynamo_expressions import lead_key, versioned_lead_update
 from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.handoff import DynamoHandoffStore
 from leadflow.domain.errors import StorageUnavailable
-from leadflow.ports import ApplyStatus, CrmFeedbackWrite, FeedbackState
+from leadflow.ports.crm_feedback import ApplyStatus, CrmFeedbackWrite, FeedbackState
 
 
 def _parse_time(value: Any) -> datetime | None:

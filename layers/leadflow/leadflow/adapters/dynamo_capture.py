@@ -13,7 +13,7 @@ from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable
 from leadflow.domain.errors import IdempotencyConflict, RateLimited, StorageUnavailable
 from leadflow.domain.leads import FORM, CapturePlan, CaptureWrite, LeadChanges
 from leadflow.domain.ratelimit import RateWindow
-from leadflow.ports import SpamRecord, StoredCapture
+from leadflow.ports.leads import SpamRecord, StoredCapture
 
 IDEMPOTENCY_TTL = timedelta(days=15)  # longer than the intake queue keeps a post (14 days)
 SPAM_TTL = timedelta(days=30)

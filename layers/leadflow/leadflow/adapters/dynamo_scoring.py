@@ -17,10 +17,10 @@ from leadflow.adapters.dynamo_expressions import lead_key, score_summary_fields,
 from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable
 from leadflow.domain.events import SCORED_ATTRIBUTE, scored_on_ledger
-from leadflow.ports import ScoreState
+from leadflow.ports.scoring import ScoreState
 
 if TYPE_CHECKING:
-    from leadflow.ports import ScoreWrite
+    from leadflow.ports.scoring import ScoreWrite
 
 
 class ScoreLedger(DynamoTable):

@@ -12,7 +12,7 @@ from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable
 from leadflow.domain.errors import StorageUnavailable
 
 if TYPE_CHECKING:
-    from leadflow.ports import FeedbackWrite
+    from leadflow.ports.messaging import FeedbackWrite
 
 
 class FeedbackWrites(DynamoTable):

@@ -23,7 +23,7 @@ from leadflow.domain.events import DomainEvent
 from leadflow.domain.nurture import ACTIVE, Enrollment
 from leadflow.domain.nurture.mail_log import MailLog, utc_iso
 from leadflow.domain.rendering import RenderedEmail
-from leadflow.ports import EnrollmentsByKey, NurtureStore, ProfileChange, ScannedPage
+from leadflow.ports.nurture import EnrollmentsByKey, NurtureStore, ProfileChange, ScannedPage
 
 SCAN_PAGE = 1000
 """Profiles per page of ``scan_leads`` (about what a 1 MB DynamoDB Scan page holds)."""

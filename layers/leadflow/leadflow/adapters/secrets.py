@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadflow.ports import MissingSecret
+from leadflow.ports.secrets import MissingSecret
 
 CACHE_SECONDS = 300
 

@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from leadflow.adapters.aws import CLIENT_CONFIG, LEAN_CONFIG, LazyClient
 from leadflow.domain.rendering import RenderedEmail
-from leadflow.ports import SendRejected, SendThrottled, SendUncertain
+from leadflow.ports.messaging import SendRejected, SendThrottled, SendUncertain
 
 THROTTLING_CODES = frozenset(
     {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}

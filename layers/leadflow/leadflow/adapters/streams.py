@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from leadflow.adapters.aws import LazyClient
-from leadflow.ports import StreamRecordsGone
+from leadflow.ports.outbox import StreamRecordsGone
 
 PAGE = 1000  # GetRecords' own maximum
 GONE = {"TrimmedDataAccessException", "ResourceNotFoundException"}  # past the stream's 24 hours

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from leadflow.ports import Clock
+    from leadflow.ports.clock import Clock
 
 
 def system_clock() -> Clock:

@@ -10,7 +10,7 @@ from leadflow.config.workspace import Workspace
 from leadflow.settings import GdprSettings
 
 if TYPE_CHECKING:  # annotations only: each function's cold start loads the modules it builds
-    from leadflow.ports import Clock
+    from leadflow.ports.clock import Clock
     from leadflow.services.gdpr import GdprService
 
 

@@ -13,7 +13,7 @@ from leadflow.settings import CrmInboundSettings, HandoffSettings, SlaNotifierSe
 if TYPE_CHECKING:  # annotations only: each function's cold start loads the modules it builds
     from leadflow.adapters.handoff import SqsHandoffQueue
     from leadflow.adapters.secrets import JsonSecret
-    from leadflow.ports import Clock
+    from leadflow.ports.clock import Clock
     from leadflow.services.crm_feedback import CrmFeedbackService
     from leadflow.services.handoff import HandoffService
 

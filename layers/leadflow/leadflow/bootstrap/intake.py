@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # annotations only: each function's cold start loads the modu
     from leadflow.adapters.redrive import SqsDeadLetters, SqsRedrive
     from leadflow.adapters.sqs import SqsIntakeQueue
     from leadflow.adapters.streams import DynamoStreamReader
-    from leadflow.ports import EventPublisher
+    from leadflow.ports.outbox import EventPublisher
     from leadflow.services.capture import CaptureService
 
 

@@ -22,7 +22,8 @@ from leadflow.settings import (
 if TYPE_CHECKING:  # annotations only: each function's cold start loads the modules it builds
     from leadflow.adapters.eventbridge import EventBridgePublisher
     from leadflow.adapters.nurture import StepFunctionsBroadcastRunner
-    from leadflow.ports import Clock, EventPublisher
+    from leadflow.ports.clock import Clock
+    from leadflow.ports.outbox import EventPublisher
     from leadflow.services.nurture import NurtureService
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])

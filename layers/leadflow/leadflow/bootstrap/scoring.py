@@ -12,7 +12,7 @@ from leadflow.settings import FeedbackSettings, PageViewSettings, ScoringSetting
 
 if TYPE_CHECKING:  # annotations only: each function's cold start loads the modules it builds
     from leadflow.adapters.dynamo import DynamoLeadStore
-    from leadflow.ports import Clock
+    from leadflow.ports.clock import Clock
     from leadflow.services.feedback import FeedbackService
     from leadflow.services.scoring import ScoringService
     from leadflow.services.tracking import TrackingService

@@ -25,7 +25,8 @@ from leadflow.domain.audience import (
 )
 from leadflow.domain.errors import FieldError, InvalidSubmission, LeadNotFound, SegmentNotFound
 from leadflow.domain.ids import new_id
-from leadflow.ports import AudienceStore, Clock, ListIndex
+from leadflow.ports.clock import Clock
+from leadflow.ports.leads import AudienceStore, ListIndex
 from leadflow.services.leads import PROFILE_KEYS, LeadQueries, lead_view
 
 EXPORT_COLUMNS = (

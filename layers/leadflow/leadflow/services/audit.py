@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from leadflow.domain.ids import new_id
-from leadflow.ports import AuditLog, Clock
+from leadflow.ports.clock import Clock
+from leadflow.ports.console import AuditLog
 
 
 class AuditTrail:

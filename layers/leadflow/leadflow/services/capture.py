@@ -25,7 +25,8 @@ from leadflow.domain.submissions import (
     validate_submission,
 )
 from leadflow.domain.tokens import InvalidToken, TokenKind, verify
-from leadflow.ports import Clock, IntakeQueue, LeadStore, SpamRecord, StoredCapture
+from leadflow.ports.clock import Clock
+from leadflow.ports.leads import IntakeQueue, LeadStore, SpamRecord, StoredCapture
 
 INTAKE_MESSAGE_VERSION = 1
 

@@ -21,7 +21,8 @@ from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import CLOSED, OPEN
 from leadflow.domain.ids import new_id
-from leadflow.ports import Clock, CrmFeedbackStore, CrmFeedbackWrite, FeedbackState
+from leadflow.ports.clock import Clock
+from leadflow.ports.crm_feedback import CrmFeedbackStore, CrmFeedbackWrite, FeedbackState
 
 SOURCE_CRM = "leadflow.crm"
 SEEN_TTL = timedelta(days=30)  # longer than any CRM retries a delivery (HubSpot, Salesforce: about a day)

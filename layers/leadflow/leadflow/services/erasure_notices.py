@@ -20,7 +20,8 @@ from typing import Any
 
 from leadflow.domain.definitions.handoff import HandoffConfig
 from leadflow.domain.handoff_delivery import effective_url, next_attempt_at, visibility_seconds
-from leadflow.ports import Clock, Delivery, DeliverySender
+from leadflow.ports.clock import Clock
+from leadflow.ports.handoff import Delivery, DeliverySender
 from leadflow.services.handoff import Decision
 
 

@@ -16,7 +16,8 @@ from leadflow.domain.ses import (
     suppresses,
     unsubscribes,
 )
-from leadflow.ports import Clock, FeedbackStore, FeedbackWrite, SendConfirmations
+from leadflow.ports.clock import Clock
+from leadflow.ports.messaging import FeedbackStore, FeedbackWrite, SendConfirmations
 
 MESSAGE_HEADER = "x-leadflow-message"  # leadflow's message id, on every email it sends
 

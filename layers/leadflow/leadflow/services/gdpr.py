@@ -24,7 +24,8 @@ from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.gdpr import PersonItems
 from leadflow.domain.handoff import CLOSED
 from leadflow.domain.ids import new_id
-from leadflow.ports import Clock, GdprStore, NoticeQueue, ReportMarkers, SuppressionMigrationStore
+from leadflow.ports.clock import Clock
+from leadflow.ports.gdpr import GdprStore, NoticeQueue, ReportMarkers, SuppressionMigrationStore
 
 logger = logging.getLogger("leadflow.gdpr")
 SPAM_KEPT_DAYS = 30  # spam records' TTL (adapters.dynamo_capture.SPAM_TTL)

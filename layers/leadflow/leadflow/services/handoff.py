@@ -25,7 +25,9 @@ from leadflow.domain.handoff_delivery import Outcome, effective_url, next_attemp
 from leadflow.domain.handoff_payload import build_payload
 from leadflow.domain.handoff_sla import SlaNotice, escalation_owner, sla_notice, sla_step
 from leadflow.domain.ids import new_id
-from leadflow.ports import Clock, Delivery, DeliveryQueue, DeliverySender, Explainer, HandoffStore, Notifier
+from leadflow.ports.clock import Clock
+from leadflow.ports.handoff import Delivery, DeliveryQueue, DeliverySender, HandoffStore, Notifier
+from leadflow.ports.scoring import Explainer
 
 SOURCE_HANDOFF = "leadflow.handoff"
 logger = logging.getLogger("leadflow.handoff")

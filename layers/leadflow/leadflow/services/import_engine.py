@@ -37,7 +37,7 @@ from leadflow.domain.imports import (
     mapping_for,
     rejected_csv,
 )
-from leadflow.ports import Clock
+from leadflow.ports.clock import Clock
 from leadflow.services.imports import ImportService
 
 UPLOAD_SECONDS: Final = 3600

@@ -22,7 +22,8 @@ from leadflow.domain.errors import IdempotencyConflict
 from leadflow.domain.ids import new_id
 from leadflow.domain.imports import ColumnMapping, ImportOptions, ParsedRow, RejectedRow, parse_row
 from leadflow.domain.leads import CapturePlan
-from leadflow.ports import Clock, StoredCapture
+from leadflow.ports.clock import Clock
+from leadflow.ports.leads import StoredCapture
 
 CHUNK = 100
 COUNTERS = ("read", "created", "updated", "rejected", "skipped", "suppressed")

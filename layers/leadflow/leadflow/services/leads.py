@@ -8,7 +8,7 @@ from leadflow.config.workspace import Workspace
 from leadflow.domain.emails import InvalidEmail, normalize_email
 from leadflow.domain.errors import LeadNotFound
 from leadflow.domain.leads import custom_fields
-from leadflow.ports import LeadStore
+from leadflow.ports.leads import LeadStore
 
 PROFILE_KEYS = ("email", "first_name", "last_name", "company", "title", "phone", "country")
 INTERNAL_PREFIXES = ("PK", "SK", "GSI")

@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 
 from leadflow.domain.events import SCORED_ATTRIBUTE, DomainEvent, OutboxEvent, activity_recorded, scored_from_ledger
-from leadflow.ports import DeadLetters, EventPublisher, StreamReader, StreamRecordsGone
+from leadflow.ports.outbox import DeadLetters, EventPublisher, StreamReader, StreamRecordsGone
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from leadflow.domain.sequence_reports import (
     sends_of,
     sequence_report,
 )
-from leadflow.ports import LeadFacts, ReportWriter
+from leadflow.ports.reporting import LeadFacts, ReportWriter
 
 log = logging.getLogger(__name__)
 TRANSACTION_ITEMS = 100

@@ -23,7 +23,8 @@ from leadflow.domain.ids import new_id
 from leadflow.domain.scoring import Activity, Ledger, LedgerEntry, ModelSet
 from leadflow.domain.scoring_compiled import CompiledModel, compile_models
 from leadflow.domain.scoring_decay import decayed_score, explain
-from leadflow.ports import Clock, RescoreStore, ScoreStore, ScoreWrite
+from leadflow.ports.clock import Clock
+from leadflow.ports.scoring import RescoreStore, ScoreStore, ScoreWrite
 
 CONFLICT_RETRIES = 8
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from leadflow.config.workspace import Workspace
 from leadflow.domain.errors import SegmentNotFound
 from leadflow.domain.segments import MembershipChanges, changes, definition, definition_hash, lead_view, reads_activity
-from leadflow.ports import Clock
+from leadflow.ports.clock import Clock
 
 SCAN_PARTS = 4
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from leadflow.domain.emails import normalize_email
-from leadflow.ports import Clock
+from leadflow.ports.clock import Clock
 
 MANUAL = "manual"
 """The reason of an entry a person added (the console)."""

@@ -23,7 +23,9 @@ from leadflow.domain.tokens import (
     verify,
 )
 from leadflow.domain.tracking import parse_site_event, safe_redirect, site_activity
-from leadflow.ports import ActivityStore, Clock, PageViewCounter
+from leadflow.ports.clock import Clock
+from leadflow.ports.leads import ActivityStore
+from leadflow.ports.reporting import PageViewCounter
 
 HIT_COUNTER_DAYS = 30
 IDENTITY_DAYS = 90  # how long a tracked click identifies the browser to form capture

@@ -40,7 +40,7 @@ from leadflow.domain.crm_feedback import (
 )
 from leadflow.domain.errors import StorageUnavailable, UnsupportedContentType
 from leadflow.domain.webhook_signing import WebhookSecretError, WebhookSignatureError, verify
-from leadflow.ports import MissingSecret
+from leadflow.ports.secrets import MissingSecret
 from leadflow.services.crm_feedback import CrmFeedbackService
 from leadflow.transport.errors import answer_for
 from leadflow.transport.http import json_response, lower_headers

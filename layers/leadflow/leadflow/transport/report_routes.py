@@ -32,7 +32,7 @@ from leadflow.transport.report_models import (
 )
 
 if TYPE_CHECKING:
-    from leadflow.ports import Clock
+    from leadflow.ports.clock import Clock
     from leadflow.services.reporting import ReportingService
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]

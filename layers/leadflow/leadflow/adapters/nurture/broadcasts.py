@@ -17,7 +17,7 @@ from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.nurture.items import MAIL_SK, enrollment_from
 from leadflow.adapters.nurture.table import NurtureTable
 from leadflow.domain.nurture.mail_log import MailLog
-from leadflow.ports import ScannedPage
+from leadflow.ports.nurture import ScannedPage
 
 
 def _run_key(sequence_id: str, name: str) -> dict[str, str]:

@@ -52,7 +52,7 @@ from leadflow.adapters.nurture.items import (
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.nurture import Enrollment
 from leadflow.domain.nurture.mail_log import MailLog, utc_iso
-from leadflow.ports import NurtureStore, ProfileChange
+from leadflow.ports.nurture import NurtureStore, ProfileChange
 
 WRITE_WORKERS = 16
 """Conditional writes of a broadcast page run this many at a time (BatchWriteItem takes no conditions)."""

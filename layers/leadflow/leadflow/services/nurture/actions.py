@@ -9,7 +9,7 @@ from datetime import datetime
 from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.definitions.steps import Action
 from leadflow.domain.nurture import Enrollment
-from leadflow.ports import ProfileChange
+from leadflow.ports.nurture import ProfileChange
 from leadflow.services.nurture.base import NurtureBase
 
 STANDARD_FIELDS = frozenset({"first_name", "last_name", "company", "title", "phone", "country", "timezone"})

@@ -24,7 +24,9 @@ from leadflow.domain.nurture import ActivityView, Enrollment, LeadView, held_sta
 from leadflow.domain.nurture.mail_log import MailLog
 from leadflow.domain.nurture.triggers import reads_activity
 from leadflow.domain.rendering import EmailRenderer
-from leadflow.ports import Clock, DueNowQueue, EmailSender, NurtureStore, PointsAwarder, VariantWinners
+from leadflow.ports.clock import Clock
+from leadflow.ports.messaging import EmailSender
+from leadflow.ports.nurture import DueNowQueue, NurtureStore, PointsAwarder, VariantWinners
 from leadflow.services.nurture.counts import SequenceCounts
 from leadflow.services.nurture.links import TokenIssuer
 

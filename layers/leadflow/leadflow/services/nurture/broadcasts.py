@@ -15,7 +15,7 @@ from typing import Any
 from leadflow.domain.definitions.conditions import Segment, SegmentList
 from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.nurture import Enrollment, LeadView, enroll, in_segment
-from leadflow.ports import BroadcastRunner, ScannedPage
+from leadflow.ports.nurture import BroadcastRunner, ScannedPage
 from leadflow.services.nurture.base import HOP_SECONDS, NurtureBase, _Job
 from leadflow.services.nurture.stepping import broadcast_parts
 

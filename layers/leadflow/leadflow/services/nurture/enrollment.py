@@ -9,7 +9,7 @@ from typing import Any
 
 from leadflow.domain.nurture import Enrollment, choose_variant, enroll
 from leadflow.domain.nurture.triggers import after_change, engaged, segment_triggers, segments_joined, triggered_by
-from leadflow.ports import ProfileChange
+from leadflow.ports.nurture import ProfileChange
 from leadflow.services.nurture.base import NurtureBase, StepFailed, _Job
 
 

@@ -10,7 +10,7 @@ from leadflow.domain.definitions.consent import MARKETING_EMAIL
 from leadflow.domain.ids import new_id
 from leadflow.domain.rendering import Sender
 from leadflow.domain.tokens import TokenKind
-from leadflow.ports import ProfileChange
+from leadflow.ports.nurture import ProfileChange
 from leadflow.services.nurture.base import NurtureBase, _personal
 
 

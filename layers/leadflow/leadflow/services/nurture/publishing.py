@@ -11,7 +11,7 @@ import logging
 
 from leadflow.domain.events import DomainEvent, OutboxEvent
 from leadflow.domain.ids import new_id
-from leadflow.ports import EventPublisher
+from leadflow.ports.outbox import EventPublisher
 from leadflow.services.nurture.base import SOURCE_NURTURE
 from leadflow.services.nurture.service import NurtureService
 

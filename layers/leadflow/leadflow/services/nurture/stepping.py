@@ -24,7 +24,8 @@ from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.nurture import EmailToSend, Enrollment, LeadView, Outcome, advance, holdable, skipped
 from leadflow.domain.nurture.mail_log import UNCERTAIN_MARK_WITHIN, MailLog
 from leadflow.domain.rendering import LinkSigner, RenderedEmail, TemplateProblem, sender_of
-from leadflow.ports import NurtureStore, SendRejected, SendThrottled, SendUncertain
+from leadflow.ports.messaging import SendRejected, SendThrottled, SendUncertain
+from leadflow.ports.nurture import NurtureStore
 from leadflow.services.nurture.actions import Actions
 from leadflow.services.nurture.base import (
     ITEMS_PER_PART,

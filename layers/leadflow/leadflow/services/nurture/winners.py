@@ -15,7 +15,7 @@ from datetime import datetime
 
 from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.sequence_reports import winner_to_promote
-from leadflow.ports import CounterReader
+from leadflow.ports.reporting import CounterReader
 
 WINNER_TTL_SECONDS = 300.0
 
