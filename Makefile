@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/leadflow/pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8000
+# pytest-xdist workers for `make test` (auto: one per CPU; 0 runs the tests in this process).
+TEST_WORKERS ?= auto
 AUDIT := $(VENV)/audit
 AUDIT_STAMP := $(AUDIT)/.installed-$(shell cksum < requirements-audit.txt | cut -d' ' -f1)
 
@@ -21,9 +23,9 @@ $(STAMP): requirements-dev.txt layers/leadflow/pyproject.toml
 dev: $(STAMP)
 	$(BIN)/leadflow dev --port $(PORT)
 
-## test: lint, then every test tier (unit, property, integration, end to end, browser)
+## test: lint, then every test tier (unit, property, integration, end to end, browser), on every CPU
 test: $(STAMP) browser lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## test-fast: unit and property tests only (no AWS, no browser)
 test-fast: $(STAMP)

@@ -27,6 +27,7 @@ from tests.integration.test_nurture import (
     daytime_country,
     emails_to,
     enrollment,
+    idle_stack,
     now,
     settle,
     stored_profile,
@@ -42,7 +43,9 @@ from tests.integration.test_nurture_store import (
     service_on,
 )
 
-__all__ = ["nurture"]  # the per-test table fixture of the nurture store tests, used here too
+# The per-test table fixture of the nurture store tests, and the nurture tests' start on a stack that
+# has caught up with earlier modules (an autouse fixture: the welcome is waited for in seconds).
+__all__ = ["idle_stack", "nurture"]
 
 pytestmark = pytest.mark.integration
 

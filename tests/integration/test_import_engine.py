@@ -16,7 +16,7 @@ import requests
 
 from tests.conftest import FIXTURES, StackClient
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("caught_up")]  # imports leave many events
 IMPORTS = FIXTURES / "imports"
 
 

@@ -14,7 +14,7 @@ import pytest
 from leadflow.dev.cli import main
 from tests.conftest import FIXTURES, StackClient, suppression_key
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("caught_up")]  # imports leave many events
 IMPORTS = FIXTURES / "imports"
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import unique_ip
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("caught_up")]
 
 FIELDS = [
     "email",
