@@ -65,14 +65,8 @@ GOAL_OVERHEAD_PERCENT = 15.0
 MARKER = "BENCH_RESULT "
 KEYS = ("import_ms", "first_request_ms", "total_ms", "cpu_ms", "process_ms")
 
-# The measured process. Only what both modes need is imported before the clock starts.
-CHILD = r"""
-import importlib.util, json, os, sys, time
-
-MARKER = "BENCH_RESULT "
-mode = sys.argv[1]
-
-
+# The Lambda context object the handler gets (also bench/cold_start_steps.py's).
+CONTEXT = r"""
 class Context:
     function_name = "leadflow-FormCaptureFunction"
     function_version = "$LATEST"
@@ -85,7 +79,18 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 10000
 
+"""
 
+# The measured process. Only what both modes need is imported before the clock starts.
+CHILD = (
+    r"""
+import importlib.util, json, os, sys, time
+
+MARKER = "BENCH_RESULT "
+mode = sys.argv[1]
+"""
+    + CONTEXT
+    + r"""
 event = json.loads(os.environ["BENCH_EVENT"])
 if mode == "start":  # --instructions: everything before the measured span, to subtract
     os._exit(0)
@@ -130,6 +135,7 @@ print(MARKER + json.dumps({
 if os.environ.get("BENCH_EXIT_AT_ONCE"):  # --instructions: leave out the interpreter's teardown
     os._exit(0)
 """
+)
 
 
 # ---------------------------------------------------------------------- the server

@@ -27,13 +27,9 @@ import subprocess
 import sys
 from typing import Any
 
-from cold_start import CHILD, ROOT, Stub, child_env, form_event  # bench/, beside this script
+from cold_start import CONTEXT, ROOT, Stub, child_env, form_event  # bench/, beside this script
 
-PRELUDE = (
-    "import json, os\n"
-    + CHILD[CHILD.index("class Context") : CHILD.index("event = json.loads")]
-    + "event = json.loads(os.environ['BENCH_EVENT'])\n"
-)
+PRELUDE = "import json, os\n" + CONTEXT + "event = json.loads(os.environ['BENCH_EVENT'])\n"
 STEPS: tuple[tuple[str, str], ...] = (
     ("bare child (interpreter, the event read)", ""),
     (

@@ -148,10 +148,12 @@ def local_stack() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def caught_up(local_stack: Any) -> Iterator[None]:
-    """Leave the shared local stack caught up with what a module made it do: a module that posts
-    hundreds of forms (the property tests) leaves as many welcome emails queued, and a test that
-    waits seconds for its own email must not wait for them (with ``pytest -n``, any module may
-    come next). Used with ``pytestmark = pytest.mark.usefixtures("caught_up")``."""
+    """The shared local stack caught up, when a module starts and when it ends: a module that posts
+    hundreds of forms (the property tests) or imports leaves as many emails and stream records
+    queued, and a test that waits seconds for its own email must not wait for them (with
+    ``pytest -n``, any module may come next). Used with
+    ``pytestmark = pytest.mark.usefixtures("caught_up")``; an idle stack's tick takes milliseconds."""
+    local_stack.tick(timeout=300)
     yield
     local_stack.tick(timeout=300)
 

@@ -27,7 +27,6 @@ from tests.integration.test_nurture import (
     daytime_country,
     emails_to,
     enrollment,
-    idle_stack,
     now,
     settle,
     stored_profile,
@@ -43,11 +42,9 @@ from tests.integration.test_nurture_store import (
     service_on,
 )
 
-# The per-test table fixture of the nurture store tests, and the nurture tests' start on a stack that
-# has caught up with earlier modules (an autouse fixture: the welcome is waited for in seconds).
-__all__ = ["idle_stack", "nurture"]
+__all__ = ["nurture"]  # the per-test table fixture of the nurture store tests, used here too
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("caught_up")]  # welcomes waited for in seconds
 
 WELCOME = "Welcome to Example, Ada"
 NUDGES = {"Did you see this, Ada?", "3 minutes to your first campaign"}

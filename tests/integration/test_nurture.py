@@ -29,7 +29,9 @@ from markupsafe import escape
 from leadflow.domain.nurture import COUNTRY_TIMEZONES
 from tests.conftest import FIXTURES, load_json, unique_email
 
-pytestmark = pytest.mark.integration
+# On a caught-up stack: the welcome's 5 seconds are from post to email, not from the end of another
+# module's backlog.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("caught_up")]
 
 DAY = 86400
 # "Within seconds" on the suite's shared stack, whose moto tables hold every earlier module's
@@ -186,14 +188,6 @@ def stored_profile(local_stack, lead_id: str) -> dict[str, Any]:
     )["Item"]
     deserializer = TypeDeserializer()
     return {key: deserializer.deserialize(value) for key, value in item.items()}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def idle_stack(local_stack) -> None:
-    """Start on a stack that has caught up with what earlier modules left it (an import's
-    thousands of stream records, say): the welcome's 5 seconds are from post to email, not from
-    the end of another test's backlog."""
-    local_stack.tick(timeout=300)
 
 
 def broadcasts_finished(local_stack, timeout: float = 300) -> None:
