@@ -7,7 +7,8 @@ latencies) and priced with its table of prices (``PRICE``); nothing here is pric
 
 - **At rest**: each schedule of the template fires once with nothing to do, metered; its cost times
   the firings of a month (its period), plus what the stack holds whatever the traffic: the KMS keys,
-  Secrets Manager secrets and CloudWatch alarms of the transformed template, by count. Apart from
+  Secrets Manager secrets and CloudWatch alarms of the transformed template, by count, and the
+  SnapStart cache of each function version that has one (its memory, a month). Apart from
   the total, and modelled, not metered: the empty long polls Lambda's SQS event source mappings
   make on idle queues (AWS does not publish the number of pollers; ``--pollers`` says how many are
   assumed, 20 s waits), which the local stack, which polls its queues itself, cannot show.
@@ -16,6 +17,8 @@ latencies) and priced with its table of prices (``PRICE``); nothing here is pric
   every enrollment has ended: the welcome series' emails, scoring, segments, reports, the outbox
   relay, SES's send and delivery events (the local stack publishes them as SES would). Scaled from
   the measured leads to 1,000 (the counts per lead do not depend on the number: compare two runs).
+  Form capture's SnapStart restores are modelled as an upper bound, one per form post (a site so
+  quiet that every post is a cold start); the local stack restores nothing.
 
     cd /work/main && .venv/bin/python bench/deploy_cost.py [--leads 50] [--json]
 """
@@ -90,7 +93,7 @@ class Lifecycle(Campaign):
             "leads": self.args.leads,
             "at_rest": at_rest,
             "queues": {name: stack.physical[name] for name in QUEUE_GROUP if name in stack.physical},
-            "resources": resource_counts(stack.cfn_template),
+            "resources": resource_counts(stack.cfn_template, stack.parameters),
             "sqs_queues_with_mappings": mapped_queues(stack.cfn_template),
             "executions": len(runs.arns),
             "transitions": sum(runs.entered.values()),
@@ -157,13 +160,34 @@ class Lifecycle(Campaign):
         raise SystemExit("enrollments still active after 200 rounds")
 
 
-def resource_counts(template: dict[str, Any]) -> dict[str, int]:
+def snapstart_applies(apply_on: Any, template: dict[str, Any], parameters: dict[str, str]) -> bool:
+    """Whether a function's ``SnapStart.ApplyOn`` is ``PublishedVersions`` with the stack's parameters (the
+    template's is an ``Fn::If`` on a condition that compares one parameter, ``FormCaptureSnapStartOn``)."""
+    if isinstance(apply_on, dict):
+        condition, then, otherwise = apply_on["Fn::If"]
+        left, right = template["Conditions"][condition]["Fn::Equals"]
+        name = left["Ref"]
+        apply_on = then if parameters.get(name, template["Parameters"][name].get("Default")) == right else otherwise
+    return apply_on == "PublishedVersions"
+
+
+def resource_counts(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
     kinds = Counter(str(r["Type"]) for r in template["Resources"].values())
+    snapstart = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and snapstart_applies((r["Properties"].get("SnapStart") or {}).get("ApplyOn"), template, parameters)
+    ]
     return {
         "kms_keys": kinds["AWS::KMS::Key"],
         "secrets": kinds["AWS::SecretsManager::Secret"],
         "alarms": kinds["AWS::CloudWatch::Alarm"],
         "ssm_parameters": kinds["AWS::SSM::Parameter"],
+        # One live version each (the alias's); a deploy leaves the version before it cached until it
+        # has gone 14 days without an invocation (up to ~$0.91 once per deploy at 512 MB).
+        "snapstart_functions": len(snapstart),
+        "snapstart_gb": sum(int(p.get("MemorySize", 128)) / 1024 for p in snapstart),
     }
 
 
@@ -239,6 +263,9 @@ def price(data: dict[str, Any], pollers: int) -> dict[str, Any]:
     rest.append({"what": f"{held['kms_keys']} KMS key(s)", "usd": held["kms_keys"] * PRICE["kms_key_month"]})
     rest.append({"what": f"{held['secrets']} Secrets Manager secrets", "usd": held["secrets"] * PRICE["secret_month"]})
     rest.append({"what": f"{held['alarms']} CloudWatch alarms", "usd": held["alarms"] * PRICE["alarm_month"]})
+    cache = held["snapstart_gb"] * PRICE["snapstart_cache_gb_s"] * MONTH_S
+    what = f"SnapStart cache of {held['snapstart_functions']} function version(s), {held['snapstart_gb']:g} GB"
+    rest.append({"what": what, "usd": cache})
     at_rest = sum(r["usd"] for r in rest)
     polls = data["sqs_queues_with_mappings"] * pollers * MONTH_S / 20
     leads = data["leads"]
@@ -246,6 +273,10 @@ def price(data: dict[str, Any], pollers: int) -> dict[str, Any]:
         data["counts"], data["queues"], data["transitions"], data["map_children"], data["executions"],
         api_requests=data["form_posts"],
     )  # fmt: skip
+    # Modelled, an upper bound: every form post a cold start, each one a restore of the snapshot.
+    restores = data["form_posts"] * held["snapstart_gb"]
+    lines.append({"service": "Lambda", "what": "SnapStart restores, at most one a form post (modelled)",
+                  "quantity": data["form_posts"], "usd": restores * PRICE["snapstart_restore_gb"]})  # fmt: skip
     # The ticks of the run would have fired anyway (the month at rest counts them): what a tick
     # costs with nothing due is taken off, so that what remains is what the leads added.
     idle_tick = next(f["usd_a_firing"] for f in data["at_rest"] if f["target"] == "NurtureTickStateMachine")

@@ -88,6 +88,9 @@ PRICE = {
     "kms_key_month": 1.00,  # KMS, per customer managed key
     "secret_month": 0.40,  # Secrets Manager, per secret
     "alarm_month": 0.10,  # CloudWatch, per standard-resolution metric alarm
+    # Lambda SnapStart (Python): its snapshot's cache while a version is active, and each restore (read 2026-12-07)
+    "snapstart_cache_gb_s": 0.0000015046,  # per GB-second of the function's memory, per active version
+    "snapstart_restore_gb": 0.0001397998,  # per GB of the function's memory, per restore (a cold start)
     "ssm_standard_parameter_month": 0.0,  # Systems Manager Parameter Store, standard tier
 }
 LAMBDA_GB = 0.5  # template.yaml Globals: MemorySize 512, arm64

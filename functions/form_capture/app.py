@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from snapshot_restore_py import register_after_restore, register_before_snapshot
 
-from leadflow.bootstrap.intake import capture_service
+from leadflow.bootstrap.intake import capture_service, prime_capture_service
+from leadflow.bootstrap.snapstart import reseed_random
 from leadflow.transport.forms import handle_form_request
 
 if TYPE_CHECKING:  # an annotation only: one module fewer to load on the cold start
@@ -21,6 +23,11 @@ if TYPE_CHECKING:  # an annotation only: one module fewer to load on the cold st
 
 logger = Logger()
 metrics = Metrics()
+
+# Lambda SnapStart (template.yaml): the snapshot is taken once the imports and the DynamoDB client
+# are done, and every environment restored from it draws its own random numbers again.
+register_before_snapshot(prime_capture_service)
+register_after_restore(reseed_random)
 
 
 @metrics.log_metrics

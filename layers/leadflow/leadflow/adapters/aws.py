@@ -49,3 +49,9 @@ class LazyClient:
         if self._client is None:
             self._client = client(self.SERVICE, self.CONFIG)
         return self._client
+
+    def prime(self) -> None:
+        """Create the client now, not on first use: SnapStart's hook before the snapshot, so that a
+        restored environment starts with botocore's service model loaded and the client built.
+        Nothing is sent: no connection, no credentials fetched."""
+        _ = self.client

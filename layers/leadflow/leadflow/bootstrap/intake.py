@@ -52,6 +52,19 @@ def capture_service() -> CaptureService:
     )
 
 
+def prime_capture_service() -> None:
+    """Form capture's SnapStart hook before the snapshot (``functions/form_capture/app.py``): the
+    capture service built and its DynamoDB client created, what every post uses; the snapshot keeps
+    them, and a restored environment's first post skips building them (docs/benchmarks.md, row 2).
+    The intake queue's client is left to its first use (only when the table is down), and no secret
+    is read: a snapshot holds no key."""
+    from leadflow.adapters.dynamo import DynamoLeadStore
+
+    store = capture_service().store
+    if isinstance(store, DynamoLeadStore):
+        store.prime()
+
+
 @cache
 def replay_capture_service() -> CaptureService:
     """The intake replay's capture: it never re-queues (a failure is retried by SQS)."""

@@ -34,27 +34,44 @@ BUS_TAP_QUEUE = "leadflow-dev-bus-tap"
 CACHE_DIR = ".leadflow/cache"  # under the project: the SAM transform of the template (dev/template.py)
 
 
+def _with_refs(node: Any, refs: dict[str, Any]) -> Any:
+    """``node`` with each ``{"Ref": id}`` of an id in ``refs`` replaced by its value (a literal, or
+    another ``{"Ref": ...}``), in ``Fn::Sub`` text too."""
+    if isinstance(node, dict):
+        if set(node) == {"Ref"} and node["Ref"] in refs:
+            return refs[node["Ref"]]
+        if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+            text = node["Fn::Sub"]
+            for logical_id, value in refs.items():
+                text = text.replace(
+                    "${" + logical_id + "}", value if isinstance(value, str) else "${" + value["Ref"] + "}"
+                )
+            return {"Fn::Sub": text}
+        return {k: _with_refs(v, refs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_with_refs(v, refs) for v in node]
+    return node
+
+
 def _without(template: dict[str, Any], provisioned: dict[str, str]) -> dict[str, Any]:
     """The template minus resources created outside moto's CloudFormation, their Refs made literal."""
     if not provisioned:
         return template
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"Ref"} and node["Ref"] in provisioned:
-                return provisioned[node["Ref"]]
-            if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
-                text = node["Fn::Sub"]
-                for logical_id, physical in provisioned.items():
-                    text = text.replace("${" + logical_id + "}", physical)
-                return {"Fn::Sub": text}
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
     resources = {k: v for k, v in template["Resources"].items() if k not in provisioned}
-    return resolve({**template, "Resources": resources})
+    return _with_refs({**template, "Resources": resources}, provisioned)
+
+
+def _aliases_as_functions(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with each Lambda alias and published version left out, a Ref to an alias made a
+    Ref to its function. SAM's ``AutoPublishAlias`` (which SnapStart needs) makes both, and moto's
+    CloudFormation has no aliases; the local stack runs a function's code from the working tree,
+    the same whether its alias or the function itself is invoked."""
+    resources = template["Resources"]
+    aliases = {k: r["Properties"]["FunctionName"] for k, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"}
+    if not aliases:
+        return template
+    kept = {k: v for k, v in resources.items() if v["Type"] not in ("AWS::Lambda::Alias", "AWS::Lambda::Version")}
+    return _with_refs({**template, "Resources": kept}, aliases)
 
 
 def _rate_seconds(expression: str) -> float | None:
@@ -74,7 +91,9 @@ def deploy(stack: LocalStack) -> None:
         archive.writestr("README.txt", "leadflow dev: handlers run in-process from the working tree")
     s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=placeholder.getvalue())
 
-    stack.cfn_template = cached_transform(stack.template, stack.root, stack.parameters, stack.root / CACHE_DIR)
+    stack.cfn_template = _aliases_as_functions(
+        cached_transform(stack.template, stack.root, stack.parameters, stack.root / CACHE_DIR)
+    )
     provisioned = _provision_unsupported(stack)
     cfn = stack.client("cloudformation")
     cfn.create_stack(
