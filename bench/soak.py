@@ -15,7 +15,8 @@ Then it checks: every email sent exactly once (SES messages by their ``X-Leadflo
 no id twice, and one per send in the mail logs), every enrollment ended (none active), no
 message in any dead-letter queue, the broadcast execution succeeded. The stack process's memory
 (RSS) is sampled every few seconds; with ``--trace-memory``, ``tracemalloc`` tells where the growth
-is: moto, botocore, leadflow or the rest.
+is: each allocation charged to the package of the most recent frame outside the standard library
+(moto, botocore, leadflow...), and the 15 lines that hold most of it.
 
     .venv/bin/python bench/soak.py --leads 100000 --send-rate 200   # hours on a 2-core host
     .venv/bin/python bench/soak.py --leads 2000 --send-rate 50 --outage-seconds 10
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import sysconfig
 import threading
 import time
 import tracemalloc
@@ -73,7 +75,7 @@ class Memory:
 
     def start(self) -> None:
         if self.trace:
-            tracemalloc.start(1)
+            tracemalloc.start(TRACE_FRAMES)
             self.first = tracemalloc.take_snapshot()
         self._thread.start()
 
@@ -84,24 +86,52 @@ class Memory:
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         growth: Counter[str] = Counter()
+        sites: Counter[str] = Counter()
         if self.first is not None:
             last = tracemalloc.take_snapshot()
-            for stat in last.compare_to(self.first, "filename"):
-                growth[_owner(stat.traceback[0].filename)] += stat.size_diff
+            for stat in last.compare_to(self.first, "traceback"):
+                frame = _caller(stat.traceback)
+                growth[_owner(frame.filename)] += stat.size_diff
+                sites[f"{_short(frame.filename)}:{frame.lineno}"] += stat.size_diff
             tracemalloc.stop()
         rss = [mb for _, mb in self.samples] or [rss_mb()]
         return {
             "rss_mb": {"first": rss[0], "peak": max(rss), "last": rss[-1]},
             "samples": self.samples[:: max(1, len(self.samples) // 40)],
             "traced_growth_mb_by_owner": {k: round(v / 2**20, 1) for k, v in growth.most_common()},
+            "traced_growth_mb_by_site": {k: round(v / 2**20, 1) for k, v in sites.most_common(15)},
         }
+
+
+# An allocation made by the standard library (json, copy, threading...) on a library's behalf is the
+# library's: each is charged to the most recent frame of its traceback outside the standard library.
+TRACE_FRAMES = 30
+_STDLIB = sysconfig.get_paths()["stdlib"]
+
+
+def _caller(traceback: tracemalloc.Traceback) -> tracemalloc.Frame:
+    for frame in reversed(traceback):  # most recent first
+        name = frame.filename
+        if not (name.startswith("<frozen") or (name.startswith(_STDLIB) and "site-packages" not in name)):
+            return frame
+    return traceback[-1]
 
 
 def _owner(filename: str) -> str:
     for name in ("moto", "botocore", "boto3", "werkzeug", "leadflow", "aws_lambda_powertools", "jinja2"):
         if f"/{name}/" in filename:
             return name
+    if filename.startswith(_STDLIB) and "site-packages" not in filename:
+        return "stdlib"
     return "bench" if "/bench/" in filename else "other"
+
+
+def _short(filename: str) -> str:
+    """A path from its package on (``moto/ses/models.py``), or as it is."""
+    for marker in ("/site-packages/", "/layers/leadflow/", "/bench/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
 
 
 class SoakCampaign(meter.Campaign):
@@ -241,6 +271,11 @@ def report(result: dict[str, Any]) -> str:
             f"  enrollments: {c['enrollments']}; still active: {c['still_active'] or 'none'}",
             f"  dead letters: {c['dead_letters'] or 'none'}; broadcast: {c['broadcast']}",
             f"  memory: RSS {m['rss_mb']} MB; traced growth by owner (MB): {m['traced_growth_mb_by_owner']}",
+            *(
+                [f"  traced growth by site (MB, the 15 largest): {m['traced_growth_mb_by_site']}"]
+                if m["traced_growth_mb_by_site"]
+                else []
+            ),
             f"  {'OK' if c['ok'] else 'FAILED'}",
         ]
     )
