@@ -676,7 +676,22 @@ def seed(stack: Any, table: str, leads: int, rng: random.Random) -> list[str]:
             pending: dict[str, Any] = {table: requests[start : start + 25]}
             while pending:
                 pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        seed_memberships(stack, table)
     return ids
+
+
+def seed_memberships(stack: Any, table: str) -> dict[str, int]:
+    """What each lead's capture left besides its profile: the segments function evaluated the new
+    lead then (``lead.captured``), so a database the campaign starts from has its segments' members
+    (``all-subscribers``: everyone who may get marketing email). The product's own back-fill writes
+    them (``leadflow segment refresh``), not counted: they are the capture's, not the campaign's.
+    Without them, a lead's first tracked open joined it to ``all-subscribers``, and the campaign paid
+    for it (the meter read 3.41 write units per open or click in the segments function)."""
+    from leadflow.bootstrap.admin_api import segment_service_for
+    from leadflow.config.workspace import Workspace
+
+    with Harness():
+        return segment_service_for(table, Workspace(stack.workspace)).refresh()
 
 
 # ---------------------------------------------------------------------------- reactions (through the gateway)

@@ -53,5 +53,6 @@ class LazyClient:
     def prime(self) -> None:
         """Create the client now, not on first use: SnapStart's hook before the snapshot, so that a
         restored environment starts with botocore's service model loaded and the client built.
-        Nothing is sent: no connection, no credentials fetched."""
+        Nothing is sent to the service. The credentials botocore resolves meanwhile refresh
+        themselves when they expire (under SnapStart, Lambda's container credentials)."""
         _ = self.client
