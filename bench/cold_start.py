@@ -312,6 +312,21 @@ def bare_interpreter_ms(runs: int) -> list[float]:
     return times
 
 
+def callgrind(args: list[str], env: dict[str, str]) -> int:
+    """The instructions a fresh ``python ARGS`` executes, counted by valgrind (callgrind), in the
+    project's folder with ``env`` (also bench/cold_start_steps.py's and cold_start_snapstart.py's).
+
+    Raises:
+        RuntimeError: the child failed, or valgrind printed no count.
+    """
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900, cwd=ROOT)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"valgrind run failed ({done.returncode}):\n{done.stdout[-1500:]}\n{done.stderr[-2000:]}")
+    return int(found[1])
+
+
 def instructions(endpoint: Endpoint, runs: int) -> dict[str, Any]:
     """Instructions each side executes in the measured span, counted by valgrind (callgrind).
 
@@ -330,20 +345,7 @@ def instructions(endpoint: Endpoint, runs: int) -> dict[str, Any]:
                 "BENCH_EVENT": form_event(700 + i),
                 "BENCH_EXIT_AT_ONCE": "1",
             }
-            command = [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                "-c",
-                CHILD,
-                mode,
-            ]
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900, cwd=ROOT)
-            found = re.search(r"Collected : (\d+)", done.stderr)
-            if found is None:
-                raise RuntimeError(f"valgrind run of {mode} failed:\n{done.stderr[-2000:]}")
-            found_counts.append(int(found[1]))
+            found_counts.append(callgrind(["-c", CHILD, mode], env))
     start = statistics.median(counts["start"])
     handler = statistics.median(counts["handler"]) - start
     floor = statistics.median(counts["floor"]) - start

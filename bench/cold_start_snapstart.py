@@ -31,21 +31,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 from typing import Any
 
-from cold_start import CONTEXT, GOAL_OVERHEAD_PERCENT, ROOT, Stub, child_env, form_event  # bench/
+from cold_start import GOAL_OVERHEAD_PERCENT, ROOT, Stub, child_env, form_event  # bench/, beside this script
+from cold_start_steps import IMPORT_APP, PRELUDE, count
 
 MARKER = "BENCH_SPAN "
-PRELUDE = "import json, os, time\n" + CONTEXT + "event = json.loads(os.environ['BENCH_EVENT'])\n"
-IMPORT_APP = (
-    "import importlib.util\n"
-    "spec = importlib.util.spec_from_file_location('app', os.environ['BENCH_APP'])\n"
-    "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)\n"
-)
 # As the Lambda runtime calls the hooks (the library's documented registries): before the snapshot
 # in the reverse order of registration, after a restore in the order of registration.
 BEFORE_SNAPSHOT = (
@@ -72,33 +66,22 @@ SPANS: dict[str, tuple[str, str]] = {
 }
 
 
-def _run(code: str, stub: Stub, run: int, valgrind: bool) -> subprocess.CompletedProcess[str]:
-    env = {**child_env(stub.endpoint, stub.queue), "LEADS_TABLE": stub.new_table(), "BENCH_EVENT": form_event(run)}
-    command = [sys.executable, "-c", code + "os._exit(0)\n"]  # no interpreter teardown in any count
-    if valgrind:
-        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900, cwd=ROOT)
-    if done.returncode != 0:
-        raise RuntimeError(f"child failed ({done.returncode}):\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
-    return done
-
-
-def instructions(code: str, stub: Stub, run: int) -> int:
-    found = re.search(r"Collected : (\d+)", _run(code, stub, run, valgrind=True).stderr)
-    if found is None:
-        raise RuntimeError("valgrind printed no count")
-    return int(found[1])
-
-
 def span_ms(before: str, span: str, stub: Stub, run: int) -> float:
+    """The span's time (``time.perf_counter``) in a fresh child that ran ``before`` first."""
     code = (
         PRELUDE
+        + "import time\n"
         + before
         + "started = time.perf_counter()\n"
         + span
         + f"print({MARKER!r} + repr((time.perf_counter() - started) * 1000), flush=True)\n"
     )
-    lines = [line for line in _run(code, stub, run, valgrind=False).stdout.splitlines() if line.startswith(MARKER)]
+    env = {**child_env(stub.endpoint, stub.queue), "LEADS_TABLE": stub.new_table(), "BENCH_EVENT": form_event(run)}
+    command = [sys.executable, "-c", code + "os._exit(0)\n"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900, cwd=ROOT)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"child failed ({done.returncode}):\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
     return float(lines[-1].removeprefix(MARKER))
 
 
@@ -110,8 +93,9 @@ def measure(runs: int) -> dict[str, Any]:
             span_ms(before, span, stub, 0)
         counted: dict[str, int] = {}
         for name, (before, span) in SPANS.items():
-            whole = min(instructions(PRELUDE + before + span, stub, 900 + run) for run in range(runs))
-            start = min(instructions(PRELUDE + before, stub, 950 + run) for run in range(runs))
+            # no interpreter teardown in any count
+            whole = min(count(PRELUDE + before + span + "os._exit(0)\n", stub, 900 + run) for run in range(runs))
+            start = min(count(PRELUDE + before + "os._exit(0)\n", stub, 950 + run) for run in range(runs))
             counted[name] = whole - start
         timed: dict[str, list[float]] = {name: [] for name in SPANS}
         for run in range(runs):

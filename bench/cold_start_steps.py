@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 from typing import Any
 
-from cold_start import CONTEXT, ROOT, Stub, child_env, form_event  # bench/, beside this script
+from cold_start import CONTEXT, Stub, callgrind, child_env, form_event  # bench/, beside this script
 
 PRELUDE = "import json, os\n" + CONTEXT + "event = json.loads(os.environ['BENCH_EVENT'])\n"
+# As the Lambda runtime loads ``app.lambda_handler`` (also bench/cold_start_snapstart.py's).
+IMPORT_APP = (
+    "import importlib.util\n"
+    "spec = importlib.util.spec_from_file_location('app', os.environ['BENCH_APP'])\n"
+    "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)\n"
+)
 STEPS: tuple[tuple[str, str], ...] = (
     ("bare child (interpreter, the event read)", ""),
     (
@@ -38,25 +42,16 @@ STEPS: tuple[tuple[str, str], ...] = (
         "from aws_lambda_powertools.metrics import MetricUnit\nLogger(); Metrics()",
     ),
     ("import email_validator", "import email_validator"),
-    (
-        "import functions/form_capture/app.py",
-        "import importlib.util\n"
-        "spec = importlib.util.spec_from_file_location('app', os.environ['BENCH_APP'])\n"
-        "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)",
-    ),
+    ("import functions/form_capture/app.py", IMPORT_APP),
     ("boto3 imported, a DynamoDB client created", "import boto3\nboto3.client('dynamodb')"),
     ("the handler called once (new lead)", "module.lambda_handler(event, Context())"),
 )
 
 
 def count(code: str, stub: Stub, run: int) -> int:
+    """The instructions of ``python -c CODE`` with the handler child's environment and a new table."""
     env = {**child_env(stub.endpoint, stub.queue), "LEADS_TABLE": stub.new_table(), "BENCH_EVENT": form_event(run)}
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900, cwd=ROOT)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"valgrind run failed:\n{done.stderr[-2000:]}")
-    return int(found[1])
+    return callgrind(["-c", code], env)
 
 
 def measure(runs: int) -> list[dict[str, Any]]:

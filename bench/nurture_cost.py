@@ -676,7 +676,7 @@ def seed(stack: Any, table: str, leads: int, rng: random.Random) -> list[str]:
             pending: dict[str, Any] = {table: requests[start : start + 25]}
             while pending:
                 pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        seed_memberships(stack, table)
+    seed_memberships(stack, table)
     return ids
 
 
