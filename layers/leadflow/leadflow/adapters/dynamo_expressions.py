@@ -62,12 +62,18 @@ def stage_fields(lead_id: str, stage: str, names: dict[str, str], values: dict[s
 
 
 def score_summary_fields(summary: dict[str, Any], names: dict[str, str], values: dict[str, Any]) -> str:
-    """The SET fragment of a lead's score summary (scores per model, grade, grade points, when)."""
+    """The SET fragment of a lead's score summary (scores per model, grade, grade points, when, and
+    the number of ledger entries it was worked out from when given)."""
     names.update({"#s": "scores", "#g": "grade", "#gp": "grade_points", "#at": "scored_at"})
     values.update(
         {":s": summary["scores"], ":g": summary["grade"], ":gp": summary["grade_points"], ":at": summary["scored_at"]}
     )
-    return "#s = :s, #g = :g, #gp = :gp, #at = :at"
+    fields = "#s = :s, #g = :g, #gp = :gp, #at = :at"
+    if "scored_entries" in summary:
+        names["#se"] = "scored_entries"
+        values[":se"] = summary["scored_entries"]
+        fields += ", #se = :se"
+    return fields
 
 
 def score_version_condition(expected: int, values: dict[str, Any]) -> str:

@@ -35,21 +35,37 @@ class ScoreLedger(DynamoTable):
         return ScoreState(profile, ledger_entries(items), int(profile.get("score_version", 0)))
 
     def apply_score(self, write: ScoreWrite) -> bool:
-        """New ledger entries, the score summary and a stage move, if the version is still current."""
+        """New ledger entries, the score summary and a stage move, if the version is still current.
+
+        A scored activity's ledger item (its ``lead.scored`` on it) and the summary are two plain
+        writes, the item first: 1 write unit each where a transaction bills 2 (issue 17). The item
+        written and the summary refused, the service's next try finds the summary lagging. With an
+        outbox event (a stage move, an award, a correction) or entries to replace, one transaction.
+        """
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         fields = score_summary_fields(write.summary, names, values)
         stage = write.stage[1] if write.stage else None
-        items: list[dict[str, Any]] = [
-            versioned_lead_update(self.table, write.lead_id, fields, names, values, write.expected_version, stage)
-        ]
+        profile = versioned_lead_update(self.table, write.lead_id, fields, names, values, write.expected_version, stage)
+        pk = f"LEAD#{write.lead_id}"
+        replaced = {str(e.get(ITEM_SK) or _entry_sk(e)) for e in write.replaced}
+        ledger: dict[str, Any] | None = None
         if write.entries:
             first = min(write.entries, key=_order)
-            ledger = {"PK": f"LEAD#{write.lead_id}", "SK": _entry_sk(first), **compact_entries(write.entries)}
+            item = {"PK": pk, "SK": _entry_sk(first), **compact_entries(write.entries)}
             if write.announced is not None:
-                ledger[SCORED_ATTRIBUTE] = scored_on_ledger(write.announced)
-            items.append(self._put(ledger, NEW_ITEM))
-        items.extend(self._put(self._outbox_item(e)) for e in write.events)
+                item[SCORED_ATTRIBUTE] = scored_on_ledger(write.announced)
+            ledger = self._put(item, None if item["SK"] in replaced else NEW_ITEM)
+            replaced.discard(item["SK"])
+        if not write.events and not replaced:
+            if ledger is not None and not self._write_if(self.client.put_item, ledger["Put"]):
+                return False
+            return self._write_if(self.client.update_item, profile["Update"])
+        items = [profile, *([ledger] if ledger else [])]
+        items += [
+            {"Delete": {"TableName": self.table, "Key": serialize({"PK": pk, "SK": sk})}} for sk in sorted(replaced)
+        ]
+        items += [self._put(self._outbox_item(e)) for e in write.events]
         return self._transact_if(items)
 
     def lead_ids(self) -> list[str]:

@@ -136,6 +136,26 @@ class DynamoTable(LazyClient):
             return False
         raise StorageUnavailable(f"unexpected cancellation: {reasons}")
 
+    def _write_if(self, call: Callable[..., Any], request: dict[str, Any]) -> bool:
+        """One conditional write on its own (a transaction's ``Put`` or ``Update`` item's request,
+        to ``put_item`` or ``update_item``): False when its condition failed.
+
+        Raises:
+            StorageUnavailable: throttled, down, or unreachable.
+        """
+        try:
+            call(**request)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                return False
+            if code in UNAVAILABLE_CODES:
+                raise StorageUnavailable(code) from error
+            raise
+        except BotoCoreError as error:  # timeouts, connection errors
+            raise StorageUnavailable(type(error).__name__) from error
+        return True
+
     def _conditional(self, call: Callable[[], Any]) -> bool:
         """Run one conditional write: False when its condition failed."""
         try:

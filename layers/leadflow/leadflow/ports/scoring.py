@@ -32,13 +32,17 @@ class ScoreWrite:
     announced: DomainEvent | None = None
     """The ``lead.scored`` event the new ledger item carries (``domain.events.scored_on_ledger``):
     published from the item's stream record, not from an outbox item."""
+    replaced: list[dict[str, Any]] = field(default_factory=list)
+    """Ledger entries (as ``score_state`` read them) whose items ``entries`` replace: an activity's
+    entries worked out again when the summary lagged the ledger (``services.scoring``)."""
 
 
 class ScoreStore(Protocol):
     def score_state(self, lead_id: str) -> ScoreState: ...
 
     def apply_score(self, write: ScoreWrite) -> bool:
-        """False when the version moved on (reload and retry)."""
+        """False when the version moved on or the ledger item exists (reload and retry). The ledger
+        item may be written when the summary is refused (the next try sees the summary lag)."""
         ...
 
     def leads_in_stage(self, stage: str) -> list[str]: ...

@@ -4,6 +4,14 @@ Each activity is scored once: ledger entries have deterministic ids and are writ
 condition, so a redelivered event adds nothing; the lead's score summary carries a version
 checked on write, so two activities of one lead scored at once both count (the loser reloads
 and tries again).
+
+A scored activity's ledger item and the summary are two plain writes, the ledger item first
+(issue 17: a transaction bills each item twice). The summary counts the ledger entries it was
+worked out from (``scored_entries``), so a later scoring sees when it lags the ledger: the loser
+of a race (its item written, its summary refused) or a crash between the two writes. The next
+scoring of that activity (the loser's retry, or the redelivery) then checks the activity's
+entries against the ledger without them (a cap the two shared is given once: the later one gets
+what is left) and writes the summary with a correcting ``lead.scored`` in one transaction.
 """
 
 from __future__ import annotations
@@ -27,10 +35,26 @@ from leadflow.ports.clock import Clock
 from leadflow.ports.scoring import RescoreStore, ScoreStore, ScoreWrite
 
 CONFLICT_RETRIES = 8
+SCORED_ENTRIES = "scored_entries"
+"""The summary's count of the ledger entries it was worked out from (a lag shows a write missed)."""
 
 
 class ScoreConflict(LeadflowError):
     """The lead's score changed under us on every retry."""
+
+
+@dataclass(frozen=True)
+class Redone:
+    """An activity's entries when the summary lags the ledger (``ScoringService._redone``)."""
+
+    others: list[LedgerEntry]
+    """The ledger's other entries."""
+    entries: list[LedgerEntry]
+    """The activity's entries as they are to stand."""
+    stored: list[LedgerEntry]
+    """Its entries as the ledger holds them."""
+    changed: bool
+    """Whether they differ (the ledger item is written anew)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +133,9 @@ class ScoringService:
             new = earned(ledger, now)
             if not new and not write_if_nothing_new:
                 return None
-            entries = [*ledger.entries, *new]
+            redone = self._redone(lead_id, activity, ledger, state.profile, now) if activity and not new else None
+            kept = ledger.entries if redone is None else [*redone.others, *redone.entries]
+            entries = [*kept, *new]
             scores = {name: round(decayed_score(entries, model, now), 2) for name, model in self.models.items()}
             grade = fit_grade(state.profile, config.grade)
             stage = str(state.profile.get("stage") or "lead")
@@ -119,28 +145,70 @@ class ScoringService:
                 "grade": grade.letter,
                 "grade_points": grade.points,
                 "scored_at": now.isoformat(),
+                SCORED_ENTRIES: len(entries),
             }
             items = [e.as_item() for e in new]
             scored = self._scored(lead_id, activity, items, summary, now)
             events = [scored] if scored is not None and activity is None else []
+            if redone is not None:  # the summary caught up with the ledger: say so
+                events.append(self._correction(lead_id, activity, redone.entries, summary, now))
             if moved:
                 events.append(_stage_changed(lead_id, stage, moved, summary, now))
             write = ScoreWrite(
                 lead_id,
                 state.version,
-                items,
+                [e.as_item() for e in redone.entries] if redone and redone.changed else items,
                 summary,
                 (stage, moved) if moved else None,
                 events,
                 # A scored activity's ledger item is its lead.scored event (no outbox item);
                 # an award's goes to the outbox (its event names no activity).
                 announced=scored if activity is not None else None,
+                replaced=_items_of(state.ledger, activity) if redone and redone.changed else [],
             )
             if self.store.apply_score(write):
                 return ScoreOutcome(
                     lead_id, sum(e.points for e in new), scores, grade.letter, moved or stage, stage if moved else None
                 )
         raise ScoreConflict(lead_id)
+
+    def _redone(
+        self, lead_id: str, activity: dict[str, Any], ledger: Ledger, profile: dict[str, Any], now: datetime
+    ) -> Redone | None:
+        """When the summary lags the ledger (``scored_entries`` below the entries read), this
+        activity's entries as they stand and as it earns them against the rest of the ledger (what
+        a shared cap left it); None when the summary is current (or older than the count)."""
+        counted = profile.get(SCORED_ENTRIES)
+        if counted is None or int(counted) >= len(ledger.entries):
+            return None
+        activity_id = str(activity.get("activity_id") or "")
+        stored = [e for e in ledger.entries if e.activity_id == activity_id]
+        others = Ledger(e for e in ledger.entries if e.activity_id != activity_id)
+        earned = self.model_set.score(Activity.from_record({**activity, "lead_id": lead_id}), others)
+        changed = sorted((e.entry_id, e.points) for e in earned) != sorted((e.entry_id, e.points) for e in stored)
+        return Redone(others.entries, earned if changed else stored, stored, changed)
+
+    def _correction(
+        self,
+        lead_id: str,
+        activity: dict[str, Any] | None,
+        entries: list[LedgerEntry],
+        summary: dict[str, Any],
+        now: datetime,
+    ) -> DomainEvent:
+        """The ``lead.scored`` that corrects the one an activity's ledger item announced before its
+        summary was written (a race lost, a crash between the writes): its entries as they stand
+        now and the scores with every entry of the ledger."""
+        return lead_scored(
+            new_id(now),
+            now.isoformat(),
+            lead_id,
+            (activity or {}).get("activity_id"),
+            [e.as_item() for e in entries],
+            summary["scores"],
+            summary["grade"],
+            self.workspace.nurture_listens["lead.scored"],
+        )
 
     def _scored(
         self,
@@ -278,9 +346,21 @@ def rescore_lead(service: ScoringService, store: RescoreStore, lead_id: str) -> 
     grade = fit_grade(state.profile, config.grade)
     stage = str(state.profile.get("stage") or "lead")
     moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
-    summary = {"scores": scores, "grade": grade.letter, "grade_points": grade.points, "scored_at": now.isoformat()}
+    summary = {
+        "scores": scores,
+        "grade": grade.letter,
+        "grade_points": grade.points,
+        "scored_at": now.isoformat(),
+        SCORED_ENTRIES: len(entries),
+    }
     store.rewrite_ledger(lead_id, remove + replaced, add, summary, moved)
     return RescoreResult(lead_id, len(add), len(remove), moved)
+
+
+def _items_of(ledger: list[dict[str, Any]], activity: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ledger entries of an activity as the store read them (with the item each came from)."""
+    activity_id = (activity or {}).get("activity_id")
+    return [item for item in ledger if item.get("activity_id") == activity_id]
 
 
 def _stage_changed(lead_id: str, stage: str, moved: str, summary: dict[str, Any], now: datetime) -> DomainEvent:

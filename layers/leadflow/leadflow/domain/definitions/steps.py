@@ -145,7 +145,18 @@ class SetField:
 
 
 PROTECTED_FIELDS = frozenset(
-    {"lead_id", "email", "stage", "scores", "grade", "tags", "created_at", "updated_at", "score_version"}
+    {
+        "lead_id",
+        "email",
+        "stage",
+        "scores",
+        "grade",
+        "tags",
+        "created_at",
+        "updated_at",
+        "score_version",
+        "scored_entries",
+    }
 )
 
 
