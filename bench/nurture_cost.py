@@ -176,6 +176,19 @@ class Index:
     hash_key: str
     range_key: str | None
     projection: str
+    """ALL, KEYS_ONLY or INCLUDE."""
+    non_key_attributes: tuple[str, ...] = ()
+    """What an INCLUDE index copies besides the keys (its NonKeyAttributes)."""
+
+    def entry(self, image: dict[str, Any]) -> dict[str, Any]:
+        """What the index keeps of an item it holds: all of it, or the table's and the index's keys
+        (and, for INCLUDE, its non-key attributes the item has)."""
+        if self.projection == "ALL":
+            return image
+        names = {"PK", "SK", self.hash_key, *([self.range_key] if self.range_key else [])}
+        if self.projection == "INCLUDE":
+            names.update(self.non_key_attributes)
+        return {k: v for k, v in image.items() if k in names}
 
 
 @dataclass
@@ -223,28 +236,36 @@ class DynamoModel:
         return self._avg_size[1]
 
     def gsi_units(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
-        units = 0
-        for index in self.indexes:
-            names = [index.hash_key] + ([index.range_key] if index.range_key else [])
+        return gsi_units(self.indexes, old, new)
 
-            def keys(image: dict[str, Any] | None, names: list[str] = names) -> tuple[Any, ...] | None:
-                if not image or any(n not in image for n in names):
-                    return None
-                return tuple(json.dumps(image[n], sort_keys=True) for n in names)
 
-            before, after = keys(old), keys(new)
-            if before is None and after is None:
-                continue
-            if before == after:
-                if index.projection == "ALL" and old != new:
-                    units += _units(item_size(new) + 100, 1024)
-                continue
-            if before is not None:
-                units += 1
-            if after is not None:
-                projected = new if index.projection == "ALL" else {k: new[k] for k in (*names, "PK", "SK")}  # type: ignore[index]
-                units += _units(item_size(projected) + 100, 1024)
-        return units
+def gsi_units(indexes: list[Index], old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
+    """The index write units of one item's write, from its images before and after (None: absent):
+    an entry removed costs 1; an entry written (new keys, or the same keys with something it keeps
+    changed: anything for ALL, a NonKeyAttribute for INCLUDE, never for KEYS_ONLY) costs its size
+    (what the index keeps of the item, plus 100 bytes) in 1 KB units."""
+    units = 0
+    for index in indexes:
+        names = [index.hash_key] + ([index.range_key] if index.range_key else [])
+
+        def keys(image: dict[str, Any] | None, names: list[str] = names) -> tuple[Any, ...] | None:
+            if not image or any(n not in image for n in names):
+                return None
+            return tuple(json.dumps(image[n], sort_keys=True) for n in names)
+
+        before, after = keys(old), keys(new)
+        if before is None and after is None:
+            continue
+        entry = index.entry(new or {})
+        if before == after:
+            if index.entry(old or {}) != entry:
+                units += _units(item_size(entry) + 100, 1024)
+            continue
+        if before is not None:
+            units += 1
+        if after is not None:
+            units += _units(item_size(entry) + 100, 1024)
+    return units
 
 
 # ---------------------------------------------------------------------------- the meter
@@ -600,8 +621,15 @@ def table_indexes(stack: Any, table: str) -> list[Index]:
     indexes = []
     for gsi in described.get("GlobalSecondaryIndexes", []):
         schema = {k["KeyType"]: k["AttributeName"] for k in gsi["KeySchema"]}
+        projection = gsi["Projection"]
         indexes.append(
-            Index(gsi["IndexName"], schema["HASH"], schema.get("RANGE"), gsi["Projection"]["ProjectionType"])
+            Index(
+                gsi["IndexName"],
+                schema["HASH"],
+                schema.get("RANGE"),
+                projection["ProjectionType"],
+                tuple(projection.get("NonKeyAttributes", ())),
+            )
         )
     return indexes
 
@@ -654,8 +682,8 @@ def profile_item(n: int, lead_id: str, at: str, rng: random.Random) -> dict[str,
     if company:
         item["company"] = {"S": f"Company {n % 9973}"}
         item["account_domain"] = {"S": domain}
-        item["GSI1PK"] = {"S": f"ACCOUNT#{domain}"}
-        item["GSI1SK"] = {"S": f"LEAD#{lead_id}"}
+        item["GSI5PK"] = {"S": f"ACCOUNT#{domain}"}
+        item["GSI5SK"] = {"S": f"LEAD#{lead_id}"}
     return item
 
 

@@ -460,6 +460,23 @@ def test_no_table_can_be_deleted_by_accident(template):
         assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
+def test_the_account_index_projects_only_what_the_account_view_reads(template):
+    # GIVEN the LeadsTable's indexes
+    props = template["Resources"]["LeadsTable"]["Properties"]
+    indexes = {g["IndexName"]: g for g in props["GlobalSecondaryIndexes"]}
+    defined = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    # THEN GSI5 keys profiles by account and keeps lead_id and title: scoring's summary writes no entry
+    assert indexes["GSI5"]["KeySchema"] == [
+        {"AttributeName": "GSI5PK", "KeyType": "HASH"},
+        {"AttributeName": "GSI5SK", "KeyType": "RANGE"},
+    ]
+    assert indexes["GSI5"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["lead_id", "title"]}
+    assert defined["GSI5PK"] == defined["GSI5SK"] == "S"
+    # AND GSI1 stays as deployed (CloudFormation cannot change an index's projection in one update)
+    assert indexes["GSI1"]["Projection"] == {"ProjectionType": "ALL"}
+    assert list(indexes) == ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5"]
+
+
 def test_the_state_machine_logs_errors_and_traces(template):
     machine = template["Resources"]["NurtureTickStateMachine"]["Properties"]
     assert machine["Tracing"] == {"Enabled": True}

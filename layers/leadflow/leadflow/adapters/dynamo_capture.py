@@ -7,7 +7,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from leadflow.adapters.dynamo_expressions import lead_key, update_expression
+from leadflow.adapters.dynamo_expressions import account_index_keys, lead_key, update_expression
 from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable
 from leadflow.domain.errors import IdempotencyConflict, RateLimited, StorageUnavailable
@@ -139,7 +139,7 @@ class CaptureWrites(DynamoTable):
             "GSI3SK": write.lead_id,
         }
         if "account_domain" in changes.set_if_absent:
-            indexes.update(GSI1PK=f"ACCOUNT#{changes.set_if_absent['account_domain']}", GSI1SK=f"LEAD#{write.lead_id}")
+            indexes.update(account_index_keys(changes.set_if_absent["account_domain"], write.lead_id))
         changes = LeadChanges(
             changes.set_always, {**changes.set_if_absent, **indexes}, changes.increment, changes.add_to_sets
         )

@@ -1,6 +1,6 @@
-"""Keys and update expressions that the stores on the lead table share: a lead's profile key, a
-capture's changes as one update, the score summary and stage fields under the ``score_version``
-lock, and an entry of the suppression list (key design: docs/data-model.md)."""
+"""Keys and update expressions that the stores on the lead table share: a lead's profile key and
+account index keys, a capture's changes as one update, the score summary and stage fields under
+the ``score_version`` lock, and an entry of the suppression list (key design: docs/data-model.md)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,22 @@ def suppress_values(address_key: str, reason: str, at: str, listed_at: str) -> d
     return {":r": reason, ":a": at, ":gp": SUPPRESSED_PK, ":gs": f"{listed_at}#{address_key}"}
 
 
+ACCOUNT_INDEX = "GSI5"
+"""The leads of an account: a profile's ``ACCOUNT#<company domain>`` / ``LEAD#<lead_id>``, projecting
+``lead_id`` and ``title`` only, so rewriting the profile's score summary writes no index entry."""
+LEGACY_ACCOUNT_INDEX = "GSI1"
+"""Where profiles written before ``ACCOUNT_INDEX`` existed keep their account keys (GSI1, projection
+ALL: every profile write rewrites the entry) until ``leadflow migrate account-index`` moves them."""
+ACCOUNT_PREFIX = "ACCOUNT#"
+
+
 def lead_key(lead_id: str) -> dict[str, str]:
     return {"PK": f"LEAD#{lead_id}", "SK": "PROFILE"}
+
+
+def account_index_keys(domain: str, lead_id: str) -> dict[str, str]:
+    """A profile's keys in the account index (``ACCOUNT_INDEX``), for a lead of company ``domain``."""
+    return {f"{ACCOUNT_INDEX}PK": f"{ACCOUNT_PREFIX}{domain}", f"{ACCOUNT_INDEX}SK": f"LEAD#{lead_id}"}
 
 
 def update_expression(changes: LeadChanges) -> tuple[str, dict[str, str], dict[str, Any]]:

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from leadflow.adapters.dynamo_expressions import lead_key, score_summary_fields, stage_fields, versioned_lead_update
+from leadflow.adapters.dynamo_expressions import (
+    ACCOUNT_INDEX,
+    ACCOUNT_PREFIX,
+    LEGACY_ACCOUNT_INDEX,
+    lead_key,
+    score_summary_fields,
+    stage_fields,
+    versioned_lead_update,
+)
 from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable
 from leadflow.domain.events import SCORED_ATTRIBUTE, scored_on_ledger
@@ -147,12 +155,21 @@ class ScoreLedger(DynamoTable):
         return [item["GSI3SK"] for item in items]
 
     def account_leads(self, domain: str) -> list[dict[str, Any]]:
-        return self._all(
-            "query",
-            IndexName="GSI1",
-            KeyConditionExpression="GSI1PK = :p",
-            ExpressionAttributeValues=serialize({":p": f"ACCOUNT#{domain}"}),
-        )
+        """The account's leads (``lead_id``, and ``title`` when known), by lead id: the account index
+        (GSI5), and GSI1 for profiles written before it (until ``leadflow migrate account-index``
+        moves them; a profile in both is the same lead, and the GSI5 entry is kept), in lead id order."""
+        found: dict[str, dict[str, Any]] = {}
+        for index in (LEGACY_ACCOUNT_INDEX, ACCOUNT_INDEX):
+            items = self._all(
+                "query",
+                IndexName=index,
+                KeyConditionExpression="#p = :p",
+                ProjectionExpression="#i, #t",
+                ExpressionAttributeNames={"#p": f"{index}PK", "#i": "lead_id", "#t": "title"},
+                ExpressionAttributeValues=serialize({":p": f"{ACCOUNT_PREFIX}{domain}"}),
+            )
+            found.update((str(item["lead_id"]), item) for item in items)
+        return [found[lead_id] for lead_id in sorted(found)]
 
 
 LEDGER = "LEDGER#"

@@ -13,6 +13,7 @@ leadflow gdpr export|erase EMAIL (--dev URL | --table NAME --secret-arn ARN), mi
 leadflow report verify|funnel (--dev URL | --table NAME --reports-table NAME)   (dev/report_cli.py)
 leadflow segment list|count|export|refresh [ID] (--dev URL | --table NAME)   (dev/segment_cli.py)
 leadflow import FILE [--mapping ...] [--consent-basis ...] [--tag ...] [--dry-run] [--enroll SEQ]   (dev/import_cli.py)
+leadflow migrate account-index (--dev URL | --table NAME)   (dev/migrate_cli.py)
 leadflow schema [--out DIR]
 """
 
@@ -348,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_segment_commands(commands)
     add_import_command(commands)
+    from leadflow.dev.migrate_cli import add_migrate_commands
+
+    add_migrate_commands(commands)
     return parser
 
 

@@ -41,7 +41,10 @@ OTHER_KINDS = (
     "crm_references",
     "crm_events_seen",
 )
-INTERNAL = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "GSI4PK", "GSI4SK", "expires_at")
+INTERNAL = (
+    "PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "GSI4PK", "GSI4SK", "GSI5PK", "GSI5SK",
+    "expires_at",
+)  # fmt: skip
 PROFILE_FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "country")
 ERASING_INDEX_PK = "GDPR#ERASING"
 AUDIT_INDEX_PK = "AUDIT#"

@@ -333,7 +333,8 @@ def _recent_sends(profile: Mapping[str, Any], log: MailLog | None) -> tuple[date
 
 
 HIDDEN_FIELDS = frozenset(
-    {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "recent_sends", "score_version"}
+    {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "GSI5PK", "GSI5SK"}
+    | {"recent_sends", "score_version"}
 )
 """Profile attributes that are the table's or the engine's, never a template's."""
 
