@@ -214,3 +214,26 @@ def test_a_redelivery_of_a_scored_activity_corrects_nothing(store: OneLeadStore,
     last = store.writes[-1]
     assert not last.entries and not last.events and not last.replaced and last.announced is None
     assert len(store.published) == published
+
+
+def test_the_loser_looks_again_even_when_a_third_scoring_counted_its_entries(
+    store: OneLeadStore, service: ScoringService
+):
+    # GIVEN four opens this week (smb: 2 points left of the cap)
+    for n in range(1, 5):
+        service.score(LEAD, opened(n))
+    before = store.snapshot()
+
+    def others() -> None:
+        store.stale = before  # open 5 read the lead before open 6's item, and its summary landed
+        service.score(LEAD, opened(5))
+        service.score(LEAD, opened(7))  # open 7 read both items: its summary counts every entry
+
+    store.between = others
+    # WHEN open 6, scored from that same read, finds its summary refused and the summary current
+    service.score(LEAD, opened(6))
+    # THEN it looks again all the same: the cap is given once (to open 5), open 6's item taken back
+    assert smb_points(store) == 10
+    assert not [e for e in store.entries() if e["activity_id"] == "01KOPEN06"]
+    assert store.profile["scored_entries"] == len(store.entries())
+    assert scored(store)[-1]["activity_id"] == "01KOPEN06" and scored(store)[-1]["points_added"] == 0

@@ -9,9 +9,10 @@ A scored activity's ledger item and the summary are two plain writes, the ledger
 (issue 17: a transaction bills each item twice). The summary counts the ledger entries it was
 worked out from (``scored_entries``), so a later scoring sees when it lags the ledger: the loser
 of a race (its item written, its summary refused) or a crash between the two writes. The next
-scoring of that activity (the loser's retry, or the redelivery) then checks the activity's
-entries against the ledger without them (a cap the two shared is given once: the later one gets
-what is left) and writes the summary with a correcting ``lead.scored`` in one transaction.
+scoring of that activity (the loser's retry, which looks again even when a third scoring has
+counted its entries meanwhile, or the redelivery) then checks the activity's entries against the
+ledger without them (a cap the two shared is given once: the later one gets what is left) and
+writes the summary with a correcting ``lead.scored`` in one transaction.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class ScoringService:
     ) -> ScoreOutcome | None:
         """New ledger entries (``earned``), the decayed scores, grade and stage, written with optimistic locking."""
         config = self.workspace.scoring
+        tried = False  # an earlier try wrote (or found) this activity's entries and was refused
         for _attempt in range(CONFLICT_RETRIES):
             state = self.store.score_state(lead_id)
             if state.profile is None:
@@ -133,7 +135,7 @@ class ScoringService:
             new = earned(ledger, now)
             if not new and not write_if_nothing_new:
                 return None
-            redone = self._redone(lead_id, activity, ledger, state.profile, now) if activity and not new else None
+            redone = self._redone(lead_id, activity, ledger, state.profile, tried) if activity and not new else None
             kept = ledger.entries if redone is None else [*redone.others, *redone.entries]
             entries = [*kept, *new]
             scores = {name: round(decayed_score(entries, model, now), 2) for name, model in self.models.items()}
@@ -170,22 +172,28 @@ class ScoringService:
                 return ScoreOutcome(
                     lead_id, sum(e.points for e in new), scores, grade.letter, moved or stage, stage if moved else None
                 )
+            tried = tried or bool(new)
         raise ScoreConflict(lead_id)
 
     def _redone(
-        self, lead_id: str, activity: dict[str, Any], ledger: Ledger, profile: dict[str, Any], now: datetime
+        self, lead_id: str, activity: dict[str, Any], ledger: Ledger, profile: dict[str, Any], retried: bool
     ) -> Redone | None:
-        """When the summary lags the ledger (``scored_entries`` below the entries read), this
-        activity's entries as they stand and as it earns them against the rest of the ledger (what
-        a shared cap left it); None when the summary is current (or older than the count)."""
+        """An activity already in the ledger, looked at again when the summary lags the ledger
+        (``scored_entries`` below the entries read: a summary write was missed) or when this
+        scoring's own earlier try wrote entries and was refused (``retried``: a third scoring may
+        have counted them meanwhile): its entries as they stand and as it earns them against the
+        rest of the ledger (what a shared cap left it). None when there is nothing to correct."""
         counted = profile.get(SCORED_ENTRIES)
-        if counted is None or int(counted) >= len(ledger.entries):
+        lags = counted is not None and int(counted) < len(ledger.entries)
+        if not lags and not retried:
             return None
         activity_id = str(activity.get("activity_id") or "")
         stored = [e for e in ledger.entries if e.activity_id == activity_id]
         others = Ledger(e for e in ledger.entries if e.activity_id != activity_id)
         earned = self.model_set.score(Activity.from_record({**activity, "lead_id": lead_id}), others)
         changed = sorted((e.entry_id, e.points) for e in earned) != sorted((e.entry_id, e.points) for e in stored)
+        if not lags and not changed:
+            return None  # the summary has the entries, and they stand: nothing to say
         return Redone(others.entries, earned if changed else stored, stored, changed)
 
     def _correction(
