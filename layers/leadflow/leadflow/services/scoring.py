@@ -124,7 +124,6 @@ class ScoringService:
         write_if_nothing_new: bool,
     ) -> ScoreOutcome | None:
         """New ledger entries (``earned``), the decayed scores, grade and stage, written with optimistic locking."""
-        config = self.workspace.scoring
         tried = False  # an earlier try wrote (or found) this activity's entries and was refused
         for _attempt in range(CONFLICT_RETRIES):
             state = self.store.score_state(lead_id)
@@ -137,18 +136,8 @@ class ScoringService:
                 return None
             redone = self._redone(lead_id, activity, ledger, state.profile, tried) if activity and not new else None
             kept = ledger.entries if redone is None else [*redone.others, *redone.entries]
-            entries = [*kept, *new]
-            scores = {name: round(decayed_score(entries, model, now), 2) for name, model in self.models.items()}
-            grade = fit_grade(state.profile, config.grade)
-            stage = str(state.profile.get("stage") or "lead")
-            moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
-            summary = {
-                "scores": scores,
-                "grade": grade.letter,
-                "grade_points": grade.points,
-                "scored_at": now.isoformat(),
-                SCORED_ENTRIES: len(entries),
-            }
+            summary, stage, moved = self.summary(state.profile, [*kept, *new], now)
+            scores = summary["scores"]
             items = [e.as_item() for e in new]
             scored = self._scored(lead_id, activity, items, summary, now)
             events = [scored] if scored is not None and activity is None else []
@@ -170,10 +159,34 @@ class ScoringService:
             )
             if self.store.apply_score(write):
                 return ScoreOutcome(
-                    lead_id, sum(e.points for e in new), scores, grade.letter, moved or stage, stage if moved else None
+                    lead_id,
+                    sum(e.points for e in new),
+                    scores,
+                    summary["grade"],
+                    moved or stage,
+                    stage if moved else None,
                 )
             tried = tried or bool(new)
         raise ScoreConflict(lead_id)
+
+    def summary(
+        self, profile: dict[str, Any], entries: list[LedgerEntry], now: datetime
+    ) -> tuple[dict[str, Any], str, str | None]:
+        """The score summary of a profile with these ledger entries now (scores per model, grade,
+        the count of entries), its stage, and the stage the rules move it to (None: it stays)."""
+        config = self.workspace.scoring
+        scores = {name: round(decayed_score(entries, model, now), 2) for name, model in self.models.items()}
+        grade = fit_grade(profile, config.grade)
+        stage = str(profile.get("stage") or "lead")
+        moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
+        summary = {
+            "scores": scores,
+            "grade": grade.letter,
+            "grade_points": grade.points,
+            "scored_at": now.isoformat(),
+            SCORED_ENTRIES: len(entries),
+        }
+        return summary, stage, moved
 
     def _redone(
         self, lead_id: str, activity: dict[str, Any], ledger: Ledger, profile: dict[str, Any], retried: bool
@@ -347,20 +360,7 @@ def rescore_lead(service: ScoringService, store: RescoreStore, lead_id: str) -> 
     remove = [item for entry_id, item in old.items() if entry_id not in new]
     add = [item for entry_id, item in new.items() if entry_id not in old or old[entry_id]["points"] != item["points"]]
     replaced = [old[item["entry_id"]] for item in add if item["entry_id"] in old]  # taken out, then written anew
-    config = service.workspace.scoring
-    now = service.clock.now()
-    entries = ledger.entries
-    scores = {name: round(decayed_score(entries, model, now), 2) for name, model in service.models.items()}
-    grade = fit_grade(state.profile, config.grade)
-    stage = str(state.profile.get("stage") or "lead")
-    moved = next_stage(stage, scores[config.mql_model], grade.letter, config.stages)
-    summary = {
-        "scores": scores,
-        "grade": grade.letter,
-        "grade_points": grade.points,
-        "scored_at": now.isoformat(),
-        SCORED_ENTRIES: len(entries),
-    }
+    summary, _stage, moved = service.summary(state.profile, ledger.entries, service.clock.now())
     store.rewrite_ledger(lead_id, remove + replaced, add, summary, moved)
     return RescoreResult(lead_id, len(add), len(remove), moved)
 
