@@ -119,11 +119,13 @@ class DynamoHandoffStore(DynamoLeadStore):
                     }
                 }
             )
-        reasons = self._transact(items)
-        if reasons is None:
+        if len(items) == 1:  # the record alone (a lease, an attempt's outcome): a transaction would bill it twice
+            written = self._write_if(self.client.put_item, items[0]["Put"])
+        else:
+            written = self._transact(items) is None
+        if written:
             record["rev"] = expected + 1
-            return True
-        return False
+        return written
 
     def _item(self, record: dict[str, Any], sla_due: datetime | None) -> dict[str, Any]:
         item = {**handoff_key(record["lead_id"], record["handoff_id"]), **record}
