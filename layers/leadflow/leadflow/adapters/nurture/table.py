@@ -27,4 +27,6 @@ class NurtureTable(DynamoLeadStore):
             for i in items
         ]
         writes += [{"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events]
+        if len(writes) == 1:  # one item: a conditional put (a transaction would bill it twice)
+            return self._write_if(self.client.put_item, writes[0]["Put"])
         return self._transact(writes) is None
