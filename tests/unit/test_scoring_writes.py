@@ -115,6 +115,20 @@ def scored(store: OneLeadStore) -> list[dict[str, Any]]:
     return [e.detail for e in store.published if e.detail_type == "lead.scored"]
 
 
+def meanwhile(store: OneLeadStore, service: ScoringService, *opens: dict[str, Any]) -> None:
+    """Between the next scoring's ledger item and its summary, score ``opens``: the first from the
+    lead as it was read before that item (a scoring that read the lead at the same time), the rest
+    as they come (reading everything)."""
+    before = store.snapshot()
+
+    def other_scorings() -> None:
+        store.stale = before
+        for activity in opens:
+            service.score(LEAD, activity)
+
+    store.between = other_scorings
+
+
 def smb_points(store: OneLeadStore) -> int:
     return sum(int(e["points"]) for e in store.entries("smb"))
 
@@ -137,13 +151,7 @@ def test_the_loser_of_a_race_writes_the_summary_with_both_and_corrects_its_lead_
 ):
     # GIVEN open 1 scored from a read made before open 2's ledger item, its summary landing
     # between open 2's two writes (open 2's summary is then refused: the version moved)
-    before = store.snapshot()
-
-    def other_scoring() -> None:
-        store.stale = before
-        service.score(LEAD, opened(1))
-
-    store.between = other_scoring
+    meanwhile(store, service, opened(1))
     # WHEN open 2 is scored
     service.score(LEAD, opened(2))
     # THEN the summary has both opens' points and counts every entry
@@ -165,13 +173,7 @@ def test_a_cap_two_racing_activities_shared_is_given_once(store: OneLeadStore, s
     for n in range(1, 5):
         service.score(LEAD, opened(n))
     assert smb_points(store) == 8
-    before = store.snapshot()
-
-    def other_scoring() -> None:
-        store.stale = before
-        service.score(LEAD, opened(5))
-
-    store.between = other_scoring
+    meanwhile(store, service, opened(5))
     # WHEN opens 5 and 6 are scored at once, each from a ledger of four opens
     service.score(LEAD, opened(6))
     # THEN the cap holds: open 6 (the loser) gives up what open 5 took, its ledger item written anew
@@ -222,14 +224,8 @@ def test_the_loser_looks_again_even_when_a_third_scoring_counted_its_entries(
     # GIVEN four opens this week (smb: 2 points left of the cap)
     for n in range(1, 5):
         service.score(LEAD, opened(n))
-    before = store.snapshot()
-
-    def others() -> None:
-        store.stale = before  # open 5 read the lead before open 6's item, and its summary landed
-        service.score(LEAD, opened(5))
-        service.score(LEAD, opened(7))  # open 7 read both items: its summary counts every entry
-
-    store.between = others
+    # open 5 read the lead with open 6, and its summary landed; open 7 read both items after
+    meanwhile(store, service, opened(5), opened(7))
     # WHEN open 6, scored from that same read, finds its summary refused and the summary current
     service.score(LEAD, opened(6))
     # THEN it looks again all the same: the cap is given once (to open 5), open 6's item taken back
