@@ -32,6 +32,16 @@ class DevServer:
         self.started_in = started_in
         self.output = output
 
+    def printed(self, text: str, within: float = 10) -> bool:
+        """Whether the process prints ``text`` within ``within`` seconds (lines after the ready line
+        are read by a thread of their own: one printed just after it may not be read yet)."""
+        deadline = time.monotonic() + within
+        while text not in "".join(self.output):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
 
 def start_dev(*options: str, ready_within: float = 60) -> DevServer:
     """``leadflow dev`` on a free port in its own process, once it has printed its ready line."""

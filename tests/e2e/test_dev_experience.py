@@ -109,13 +109,12 @@ def test_state_dir_keeps_the_stack_data_between_runs(tmp_path):
         stop_dev(first)
     # THEN stopping saved it, and said so
     assert (state / "leadflow-dev-state.json").is_file()
-    said = "".join(first.output)
-    assert f"saved to {state}:" in said
+    assert first.printed(f"saved to {state}:"), "".join(first.output)
     # WHEN the stack starts again on the same folder
     second = start_dev("--state", str(state))
     try:
         dev = StackClient(second.url)
-        assert f"restored from {state}:" in "".join(second.output)
+        assert second.printed(f"restored from {state}:"), "".join(second.output)
         # THEN the lead, the admin token, the outbox and the clock are as they were
         assert dev.token == token
         assert dev.api(f"/leads/{lead_id}").json()["profile"]["email"] == email
