@@ -66,9 +66,9 @@ class ScoreLedger(DynamoTable):
             ledger = self._put(item, None if item["SK"] in replaced else NEW_ITEM)
             replaced.discard(item["SK"])
         if not write.events and not replaced:
-            if ledger is not None and not self._write_if(self.client.put_item, ledger["Put"]):
+            if ledger is not None and not self._write_if(ledger):
                 return False
-            return self._write_if(self.client.update_item, profile["Update"])
+            return self._write_if(profile)
         items = [profile, *([ledger] if ledger else [])]
         items += [
             {"Delete": {"TableName": self.table, "Key": serialize({"PK": pk, "SK": sk})}} for sk in sorted(replaced)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,21 @@ UNAVAILABLE_CODES = frozenset(
         "LimitExceededException",
     }
 )
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """DynamoDB throttled, failing or unreachable, raised as ``StorageUnavailable``; any other error
+    as it is."""
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in UNAVAILABLE_CODES:
+            raise StorageUnavailable(code) from error
+        raise
+    except BotoCoreError as error:  # timeouts, connection errors
+        raise StorageUnavailable(type(error).__name__) from error
 
 
 class DynamoTable(LazyClient):
@@ -103,24 +119,21 @@ class DynamoTable(LazyClient):
         """
         for attempt in range(CONFLICT_RETRIES):
             try:
-                self.client.transact_write_items(TransactItems=items)
+                with storage_errors():
+                    self.client.transact_write_items(TransactItems=items)
                 return None
-            except ClientError as error:
+            except ClientError as error:  # not one of storage_errors' (those are raised as they are)
                 code = error.response.get("Error", {}).get("Code", "")
-                if code == "TransactionCanceledException":
-                    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])
-                    codes = {r.get("Code") for r in reasons}
-                    if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
-                        self._sleep(random.uniform(0.005, 0.02) * 2**attempt)  # nosec B311 # backoff jitter, not secrecy
-                        continue
-                    if codes & UNAVAILABLE_CODES:
-                        raise StorageUnavailable(code) from error
-                    return reasons
-                if code in UNAVAILABLE_CODES:
+                if code != "TransactionCanceledException":
+                    raise
+                reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])
+                codes = {r.get("Code") for r in reasons}
+                if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
+                    self._sleep(random.uniform(0.005, 0.02) * 2**attempt)  # nosec B311 # backoff jitter, not secrecy
+                    continue
+                if codes & UNAVAILABLE_CODES:
                     raise StorageUnavailable(code) from error
-                raise
-            except BotoCoreError as error:  # timeouts, connection errors
-                raise StorageUnavailable(type(error).__name__) from error
+                return reasons
         raise StorageUnavailable("TransactionConflict")
 
     def _transact_if(self, items: list[dict[str, Any]]) -> bool:
@@ -136,25 +149,29 @@ class DynamoTable(LazyClient):
             return False
         raise StorageUnavailable(f"unexpected cancellation: {reasons}")
 
-    def _write_if(self, call: Callable[..., Any], request: dict[str, Any]) -> bool:
-        """One conditional write on its own (a transaction's ``Put`` or ``Update`` item's request,
-        to ``put_item`` or ``update_item``): False when its condition failed.
+    def _write_if(self, item: dict[str, Any]) -> bool:
+        """One transaction item (``Put``, ``Update`` or ``Delete``) written on its own, by its
+        single-item call: False when its condition failed.
 
         Raises:
             StorageUnavailable: throttled, down, or unreachable.
         """
-        try:
-            call(**request)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                return False
-            if code in UNAVAILABLE_CODES:
-                raise StorageUnavailable(code) from error
-            raise
-        except BotoCoreError as error:  # timeouts, connection errors
-            raise StorageUnavailable(type(error).__name__) from error
-        return True
+        ((kind, request),) = item.items()
+        call = {"Put": self.client.put_item, "Update": self.client.update_item, "Delete": self.client.delete_item}
+        with storage_errors():
+            return self._conditional(lambda: call[kind](**request))
+
+    def _write_all(self, items: list[dict[str, Any]]) -> bool:
+        """Transaction items written together: one alone by its own conditional write (a transaction
+        bills each item twice), more in one transaction. False when a condition failed (or the
+        transaction was cancelled).
+
+        Raises:
+            StorageUnavailable: throttled, down, or unreachable.
+        """
+        if len(items) == 1 and "ConditionCheck" not in items[0]:
+            return self._write_if(items[0])
+        return self._transact(items) is None
 
     def _conditional(self, call: Callable[[], Any]) -> bool:
         """Run one conditional write: False when its condition failed."""

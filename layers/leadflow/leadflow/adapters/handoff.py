@@ -119,10 +119,7 @@ class DynamoHandoffStore(DynamoLeadStore):
                     }
                 }
             )
-        if len(items) == 1:  # the record alone (a lease, an attempt's outcome): a transaction would bill it twice
-            written = self._write_if(self.client.put_item, items[0]["Put"])
-        else:
-            written = self._transact(items) is None
+        written = self._write_all(items)  # the record alone (a lease, an attempt's outcome): one put
         if written:
             record["rev"] = expected + 1
         return written

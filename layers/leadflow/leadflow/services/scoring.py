@@ -52,8 +52,6 @@ class Redone:
     """The ledger's other entries."""
     entries: list[LedgerEntry]
     """The activity's entries as they are to stand."""
-    stored: list[LedgerEntry]
-    """Its entries as the ledger holds them."""
     changed: bool
     """Whether they differ (the ledger item is written anew)."""
 
@@ -207,7 +205,7 @@ class ScoringService:
         changed = sorted((e.entry_id, e.points) for e in earned) != sorted((e.entry_id, e.points) for e in stored)
         if not lags and not changed:
             return None  # the summary has the entries, and they stand: nothing to say
-        return Redone(others.entries, earned if changed else stored, stored, changed)
+        return Redone(others.entries, earned if changed else stored, changed)
 
     def _correction(
         self,

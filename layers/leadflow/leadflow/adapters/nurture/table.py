@@ -21,12 +21,10 @@ class NurtureTable(DynamoLeadStore):
         """Items a broadcast's Scan reads per page (DynamoDB's 1 MB when None)."""
 
     def _put_new(self, items: list[dict[str, Any]], events: Sequence[DomainEvent] = ()) -> bool:
-        """Write items that must not exist yet (and events), in one transaction; False if one exists."""
+        """Write items that must not exist yet (and events), together; False if one exists."""
         writes = [
             {"Put": {"TableName": self.table, "Item": serialize(i), "ConditionExpression": "attribute_not_exists(PK)"}}
             for i in items
         ]
         writes += [{"Put": {"TableName": self.table, "Item": serialize(self._outbox_item(e))}} for e in events]
-        if len(writes) == 1:  # one item: a conditional put (a transaction would bill it twice)
-            return self._write_if(self.client.put_item, writes[0]["Put"])
-        return self._transact(writes) is None
+        return self._write_all(writes)
