@@ -25,9 +25,10 @@ from leadflow.adapters.memory import (
     InMemoryNurtureStore,
 )
 from leadflow.config.workspace import Workspace
+from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.nurture import Enrollment
-from leadflow.domain.nurture.mail_log import SEND_SETTLED, UNCERTAIN_MARK_WITHIN
+from leadflow.domain.nurture.mail_log import SEND_SETTLED, UNCERTAIN_MARK_WITHIN, MailLog
 from leadflow.ports.messaging import SendRejected, SendThrottled, SendUncertain
 from leadflow.services.nurture import NurtureService, TokenIssuer, broadcast_parts, slot_block
 from tests.conftest import WORKSPACE
@@ -345,6 +346,56 @@ def test_a_broadcast_part_sends_the_first_email_and_the_mail_log_holds_the_wait(
     # AND once the week is over, a held enrollment reads as completed
     nurture.clock.current = NOW + timedelta(days=7, minutes=1)
     assert nurture.enrollment("L1").status == "completed"
+
+
+class FailingStore(InMemoryNurtureStore):
+    """A store that goes down after ``claims_left`` email claims: every claim and enrollment read
+    or write then raises ``StorageUnavailable`` (a table outage beginning mid-page)."""
+
+    def __init__(self, profiles: list[dict[str, Any]], claims_left: int) -> None:
+        super().__init__(profiles)
+        self.claims_left = claims_left
+
+    def _check(self) -> None:
+        if self.claims_left <= 0:
+            raise StorageUnavailable("InternalServerError")
+
+    def claim_send(self, *args: Any, **kwargs: Any) -> tuple[str, MailLog]:
+        self._check()
+        self.claims_left -= 1
+        return super().claim_send(*args, **kwargs)
+
+    def enrollment(self, lead_id: str, sequence_id: str) -> tuple[Enrollment, int] | None:
+        self._check()
+        return super().enrollment(lead_id, sequence_id)
+
+    def put_enrollment(self, enrollment: Enrollment, rev: int, new: bool = False) -> bool:
+        self._check()
+        return super().put_enrollment(enrollment, rev, new)
+
+
+def test_a_broadcast_page_the_table_fails_under_is_done_again_and_no_lead_is_lost() -> None:
+    # GIVEN a table that fails after the first lead's email was claimed, while its page is worked
+    store = FailingStore([profile("L1"), profile("L2"), profile("L3")], claims_left=1)
+    nurture = nurture_on(store)
+    assert nurture.service.start_broadcast(PUSH, "run-1", FakeBroadcastRunner(), segments=1)["parts"] == 1
+    part = {"broadcast": PUSH, "run": "run-1", "segment": 0, "segments": 1, "cursor": None, "failures": 0}
+    # WHEN a hop works the page: the other two leads' steps fail, and so does storing their new
+    # enrollments for later (nothing holds them)
+    stalled = nurture.service.broadcast_hop(part, lambda: False)
+    # THEN the hop does not move past the page: its part goes on from where the page began, one
+    # failure counted (five in a row fail the broadcast); one email went out
+    assert stalled["more"] and stalled["cursor"] is None and stalled["failures"] == 1
+    assert len(nurture.sender.sent) == 1
+    # AND once the table answers, the next round's hop enrolls the other two: each lead got its
+    # email exactly once, and the run counts three enrolled, the part done
+    store.claims_left = 100
+    done = nurture.service.broadcast_hop(stalled, lambda: False)
+    assert not done["more"] and done["failures"] == 0
+    assert sorted(to for to, *_ in nurture.sender.sent) == ["l1@example.com", "l2@example.com", "l3@example.com"]
+    assert all(store.mail_log(lead).holds(PUSH, 1, "wait-discount") for lead in ("L1", "L2", "L3"))
+    run = nurture.store.broadcast_run(PUSH, "run-1")
+    assert run is not None and run["enrolled"] == 3 and run["sent"] == 3 and run["parts_done"] == 1
 
 
 def test_a_broadcast_starts_its_parts_once(nurture: Nurture) -> None:

@@ -60,9 +60,11 @@ class ProfileChange:
 class ScannedPage:
     """One page of a broadcast's scan: the profiles found, the enrollments and mail logs of their
     leads that came with them, the leads whose items began before the scan's start key (their
-    enrollment and log are not here: read them), and the key to go on from (None: the end)."""
+    enrollment and log are not here: read them), the key to go on from (None: the end) and the
+    key the page began after (None: the scan's start), to do the page again from."""
 
     after: dict[str, Any] | None
+    start: dict[str, Any] | None = None
     profiles: list[dict[str, Any]] = field(default_factory=list)
     enrollments: dict[tuple[str, str], tuple[Enrollment, int]] = field(default_factory=dict)
     logs: dict[str, MailLog] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from typing import Any
 
 from leadflow.domain.definitions.conditions import Segment, SegmentList
 from leadflow.domain.definitions.sequences import Sequence
+from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.nurture import Enrollment, LeadView, enroll, in_segment
 from leadflow.ports.nurture import BroadcastRunner, ScannedPage
 from leadflow.services.nurture.base import HOP_SECONDS, NurtureBase, _Job
@@ -95,6 +96,8 @@ class Broadcasts(NurtureBase):
 
         Raises:
             KeyError: no such sequence, or it has no broadcast trigger.
+            PageStalled: a page's new enrollments could neither take their first step nor be
+                stored (the table failing): the part is to go on from where that page began.
         """
         sequence, version, segment_rule = self._broadcast_target(sequence_id)
         wave = _Wave(sequence, version, segment_rule, self.clock.now(), first_step)
@@ -153,6 +156,10 @@ class Broadcasts(NurtureBase):
         counts["taken"] += taken
         counts["sent"] += done.sent
         counts.update(done.outcomes)
+        if done.outcomes["unstored"]:
+            # A lead's first step failed and so did storing its enrollment for later (the table is
+            # failing): nothing holds it, and a cursor moved past this page would lose it.
+            raise PageStalled(dict(counts), page.start)
 
     def start_broadcast(  # noqa: PLR0917 - the broadcast, its run, and how it is split
         self,
@@ -219,9 +226,17 @@ class Broadcasts(NurtureBase):
         enrollment and each email's claim is a conditional write, so nothing is written or sent
         twice."""
         sequence_id, run = str(part["broadcast"]), str(part["run"])
-        counts, after = self.broadcast_part(
-            sequence_id, int(part["segment"]), int(part["segments"]), part.get("cursor"), stop, first_step=True
-        )
+        try:
+            counts, after = self.broadcast_part(
+                sequence_id, int(part["segment"]), int(part["segments"]), part.get("cursor"), stop, first_step=True
+            )
+        except PageStalled as stalled:
+            # Its page is done again next round, from where it began (as after a failed hop, with
+            # the counts so far kept); a part that keeps stalling fails like one that keeps failing.
+            self.store.record_broadcast(sequence_id, run, stalled.counts, 0)
+            failures = int(part.get("failures") or 0) + 1
+            sent = stalled.counts.get("sent", 0)
+            return {**part, "cursor": stalled.cursor, "more": True, "failures": failures, "sent": sent}
         self.store.record_broadcast(sequence_id, run, counts, 0 if after else 1)
         return {**part, "cursor": after, "more": after is not None, "failures": 0, "sent": counts.get("sent", 0)}
 
@@ -250,6 +265,16 @@ class Broadcasts(NurtureBase):
                         self.broadcast(sequence.id)
                     ran.append(sequence.id)
         return ran
+
+
+class PageStalled(StorageUnavailable):
+    """A broadcast page whose new enrollments the table failed to store: the part must not go past
+    it. Carries the part's counts so far and the cursor the page began at (None: the scan's start)."""
+
+    def __init__(self, counts: dict[str, int], cursor: dict[str, Any] | None) -> None:
+        super().__init__("a broadcast page's new enrollments could not be stored: it is to be done again")
+        self.counts = counts
+        self.cursor = cursor
 
 
 @dataclass

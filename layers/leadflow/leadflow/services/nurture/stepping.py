@@ -114,11 +114,7 @@ class Stepping(Actions):
                     if part.outcomes["rate_limited"] > limited:
                         saturated.set()
                 except Exception as error:  # one lead never stops the batch  # noqa: BLE001
-                    part.outcomes["error"] += 1
-                    part.failures.append(
-                        {"lead_id": lead_id, "sequence_id": job.enrollment.sequence_id, "error": type(error).__name__}
-                    )
-                    self._back_off(job, now)
+                    self._failed(job, error, now, part)
             return part
 
         # No more threads than a second's send slots can keep busy (each waits ~40 ms per email).
@@ -172,17 +168,33 @@ class Stepping(Actions):
                     return addresses & self._suppression_list
         return self.store.suppressed(addresses)
 
-    def _back_off(self, job: _Job, now: datetime) -> None:
+    def _failed(self, job: _Job, error: Exception, now: datetime, part: BatchResult) -> None:
+        """A job's step failed unexpectedly: counted, and its enrollment put off (``_back_off``)."""
+        enrollment = job.enrollment
+        part.outcomes["error"] += 1
+        part.failures.append(
+            {"lead_id": enrollment.lead_id, "sequence_id": enrollment.sequence_id, "error": type(error).__name__}
+        )
+        if not self._back_off(job, now):
+            part.outcomes["unstored"] += 1
+
+    def _back_off(self, job: _Job, now: datetime) -> bool:
         """An enrollment whose step failed unexpectedly is looked at again later, not in a tight loop
-        (a new one, from a broadcast, is stored due then, so the lead is not lost)."""
+        (a new one, from a broadcast, is stored due then, so the lead is not lost).
+
+        Returns False when the store failed too and the job was a fresh one (a broadcast's new
+        enrollment, a held one woken): a broadcast's is then stored nowhere, and its caller must
+        not go past it (``Broadcasts._enroll_members``). A stored or held enrollment stays as it
+        was read, due, and the ticks retry it."""
         try:
             current = self.store.enrollment(job.enrollment.lead_id, job.enrollment.sequence_id)
             if job.fresh and (current is None or current[1] == job.rev):
                 self.store.put_enrollment(replace(job.enrollment, due_at=now + ERROR_RETRY), job.rev, new=job.new)
             elif current is not None and current[0].status == "active":
                 self.store.put_enrollment(replace(current[0], due_at=now + ERROR_RETRY), current[1])
-        except Exception:  # noqa: BLE001, S110 - the store itself is failing: the next tick retries anyway  # nosec B110
-            pass
+        except Exception:  # noqa: BLE001 - the store itself is failing
+            return not job.fresh
+        return True
 
     # Complexity C (13), kept: the loop of one enrollment's steps in one call, each exit of the loop
     # a written state; the email's outcomes are in ``_send_step``, the writes in ``_Progress``.
