@@ -14,6 +14,12 @@ here, the rest:
 - SQS ``ReceiveMessage`` checks each message's retention through ``get_queue_attributes``,
   which counts every message of the queue: receiving from a queue with a backlog was
   quadratic. The retention period is read directly instead.
+- SQS reads the clock once per message to tell which are visible or delayed (moto's
+  ``Message.visible`` / ``delayed``; the local clock takes a lock), and ``SendMessage`` builds
+  the queue's attributes, whose three message counts each walk every message: a send to a queue
+  with a backlog (SES events arriving faster than their function drains them) took 7.1 ms at
+  1,500 messages, 0.29 ms with the clock read once per walk (a send measured in process, beside
+  a soak run). The walks and their answers are moto's.
 - CloudFormation parses every template body with PyYAML's pure-Python loader, JSON ones too
   (JSON is YAML): 1.9 s of each local start for our ~220 transformed resources, against 6 ms
   for ``json.loads``. A body that is JSON is read as JSON; any other goes to moto's parser.
@@ -38,6 +44,7 @@ def apply() -> None:
     moto_dynamodb.dynamodb_transactions()
     moto_dynamodb.dynamodb_transaction_tokens()
     _sqs_retention_check()
+    _sqs_clock_read_once_per_walk()
     moto_dynamodb.dynamodb_partition_query()
     moto_dynamodb.dynamodb_sorted_indexes()
     _dynamodb_attribute_values_serialized()
@@ -62,6 +69,29 @@ def _sqs_retention_check() -> None:
         return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+
+def _sqs_clock_read_once_per_walk() -> None:
+    from moto.sqs import models as sqs_models
+
+    def now() -> float:
+        return float(getattr(sqs_models, "unix_time_millis")())  # noqa: B009 - per call: the local clock replaces it
+
+    def messages(queue: Any) -> list[Any]:
+        at = now()
+        return [m for m in queue._messages if at > m.visible_at and not at < m.delayed_until]
+
+    def delayed(queue: Any) -> int:
+        at = now()
+        return sum(1 for m in queue._messages if at < m.delayed_until)
+
+    def not_visible(queue: Any) -> int:
+        at = now()
+        return sum(1 for m in queue._messages if not at > m.visible_at)
+
+    sqs_models.Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
+    sqs_models.Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[method-assign,assignment]
+    sqs_models.Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[method-assign,assignment]
 
 
 def _backend_listing_cached() -> None:
