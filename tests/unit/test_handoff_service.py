@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from leadflow.domain.definitions.handoff import Assignment, Destination, HandoffConfig, Owner, Team, WorkingHours
-from leadflow.domain.errors import LeadNotFound
+from leadflow.domain.errors import InvalidWorkspace, LeadNotFound, StorageUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff import HandoffDisabled
 from leadflow.domain.handoff_delivery import Outcome
@@ -179,6 +179,44 @@ def test_capacity_fills_the_team_then_the_fallback_queue_takes_the_rest() -> Non
     owners = [svc.start(f"L{i}", "manual", "", "api:t")[0].get("owner", {}).get("id") for i in range(3)]
     assert owners == ["ana", "ben", None]
     assert store.records[("L2", store.profiles["L2"]["handoff_id"])]["queue"] == "unassigned"
+
+
+class FailingExplainer:
+    """The scores' read failing as ``error`` (a table down, or no scoring.yaml) while set."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def explain_lead(self, lead_id: str, top: int = 5) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        return Explainer().explain_lead(lead_id, top)
+
+
+def test_a_handoff_whose_scores_cannot_be_read_is_not_made_without_them() -> None:
+    # GIVEN the table failing when the hand-off reads the lead's scores
+    svc, store, queue, _, _ = service()
+    explainer = FailingExplainer(StorageUnavailable("ProvisionedThroughputExceededException"))
+    svc.explainer = explainer
+    # WHEN the stage change arrives: the failure goes up (its event is delivered again), no
+    # hand-off is made without the reasons, and no owner's capacity is taken
+    event = {"detail-type": "lead.stage_changed", "detail": {"lead_id": "L0", "to": "mql", "event_id": "E1"}}
+    with pytest.raises(StorageUnavailable):
+        svc.on_event(event)
+    assert store.records == {} and queue.messages == [] and not any(store.load.values())
+    # AND the redelivery, the table back, hands the lead to the first owner with its scores
+    explainer.error = None
+    record = svc.on_event(event)
+    assert record is not None and record["owner"]["id"] == "ana"
+    assert record["payload"]["scores"]["smb"]["score"] == 50.0
+
+
+def test_a_workspace_without_scoring_hands_off_without_scores() -> None:
+    svc, _, _, _, _ = service()
+    svc.explainer = FailingExplainer(InvalidWorkspace("scoring.yaml: no such file"))
+    record, created = svc.start("L0", "manual", "", "api:t")
+    assert created and record["owner"]["id"] == "ana"
+    assert record["payload"]["scores"] == {}
 
 
 def test_an_owner_out_of_working_hours_is_skipped() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from leadflow.config.workspace import Workspace
 from leadflow.domain import handoff as domain
 from leadflow.domain.definitions.handoff import HandoffConfig
-from leadflow.domain.errors import LeadNotFound
+from leadflow.domain.errors import InvalidWorkspace, LeadNotFound
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.handoff_delivery import Outcome, effective_url, next_attempt_at, visibility_seconds
 from leadflow.domain.handoff_payload import build_payload
@@ -141,12 +141,13 @@ class HandoffService:
                         self._enqueue(existing)  # a redelivery: the first run may have stopped before queueing
                     return existing, False
             now = self.clock.now()
+            scores, timeline = self._read_for_payload(lead_id, profile)  # before an owner is reserved
             route = self._assign(profile, now)
             destinations = [d.name for d in config.destinations if d.enabled]
             record = domain.new_record(
                 new_id(now), lead_id, trigger, reason, route, destinations, now, by, trigger_event_id=event_id
             )
-            record["payload"] = self._payload(record, profile, now)
+            record["payload"] = self._payload(record, profile, scores, timeline, now)
             event = self._event(
                 "handoff.created",
                 now,
@@ -185,18 +186,33 @@ class HandoffService:
                 return domain.Route(route.rule, owner=owner, team=team.id)
         return domain.fallback(assignment, route.rule)
 
-    def _payload(self, record: dict[str, Any], profile: dict[str, Any], now: datetime) -> dict[str, Any]:
+    def _read_for_payload(self, lead_id: str, profile: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The lead's scores with their reasons, and its recent activities, for the hand-off's payload.
+
+        Only a workspace without scoring (``InvalidWorkspace``: no scoring.yaml) hands off without
+        scores. Any other failure, a table throttled or down included, goes up: the event is
+        delivered again, rather than sales getting the lead without the reasons (it was so).
+
+        Raises:
+            LeadNotFound: no such lead."""
         config = self.config
         try:
-            explanation = self.explainer.explain_lead(record["lead_id"], top=config.top_reasons)
-        except LeadNotFound:
-            raise
-        except Exception:  # noqa: BLE001 - a workspace without scoring still hands off (no scores)
+            explanation = self.explainer.explain_lead(lead_id, top=config.top_reasons)
+        except InvalidWorkspace:
             explanation = {"stage": profile.get("stage"), "models": {}, "grade": {}}
-        timeline = self.store.recent_activities(record["lead_id"], config.timeline_limit)
+        return explanation, self.store.recent_activities(lead_id, config.timeline_limit)
+
+    def _payload(
+        self,
+        record: dict[str, Any],
+        profile: dict[str, Any],
+        explanation: dict[str, Any],
+        timeline: list[dict[str, Any]],
+        now: datetime,
+    ) -> dict[str, Any]:
         consent = {k.removeprefix("consent_"): v for k, v in profile.items() if k.startswith("consent_")}
         consent = {k: v for k, v in consent.items() if k not in ("pending", "confirmed_at")}
-        return build_payload(record, profile, explanation, timeline, consent, now, config.top_reasons)
+        return build_payload(record, profile, explanation, timeline, consent, now, self.config.top_reasons)
 
     def _enqueue(self, record: dict[str, Any]) -> None:
         pending = [n for n, state in record["destinations"].items() if state.get("status") == "pending"]
