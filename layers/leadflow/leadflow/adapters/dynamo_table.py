@@ -39,6 +39,10 @@ UNAVAILABLE_CODES = frozenset(
 )
 
 
+SINGLE_WRITES = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}
+"""The single-item call that writes a transaction item of each kind on its own."""
+
+
 @contextmanager
 def storage_errors() -> Iterator[None]:
     """DynamoDB throttled, failing or unreachable, raised as ``StorageUnavailable``; any other error
@@ -157,9 +161,9 @@ class DynamoTable(LazyClient):
             StorageUnavailable: throttled, down, or unreachable.
         """
         ((kind, request),) = item.items()
-        call = {"Put": self.client.put_item, "Update": self.client.update_item, "Delete": self.client.delete_item}
+        call = getattr(self.client, SINGLE_WRITES[kind])
         with storage_errors():
-            return self._conditional(lambda: call[kind](**request))
+            return self._conditional(lambda: call(**request))
 
     def _write_all(self, items: list[dict[str, Any]]) -> bool:
         """Transaction items written together: one alone by its own conditional write (a transaction

@@ -274,7 +274,8 @@ class InMemoryNurtureStore:
         for at in range(first, len(leads), SCAN_PAGE):
             chunk = leads[at : at + SCAN_PAGE]
             following = {"at": at + SCAN_PAGE} if at + SCAN_PAGE < len(leads) else None
-            page = ScannedPage(following, {"at": at} if at else None, [self.profiles[lead] for lead in chunk])
+            start = {"at": at} if at else None
+            page = ScannedPage(after=following, start=start, profiles=[self.profiles[lead] for lead in chunk])
             for lead in chunk:
                 page.logs[lead] = self.mail_log(lead)
                 if (lead, sequence_id) in self.enrollments:

@@ -17,9 +17,9 @@ here, the rest:
 - SQS reads the clock once per message to tell which are visible or delayed (moto's
   ``Message.visible`` / ``delayed``; the local clock takes a lock), and ``SendMessage`` builds
   the queue's attributes, whose three message counts each walk every message: a send to a queue
-  with a backlog (SES events arriving faster than their function drains them) took 7.1 ms at
-  1,500 messages, 0.29 ms with the clock read once per walk (a send measured in process, beside
-  a soak run). The walks and their answers are moto's.
+  with a backlog (SES events arriving faster than their function drains them) grew with it. The
+  clock is read once per walk instead (``bench/local_sqs_send.py`` times a send with and without;
+  docs/benchmarks.md row 18). The walks and their answers are moto's.
 - CloudFormation parses every template body with PyYAML's pure-Python loader, JSON ones too
   (JSON is YAML): 1.9 s of each local start for our ~220 transformed resources, against 6 ms
   for ``json.loads``. A body that is JSON is read as JSON; any other goes to moto's parser.

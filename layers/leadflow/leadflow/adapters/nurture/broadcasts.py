@@ -57,7 +57,7 @@ class BroadcastRuns(NurtureTable):
         lead_pk, carried = cut, dict[str, dict[str, Any]]()
         while True:
             answer = self.client.scan(**kwargs)
-            page = ScannedPage(answer.get("LastEvaluatedKey"), kwargs.get("ExclusiveStartKey"))
+            page = ScannedPage(after=answer.get("LastEvaluatedKey"), start=kwargs.get("ExclusiveStartKey"))
             for raw in answer.get("Items", []):
                 item = deserialize(raw)
                 if item["PK"] != lead_pk:

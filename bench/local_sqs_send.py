@@ -1,0 +1,80 @@
+"""SQS ``SendMessage`` on the local stack's moto, with a backlog in the queue: moto as it comes
+against moto with leadflow's mends (``leadflow.dev.moto_patches.apply()``).
+
+moto tells each queued message's visibility by reading the clock, and the local clock
+(``leadflow.dev.clock.DevClock``) takes a lock per read; every send builds the queue's attributes,
+whose message counts walk the whole queue. The mend reads the clock once per walk. Each mode runs
+in a child process of its own (the mends cannot be taken back in a process): ``--queued`` messages
+are sent first, then ``--sends`` more are timed, one after the other, through boto3 on moto's
+in-process mock.
+
+    .venv/bin/python bench/local_sqs_send.py [--queued 1500] [--sends 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess  # nosec B404 - this script runs itself
+import sys
+import time
+
+
+def child(mended: bool, queued: int, sends: int) -> float:
+    """Milliseconds per ``SendMessage`` with ``queued`` to ``queued + sends`` messages in the queue."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        from leadflow.dev.clock import DevClock
+
+        if mended:
+            from leadflow.dev import moto_patches
+
+            moto_patches.apply()
+        DevClock().install()
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="backlog")["QueueUrl"]
+        for _ in range(queued):
+            sqs.send_message(QueueUrl=url, MessageBody="x")
+        started = time.perf_counter()
+        for _ in range(sends):
+            sqs.send_message(QueueUrl=url, MessageBody="x")
+        return (time.perf_counter() - started) / sends * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queued", type=int, default=1500)
+    parser.add_argument("--sends", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", choices=("moto", "mended"))
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child == "mended", args.queued, args.sends)))
+        return 0
+    for mode in ("moto", "mended"):
+        runs = []
+        for _ in range(args.repeat):
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--queued",
+                str(args.queued),
+                "--sends",
+                str(args.sends),
+            ]
+            answer = subprocess.run(command, capture_output=True, text=True, check=True)  # nosec B603
+            runs.append(float(answer.stdout.strip().splitlines()[-1]))
+        print(
+            f"{mode:>6}: {statistics.median(runs):.2f} ms a SendMessage (median of {args.repeat}; "
+            f"{', '.join(f'{r:.2f}' for r in runs)}) with {args.queued:,}-{args.queued + args.sends:,} messages queued"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
