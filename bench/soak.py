@@ -135,13 +135,17 @@ def _short(filename: str) -> str:
 
 
 class SoakCampaign(meter.Campaign):
-    """The cost meter's campaign, its broadcast run under faults."""
+    """The cost meter's campaign, its broadcast run under faults (and, with ``--tick-outage-seconds``,
+    every tick after it)."""
+
+    broadcast_done = False
 
     def broadcast(self) -> Any:
         faults = threading.Thread(target=self._inject, name="soak-faults", daemon=True)
         faults.start()
         started = super().broadcast()
         faults.join()
+        self.broadcast_done = True
         return started
 
     def _inject(self) -> None:
@@ -164,6 +168,88 @@ class SoakCampaign(meter.Campaign):
         log.append(f"DynamoDB outage {self.args.outage_seconds} s")
         time.sleep(self.args.outage_seconds)
         injector.clear()
+
+    def tick(self) -> int:
+        """A tick (and its follow-ups). With ``--tick-outage-seconds``, each tick after the broadcast
+        runs under faults of its own, starting ``TICK_FAULT_AFTER`` s into it: DynamoDB and
+        EventBridge (``PutEvents``) out for that long, SES throttling, and the CRM answering 503. The
+        work they fail goes back to its queue (or stays due) and is done when the clock has passed the
+        queues' visibility timeouts (``drain``)."""
+        if not (self.args.tick_outage_seconds and self.broadcast_done):
+            return super().tick()
+        faults = threading.Thread(target=self._inject_in_tick, name="soak-tick-faults", daemon=True)
+        faults.start()
+        ticks = super().tick()
+        faults.join()
+        return ticks + self.drain()
+
+    def _inject_in_tick(self) -> None:
+        from leadflow.dev.faults import Fault
+
+        injector, crm = self.stack.faults, self.stack.fake_crm
+        throttled = max(1, self.args.throttled // 4)
+        time.sleep(TICK_FAULT_AFTER)
+        injector.add(Fault("sesv2", "SendEmail", "TooManyRequestsException", throttled, 429))
+        for operation in DYNAMODB_OPERATIONS:
+            injector.add(Fault("dynamodb", operation, "InternalServerError", -1, 500))
+        injector.add(Fault("events", "PutEvents", "InternalException", -1, 500))
+        crm.set_mode({"status": 503})
+        time.sleep(self.args.tick_outage_seconds)
+        injector.clear()
+        crm.set_mode({"status": 200})
+        self.tick_faults += 1
+        if self.tick_faults == 1:
+            self.injected.append(
+                "in every tick after the broadcast: DynamoDB and EventBridge outage "
+                f"{self.args.tick_outage_seconds} s, SES throttling x{throttled}, the CRM answering 503"
+            )
+
+    tick_faults = 0
+
+    def drain(self) -> int:
+        """Move the clock past the queues' longest visibility timeout and pump, until no queue but a
+        dead-letter queue holds a message (visible, in flight or delayed); returns the ticks fired."""
+        ticks = 0
+        for _ in range(DRAIN_ROUNDS):
+            if not waiting(self.stack):
+                break
+            self.stack.clock.advance(DRAIN_STEP_SECONDS)
+            ticks += self.tick_once()
+        return ticks
+
+    def finish(self) -> int:
+        """Tick until no enrollment is active and no queue holds a message: the soak's end state."""
+        ticks = super().finish()
+        for _ in range(DRAIN_ROUNDS):
+            if not waiting(self.stack):
+                break
+            ticks += self.drain() + super().finish()
+        return ticks
+
+
+TICK_FAULT_AFTER = 0.5
+"""Seconds into a tick when its faults begin (``--tick-outage-seconds``): its work is under way."""
+DRAIN_STEP_SECONDS = 400
+"""How far ``drain`` moves the clock a round: past the longest visibility timeout (360 s)."""
+DRAIN_ROUNDS = 20
+
+
+def waiting(stack: Any) -> dict[str, dict[str, int]]:
+    """The queues, dead-letter queues aside, that hold a message (visible, in flight or delayed)."""
+    with meter.Harness():
+        depths = stack.queue_depths()
+    return {name: depth for name, depth in depths.items() if "DLQ" not in name and any(depth.values())}
+
+
+def handoffs_delivered(stack: Any) -> Counter[str]:
+    """The leads the fake CRM took a hand-off of (answered 200), and how many times each."""
+    leads: Counter[str] = Counter()
+    for request in stack.fake_crm.requests():
+        if request["answered"] == 200:
+            lead = (json.loads(request["body"] or "{}").get("lead") or {}).get("id")
+            if lead:
+                leads[str(lead)] += 1
+    return leads
 
 
 def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
@@ -188,6 +274,8 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     with meter.Harness():
         runs = sfn.list_executions(stateMachineArn=stack.physical["BroadcastStateMachine"])["executions"]
+    delivered = handoffs_delivered(stack)
+    drift = report_drift(stack)
     result = {
         "ses_messages": len(messages),
         "distinct_emails": len(ids),
@@ -197,7 +285,12 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
         "enrollments": outcome["enrollments"],
         "still_active": active,
         "dead_letters": dead,
+        "queues_left": waiting(stack),
         "broadcast": [r["status"] for r in runs],
+        "handoffs_requested": outcome["handoff_requested"],
+        "handoffs_delivered": len(delivered),
+        "handoffs_posted_again": sum(n - 1 for n in delivered.values()),
+        "report_drift": drift,
     }
     result["ok"] = (
         result["sent_twice"] == 0
@@ -205,9 +298,36 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
         and result["discount_sent"] == data["leads"]
         and not active
         and not dead
+        and not result["queues_left"]
         and result["broadcast"] == ["SUCCEEDED"]
+        and result["handoffs_delivered"] == result["handoffs_requested"]
+        and drift["drift"] == 0
+        and not drift["sends_unlike_sent"]
     )
     return result
+
+
+def report_drift(stack: Any) -> dict[str, Any]:
+    """``leadflow report verify`` on the stack's tables, for the reports the campaign makes: its
+    sequence's (with the A/B variants') and the hand-offs'. The funnel's are not compared: the meter
+    seeds its leads straight into the table, as their capture left them, without the events of
+    their capture."""
+    from leadflow.config.workspace import Workspace
+    from leadflow.dev.report_cli import verify_tables
+    from leadflow.services.report_drift import report_of
+
+    with meter.Harness():
+        summary = verify_tables(
+            stack.physical["LeadsTable"],
+            stack.physical["ReportsTable"],
+            Workspace(stack.workspace),
+            stack.client("dynamodb"),
+            keep=lambda key: report_of(key) in CAMPAIGN_REPORTS,
+        ).summary()
+    return {k: summary[k] for k in ("reports", "drift", "drifted", "sends_unlike_sent")}
+
+
+CAMPAIGN_REPORTS = ("sequences", "ab", "handoffs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", type=int, default=0, help="broadcast parts (default: from the rate)")
     parser.add_argument("--outage-seconds", type=float, default=60)
     parser.add_argument("--throttled", type=int, default=20, help="SendEmail calls answered 429")
+    parser.add_argument(
+        "--tick-outage-seconds",
+        type=float,
+        default=0,
+        help="faults in every tick after the broadcast too: DynamoDB and EventBridge out this long, SES 429s, CRM 503s",
+    )
     parser.add_argument("--open-rate", type=float, default=0.05)
     parser.add_argument("--click-rate", type=float, default=0.40)
     parser.add_argument("--redeem-rate", type=float, default=0.40)
@@ -262,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(result: dict[str, Any]) -> str:
     c, m = result["checks"], result["memory"]
+    d = c["report_drift"]
     return "\n".join(
         [
             f"soak: {result['leads']} leads at {result['send_rate']}/s, {result['parts']} part(s), "
@@ -269,7 +396,15 @@ def report(result: dict[str, Any]) -> str:
             f"  emails: {c['ses_messages']} SES messages, {c['distinct_emails']} distinct, "
             f"{c['sent_twice']} sent twice; mail logs {c['mail_log_sends']}; discount {c['discount_sent']}",
             f"  enrollments: {c['enrollments']}; still active: {c['still_active'] or 'none'}",
-            f"  dead letters: {c['dead_letters'] or 'none'}; broadcast: {c['broadcast']}",
+            f"  dead letters: {c['dead_letters'] or 'none'}; queues holding messages: {c['queues_left'] or 'none'}; "
+            f"broadcast: {c['broadcast']}",
+            f"  hand-offs: {c['handoffs_requested']} requested, {c['handoffs_delivered']} delivered to the CRM "
+            f"({c['handoffs_posted_again']} posted again: the receiver dedupes by webhook-id)",
+            f"  reports (leadflow report verify, {', '.join(CAMPAIGN_REPORTS)}): "
+            f"{sum(d['reports'][r]['counter_items'] for r in CAMPAIGN_REPORTS)} counters, drift {d['drift']}, "
+            f"days and steps whose sent differs from the mail logs {len(d['sends_unlike_sent'])}"
+            + (f"; drifted {d['drifted'][:5]}" if d["drifted"] else "")
+            + (f"; sends {d['sends_unlike_sent'][:5]}" if d["sends_unlike_sent"] else ""),
             f"  memory: RSS {m['rss_mb']} MB; traced growth by owner (MB): {m['traced_growth_mb_by_owner']}",
             *(
                 [f"  traced growth by site (MB, the 15 largest): {m['traced_growth_mb_by_site']}"]

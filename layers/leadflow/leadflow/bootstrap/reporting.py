@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from leadflow.config.workspace import Workspace
 from leadflow.settings import ReportingSettings
@@ -13,12 +13,15 @@ if TYPE_CHECKING:  # annotations only: each function's cold start loads the modu
     from leadflow.services.reporting import ReportingService
 
 
-def reporting_for(leads_table: str, reports_table: str, workspace: Workspace) -> ReportingService:
-    """A reporting service on named tables (``leadflow report``, the dev report page)."""
+def reporting_for(leads_table: str, reports_table: str, workspace: Workspace, client: Any = None) -> ReportingService:
+    """A reporting service on named tables (``leadflow report``, the dev report page); ``client``: a
+    DynamoDB client to use (default: the adapters' own)."""
     from leadflow.adapters.reports import DynamoLeadFacts, DynamoReportStore, MarkersTaken
     from leadflow.services.reporting import ReportingService
 
-    return ReportingService(workspace, DynamoReportStore(reports_table), DynamoLeadFacts(leads_table), MarkersTaken)
+    return ReportingService(
+        workspace, DynamoReportStore(reports_table, client), DynamoLeadFacts(leads_table, client), MarkersTaken
+    )
 
 
 @cache

@@ -10,8 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from leadflow.config.workspace import Workspace
+    from leadflow.services.report_drift import VerifyResult
 
 
 def _tables(args: argparse.Namespace) -> tuple[str, str]:
@@ -36,24 +41,42 @@ def _workspace(args: argparse.Namespace) -> Any:
     return Workspace(Path(args.workspace) if args.workspace else project_root() / "workspace")
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def verify_tables(
+    leads_table: str,
+    reports_table: str,
+    workspace: Workspace,
+    client: Any = None,
+    keep: Callable[[tuple[str, str]], bool] = lambda _: True,
+) -> VerifyResult:
+    """Every report recomputed from the two tables' records (``verify_reports``); ``client``: a
+    DynamoDB client to read them with (default: the adapters' own); ``keep``: which counter items
+    to compare (default: all).
+
+    Raises:
+        ValueError: a partition's items came apart.
+    """
     from leadflow.adapters.reports import DynamoLeadFacts, DynamoReportStore
     from leadflow.bootstrap.clock import system_clock
     from leadflow.bootstrap.reporting import reporting_for
-    from leadflow.services.report_drift import REPORTS
     from leadflow.services.report_verify import VERIFIED_ACTIVITIES, engagement_of, verify_reports
 
-    leads_table, reports_table = _tables(args)
-    workspace = _workspace(args)
     forms = {form_id: workspace.form(form_id).lifecycle_stage for form_id in workspace.form_ids()}
+    return verify_reports(
+        DynamoLeadFacts(leads_table, client).scan_records(VERIFIED_ACTIVITIES),
+        DynamoReportStore(reports_table, client).scan_all(),
+        lambda form_id: forms.get(form_id, "lead"),
+        engagement_of(reporting_for(leads_table, reports_table, workspace, client)),
+        system_clock().now(),
+        keep=keep,
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from leadflow.services.report_drift import REPORTS
+
+    leads_table, reports_table = _tables(args)
     try:
-        result = verify_reports(
-            DynamoLeadFacts(leads_table).scan_records(VERIFIED_ACTIVITIES),
-            DynamoReportStore(reports_table).scan_all(),
-            lambda form_id: forms.get(form_id, "lead"),
-            engagement_of(reporting_for(leads_table, reports_table, workspace)),
-            system_clock().now(),
-        )
+        result = verify_tables(leads_table, reports_table, _workspace(args))
     except ValueError as error:
         raise SystemExit(f"leadflow report verify: {error}") from None
     summary = result.summary()

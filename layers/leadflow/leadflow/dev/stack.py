@@ -353,11 +353,16 @@ class LocalStack:
                 continue
             attributes = sqs.get_queue_attributes(
                 QueueUrl=self.physical[logical_id],
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
             )["Attributes"]
             depths[logical_id] = {
                 "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
                 "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
             }
         return depths
 
