@@ -11,6 +11,7 @@ keys and indexes (so a broadcast here never enrolls the other tests' leads), and
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.rendering import RenderedEmail
 from leadflow.ports.nurture import ProfileChange
 from leadflow.services.nurture import NurtureService, TokenIssuer
+from leadflow.services.nurture.publishing import publish_counts
 from tests.conftest import WORKSPACE, copy_of_leads_table
 
 pytestmark = pytest.mark.integration
@@ -790,3 +792,33 @@ def test_a_step_s_profile_actions_are_one_update_with_their_events(nurture, tmp_
     profile = nurture.store.get_lead(leads[0])
     assert profile is not None and profile["cf_track"] == "a" and profile.get("handoff_requested_at")
     assert "vip" not in (profile.get("tags") or set())
+
+
+# ---------------------------------------------------------------------------- counts for the reports
+
+
+class RefusingBus:
+    def publish(self, events: list[Any]) -> list[str]:
+        return [e.event_id for e in events]
+
+
+def test_counts_the_bus_refuses_are_written_to_the_outbox_the_stream_relays(nurture):
+    # GIVEN three leads sent the discount email, counted in the function's memory
+    leads = nurture.add_leads(3)
+    nurture.enroll_all(leads)
+    nurture.service.process(pairs(leads))
+    assert len(nurture.sender.sent) == 3
+    # WHEN the bus refuses the invocation's nurture.counted event
+    assert publish_counts(nurture.service, RefusingBus()) > 0
+    # THEN it is an outbox item (SK "EVENT": the relay's stream filter takes it) holding the counts
+    items = nurture.store.client.scan(
+        TableName=nurture.store.table,
+        FilterExpression="begins_with(PK, :p)",
+        ExpressionAttributeValues={":p": {"S": "OUTBOX#"}},
+    )["Items"]
+    (item,) = items
+    assert item["SK"] == {"S": "EVENT"} and item["detail_type"] == {"S": "nurture.counted"}
+    detail = json.loads(item["detail"]["S"])
+    assert item["PK"]["S"] == f"OUTBOX#{detail['event_id']}"
+    assert [row for row in detail["counts"] if row[4] == "sent"] == [[SEQUENCE, 1, "discount", "-", "sent", 3]]
+    assert nurture.service.counts.take() == []

@@ -87,6 +87,10 @@ class InMemoryNurtureStore:
                 profile[attribute] = set(profile.get(attribute) or ()) - members
             self.events.extend(change.events)
 
+    def put_events(self, events: Sequence[DomainEvent]) -> None:
+        with self._lock:
+            self.events.extend(events)
+
     def record_consent(self, lead_id: str, record_id: str, consent: Mapping[str, Any]) -> None:
         with self._lock:
             self.consents.setdefault(lead_id, []).append({"record_id": record_id, **consent})

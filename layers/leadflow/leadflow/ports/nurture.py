@@ -94,6 +94,10 @@ class NurtureStore(Protocol):
         """Apply the change to the lead's profile (nothing when the lead is gone), its events with it."""
         ...
 
+    def put_events(self, events: Sequence[DomainEvent]) -> None:
+        """Write events to the outbox, for its relay to publish (what the bus refused)."""
+        ...
+
     def record_consent(self, lead_id: str, record_id: str, consent: Mapping[str, Any]) -> None:
         """Add one record (``purpose``, ``granted``, ``at``, ``source``...) to the lead's consent history."""
         ...

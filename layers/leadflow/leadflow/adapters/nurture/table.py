@@ -20,6 +20,10 @@ class NurtureTable(DynamoLeadStore):
         self.scan_page_limit: int | None = None
         """Items a broadcast's Scan reads per page (DynamoDB's 1 MB when None)."""
 
+    def put_events(self, events: Sequence[DomainEvent]) -> None:
+        """Events into the outbox, which the table's stream relays to the bus (what the bus refused)."""
+        self._put_new([], events)
+
     def _put_new(self, items: list[dict[str, Any]], events: Sequence[DomainEvent] = ()) -> bool:
         """Write items that must not exist yet (and events), together; False if one exists."""
         writes = [
