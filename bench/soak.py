@@ -9,16 +9,23 @@ broadcast, the example's reaction rates, every wait run out) with, while the bro
   attempt), so a hop that has already enrolled and sent pages dies; the state machine retries it
   from its cursor;
 - **a table outage**: every DynamoDB operation answers ``InternalServerError`` for
-  ``--outage-seconds`` (60 by default).
+  ``--outage-seconds`` (60 by default);
+- with ``--tick-outage-seconds N``, **every tick after the broadcast** too (the product email, the
+  coupon, the hand-off, the SES events and reports they cause), N s into it: DynamoDB and
+  EventBridge out for N s, SES throttling, the CRM answering 503. The clock then moves past the
+  queues' visibility timeouts until no queue holds a message.
 
 Then it checks: every email sent exactly once (SES messages by their ``X-Leadflow-Message`` id:
 no id twice, and one per send in the mail logs), every enrollment ended (none active), no
-message in any dead-letter queue, the broadcast execution succeeded. The stack process's memory
+message in any dead-letter queue and none left in any other, the broadcast execution succeeded,
+every requested hand-off delivered to the CRM, and the campaign's reports (its sequence's, with the
+A/B variants', and the hand-offs') recomputed from the raw records by ``leadflow report verify``:
+0 drift, and every day's and step's ``sent`` equal to the mail logs' sends. The stack process's memory
 (RSS) is sampled every few seconds; with ``--trace-memory``, ``tracemalloc`` tells where the growth
 is: each allocation charged to the package of the most recent frame outside the standard library
 (moto, botocore, leadflow...), and the 15 lines that hold most of it.
 
-    .venv/bin/python bench/soak.py --leads 100000 --send-rate 200   # hours on a 2-core host
+    .venv/bin/python bench/soak.py --leads 100000 --send-rate 100 --tick-outage-seconds 10  # ~1.5 h, ~9 GB
     .venv/bin/python bench/soak.py --leads 2000 --send-rate 50 --outage-seconds 10
 
 Exit status 0 when every check holds.
@@ -139,6 +146,7 @@ class SoakCampaign(meter.Campaign):
     every tick after it)."""
 
     broadcast_done = False
+    tick_faults = 0  # ticks run under faults so far
 
     def broadcast(self) -> Any:
         faults = threading.Thread(target=self._inject, name="soak-faults", daemon=True)
@@ -203,8 +211,6 @@ class SoakCampaign(meter.Campaign):
                 "in every tick after the broadcast: DynamoDB and EventBridge outage "
                 f"{self.args.tick_outage_seconds} s, SES throttling x{throttled}, the CRM answering 503"
             )
-
-    tick_faults = 0
 
     def drain(self) -> int:
         """Move the clock past the queues' longest visibility timeout and pump, until no queue but a

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
+from leadflow.domain.intake_retry import intake_retry_delay
+
 ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL = ROOT.parent / "shared" / "external"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -188,3 +190,19 @@ def copy_of_leads_table(local_stack: Any, name: str) -> Any:
         ],
     )
     return dynamodb
+
+
+def replay_intake(local_stack: Any, client: Any) -> None:
+    """Tick until the intake queue is empty, moving the dev clock past a replay's backoff.
+
+    The stack's pump may take a queued post while the fault is still on: that replay fails and
+    the post waits ``intake_retry_delay`` on the dev clock (as in AWS), so each round moves the
+    clock past the longest wait the posts can have made so far.
+    """
+    for receives in range(1, 6):
+        client.tick()
+        if local_stack.queue_depths()["IntakeQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}:
+            return
+        client.http.post(
+            client.url + "/_dev/clock", json={"advance_seconds": intake_retry_delay(receives) + 1}, timeout=10
+        ).raise_for_status()

@@ -1,7 +1,9 @@
 """Intake replay: SQS (IntakeQueue) -> DynamoDB.
 
 Form posts the table could not take at the time wait on the intake queue; this stores
-them through the same ``CaptureService.replay`` as a live post. Batch processing reports
+them through the same ``CaptureService.replay`` as a live post. Tracked hits (opens, clicks,
+site events) the table could not take wait there too, and ``TrackingService.replay`` stores
+them as they came (their ids and times kept). Batch processing reports
 partial failures, so a message that fails again (table still down) is retried alone and
 lands in the IntakeDLQ after five tries; a post that is invalid is dropped with a log
 line (it would never succeed). Idempotent: each queued post carries its own key.
@@ -19,8 +21,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadflow.bootstrap.intake import intake_queue, replay_capture_service
+from leadflow.bootstrap.scoring import replay_tracking_service
 from leadflow.domain.errors import FormNotFound, IdempotencyConflict, InvalidSubmission, StorageUnavailable
 from leadflow.domain.intake_retry import intake_retry_delay
+from leadflow.services.tracking import is_parked_hit
 
 logger = Logger()
 metrics = Metrics()
@@ -30,6 +34,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     message = json.loads(record.body)
     try:
+        if is_parked_hit(message):
+            replay_tracking_service().replay(message)
+            logger.info("queued tracked hit stored", hit=message.get("hit"))
+            metrics.add_metric(name="IntakeHitReplayed", unit=MetricUnit.Count, value=1)
+            return
         result = replay_capture_service().replay(message)
     except StorageUnavailable:
         # Still down: back off (1, 2, 4 ... minutes, at most an hour) instead of the queue's

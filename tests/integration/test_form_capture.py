@@ -8,8 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from leadflow.domain.intake_retry import intake_retry_delay
-from tests.conftest import unique_email, unique_ip
+from tests.conftest import replay_intake, unique_email, unique_ip
 
 pytestmark = pytest.mark.integration
 
@@ -227,22 +226,6 @@ def test_events_are_published_versioned_without_contact_details(client):
     assert captured["detail"]["touch"]["utm_source"] == "ads"
 
 
-def replay_intake(local_stack, client) -> None:
-    """Tick until the intake queue is empty, moving the dev clock past a replay's backoff.
-
-    The stack's pump may take a queued post while the fault is still on: that replay fails and
-    the post waits ``intake_retry_delay`` on the dev clock (as in AWS), so each round moves the
-    clock past the longest wait the posts can have made so far.
-    """
-    for receives in range(1, 6):
-        client.tick()
-        if local_stack.queue_depths()["IntakeQueue"] == {"visible": 0, "in_flight": 0}:
-            return
-        client.http.post(
-            client.url + "/_dev/clock", json={"advance_seconds": intake_retry_delay(receives) + 1}, timeout=10
-        ).raise_for_status()
-
-
 def test_table_outage_queues_the_post_and_replay_stores_it(local_stack, client):
     # GIVEN DynamoDB refuses every transaction (throttled)
     local_stack.faults.clear()
@@ -337,7 +320,7 @@ def test_a_write_that_landed_but_answered_an_error_is_stored_once(local_stack, c
     detail = client.api(f"/leads/{lead['lead_id']}").json()
     # (the welcome reply's email_sent may be there too: one submission is what counts)
     assert [a["type"] for a in detail["activities"]].count("form_submitted") == 1
-    assert local_stack.queue_depths()["IntakeQueue"] == {"visible": 0, "in_flight": 0}
+    assert local_stack.queue_depths()["IntakeQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}
 
 
 def test_a_retried_transaction_is_applied_once(client):

@@ -48,7 +48,7 @@ def drain(local_stack, client, seconds: float = 15) -> None:
     while time.monotonic() < deadline:
         client.tick()
         depth = local_stack.queue_depths()["SesEventsQueue"]
-        if depth == {"visible": 0, "in_flight": 0}:
+        if depth == {"visible": 0, "in_flight": 0, "delayed": 0}:
             return
         time.sleep(0.5)
 
@@ -97,7 +97,7 @@ def test_every_shared_sample_is_applied_or_dead_lettered(local_stack, client):
             publish(local_stack, message)
     drain(local_stack, client, seconds=30)
     # THEN nothing is stuck, and only messages that are not SES feedback at all are kept in the DLQ
-    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
+    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}
     dead = local_stack.queue_depths()["SesEventsDLQ"]["visible"] - dlq_before
     # Kept for inspection, being no SES sending feedback: powertools_snsEvent.json ("Hello from SNS!")
     # and powertools_eventBridgeEvent.json (an EC2 event). The two inbound-receipt Lambda events (SES
@@ -170,7 +170,7 @@ def test_opens_and_clicks_count_once_when_ses_reports_them_too(local_stack, clie
     opens_and_clicks = [e["source"] for e in recorded if e["detail"].get("type") in ("email_opened", "email_clicked")]
     assert opens_and_clicks == ["leadflow.tracking", "leadflow.tracking"]
     # AND SES's events were consumed, not dead-lettered
-    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
+    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}
 
 
 def test_only_the_stacks_configuration_set_reaches_the_queue(local_stack, client):
@@ -266,7 +266,7 @@ def test_delivered_is_sent_less_bounces_and_a_delivery_event_changes_nothing(loc
     settle_reports(local_stack, client)
     # THEN it counts as bounced, and no longer as delivered
     assert delta(sequence_cell(client, "welcome", "welcome", day), before) == {"enrolled": 1, "sent": 1, "bounces": 1}
-    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
+    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}
 
 
 def settle_reports(local_stack, client, seconds: float = 15) -> None:
@@ -274,7 +274,7 @@ def settle_reports(local_stack, client, seconds: float = 15) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         client.tick()
-        if local_stack.queue_depths()["ReportingQueue"] == {"visible": 0, "in_flight": 0}:
+        if local_stack.queue_depths()["ReportingQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}:
             return
         time.sleep(0.5)
 
@@ -305,4 +305,4 @@ def test_a_send_event_writes_the_mail_log_only_for_an_uncertain_send(local_stack
     # THEN it is confirmed: never sent again
     marked = next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == send["m"])
     assert marked.get("c") is True and "u" in marked
-    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0}
+    assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}

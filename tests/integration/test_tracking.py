@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import unique_email
+from tests.conftest import replay_intake, unique_email
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +158,39 @@ def test_user_agent_and_referrer_are_kept_as_data_and_escaped_where_shown(client
     assert page.status_code == 200
     assert "<script>alert(" not in page.text and "<img src=x" not in page.text
     assert "&lt;script&gt;alert(" in page.text
+
+
+TRACKING_WRITES = ("GetItem", "UpdateItem", "PutItem", "TransactWriteItems")
+
+
+def test_a_table_outage_loses_no_open_click_or_site_event(local_stack, client):
+    # GIVEN a lead whose visitor id is known, its pixel and a tracked link
+    visitor = "vis-" + uuid.uuid4().hex[:12]
+    lead_id = client.capture("demo-signup", {"email": unique_email("outage"), "_lf_vid": visitor})
+    pixel = token(client, kind="o", lead_id=lead_id, message_id="outage-1")
+    link = token(client, kind="c", lead_id=lead_id, message_id="outage-1", url="https://www.example.com/pricing")
+    view = {"visitor_id": visitor, "type": "page_view", "url": "https://www.example.com/pricing"}
+    # WHEN DynamoDB answers 500 to everything tracking calls while the lead opens, clicks and views
+    local_stack.faults.clear()
+    for operation in TRACKING_WRITES:
+        client.http.post(
+            client.url + "/_dev/faults",
+            json={"service": "dynamodb", "operation": operation, "error": "InternalServerError", "status": 500},
+            timeout=10,
+        ).raise_for_status()
+    try:
+        opened = client.http.get(f"{client.url}/t/o/{pixel}", timeout=10)
+        clicked = client.http.get(f"{client.url}/t/c/{link}", allow_redirects=False, timeout=10)
+        viewed = client.http.post(client.url + "/t/e", data=json.dumps(view), timeout=10)
+    finally:
+        client.http.delete(client.url + "/_dev/faults", timeout=10)
+    # THEN each is answered as usual: the GIF, the redirect, 204 (was a 500 for the click and the event)
+    assert opened.status_code == 200 and opened.content.startswith(b"GIF89a")
+    assert clicked.status_code == 302 and clicked.headers["location"] == "https://www.example.com/pricing"
+    assert viewed.status_code == 204
+    # AND once the table is back and the intake queue replayed, each is the lead's activity, once
+    replay_intake(local_stack, client)
+    assert [a["message_id"] for a in activities(client, lead_id, "email_opened")] == ["outage-1"]
+    assert [a["url"] for a in activities(client, lead_id, "email_clicked")] == ["https://www.example.com/pricing"]
+    assert [a["url"] for a in activities(client, lead_id, "page_viewed")] == ["https://www.example.com/pricing"]
+    assert local_stack.queue_depths()["IntakeDLQ"]["visible"] == 0

@@ -114,6 +114,7 @@ class TrackingSettings(_Settings):
     leads_table: str
     leadflow_workspace: str
     tracking_secret_arn: str
+    intake_queue_url: str  # where a hit the table cannot take waits for the intake replay
 
 
 class FeedbackSettings(_Settings):

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from leadflow.adapters.dynamo_json import deserialize, serialize
-from leadflow.adapters.dynamo_table import NEW_ITEM, UNAVAILABLE_CODES, DynamoTable
-from leadflow.domain.errors import StorageUnavailable
+from leadflow.adapters.dynamo_table import NEW_ITEM, DynamoTable, storage_errors
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.ratelimit import HitCounter
 
@@ -60,7 +57,7 @@ class ActivityWrites(DynamoTable):
         ``activity.recorded`` with the activity id as the event id (``services.outbox``), so a
         redelivered record is the same event and consumers de-duplicate it.
         """
-        try:
+        with storage_errors():  # throttled, failing or unreachable: StorageUnavailable
             profile = serialize({"PK": f"LEAD#{lead_id}", "SK": "PROFILE"})
             found = self.client.get_item(TableName=self.table, Key=profile, ProjectionExpression="PK")
             if "Item" not in found:
@@ -78,11 +75,6 @@ class ActivityWrites(DynamoTable):
             return self._conditional(
                 lambda: self.client.put_item(TableName=self.table, Item=serialize(item), ConditionExpression=NEW_ITEM)
             )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in UNAVAILABLE_CODES:
-                raise StorageUnavailable(code) from error
-            raise
 
     def visitor_activities(self, visitor_id: str) -> list[dict[str, Any]]:
         """What an anonymous visitor did before they became a lead."""
@@ -90,7 +82,8 @@ class ActivityWrites(DynamoTable):
 
     def visitor_lead(self, visitor_id: str) -> str | None:
         """The lead an anonymous visitor turned out to be, once they submitted a form."""
-        response = self.client.get_item(
-            TableName=self.table, Key=serialize({"PK": f"VISITOR#{visitor_id}", "SK": "LINK"})
-        )
+        with storage_errors():
+            response = self.client.get_item(
+                TableName=self.table, Key=serialize({"PK": f"VISITOR#{visitor_id}", "SK": "LINK"})
+            )
         return deserialize(response["Item"])["lead_id"] if "Item" in response else None

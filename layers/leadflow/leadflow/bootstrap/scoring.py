@@ -34,11 +34,11 @@ def scoring_for(leads_table: str, workspace: Workspace, clock: Clock) -> tuple[S
     return ScoringService(workspace, store, clock), store
 
 
-@cache
-def tracking_service() -> TrackingService:
+def _tracking_service(park: bool) -> TrackingService:
     from leadflow.adapters.dynamo import DynamoLeadStore
     from leadflow.adapters.reports import DynamoPageViews
     from leadflow.adapters.secrets import SecretsManagerKeys
+    from leadflow.adapters.sqs import SqsIntakeQueue
     from leadflow.services.tracking import TrackingService
 
     settings = TrackingSettings.from_env()
@@ -48,7 +48,20 @@ def tracking_service() -> TrackingService:
         keys=SecretsManagerKeys(settings.tracking_secret_arn),
         clock=system_clock(),
         page_views=DynamoPageViews(PageViewSettings.from_env().reports_table),
+        intake=SqsIntakeQueue(settings.intake_queue_url) if park else None,
     )
+
+
+@cache
+def tracking_service() -> TrackingService:
+    """The tracking function: a hit the table cannot take waits on the intake queue."""
+    return _tracking_service(park=True)
+
+
+@cache
+def replay_tracking_service() -> TrackingService:
+    """The intake replay's tracking: it never parks a hit again (a failure is retried by SQS)."""
+    return _tracking_service(park=False)
 
 
 @cache

@@ -1,13 +1,21 @@
-"""Recording what leads do: email opens and clicks (signed tokens) and site events (snippet)."""
+"""Recording what leads do: email opens and clicks (signed tokens) and site events (snippet).
+
+A hit the table cannot take (throttled, down) is not lost: it waits on the intake queue, as a
+form post does, and the intake replay stores it as it would have been stored when it came (its
+id and time kept, so a replay stores it once: ``replay``). Only when the queue refuses it too is
+it refused: the pixel is served and the click redirected all the same, a site event is answered 503.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.config.workspace import Workspace
+from leadflow.domain.errors import IntakeUnavailable, StorageUnavailable
 from leadflow.domain.events import SOURCE_TRACKING, activity_recorded
 from leadflow.domain.form_reports import page_view_key
 from leadflow.domain.ids import new_id
@@ -22,14 +30,20 @@ from leadflow.domain.tokens import (
     token_digest,
     verify,
 )
-from leadflow.domain.tracking import parse_site_event, safe_redirect, site_activity
+from leadflow.domain.tracking import SiteEvent, parse_site_event, safe_redirect, site_activity
 from leadflow.ports.clock import Clock
-from leadflow.ports.leads import ActivityStore
+from leadflow.ports.leads import ActivityStore, IntakeQueue
 from leadflow.ports.reporting import PageViewCounter
 
 HIT_COUNTER_DAYS = 30
 IDENTITY_DAYS = 90  # how long a tracked click identifies the browser to form capture
+PARKED_HIT = "tracked_hit"
+"""The ``kind`` of an intake message that is a tracked hit (not a form post): ``TrackingService.replay``."""
 log = logging.getLogger(__name__)
+
+
+def is_parked_hit(message: dict[str, Any]) -> bool:
+    return message.get("kind") == PARKED_HIT
 
 
 class TrackingService:
@@ -39,14 +53,18 @@ class TrackingService:
         store: ActivityStore,
         keys: Callable[[], list[bytes]],
         clock: Clock,
+        *,
         page_views: PageViewCounter | None = None,
+        intake: IntakeQueue | None = None,
     ) -> None:
-        """``page_views``: counts each recorded page view for the forms-and-pages report."""
+        """``page_views``: counts each recorded page view for the forms-and-pages report; ``intake``:
+        where a hit the table cannot take waits for its replay (None: it is refused)."""
         self.workspace = workspace
         self.store = store
         self.keys = keys
         self.clock = clock
         self.page_views = page_views
+        self.intake = intake
 
     # ------------------------------------------------------------------ links in emails
     def issue(
@@ -89,8 +107,48 @@ class TrackingService:
             expires_at=int((now + timedelta(days=HIT_COUNTER_DAYS)).timestamp()),
         )
         # The activity is its own event: the outbox relay publishes it from the table's stream.
-        self.store.record_announced(token.lead_id, activity, SOURCE_TRACKING, counter)
+        try:
+            self.store.record_announced(token.lead_id, activity, SOURCE_TRACKING, counter)
+        except StorageUnavailable:
+            self._park(
+                {
+                    "hit": "email",
+                    "lead_id": token.lead_id,
+                    "activity": activity,
+                    "counter": {"key": counter.key, "cap": counter.cap, "expires_at": counter.expires_at},
+                }
+            )
         return token
+
+    def _park(self, hit: dict[str, Any]) -> None:
+        """Keep a hit the table could not take on the intake queue, for ``replay``.
+
+        Raises:
+            StorageUnavailable: the queue did not take it either (or there is none).
+        """
+        if self.intake is None:
+            raise StorageUnavailable("no intake queue")
+        try:
+            self.intake.enqueue({"kind": PARKED_HIT, **hit})
+        except IntakeUnavailable as error:
+            log.error("tracked hit lost: neither the table nor the intake queue took it", extra={"hit": hit["hit"]})
+            raise StorageUnavailable("table and intake queue") from error
+
+    def replay(self, message: dict[str, Any]) -> None:
+        """Store a hit that waited on the intake queue, as it would have been stored when it came:
+        its id and time are kept, so a second replay of it writes nothing.
+
+        Raises:
+            StorageUnavailable: the table still cannot take it (the queue retries it).
+        """
+        if message["hit"] == "email":
+            counter = HitCounter(**message["counter"])
+            self.store.record_announced(message["lead_id"], message["activity"], SOURCE_TRACKING, counter)
+        else:
+            event = parse_site_event(message["body"])
+            self._site_event(
+                event, message["activity_id"], datetime.fromisoformat(message["at"]), message["user_agent"]
+            )
 
     def open(self, text: str, user_agent: str = "") -> bool:
         """Record an open when the token is genuine (the pixel is served either way)."""
@@ -117,7 +175,8 @@ class TrackingService:
         target = safe_redirect(token.url, self.workspace.tracking)
         if target is None:
             return None
-        self._email_activity(text, TokenKind.CLICK, user_agent)
+        with contextlib.suppress(StorageUnavailable):  # the click goes where it was signed to, whatever happens
+            self._email_activity(text, TokenKind.CLICK, user_agent)
         expires = now + timedelta(days=IDENTITY_DAYS)
         identity = TrackingToken(TokenKind.IDENTITY, token.lead_id, "visitor", int(expires.timestamp()))
         return target, sign(identity, self.keys()[0])
@@ -128,21 +187,34 @@ class TrackingService:
         return sign_render_time(int(self.clock.now().timestamp() * 1000), self.keys()[0])
 
     def site_event(self, body: Any, user_agent: str = "") -> str:
-        """Record a site event for its visitor (the lead, once known). Raises InvalidSubmission."""
+        """Record a site event for its visitor (the lead, once known).
+
+        Raises:
+            InvalidSubmission: the event is not valid.
+            StorageUnavailable: neither the table nor the intake queue took it.
+        """
         event = parse_site_event(body)
         now = self.clock.now()
+        activity_id = new_id(now)
+        try:
+            self._site_event(event, activity_id, now, user_agent)
+        except StorageUnavailable:
+            hit = {"hit": "site", "body": body, "user_agent": user_agent, "activity_id": activity_id}
+            self._park({**hit, "at": now.isoformat()})
+        return activity_id
+
+    def _site_event(self, event: SiteEvent, activity_id: str, now: datetime, user_agent: str) -> None:
         lead_id = self.store.visitor_lead(event.visitor_id)
-        activity = site_activity(event, new_id(now), lead_id, now, user_agent)
+        activity = site_activity(event, activity_id, lead_id, now, user_agent)
         if lead_id:  # a lead's activity is its own event (the relay publishes it)
-            self.store.record_announced(lead_id, activity, SOURCE_TRACKING)
+            written = self.store.record_announced(lead_id, activity, SOURCE_TRACKING)
         else:  # a visitor's waits, unannounced, until the visitor becomes a lead (stitch_visitor)
-            self.store.record_activity(f"VISITOR#{event.visitor_id}", activity, [])
-        if self.page_views is not None and activity["type"] == "page_viewed":
+            written = self.store.record_activity(f"VISITOR#{event.visitor_id}", activity, [])
+        if written and self.page_views is not None and activity["type"] == "page_viewed":
             try:
                 self.page_views.viewed(page_view_key(day_of(now), activity.get("url")))
             except Exception:
                 log.exception("page view not counted")
-        return str(activity["activity_id"])
 
 
 def stitch_visitor(store: ActivityStore, visitor_id: str, lead_id: str, now: datetime) -> int:
