@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,3 +207,19 @@ def replay_intake(local_stack: Any, client: Any) -> None:
         client.http.post(
             client.url + "/_dev/clock", json={"advance_seconds": intake_retry_delay(receives) + 1}, timeout=10
         ).raise_for_status()
+
+
+@contextmanager
+def dynamodb_outage(local_stack: Any, client: Any, operations: tuple[str, ...]) -> Iterator[None]:
+    """DynamoDB answering ``500 InternalServerError`` to these operations (every call) meanwhile."""
+    local_stack.faults.clear()
+    for operation in operations:
+        client.http.post(
+            client.url + "/_dev/faults",
+            json={"service": "dynamodb", "operation": operation, "error": "InternalServerError", "status": 500},
+            timeout=10,
+        ).raise_for_status()
+    try:
+        yield
+    finally:
+        client.http.delete(client.url + "/_dev/faults", timeout=10)

@@ -3,7 +3,10 @@
 Form posts the table could not take at the time wait on the intake queue; this stores
 them through the same ``CaptureService.replay`` as a live post. Tracked hits (opens, clicks,
 site events) the table could not take wait there too, and ``TrackingService.replay`` stores
-them as they came (their ids and times kept). Batch processing reports
+them as they came (their ids and times kept); so do unsubscribes and confirmations from the
+preference page, which ``NurtureService.replay_preference`` applies as of when they were asked for
+(the counts of the sequences they end are published as the nurture functions publish theirs).
+Batch processing reports
 partial failures, so a message that fails again (table still down) is retried alone and
 lands in the IntakeDLQ after five tries; a post that is invalid is dropped with a log
 line (it would never succeed). Idempotent: each queued post carries its own key.
@@ -21,9 +24,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadflow.bootstrap.intake import intake_queue, replay_capture_service
+from leadflow.bootstrap.nurture import nurture_admin_service, publishes_counts
 from leadflow.bootstrap.scoring import replay_tracking_service
 from leadflow.domain.errors import FormNotFound, IdempotencyConflict, InvalidSubmission, StorageUnavailable
 from leadflow.domain.intake_retry import intake_retry_delay
+from leadflow.services.nurture.preferences import is_parked_preference
 from leadflow.services.tracking import is_parked_hit
 
 logger = Logger()
@@ -38,6 +43,11 @@ def record_handler(record: SQSRecord) -> None:
             replay_tracking_service().replay(message)
             logger.info("queued tracked hit stored", hit=message.get("hit"))
             metrics.add_metric(name="IntakeHitReplayed", unit=MetricUnit.Count, value=1)
+            return
+        if is_parked_preference(message):
+            nurture_admin_service().replay_preference(message)
+            logger.info("queued preference change applied", action=message.get("action"))
+            metrics.add_metric(name="IntakePreferenceReplayed", unit=MetricUnit.Count, value=1)
             return
         result = replay_capture_service().replay(message)
     except StorageUnavailable:
@@ -67,6 +77,7 @@ def record_handler(record: SQSRecord) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@publishes_counts(nurture_admin_service)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

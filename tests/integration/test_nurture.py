@@ -27,7 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from markupsafe import escape
 
 from leadflow.domain.nurture import COUNTRY_TIMEZONES
-from tests.conftest import FIXTURES, load_json, unique_email
+from tests.conftest import FIXTURES, dynamodb_outage, load_json, replay_intake, unique_email
 
 # On a caught-up stack: the welcome's 5 seconds are from post to email, not from the end of another
 # module's backlog.
@@ -387,6 +387,32 @@ def test_one_click_unsubscribe_stops_every_later_email(local_stack, client):
     settle(local_stack, client)
     assert len(emails_to(client, urlencoded)) == 1
     assert len(emails_to(client, multipart)) == 1
+
+
+def test_an_unsubscribe_during_a_table_outage_waits_and_is_applied_when_the_table_is_back(local_stack, client):
+    # GIVEN a lead with its welcome email, and DynamoDB answering 500 to everything
+    lead_id, address = new_lead(client, "outageunsub", country=daytime_country(client))
+    link = unsubscribe_url(wait_for_emails(client, address, 1)[0])
+    with dynamodb_outage(local_stack, client, ("GetItem", "PutItem", "UpdateItem", "Query", "TransactWriteItems")):
+        # WHEN the mail client posts its one-click unsubscribe, and the person opens the page
+        one_click = client.http.post(
+            link,
+            data="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        page = client.http.get(link, timeout=10)
+    # THEN the unsubscribe is taken (200, was a 500 and lost); the page that cannot be read is a 503
+    assert one_click.status_code == 200 and "unsubscribed" in one_click.text
+    assert page.status_code == 503 and page.headers["retry-after"]
+    # AND once the table is back and the intake queue replayed, the lead is unsubscribed and out of the sequence
+    replay_intake(local_stack, client)
+    assert stored_profile(local_stack, lead_id)["unsubscribed"] is True
+    assert client.api(f"/leads/{lead_id}").json()["consent"]["marketing_email"]["granted"] is False
+    exited = enrollment(client, lead_id, "welcome")
+    assert (exited["status"], exited["exit_reason"]) == ("exited", "unsubscribed")
+    assert local_stack.queue_depths()["IntakeDLQ"]["visible"] == 0
 
 
 def test_the_preferences_page_never_unsubscribes_on_get_and_refuses_forged_tokens(local_stack, client):

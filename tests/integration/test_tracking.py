@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import replay_intake, unique_email
+from tests.conftest import dynamodb_outage, replay_intake, unique_email
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +160,7 @@ def test_user_agent_and_referrer_are_kept_as_data_and_escaped_where_shown(client
     assert "&lt;script&gt;alert(" in page.text
 
 
-TRACKING_WRITES = ("GetItem", "UpdateItem", "PutItem", "TransactWriteItems")
+TRACKING_CALLS = ("GetItem", "UpdateItem", "PutItem", "TransactWriteItems")
 
 
 def test_a_table_outage_loses_no_open_click_or_site_event(local_stack, client):
@@ -171,19 +171,10 @@ def test_a_table_outage_loses_no_open_click_or_site_event(local_stack, client):
     link = token(client, kind="c", lead_id=lead_id, message_id="outage-1", url="https://www.example.com/pricing")
     view = {"visitor_id": visitor, "type": "page_view", "url": "https://www.example.com/pricing"}
     # WHEN DynamoDB answers 500 to everything tracking calls while the lead opens, clicks and views
-    local_stack.faults.clear()
-    for operation in TRACKING_WRITES:
-        client.http.post(
-            client.url + "/_dev/faults",
-            json={"service": "dynamodb", "operation": operation, "error": "InternalServerError", "status": 500},
-            timeout=10,
-        ).raise_for_status()
-    try:
+    with dynamodb_outage(local_stack, client, TRACKING_CALLS):
         opened = client.http.get(f"{client.url}/t/o/{pixel}", timeout=10)
         clicked = client.http.get(f"{client.url}/t/c/{link}", allow_redirects=False, timeout=10)
         viewed = client.http.post(client.url + "/t/e", data=json.dumps(view), timeout=10)
-    finally:
-        client.http.delete(client.url + "/_dev/faults", timeout=10)
     # THEN each is answered as usual: the GIF, the redirect, 204 (was a 500 for the click and the event)
     assert opened.status_code == 200 and opened.content.startswith(b"GIF89a")
     assert clicked.status_code == 302 and clicked.headers["location"] == "https://www.example.com/pricing"

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from leadflow.adapters.dynamo_json import serialize
+from leadflow.adapters.memory import InMemoryIntakeQueue
 from leadflow.config.workspace import Workspace
 from leadflow.domain.definitions.forms import ATTRIBUTION_FIELDS
 from leadflow.domain.errors import InvalidSubmission, MalformedBody, PayloadTooLarge, UnsupportedContentType
@@ -322,14 +323,6 @@ class FixedClock:
         return NOW
 
 
-class FakeIntakeQueue:
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-
-    def enqueue(self, message: dict[str, Any]) -> None:
-        self.messages.append(message)
-
-
 @pytest.fixture(scope="module")
 def sam_event() -> dict[str, Any]:
     return load_json(external("apigw/sam_HttpApi_v2_POST_form-urlencoded_base64.json"))
@@ -375,7 +368,9 @@ def test_no_naughty_string_in_a_field_makes_the_endpoint_fail(
 ):
     # GIVEN the capture service on an in-memory store
     store = FakeLeadStore()
-    service = CaptureService(Workspace(WORKSPACE), store, FakeIntakeQueue(), FixedClock(), rate_limit_per_minute=10**6)
+    service = CaptureService(
+        Workspace(WORKSPACE), store, InMemoryIntakeQueue(), FixedClock(), rate_limit_per_minute=10**6
+    )
 
     # WHEN each naughty string is posted as the field's value (or as the Referer header)
     failures = []
@@ -412,7 +407,7 @@ def test_hostile_attribution_gets_an_answer_below_500(
     sam_event: dict[str, Any], fields: dict[str, str], as_json: bool, referer: str
 ):
     # GIVEN the capture service on an in-memory store
-    service = CaptureService(Workspace(WORKSPACE), FakeLeadStore(), FakeIntakeQueue(), FixedClock(), 30)
+    service = CaptureService(Workspace(WORKSPACE), FakeLeadStore(), InMemoryIntakeQueue(), FixedClock(), 30)
 
     # WHEN a post with an unparseable page URL or Referer arrives
     event = form_event(sam_event, {"email": "jane@example.com", **fields}, as_json=as_json, referer=referer)
@@ -424,7 +419,7 @@ def test_hostile_attribution_gets_an_answer_below_500(
 
 def test_a_json_post_with_a_huge_integer_gets_an_answer_below_500(sam_event: dict[str, Any]):
     # GIVEN the capture service on an in-memory store
-    service = CaptureService(Workspace(WORKSPACE), FakeLeadStore(), FakeIntakeQueue(), FixedClock(), 30)
+    service = CaptureService(Workspace(WORKSPACE), FakeLeadStore(), InMemoryIntakeQueue(), FixedClock(), 30)
 
     # WHEN a JSON post carries a 5000-digit number
     event = form_event(sam_event, {"email": "jane@example.com"}, as_json=True)

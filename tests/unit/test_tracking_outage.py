@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from leadflow.adapters.memory import FakeClock
+from leadflow.adapters.memory import FakeClock, InMemoryIntakeQueue
 from leadflow.config.workspace import Workspace
-from leadflow.domain.errors import IntakeUnavailable, StorageUnavailable
+from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.ratelimit import HitCounter
 from leadflow.domain.tokens import TokenKind
 from leadflow.services.tracking import TrackingService, is_parked_hit
@@ -69,17 +69,6 @@ class Table:
         return []
 
 
-class Queue:
-    def __init__(self) -> None:
-        self.down = False
-        self.messages: list[dict[str, Any]] = []
-
-    def enqueue(self, message: dict[str, Any]) -> None:
-        if self.down:
-            raise IntakeUnavailable("ServiceUnavailable")
-        self.messages.append(message)
-
-
 class PageViews:
     def __init__(self) -> None:
         self.counted: Counter[tuple[str, str]] = Counter()
@@ -89,13 +78,13 @@ class PageViews:
 
 
 @pytest.fixture
-def parts() -> tuple[TrackingService, Table, Queue, PageViews, FakeClock]:
-    table, queue, views, clock = Table(), Queue(), PageViews(), FakeClock(NOW)
+def parts() -> tuple[TrackingService, Table, InMemoryIntakeQueue, PageViews, FakeClock]:
+    table, queue, views, clock = Table(), InMemoryIntakeQueue(), PageViews(), FakeClock(NOW)
     service = TrackingService(Workspace(WORKSPACE), table, lambda: [b"k" * 32], clock, page_views=views, intake=queue)  # type: ignore[arg-type]
     return service, table, queue, views, clock
 
 
-def replayed(service: TrackingService, queue: Queue, times: int = 2) -> None:
+def replayed(service: TrackingService, queue: InMemoryIntakeQueue, times: int = 2) -> None:
     """The intake replay, each message delivered ``times`` times (SQS delivers at least once)."""
     for message in queue.messages:
         assert is_parked_hit(message)

@@ -24,6 +24,17 @@ def suppress_values(address_key: str, reason: str, at: str, listed_at: str) -> d
     return {":r": reason, ":a": at, ":gp": SUPPRESSED_PK, ":gs": f"{listed_at}#{address_key}"}
 
 
+def suppress_update(table: str, address_key: str, reason: str, at: str) -> dict[str, Any]:
+    """The ``UpdateItem`` that lists one address key as suppressed at ``at`` (its first reason kept)."""
+    return {
+        "TableName": table,
+        "Key": serialize({"PK": f"SUPPRESS#{address_key}", "SK": "SUPPRESS"}),
+        "UpdateExpression": SUPPRESS_UPDATE,
+        "ExpressionAttributeNames": SUPPRESS_NAMES,
+        "ExpressionAttributeValues": serialize(suppress_values(address_key, reason, at, at)),
+    }
+
+
 ACCOUNT_INDEX = "GSI5"
 """The leads of an account: a profile's ``ACCOUNT#<company domain>`` / ``LEAD#<lead_id>``, projecting
 ``lead_id`` and ``title`` only, so rewriting the profile's score summary writes no index entry."""

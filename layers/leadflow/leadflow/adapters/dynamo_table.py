@@ -178,9 +178,11 @@ class DynamoTable(LazyClient):
         return self._transact(items) is None
 
     def _conditional(self, call: Callable[[], Any]) -> bool:
-        """Run one conditional write: False when its condition failed."""
+        """Run one conditional write: False when its condition failed (``StorageUnavailable`` when
+        the table is throttled, failing or unreachable)."""
         try:
-            call()
+            with storage_errors():
+                call()
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
@@ -191,7 +193,8 @@ class DynamoTable(LazyClient):
         """Every item of a Query or Scan, page after page, deserialized."""
         items: list[dict[str, Any]] = []
         while True:
-            response = getattr(self.client, operation)(TableName=self.table, **kwargs)
+            with storage_errors():
+                response = getattr(self.client, operation)(TableName=self.table, **kwargs)
             items.extend(deserialize(item) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 return items
@@ -208,7 +211,8 @@ class DynamoTable(LazyClient):
         while True:
             if limit is not None:
                 kwargs["Limit"] = limit - len(found)
-            response = self.client.query(**kwargs)
+            with storage_errors():
+                response = self.client.query(**kwargs)
             found.extend(deserialize(item) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response or (limit is not None and len(found) >= limit):
                 return found
@@ -249,5 +253,6 @@ class DynamoTable(LazyClient):
         return found
 
     def get_lead(self, lead_id: str) -> dict[str, Any] | None:
-        response = self.client.get_item(TableName=self.table, Key=serialize(lead_key(lead_id)))
+        with storage_errors():
+            response = self.client.get_item(TableName=self.table, Key=serialize(lead_key(lead_id)))
         return deserialize(response["Item"]) if "Item" in response else None

@@ -19,7 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.adapters.audience import DynamoAudienceStore
-from leadflow.adapters.dynamo_expressions import SUPPRESS_NAMES, SUPPRESS_UPDATE, SUPPRESSION_INDEX, suppress_values
+from leadflow.adapters.dynamo_expressions import (
+    SUPPRESSION_INDEX,
+    suppress_update,
+)
 from leadflow.adapters.dynamo_json import deserialize, serialize
 
 IMPORT_TTL = timedelta(days=30)
@@ -35,14 +38,7 @@ class DynamoImportStore(DynamoAudienceStore):
 
     def suppress(self, email_key: str, reason: str, at: str) -> None:
         """List an address on the suppression list (its keyed hash; the first reason is kept)."""
-        hashed = self._address_key(email_key)
-        self.client.update_item(
-            TableName=self.table,
-            Key=serialize({"PK": f"SUPPRESS#{hashed}", "SK": "SUPPRESS"}),
-            UpdateExpression=SUPPRESS_UPDATE,
-            ExpressionAttributeNames=SUPPRESS_NAMES,
-            ExpressionAttributeValues=serialize(suppress_values(hashed, reason, at, at)),
-        )
+        self.client.update_item(**suppress_update(self.table, self._address_key(email_key), reason, at))
 
     def start_import(self, import_id: str, meta: dict[str, Any], at: datetime) -> dict[str, Any]:
         """The import's record, created once (a resumed import keeps its counters); returned as stored."""

@@ -19,6 +19,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from leadflow.adapters.nurture.items import shard_of
+from leadflow.domain.errors import IntakeUnavailable
 from leadflow.domain.events import DomainEvent
 from leadflow.domain.nurture import ACTIVE, Enrollment
 from leadflow.domain.nurture.mail_log import MailLog, utc_iso
@@ -341,6 +342,19 @@ class InMemoryDueNowQueue:
 
     def push(self, pairs: list[tuple[str, str]]) -> None:
         self.pushed.extend(pairs)
+
+
+@dataclass
+class InMemoryIntakeQueue:
+    """The intake queue's messages in memory; ``down`` makes it refuse them (``IntakeUnavailable``)."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    down: bool = False
+
+    def enqueue(self, message: dict[str, Any]) -> None:
+        if self.down:
+            raise IntakeUnavailable("the intake queue is down")
+        self.messages.append(message)
 
 
 @dataclass

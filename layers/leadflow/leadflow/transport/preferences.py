@@ -6,6 +6,8 @@
 - POST from the page: ``action=unsubscribe_all``, ``action=update`` (the ``topic`` boxes left
   ticked stay subscribed) or, with a confirmation token, ``action=confirm``.
 - A forged, altered or expired token: ``404``, nothing changes. Bad bodies: ``400``/``413``/``415``.
+- The table down: a change waits on the intake queue and is applied when it is back (the answer is
+  the same); when the queue is down too, or the page cannot be read, ``503`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from leadflow.domain.errors import MalformedBody, PayloadTooLarge, UnsupportedContentType
+from leadflow.domain.errors import MalformedBody, PayloadTooLarge, StorageUnavailable, UnsupportedContentType
 from leadflow.domain.tokens import InvalidToken, TokenKind, TrackingToken, verify
+from leadflow.ports.leads import IntakeQueue
 from leadflow.services.nurture import NurtureService
 from leadflow.transport.errors import answer_for_class
 from leadflow.transport.form_body import decode_fields
@@ -29,8 +32,13 @@ button{{padding:.6rem 1rem;margin:.4rem .4rem 0 0}}label{{display:block;margin:.
 <body><h1>{title}</h1>{body}</body></html>"""
 
 
-def _page(status: int, title: str, body: str) -> dict[str, Any]:
-    return html_response(status, PAGE.format(title=escape(title), body=body))
+def _page(status: int, title: str, body: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return html_response(status, PAGE.format(title=escape(title), body=body), headers)
+
+
+def _unavailable() -> dict[str, Any]:
+    text = "We cannot reach your preferences right now. Please try again in a minute."
+    return _page(503, "Try again in a minute", f"<p>{text}</p>", {"retry-after": "60"})
 
 
 def _answer(kind: type[Exception]) -> dict[str, Any]:
@@ -55,7 +63,16 @@ def _token(event: dict[str, Any], service: NurtureService) -> TrackingToken | No
     return None
 
 
-def handle_preferences_request(event: dict[str, Any], service: NurtureService) -> dict[str, Any]:
+def handle_preferences_request(event: dict[str, Any], service: NurtureService, intake: IntakeQueue) -> dict[str, Any]:
+    """Answer one API Gateway event for ``/u/{token}``; ``intake``: where a change the table
+    cannot take waits (the intake queue)."""
+    try:
+        return _handle(event, service, intake)
+    except StorageUnavailable:  # the page cannot be read, or neither the table nor the queue took a change
+        return _unavailable()
+
+
+def _handle(event: dict[str, Any], service: NurtureService, intake: IntakeQueue) -> dict[str, Any]:
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method") or "GET").upper()
     token = _token(event, service)
     if token is None:
@@ -72,31 +89,37 @@ def handle_preferences_request(event: dict[str, Any], service: NurtureService) -
     if len(event.get("body") or "") > MAX_PREFERENCES_BODY * 2:
         return _answer(PayloadTooLarge)
     if token.kind is TokenKind.CONFIRM:
-        return _confirm(service, token, fields)
-    return _save(service, token, fields)
+        return _confirm(service, token, fields, intake)
+    return _save(service, token, fields, intake)
 
 
-def _confirm(service: NurtureService, token: TrackingToken, fields: dict[str, list[str]]) -> dict[str, Any]:
+def _confirm(
+    service: NurtureService, token: TrackingToken, fields: dict[str, list[str]], intake: IntakeQueue
+) -> dict[str, Any]:
     """The double opt-in page's post: confirm the subscription."""
     if (fields.get("action") or [""])[0] != "confirm":
         return _page(400, "Bad request", "<p>Press the button to confirm.</p>")
-    if not service.confirm(token.lead_id):
+    if not service.preference_or_park(intake, token.lead_id, "confirm")["found"]:
         return not_found()
     return _page(200, "Subscription confirmed", "<p>Thank you: your subscription is confirmed.</p>")
 
 
-def _save(service: NurtureService, token: TrackingToken, fields: dict[str, list[str]]) -> dict[str, Any]:
+def _save(
+    service: NurtureService, token: TrackingToken, fields: dict[str, list[str]], intake: IntakeQueue
+) -> dict[str, Any]:
     """A one-click unsubscribe (RFC 8058), or the preference page's own post."""
     if (fields.get("List-Unsubscribe") or [""])[0] == "One-Click":
-        service.unsubscribe(token.lead_id, None, "one_click")
+        service.preference_or_park(intake, token.lead_id, "unsubscribe", None, "one_click")
         return _page(200, "Unsubscribed", "<p>You are unsubscribed and will get no more marketing email.</p>")
     action = (fields.get("action") or [""])[0]
     if action == "unsubscribe_all":
-        done = service.unsubscribe(token.lead_id, None, "preferences_page")
+        done = service.preference_or_park(intake, token.lead_id, "unsubscribe", None, "preferences_page")
     elif action == "update":
         topics = {t.id for t in service.messaging.topics}
         keep = {t for t in fields.get("topic", []) if t in topics}
-        done = service.unsubscribe(token.lead_id, sorted(topics - keep), "preferences_page")
+        done = service.preference_or_park(
+            intake, token.lead_id, "unsubscribe", sorted(topics - keep), "preferences_page"
+        )
     else:
         return _page(400, "Bad request", "<p>Unknown request. Use the page's buttons.</p>")
     if not done.get("found"):

@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from leadflow.adapters.dynamo_expressions import (
-    SUPPRESS_NAMES,
-    SUPPRESS_UPDATE,
     SUPPRESSED_PK,
     SUPPRESSION_INDEX,
     lead_key,
-    suppress_values,
+    suppress_update,
 )
 from leadflow.adapters.dynamo_json import deserialize, serialize
+from leadflow.adapters.dynamo_table import storage_errors
 from leadflow.adapters.nurture.broadcasts import BroadcastRuns
 from leadflow.adapters.nurture.due import DueIndex
 from leadflow.adapters.nurture.items import (
@@ -149,11 +148,10 @@ class DynamoNurtureStore(DueIndex, BroadcastRuns):
             return
 
     def enrollment(self, lead_id: str, sequence_id: str) -> tuple[Enrollment, int] | None:
-        item = self.client.get_item(
-            TableName=self.table,
-            Key=serialize(enrollment_key(lead_id, sequence_id)),
-            ConsistentRead=True,
-        ).get("Item")
+        with storage_errors():
+            item = self.client.get_item(
+                TableName=self.table, Key=serialize(enrollment_key(lead_id, sequence_id)), ConsistentRead=True
+            ).get("Item")
         return enrollment_from(deserialize(item)) if item else None
 
     def lead_enrollments(self, lead_id: str) -> list[tuple[Enrollment, int]]:
@@ -315,20 +313,21 @@ class DynamoNurtureStore(DueIndex, BroadcastRuns):
         raise StorageUnavailable("the mail log kept changing while a send was confirmed")  # the event is retried
 
     def mail_log(self, lead_id: str) -> MailLog:
-        item = self.client.get_item(TableName=self.table, Key=serialize(mail_key(lead_id)), ConsistentRead=True).get(
-            "Item"
-        )
+        with storage_errors():
+            key = serialize(mail_key(lead_id))
+            item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         return MailLog.from_item(deserialize(item) if item else None)
 
     def touch_mail(self, lead_id: str) -> None:
         """Bump the mail log's version, so any send claimed on an older read fails (an unsubscribe)."""
-        self.client.update_item(
-            TableName=self.table,
-            Key=serialize(mail_key(lead_id)),
-            UpdateExpression="ADD #v :one SET #k = :k",
-            ExpressionAttributeNames={"#v": "v", "#k": "kind"},
-            ExpressionAttributeValues=serialize({":one": 1, ":k": "mail"}),
-        )
+        with storage_errors():
+            self.client.update_item(
+                TableName=self.table,
+                Key=serialize(mail_key(lead_id)),
+                UpdateExpression="ADD #v :one SET #k = :k",
+                ExpressionAttributeNames={"#v": "v", "#k": "kind"},
+                ExpressionAttributeValues=serialize({":one": 1, ":k": "mail"}),
+            )
 
     def _put_log(self, lead_id: str, version: int, log: MailLog) -> bool:
         """Write ``log`` over the version read (0: there must be no log yet); False if it changed."""
@@ -369,13 +368,8 @@ class DynamoNurtureStore(DueIndex, BroadcastRuns):
 
     def suppress(self, address_key: str, reason: str, at: str) -> None:
         """List an address key (its keyed hash, never the address) as suppressed; the first reason is kept."""
-        self.client.update_item(
-            TableName=self.table,
-            Key=serialize({"PK": f"SUPPRESS#{address_key}", "SK": "SUPPRESS"}),
-            UpdateExpression=SUPPRESS_UPDATE,
-            ExpressionAttributeNames=SUPPRESS_NAMES,
-            ExpressionAttributeValues=serialize(suppress_values(address_key, reason, at, at)),
-        )
+        with storage_errors():
+            self.client.update_item(**suppress_update(self.table, address_key, reason, at))
 
     def suppressions_listed(self, since: str | None, most: int) -> list[str] | None:
         """The address keys (keyed hashes) of the suppressions listed at or after ``since`` (an ISO time; None: all),

@@ -1,17 +1,35 @@
 """Preferences and double opt-in: the preference page's unsubscribe and confirmation, and the
-confirmation email a double opt-in form sends."""
+confirmation email a double opt-in form sends.
+
+An unsubscribe (or a confirmation) the table cannot take is not lost: it waits on the intake
+queue, and the intake replay applies it as of the time it was asked for (``preference_or_park``,
+``replay_preference``). A consent the lead gave after that time wins: the stale unsubscribe is
+then not applied.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from leadflow.domain.consent import lead_country
 from leadflow.domain.definitions.consent import MARKETING_EMAIL
+from leadflow.domain.errors import IntakeUnavailable, StorageUnavailable
 from leadflow.domain.ids import new_id
 from leadflow.domain.rendering import Sender
 from leadflow.domain.tokens import TokenKind
 from leadflow.ports.nurture import ProfileChange
 from leadflow.services.nurture.base import NurtureBase, _personal
+
+if TYPE_CHECKING:
+    from leadflow.ports.leads import IntakeQueue
+
+PARKED_PREFERENCE = "preference"
+"""The ``kind`` of an intake message that is a preference change the table could not take."""
+
+
+def is_parked_preference(message: dict[str, Any]) -> bool:
+    return message.get("kind") == PARKED_PREFERENCE
 
 
 class Preferences(NurtureBase):
@@ -48,12 +66,56 @@ class Preferences(NurtureBase):
         )
         self.sender.send(rendered, str(profile["email"]), message_id, {"lead": lead_id, "kind": "double-opt-in"})
 
-    def unsubscribe(self, lead_id: str, topics: list[str] | None, source: str) -> dict[str, Any]:
-        """Unsubscribe from everything (``topics`` None) or from some topics; exits sequences of those topics."""
+    def preference_or_park(
+        self, intake: IntakeQueue, lead_id: str, action: str, topics: list[str] | None = None, source: str = ""
+    ) -> dict[str, Any]:
+        """Apply a change of the lead's preferences now (``action``: "unsubscribe", with ``topics``
+        None for everything, or "confirm"); when the table cannot take it, keep it on the intake
+        queue for ``replay_preference``. Returns what ``unsubscribe`` returns (``parked``: it waits).
+
+        Raises:
+            StorageUnavailable: neither the table nor the queue took it.
+        """
+        now = self.clock.now()
+        try:
+            return self._preference(lead_id, action, topics, source, now)
+        except StorageUnavailable:
+            change = {"lead_id": lead_id, "action": action, "topics": topics, "source": source, "at": now.isoformat()}
+            try:
+                intake.enqueue({"kind": PARKED_PREFERENCE, **change})
+            except IntakeUnavailable as error:
+                raise StorageUnavailable("table and intake queue") from error
+            return {"found": True, "parked": True, "topics": topics}
+
+    def replay_preference(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Apply a preference change that waited on the intake queue, as of when it was asked for.
+
+        Raises:
+            StorageUnavailable: the table still cannot take it (the queue retries it).
+        """
+        at = datetime.fromisoformat(message["at"])
+        return self._preference(message["lead_id"], message["action"], message["topics"], message["source"], at)
+
+    def _preference(
+        self, lead_id: str, action: str, topics: list[str] | None, source: str, at: datetime
+    ) -> dict[str, Any]:
+        if action == "confirm":
+            return {"found": self.confirm(lead_id, at)}
+        return self.unsubscribe(lead_id, topics, source, at)
+
+    def unsubscribe(
+        self, lead_id: str, topics: list[str] | None, source: str, when: datetime | None = None
+    ) -> dict[str, Any]:
+        """Unsubscribe from everything (``topics`` None) or from some topics; exits sequences of those topics.
+
+        ``when``: the time it was asked for (a replay's; default now). A consent given after it
+        wins: nothing is changed (``stale``)."""
         profile = self.store.get_lead(lead_id)
         if profile is None:
             return {"found": False}
-        now = self.clock.now()
+        now = when or self.clock.now()
+        if when is not None and _consent_given_after(profile, now):
+            return {"found": True, "stale": True, "exited": 0, "topics": topics}
         at = now.isoformat()
         if topics is None:
             # Unsubscribing from everything withdraws every consent the lead gave (and its confirmation:
@@ -79,14 +141,15 @@ class Preferences(NurtureBase):
                 exited += self.exit(lead_id, enrollment.sequence_id, "unsubscribed")
         return {"found": True, "exited": exited, "topics": topics}
 
-    def confirm(self, lead_id: str) -> bool:
-        """The double opt-in link was followed: consent confirmed, marketing email may start."""
+    def confirm(self, lead_id: str, when: datetime | None = None) -> bool:
+        """The double opt-in link was followed (at ``when``, default now): consent confirmed,
+        marketing email may start."""
         profile = self.store.get_lead(lead_id)
         if profile is None:
             return False
         if profile.get("consent_confirmed_at"):
             return True
-        now = self.clock.now()
+        now = when or self.clock.now()
         at = now.isoformat()
         event = self._event("lead.consent_confirmed", now, lead_id=lead_id)
         confirmed = {"consent_pending": False, "consent_confirmed_at": at}
@@ -104,3 +167,12 @@ def _granted_purposes(profile: dict[str, Any]) -> set[str]:
         for key, value in profile.items()
         if key.startswith("consent_") and isinstance(value, dict) and value.get("granted") is True
     }
+
+
+def _consent_given_after(profile: dict[str, Any], at: datetime) -> bool:
+    """Whether the profile holds a consent granted after ``at`` (the lead asked again since)."""
+    for purpose in _granted_purposes(profile):
+        given = profile[f"consent_{purpose}"].get("at")
+        if given and datetime.fromisoformat(str(given)) > at:
+            return True
+    return False
