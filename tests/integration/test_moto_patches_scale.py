@@ -384,6 +384,9 @@ def _main(mode: str, seed: int) -> None:
     if mode == "pages":
         sys.stdout.write(json.dumps(_pages()))
         return
+    if mode == "sqs":
+        sys.stdout.write(json.dumps(_sqs_walks()))
+        return
     if mode == "patched":
         moto_patches.apply()
     else:  # the local stack's patches from before the speed-ups: moto's own reads, sizes, serializer
@@ -595,6 +598,46 @@ def test_a_page_costs_the_same_on_a_ten_times_larger_table() -> None:
         assert large[f"{read} item reads"] <= small[f"{read} item reads"] * 1.5 + 10
         # and time, loosely (a shared machine): moto alone takes ~600 ms a page at 10,000 leads
         assert large[f"{read} s"] < small[f"{read} s"] * 5 + 0.02
+
+
+class _CountedWalks(list):  # type: ignore[type-arg]
+    """A queue's message list that counts how often it is walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        type(self).walks += 1
+        return super().__iter__()
+
+
+def _sqs_walks() -> dict[str, Any]:
+    """With the mends: how often a send walks a queue of 2,000 messages, and the counts it answers."""
+    import boto3
+    from moto import mock_aws
+    from moto.sqs.models import sqs_backends
+
+    from leadflow.dev import moto_patches
+
+    moto_patches.apply()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="backlog")["QueueUrl"]
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(10)])
+        queue = sqs_backends["123456789012"]["us-east-1"].queues["backlog"]
+        queue._messages = _CountedWalks(queue._messages * 200)  # 2,000 messages
+        sqs.send_message(QueueUrl=url, MessageBody="y")
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "z"}])
+        sent_walks = _CountedWalks.walks
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return {"send walks": sent_walks, "visible": int(counts["ApproximateNumberOfMessages"])}
+
+
+def test_a_send_to_a_queue_with_a_backlog_does_not_walk_it() -> None:
+    found = _run("sqs", 0)
+    # moto builds the queue's attributes on every send, and its three counts walked every message
+    assert found["send walks"] == 0
+    # the counts a caller reads are moto's, walked as moto walks them
+    assert found["visible"] == 2002
 
 
 if __name__ == "__main__":

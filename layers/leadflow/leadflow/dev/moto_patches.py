@@ -18,8 +18,11 @@ here, the rest:
   ``Message.visible`` / ``delayed``; the local clock takes a lock), and ``SendMessage`` builds
   the queue's attributes, whose three message counts each walk every message: a send to a queue
   with a backlog (SES events arriving faster than their function drains them) grew with it. The
-  clock is read once per walk instead (``bench/local_sqs_send.py`` times a send with and without;
-  docs/benchmarks.md row 18). The walks and their answers are moto's.
+  clock is read once per walk instead, and a send does not count at all: it reads one attribute
+  (``ContentBasedDeduplication``) of the ones it builds, never the counts, so they are not walked
+  while it runs (half of a 100,000-lead soak's broadcast went to those walks: its SES events' queue
+  grows by one message an email). ``bench/local_sqs_send.py`` times a send with and without;
+  docs/benchmarks.md row 18. The walks, and every count a caller reads, are moto's.
 - CloudFormation parses every template body with PyYAML's pure-Python loader, JSON ones too
   (JSON is YAML): 1.9 s of each local start for our ~220 transformed resources, against 6 ms
   for ``json.loads``. A body that is JSON is read as JSON; any other goes to moto's parser.
@@ -27,6 +30,7 @@ here, the rest:
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 from leadflow.dev import moto_dynamodb
@@ -74,6 +78,8 @@ def _sqs_retention_check() -> None:
 def _sqs_clock_read_once_per_walk() -> None:
     from moto.sqs import models as sqs_models
 
+    sending: contextvars.ContextVar[bool] = contextvars.ContextVar("leadflow_sqs_sending", default=False)
+
     def now() -> float:
         return float(getattr(sqs_models, "unix_time_millis")())  # noqa: B009 - per call: the local clock replaces it
 
@@ -81,13 +87,32 @@ def _sqs_clock_read_once_per_walk() -> None:
         at = now()
         return [m for m in queue._messages if at > m.visible_at and not at < m.delayed_until]
 
+    def visible(queue: Any) -> int:
+        return 0 if sending.get() else len(messages(queue))
+
     def delayed(queue: Any) -> int:
+        if sending.get():  # a send builds the attributes but reads none of the counts
+            return 0
         at = now()
         return sum(1 for m in queue._messages if at < m.delayed_until)
 
     def not_visible(queue: Any) -> int:
+        if sending.get():
+            return 0
         at = now()
         return sum(1 for m in queue._messages if not at > m.visible_at)
+
+    original_send = sqs_models.SQSBackend.send_message
+
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:  # SendMessageBatch sends each through it
+        token = sending.set(True)
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            sending.reset(token)
+
+    sqs_models.SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    sqs_models.Queue.approximate_number_of_messages = property(visible)  # type: ignore[method-assign,assignment]
 
     sqs_models.Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
     sqs_models.Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[method-assign,assignment]
