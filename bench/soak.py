@@ -25,7 +25,7 @@ A/B variants', and the hand-offs') recomputed from the raw records by ``leadflow
 is: each allocation charged to the package of the most recent frame outside the standard library
 (moto, botocore, leadflow...), and the 15 lines that hold most of it.
 
-    .venv/bin/python bench/soak.py --leads 100000 --send-rate 100 --tick-outage-seconds 10  # ~1.5 h, ~9 GB
+    .venv/bin/python bench/soak.py --leads 100000 --send-rate 100 --tick-outage-seconds 10  # hours, ~9 GB
     .venv/bin/python bench/soak.py --leads 2000 --send-rate 50 --outage-seconds 10
 
 Exit status 0 when every check holds.
