@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadflow.bootstrap.intake import intake_queue, replay_capture_service
-from leadflow.bootstrap.nurture import nurture_admin_service, publishes_counts
+from leadflow.bootstrap.nurture import nurture_admin_service, publish_nurture_counts
 from leadflow.bootstrap.scoring import replay_tracking_service
 from leadflow.domain.errors import FormNotFound, IdempotencyConflict, InvalidSubmission, StorageUnavailable
 from leadflow.domain.intake_retry import intake_retry_delay
@@ -45,7 +45,11 @@ def record_handler(record: SQSRecord) -> None:
             metrics.add_metric(name="IntakeHitReplayed", unit=MetricUnit.Count, value=1)
             return
         if is_parked_preference(message):
-            nurture_admin_service().replay_preference(message)
+            service = nurture_admin_service()  # built only for a preference change: a form replay needs none
+            try:
+                service.replay_preference(message)
+            finally:  # the sequences it ended, counted for the reports
+                publish_nurture_counts(service)
             logger.info("queued preference change applied", action=message.get("action"))
             metrics.add_metric(name="IntakePreferenceReplayed", unit=MetricUnit.Count, value=1)
             return
@@ -77,7 +81,6 @@ def record_handler(record: SQSRecord) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-@publishes_counts(nurture_admin_service)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

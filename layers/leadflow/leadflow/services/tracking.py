@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.config.workspace import Workspace
-from leadflow.domain.errors import IntakeUnavailable, StorageUnavailable
+from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.events import SOURCE_TRACKING, activity_recorded
 from leadflow.domain.form_reports import page_view_key
 from leadflow.domain.ids import new_id
@@ -34,6 +34,7 @@ from leadflow.domain.tracking import SiteEvent, parse_site_event, safe_redirect,
 from leadflow.ports.clock import Clock
 from leadflow.ports.leads import ActivityStore, IntakeQueue
 from leadflow.ports.reporting import PageViewCounter
+from leadflow.services.intake import park
 
 HIT_COUNTER_DAYS = 30
 IDENTITY_DAYS = 90  # how long a tracked click identifies the browser to form capture
@@ -129,10 +130,10 @@ class TrackingService:
         if self.intake is None:
             raise StorageUnavailable("no intake queue")
         try:
-            self.intake.enqueue({"kind": PARKED_HIT, **hit})
-        except IntakeUnavailable as error:
+            park(self.intake, PARKED_HIT, hit)
+        except StorageUnavailable:
             log.error("tracked hit lost: neither the table nor the intake queue took it", extra={"hit": hit["hit"]})
-            raise StorageUnavailable("table and intake queue") from error
+            raise
 
     def replay(self, message: dict[str, Any]) -> None:
         """Store a hit that waited on the intake queue, as it would have been stored when it came:

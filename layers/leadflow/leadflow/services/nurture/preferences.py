@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from leadflow.domain.consent import lead_country
 from leadflow.domain.definitions.consent import MARKETING_EMAIL
-from leadflow.domain.errors import IntakeUnavailable, StorageUnavailable
+from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.ids import new_id
 from leadflow.domain.rendering import Sender
 from leadflow.domain.tokens import TokenKind
 from leadflow.ports.nurture import ProfileChange
+from leadflow.services.intake import park
 from leadflow.services.nurture.base import NurtureBase, _personal
 
 if TYPE_CHECKING:
@@ -81,10 +82,7 @@ class Preferences(NurtureBase):
             return self._preference(lead_id, action, topics, source, now)
         except StorageUnavailable:
             change = {"lead_id": lead_id, "action": action, "topics": topics, "source": source, "at": now.isoformat()}
-            try:
-                intake.enqueue({"kind": PARKED_PREFERENCE, **change})
-            except IntakeUnavailable as error:
-                raise StorageUnavailable("table and intake queue") from error
+            park(intake, PARKED_PREFERENCE, change)
             return {"found": True, "parked": True, "topics": topics}
 
     def replay_preference(self, message: dict[str, Any]) -> dict[str, Any]:
