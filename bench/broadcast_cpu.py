@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nurture_cost import prepare_workspace, seed  # the cost meter's profiles and workspace: the same leads
+from campaign_stack import prepare_workspace, seed  # the cost meter's profiles and workspace: the same leads
 
 ROOT = Path(__file__).resolve().parent.parent
 SEQUENCE = "push-discount"

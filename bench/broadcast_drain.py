@@ -10,7 +10,7 @@ Two halves:
    short (``--hop-seconds``) so that the run goes round several times. Measured: emails sent
    (each once), wall time against N / R, rounds, and per email the CPU and AWS calls of the
    hops.
-2. **Model** (the cost meter's time model, ``bench/nurture_cost.py``). A hop's time per email in
+2. **Model** (the cost meter's time model, ``bench/metering.py``). A hop's time per email in
    Lambda = its CPU here x 1769/512 (Lambda's CPU share at 512 MB) + each call's assumed in-region
    latency over the ``SEND_WORKERS`` threads. A part's capacity is 1 / that; a broadcast at rate
    R runs ``broadcast_parts(R)`` parts, each given ``slot_block(R)`` sends a second. The drain
@@ -36,10 +36,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import nurture_cost as meter  # bench/, beside this script
+from campaign import SEQUENCE, quiet_logs  # bench/, beside this script
+from campaign_stack import (  # bench/, beside this script
+    Harness,
+    Invocations,
+    patient_clients,
+    prepare_workspace,
+    propagate_context_to_threads,
+    seed,
+    wrap_runner,
+)
+from metering import LAMBDA_CPU_SCALE, REGION, Meter  # bench/, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
-SEQUENCE = meter.SEQUENCE
 CAMPAIGN = 1_000_000
 RATES = (14, 100, 1_000)
 GOAL = 1.1
@@ -99,22 +108,22 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
     """The broadcast on the local stack at ``args.rate``: emails, wall time, rounds, per-email costs."""
     from leadflow.dev.stack import LocalStack
 
-    meter.quiet_logs()
-    invocations = meter.Invocations()
-    meter.propagate_context_to_threads(invocations)
-    meter.patient_clients()
-    counting = meter.Meter()
+    quiet_logs()
+    invocations = Invocations()
+    propagate_context_to_threads(invocations)
+    patient_clients()
+    counting = Meter()
     counting.install()
-    workspace = meter.prepare_workspace(args.rate)
+    workspace = prepare_workspace(args.rate)
     stack = LocalStack(ROOT, workspace, port=0, parameters={"RateLimitPerMinute": "1000000"}, log_level="ERROR")
-    with meter.Harness():
+    with Harness():
         stack.start()
     try:
         stack.schedules = []  # no tick: the broadcast alone
-        meter.wrap_runner(stack, invocations)
+        wrap_runner(stack, invocations)
         from leadflow.bootstrap.nurture import nurture_service
 
-        with meter.Harness():
+        with Harness():
             # Small Scan pages, so that a short hop stops after a few leads, as a two-minute one
             # stops after a few thousand (a hop looks at its time after every page).
             nurture_service().store.scan_page_limit = args.page_items
@@ -123,14 +132,14 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
         now = stack.clock.now()
         nine = now.replace(hour=9, minute=0, second=0, microsecond=0)  # daytime for every seeded lead
         stack.clock.advance(((nine if nine > now else nine + timedelta(days=1)) - now).total_seconds())
-        ids = meter.seed(stack, table, args.leads, random.Random(7))
+        ids = seed(stack, table, args.leads, random.Random(7))
         start: dict[str, Any] = {"broadcast": SEQUENCE, "run": "drain", "seconds": args.hop_seconds}
         if args.parts:
             start["segments"] = args.parts
         started = time.perf_counter()
         planned = stack.runner.invoke("NurtureDueFunction", start)
         sfn = stack.client("stepfunctions")
-        with meter.Harness():
+        with Harness():
             while True:
                 runs = sfn.list_executions(stateMachineArn=machine)["executions"]
                 if runs and all(r["status"] != "RUNNING" for r in runs):
@@ -166,7 +175,7 @@ def model(measured: dict[str, Any], round_start_s: float = ROUND_START_S) -> lis
     from leadflow.services.nurture import HOP_SECONDS, broadcast_parts, slot_block
 
     emails = max(1, measured["sent"])
-    ms_per_email = (measured["cpu_ms"] * meter.LAMBDA_CPU_SCALE + measured["aws_ms"]) / emails
+    ms_per_email = (measured["cpu_ms"] * LAMBDA_CPU_SCALE + measured["aws_ms"]) / emails
     capacity = 1000 / ms_per_email  # emails a second one part sends when it never waits for a slot
     rows = []
     for rate in RATES:
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-items", type=int, default=30, help="items a Scan page reads (a lead is ~3)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    os.environ.setdefault("AWS_DEFAULT_REGION", meter.REGION)
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     measured = local_run(args)
     rows = model(measured)
     if args.json:

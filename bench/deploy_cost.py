@@ -1,6 +1,6 @@
 """What leadflow costs in AWS: a month at rest, and per 1,000 leads that sign up and get the welcome series.
 
-Measured with the cost meter of ``bench/nurture_cost.py`` (every botocore call of the local stack's
+Measured with the cost meter of ``bench/metering.py`` (every botocore call of the local stack's
 handlers counted and attributed to its function, DynamoDB capacity from the items' sizes, Step
 Functions transitions from the executions' histories, Lambda time modelled from CPU and assumed call
 latencies) and priced with its table of prices (``PRICE``); nothing here is priced by hand.
@@ -34,27 +34,26 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from nurture_cost import (  # bench/, beside this script
+from campaign import Campaign  # bench/, beside this script
+from campaign_stack import (  # bench/, beside this script
+    Harness,
+    execution_events,
+    reset_invocations,
+    table_indexes,
+    watch_retries,
+    wrap_runner,
+)
+from metering import (  # bench/, beside this script
     EXPRESS_GB,
     EXPRESS_MIN_S,
     LAMBDA_GB,
     PRICE,
     QUEUE_GROUP,
     RULE_QUEUES,
-    Campaign,
     DynamoModel,
-    Harness,
-    _reset,
-    _reset_invocations,
-    execution_events,
-    modelled_ms,
-    queue_names,
-    raw_counts,
-    run_record,
-    table_indexes,
-    watch_retries,
-    wrap_runner,
+    reset_meter,
 )
+from nurture_cost import modelled_ms, queue_names, raw_counts, run_record  # bench/, beside this script
 from pinning import pin
 
 MONTH_S = 30 * 86400
@@ -83,7 +82,7 @@ class Lifecycle(Campaign):
         at_rest = [self._idle_firing(stack, schedule, machines, seen) for schedule in list(stack.schedules)]
         # The leads' run: only the nurture tick fires (the daily and hourly sweeps are the month at rest's).
         stack.schedules = [s for s in stack.schedules if s.target == "NurtureTickStateMachine"]
-        self.meter, self.invocations = _reset(self.meter), _reset_invocations(self.invocations)
+        self.meter, self.invocations = reset_meter(self.meter), reset_invocations(self.invocations)
         self.meter.dynamo.measure_average_item_size()
         self.phase(f"{self.args.leads} sign up on {FORM}", lambda: self._sign_up(stack))
         self.phase("ticks until every enrollment has ended", self._play_out)
@@ -108,7 +107,7 @@ class Lifecycle(Campaign):
 
     def _idle_firing(self, stack: Any, schedule: Any, machines: dict[str, str], seen: set[str]) -> dict[str, Any]:
         """One firing of ``schedule`` with nothing to do, metered (the others held back)."""
-        self.meter, self.invocations = _reset(self.meter), _reset_invocations(self.invocations)
+        self.meter, self.invocations = reset_meter(self.meter), reset_invocations(self.invocations)
         kept = stack.schedules
         schedule.next_due = stack.clock.now()
         stack.schedules = [schedule]
@@ -207,7 +206,7 @@ def mapped_queues(template: dict[str, Any]) -> int:
 def priced_lines(  # noqa: PLR0917 - the measured quantities of one run
     counts: dict[str, Any], queues: dict[str, str], transitions: int, children: int, firings: int, api_requests: int = 0
 ) -> list[dict[str, Any]]:
-    """Every metered quantity of a run as a priced line (PRICE of bench/nurture_cost.py)."""
+    """Every metered quantity of a run as a priced line (PRICE of bench/metering.py)."""
     lines: list[dict[str, Any]] = []
 
     def line(service: str, what: str, quantity: float, unit: float) -> None:

@@ -1,6 +1,6 @@
 """Soak: the push campaign on the local stack with faults injected, checked for exactly-once.
 
-The cost meter's campaign (``bench/nurture_cost.py``: N seeded leads, the demo push sequence
+The cost meter's campaign (``bench/campaign.py``: N seeded leads, the demo push sequence
 broadcast, the example's reaction rates, every wait run out) with, while the broadcast runs
 (``dev/faults.py``, moto answering as AWS would fail):
 
@@ -44,7 +44,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import nurture_cost as meter  # bench/, beside this script
+from campaign import Campaign  # bench/, beside this script
+from campaign_stack import Harness, Outbox  # bench/, beside this script
+from metering import ACCOUNT, REGION  # bench/, beside this script
 
 DYNAMODB_OPERATIONS = (
     "GetItem",
@@ -141,7 +143,7 @@ def _short(filename: str) -> str:
     return filename
 
 
-class SoakCampaign(meter.Campaign):
+class SoakCampaign(Campaign):
     """The cost meter's campaign, its broadcast run under faults (and, with ``--tick-outage-seconds``,
     every tick after it)."""
 
@@ -242,7 +244,7 @@ DRAIN_ROUNDS = 20
 
 def waiting(stack: Any) -> dict[str, dict[str, int]]:
     """The queues, dead-letter queues aside, that hold a message (visible, in flight or delayed)."""
-    with meter.Harness():
+    with Harness():
         depths = stack.queue_depths()
     return {name: depth for name, depth in depths.items() if "DLQ" not in name and any(depth.values())}
 
@@ -262,10 +264,10 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
     """Exactly-once sends, enrollments ended, empty dead-letter queues, the broadcast succeeded."""
     from moto.ses.models import ses_backends
 
-    messages = ses_backends[meter.ACCOUNT][meter.REGION].sent_messages
+    messages = ses_backends[ACCOUNT][REGION].sent_messages
     ids: Counter[str] = Counter()
     for message in messages:
-        found = meter.Outbox.HEADER.search(getattr(message, "raw_data", "")[:4000])
+        found = Outbox.HEADER.search(getattr(message, "raw_data", "")[:4000])
         if found:
             ids[found.group(1)] += 1
     outcome = data["outcome"]
@@ -278,7 +280,7 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
         if "DLQ" in name and (depth["visible"] or depth["in_flight"])
     }
     sfn = stack.client("stepfunctions")
-    with meter.Harness():
+    with Harness():
         runs = sfn.list_executions(stateMachineArn=stack.physical["BroadcastStateMachine"])["executions"]
     delivered = handoffs_delivered(stack)
     drift = report_drift(stack)
@@ -322,7 +324,7 @@ def report_drift(stack: Any) -> dict[str, Any]:
     from leadflow.dev.report_cli import verify_tables
     from leadflow.services.report_drift import report_of
 
-    with meter.Harness():
+    with Harness():
         summary = verify_tables(
             stack.physical["LeadsTable"],
             stack.physical["ReportsTable"],

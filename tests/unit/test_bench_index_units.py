@@ -1,4 +1,4 @@
-"""The cost meter's index write units (bench/nurture_cost.py ``gsi_units``): what a profile's write
+"""The cost meter's index write units (bench/metering.py ``gsi_units``): what a profile's write
 costs in an ALL, an INCLUDE and a KEYS_ONLY index, as DynamoDB bills them."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(scope="module")
 def meter() -> ModuleType:
-    """bench/nurture_cost.py as its scripts run (``bench/`` first on the path, for ``pinning``)."""
+    """bench/metering.py as the scripts import it (``bench/`` first on the path, beside its neighbours)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(ROOT / "bench"))
-        return importlib.import_module("nurture_cost")
+        return importlib.import_module("metering")
 
 
 def profile(**changes: Any) -> dict[str, Any]:
