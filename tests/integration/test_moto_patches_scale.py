@@ -390,6 +390,9 @@ def _main(mode: str, seed: int) -> None:
     if mode == "sqs-drain":
         sys.stdout.write(json.dumps(_sqs_drain()))
         return
+    if mode.startswith("events-"):
+        sys.stdout.write(json.dumps(_event_deliveries(mode == "events-mended")))
+        return
     if mode == "patched":
         moto_patches.apply()
     else:  # the local stack's patches from before the speed-ups: moto's own reads, sizes, serializer
@@ -708,6 +711,57 @@ def test_draining_a_queue_with_a_backlog_walks_only_its_front() -> None:
     # deletes answer as moto's: by any handle the message had, twice quietly, an unknown handle refused
     assert found["received twice"] is True
     assert found["unknown handle"] == "ReceiptHandleIsInvalid"
+
+
+def _event_deliveries(mended: bool) -> dict[str, Any]:
+    """How many JSONPath expressions moto parses to deliver 30 events to an SQS target, and what it delivers."""
+    import boto3
+    from jsonpath_ng.ext.parser import ExtendedJsonPathParser
+    from moto import mock_aws
+
+    from leadflow.dev import moto_patches
+
+    if mended:
+        moto_patches.apply()
+    parses = 0
+    parse = ExtendedJsonPathParser.parse
+
+    def counted(parser: Any, path: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal parses
+        parses += 1
+        return parse(parser, path, *args, **kwargs)
+
+    ExtendedJsonPathParser.parse = counted  # type: ignore[method-assign]
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        events = boto3.client("events", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="deliveries")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="all", EventPattern=json.dumps({"source": ["leadflow.tracking"]}))
+        transformer = {"InputPathsMap": {"lead": "$.detail.lead_id"}, "InputTemplate": '{"lead": "<lead>"}'}
+        targets = [{"Id": "whole", "Arn": arn}, {"Id": "part", "Arn": arn, "InputTransformer": transformer}]
+        events.put_targets(Rule="all", Targets=targets)
+        for n in range(30):
+            detail = {"lead_id": f"L{n}", "type": "email_open", "n": n}
+            entry = {"Source": "leadflow.tracking", "DetailType": "activity.recorded", "Detail": json.dumps(detail)}
+            events.put_events(Entries=[entry])
+        bodies = []
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                body = json.loads(message["Body"])
+                bodies.append({k: v for k, v in body.items() if k not in {"id", "time"}})
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return {"parses": parses, "bodies": sorted(bodies, key=json.dumps)}
+
+
+def test_an_event_delivered_parses_its_paths_once_and_is_what_moto_delivers() -> None:
+    with ThreadPoolExecutor(2) as pool:  # two processes
+        moto_alone, mended = pool.map(_run, ["events-moto", "events-mended"], [0, 0])
+    # moto parses the default input template's eight paths, and the transformer's one, for every event
+    assert moto_alone["parses"] == 30 * (8 + 1)
+    assert mended["parses"] == 8 + 1
+    assert len(mended["bodies"]) == 60
+    assert mended["bodies"] == moto_alone["bodies"]
 
 
 def test_a_send_to_a_queue_with_a_backlog_does_not_walk_it() -> None:
