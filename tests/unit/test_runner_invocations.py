@@ -136,3 +136,38 @@ def test_the_shipped_functions_that_keep_invocation_state_are_found():
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert json.loads(completed.stdout) == {"lead_api": True, "scoring": True, "form_capture": False}
+
+
+IMPORT_PROBE = """
+import os
+
+SEEN_KEYS = sorted(os.environ)
+SEEN_SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME")
+
+def lambda_handler(event, context):
+    return {}
+"""
+
+
+def test_loading_a_function_adds_or_removes_no_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # A variable added to or removed from the environment while another thread walks it raises in
+    # that thread, and botocore walks it whenever it makes a client: a first request to a handler
+    # answered 500 in CI when another function's module was loaded at that moment.
+    monkeypatch.delenv("POWERTOOLS_SERVICE_NAME", raising=False)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(IMPORT_PROBE, encoding="utf-8")
+    # GIVEN the local stack's runner, with one function naming its service and one not
+    runner = LambdaRunner({})
+    keys = sorted(os.environ)
+    named = {"POWERTOOLS_SERVICE_NAME": "form_capture"}
+    runner.add(LocalFunction("NamedFunction", "named", "arn:named", code, "app.lambda_handler", named, 10, 128))
+    runner.add(LocalFunction("PlainFunction", "plain", "arn:plain", code, "app.lambda_handler", {}, 10, 128))
+    # WHEN each module is loaded
+    modules = [runner.load(runner.functions[name]) for name in ("NamedFunction", "PlainFunction")]
+    # THEN each imported with its own service name, as in Lambda (unset: Powertools' own default)
+    assert [m.SEEN_SERVICE for m in modules] == ["form_capture", "service_undefined"]
+    # and no load added or removed a variable, while importing or after
+    assert [m.SEEN_KEYS for m in modules] == [keys, keys]
+    assert sorted(os.environ) == keys
+    assert os.environ["POWERTOOLS_SERVICE_NAME"] == "service_undefined"

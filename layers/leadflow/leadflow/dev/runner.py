@@ -23,8 +23,9 @@ from typing import Any
 
 log = logging.getLogger("leadflow.dev")
 
-# Variables read when a handler module is imported (so they may differ per function).
-IMPORT_TIME_VARIABLES = frozenset({"POWERTOOLS_SERVICE_NAME"})
+# Variables read when a handler module is imported (so they may differ per function), each with the
+# value its library takes when it is unset (Powertools' ``service_undefined``).
+IMPORT_TIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME": "service_undefined"}
 
 
 class HandlerError(Exception):
@@ -82,6 +83,12 @@ class LambdaRunner:
         self.invocations: Counter[str] = Counter()
         self.durations_ms: Counter[str] = Counter()
         self._env_lock = threading.Lock()
+        # An import-time variable stays in the environment for the life of the process, and a load
+        # only changes its value: adding or removing a variable while another thread walks the
+        # environment raises in that thread, and botocore walks it (for proxies) whenever it makes a
+        # client (a handler's first request answered 500 in CI so).
+        for key, unset in IMPORT_TIME_VARIABLES.items():
+            os.environ.setdefault(key, unset)
 
     def add(self, function: LocalFunction) -> None:
         function.environment = {**function.environment, **self.overrides}
@@ -117,18 +124,14 @@ class LambdaRunner:
                 raise FileNotFoundError(path)
             module = importlib.util.module_from_spec(spec)
             with self._env_lock:  # import-time variables are per function
-                saved = {k: os.environ.get(k) for k in IMPORT_TIME_VARIABLES}
-                for key in IMPORT_TIME_VARIABLES:
-                    if key in function.environment:
-                        os.environ[key] = function.environment[key]
+                saved = {key: os.environ[key] for key in IMPORT_TIME_VARIABLES}
+                os.environ.update(
+                    {key: function.environment.get(key, unset) for key, unset in IMPORT_TIME_VARIABLES.items()}
+                )
                 try:
                     spec.loader.exec_module(module)
                 finally:
-                    for key, value in saved.items():
-                        if value is None:
-                            os.environ.pop(key, None)
-                        else:
-                            os.environ[key] = value
+                    os.environ.update(saved)
             function.serial = keeps_invocation_state(module)
             function.module = module
             return module
