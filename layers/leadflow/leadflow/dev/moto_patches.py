@@ -101,9 +101,8 @@ def _sqs_clock_read_once_per_walk() -> None:
     def now() -> float:
         return float(getattr(sqs_models, "unix_time_millis")())  # noqa: B009 - per call: the local clock replaces it
 
-    def messages(queue: Any) -> list[Any]:
-        at = now()
-        return [m for m in queue._messages if at > m.visible_at and not at < m.delayed_until]
+    def messages(queue: Any) -> _VisibleMessages:
+        return _VisibleMessages(queue, now())
 
     def visible(queue: Any) -> int:
         return 0 if sending.get() else len(messages(queue))
@@ -132,7 +131,7 @@ def _sqs_clock_read_once_per_walk() -> None:
     sqs_models.SQSBackend.send_message = send_message  # type: ignore[method-assign]
     sqs_models.Queue.approximate_number_of_messages = property(visible)  # type: ignore[method-assign,assignment]
 
-    sqs_models.Queue.messages = property(lambda queue: _VisibleMessages(queue, now()))  # type: ignore[method-assign,assignment]
+    sqs_models.Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
     sqs_models.Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[method-assign,assignment]
     sqs_models.Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[method-assign,assignment]
 
