@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from leadflow.domain.intake_retry import intake_retry_delay
+from leadflow.domain.outage_backoff import outage_retry_delay
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL = ROOT.parent / "shared" / "external"
@@ -197,7 +197,7 @@ def replay_intake(local_stack: Any, client: Any) -> None:
     """Tick until the intake queue is empty, moving the dev clock past a replay's backoff.
 
     The stack's pump may take a queued post while the fault is still on: that replay fails and
-    the post waits ``intake_retry_delay`` on the dev clock (as in AWS), so each round moves the
+    the post waits ``outage_retry_delay`` on the dev clock (as in AWS), so each round moves the
     clock past the longest wait the posts can have made so far.
     """
     for receives in range(1, 6):
@@ -205,7 +205,7 @@ def replay_intake(local_stack: Any, client: Any) -> None:
         if local_stack.queue_depths()["IntakeQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}:
             return
         client.http.post(
-            client.url + "/_dev/clock", json={"advance_seconds": intake_retry_delay(receives) + 1}, timeout=10
+            client.url + "/_dev/clock", json={"advance_seconds": outage_retry_delay(receives) + 1}, timeout=10
         ).raise_for_status()
 
 

@@ -4,8 +4,14 @@ Parses each SNS-wrapped SES message, in either format (notifications and event
 publishing), and applies it through ``FeedbackService``: permanent bounces and complaints
 suppress the address, complaints withdraw consent, every kind with an activity type is
 recorded for scoring, and a Send event confirms an email whose SendEmail failed ambiguously
-(the delivery policy: it is then never sent again). Batch processing reports partial failures: a malformed message is
-retried alone and lands in SesEventsDLQ; duplicates change nothing twice.
+(the delivery policy: it is then never sent again). Batch processing reports partial failures,
+so one message's failure never holds back the rest of its batch:
+- while the table is down (``StorageUnavailable``), a message backs off 1, 2, 4 ... minutes, at
+  most an hour apart (``leadflow.domain.outage_backoff``): an outage of a day is waited out
+  before the queue dead-letters it, as the intake replay does;
+- a malformed message can never be applied: it goes straight to SesEventsDLQ, its attributes
+  (the redrive count) with it, for an operator, without spending the retries an outage needs;
+- duplicates change nothing twice.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadflow.bootstrap.scoring import feedback_service
+from leadflow.bootstrap.scoring import feedback_queues, feedback_service
+from leadflow.domain.errors import StorageUnavailable
+from leadflow.domain.outage_backoff import outage_retry_delay
 from leadflow.domain.ses import MalformedFeedback, NotFeedback
 from leadflow.domain.ses_parsing import parse_message
 
@@ -34,10 +42,19 @@ def record_handler(record: SQSRecord) -> None:
         logger.info("not SES feedback, dropped", reason=skipped.args[0] if skipped.args else "")
         return
     except MalformedFeedback:
+        _, dead_letters = feedback_queues()
+        dead_letters.send(record.body, record.raw_event.get("messageAttributes"))  # kept for a replay
         metrics.add_metric(name="SesFeedbackMalformed", unit=MetricUnit.Count, value=1)
-        raise  # retried, then kept in the DLQ for a replay
+        return
     for item in feedback:
-        applied = feedback_service().handle(item)
+        try:
+            applied = feedback_service().handle(item)
+        except StorageUnavailable:
+            queue, _ = feedback_queues()
+            receives = int(record.attributes.approximate_receive_count or 1)
+            queue.retry_later(record.receipt_handle, outage_retry_delay(receives))
+            metrics.add_metric(name="SesFeedbackRetryLater", unit=MetricUnit.Count, value=1)
+            raise
         # Kinds and ids only: never the address.
         logger.info("SES feedback", kind=item.kind.value, message_id=item.message_id, applied=applied)
         metrics.add_metric(name=f"SesFeedback_{item.kind.value}", unit=MetricUnit.Count, value=1)

@@ -12,21 +12,22 @@ from typing import Any
 import pytest
 
 from leadflow.dev.template import load_template
-from leadflow.domain.intake_retry import RECEIVES_WITHIN_HORIZON, intake_retry_delay
+from leadflow.domain.outage_backoff import RECEIVES_WITHIN_HORIZON, outage_retry_delay
 from tests.conftest import EVENTS, ROOT, StackClient, load_json, unique_email
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_intake_queue_waits_out_the_documented_horizon():
-    # GIVEN the template's IntakeQueue and the replay backoff
+@pytest.mark.parametrize("queue", ["IntakeQueue", "SesEventsQueue"])
+def test_a_queue_that_backs_off_in_an_outage_waits_out_the_documented_horizon(queue: str):
+    # GIVEN a queue whose function backs off while the table is down, and the backoff
     template = load_template(ROOT / "template.yaml")
-    redrive = template["Resources"]["IntakeQueue"]["Properties"]["RedrivePolicy"]
-    # THEN the queue keeps a post for as many receives as the backoff needs for 24 hours
+    redrive = template["Resources"][queue]["Properties"]["RedrivePolicy"]
+    # THEN the queue keeps a message for as many receives as the backoff needs for 24 hours
     assert redrive["maxReceiveCount"] == RECEIVES_WITHIN_HORIZON
-    waited = sum(intake_retry_delay(n) for n in range(1, RECEIVES_WITHIN_HORIZON + 1))
+    waited = sum(outage_retry_delay(n) for n in range(1, RECEIVES_WITHIN_HORIZON + 1))
     assert 24 * 3600 <= waited < 25 * 3600
-    assert [intake_retry_delay(n) for n in (1, 2, 3, 7, 8, 29)] == [60, 120, 240, 3600, 3600, 3600]
+    assert [outage_retry_delay(n) for n in (1, 2, 3, 7, 8, 29)] == [60, 120, 240, 3600, 3600, 3600]
 
 
 def test_leadflow_replay_brings_back_what_any_dead_letter_queue_holds(local_stack: Any, client: StackClient):

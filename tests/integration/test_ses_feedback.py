@@ -1,7 +1,8 @@
 """SES feedback end to end on the local stack: default bus -> SesEventsRule -> queue -> SesEventsFunction -> table.
 
 Every sample in ../shared/external/ses goes through the real wiring; malformed ones end in
-the DLQ without blocking the rest; duplicates change nothing twice.
+the DLQ at once without blocking the rest; an event the table cannot take backs off and is
+applied after the outage; duplicates change nothing twice.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXTERNAL, suppression_key, unique_email
+from tests.conftest import EXTERNAL, dynamodb_outage, suppression_key, unique_email
 
 pytestmark = pytest.mark.integration
 
@@ -306,3 +307,75 @@ def test_a_send_event_writes_the_mail_log_only_for_an_uncertain_send(local_stack
     marked = next(s for s in mail_log(local_stack, lead_id)["sends"] if s["m"] == send["m"])
     assert marked.get("c") is True and "u" in marked
     assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}
+
+
+EMPTY = {"visible": 0, "in_flight": 0, "delayed": 0}
+FEEDBACK_CALLS = ("GetItem", "PutItem", "UpdateItem", "Query", "TransactWriteItems")
+
+
+def test_an_event_in_a_table_outage_backs_off_and_is_applied_after_it(local_stack, client):
+    from leadflow.domain.outage_backoff import outage_retry_delay
+
+    # GIVEN a sign-up whose welcome email went out
+    email = unique_email("outagebounce")
+    lead_id = client.capture("demo-signup", {"email": email, "consent": True})
+    now = client.tick()["now"]
+    send = next(s for s in mail_log(local_stack, lead_id)["sends"] if s.get("s") == "welcome")
+    dead_before = local_stack.queue_depths()["SesEventsDLQ"]
+    # WHEN its bounce arrives while the table is down, for longer than the local stack's 2 s retries
+    # of three receives (the queue's maxReceiveCount was 3: the 100,000-lead soak lost 20 events so)
+    bounce = leadflow_email(SES / "awsdocs_eventpublishing_Bounce.json", email, lead_id, send["m"], now)
+    with dynamodb_outage(local_stack, client, FEEDBACK_CALLS):
+        publish(local_stack, json.dumps(bounce))
+        drain(local_stack, client, seconds=12)
+        # THEN it waits in its queue, backed off (a minute on the stack's clock), not dead-lettered
+        assert local_stack.queue_depths()["SesEventsQueue"]["in_flight"] == 1
+        assert local_stack.queue_depths()["SesEventsDLQ"] == dead_before
+    assert suppression(local_stack, email) is None  # (read once the table answers again)
+    # WHEN the outage is over and the clock passes the backoff
+    for receives in range(1, 4):
+        client.http.post(
+            client.url + "/_dev/clock", json={"advance_seconds": outage_retry_delay(receives) + 1}, timeout=10
+        ).raise_for_status()
+        drain(local_stack, client)
+        if local_stack.queue_depths()["SesEventsQueue"] == EMPTY:
+            break
+    # THEN the bounce is applied: the address suppressed, its activity recorded, nothing dead-lettered
+    assert local_stack.queue_depths()["SesEventsQueue"] == EMPTY
+    assert local_stack.queue_depths()["SesEventsDLQ"] == dead_before
+    assert suppression(local_stack, email) is not None
+    kinds = [a["type"] for a in client.api(f"/leads/{lead_id}").json()["activities"]]
+    assert kinds.count("email_bounced") == 1
+
+
+def test_a_malformed_message_is_dead_lettered_at_once_with_its_redrive_count(local_stack):
+    # GIVEN a malformed message the scheduled redrive has already brought back twice
+    sqs = local_stack.client("sqs")
+    dlq = local_stack.physical["SesEventsDLQ"]
+    queue = local_stack.physical["SesEventsQueue"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    body = json.dumps({"eventType": "Bounce", "mail": {}, "note": unique_email("malformed")})
+    record = {
+        "messageId": "0c6b5a4e-malformed",
+        "receiptHandle": "handle-malformed",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000"},
+        "messageAttributes": {"leadflow_redrives": {"stringValue": "2", "dataType": "Number"}},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": "us-east-1",
+    }
+    # WHEN the function receives it (its first receive)
+    result = local_stack.runner.invoke("SesEventsFunction", {"Records": [record]})
+    # THEN the batch succeeds (nothing is retried) and the DLQ holds it, its redrive count kept: the
+    # redrive's limit still ends a poison message's round trips
+    assert result == {"batchItemFailures": []}
+    kept = []
+    while batch := sqs.receive_message(
+        QueueUrl=dlq, MessageAttributeNames=["All"], MaxNumberOfMessages=10, VisibilityTimeout=30
+    ).get("Messages"):
+        kept += [m for m in batch if m["Body"] == body]
+    assert len(kept) == 1
+    assert kept[0]["MessageAttributes"]["leadflow_redrives"] == {"StringValue": "2", "DataType": "Number"}
+    sqs.delete_message(QueueUrl=dlq, ReceiptHandle=kept[0]["ReceiptHandle"])

@@ -122,6 +122,11 @@ class FeedbackSettings(_Settings):
     suppression_secret_arn: str
 
 
+class FeedbackQueueSettings(_Settings):
+    ses_events_queue_url: str
+    ses_events_dlq_url: str
+
+
 class SegmentSettings(_Settings):
     leads_table: str
     leadflow_workspace: str

@@ -17,6 +17,7 @@ from leadflow.adapters.dynamo_capture import CaptureWrites
 from leadflow.adapters.dynamo_json import deserialize, serialize
 from leadflow.adapters.dynamo_scoring import ScoreLedger
 from leadflow.adapters.dynamo_ses_feedback import FeedbackWrites
+from leadflow.adapters.dynamo_table import storage_errors
 
 
 class DynamoLeadStore(CaptureWrites, ActivityWrites, FeedbackWrites, ScoreLedger):
@@ -24,9 +25,10 @@ class DynamoLeadStore(CaptureWrites, ActivityWrites, FeedbackWrites, ScoreLedger
 
     # ------------------------------------------------------------------ reads
     def lead_id_for_email(self, email_key: str) -> str | None:
-        response = self.client.get_item(
-            TableName=self.table, Key=serialize({"PK": f"EMAIL#{email_key}", "SK": "EMAIL"})
-        )
+        with storage_errors():
+            response = self.client.get_item(
+                TableName=self.table, Key=serialize({"PK": f"EMAIL#{email_key}", "SK": "EMAIL"})
+            )
         return deserialize(response["Item"])["lead_id"] if "Item" in response else None
 
     def lead_history(self, lead_id: str, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

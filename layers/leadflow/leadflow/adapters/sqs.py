@@ -1,4 +1,5 @@
-"""The intake queue: raw submissions kept for replay when the table cannot take them."""
+"""Work queues a function sends to or backs off on: the intake queue (raw submissions kept for
+replay when the table cannot take them) and the SES events queue (with its DLQ)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from leadflow.adapters.aws import LazyClient
 from leadflow.domain.errors import IntakeUnavailable
 
 
-class SqsIntakeQueue(LazyClient):
-    """The intake queue: raw submissions kept for replay (its client is only created when the table is down)."""
+class SqsQueue(LazyClient):
+    """One queue (its client is only created when a message is sent or backed off)."""
 
     SERVICE = "sqs"
 
@@ -20,15 +21,38 @@ class SqsIntakeQueue(LazyClient):
         self.queue_url = queue_url
         self._client = client
 
-    def enqueue(self, message: dict[str, Any]) -> None:
-        try:
-            self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message))
-        except (ClientError, BotoCoreError) as error:
-            raise IntakeUnavailable(type(error).__name__) from error
+    def send(self, body: str, attributes: dict[str, Any] | None = None) -> None:
+        """Send ``body``; ``attributes`` as a Lambda SQS record holds them (``messageAttributes``),
+        so a received message is passed on with its own (a dead letter keeps its redrive count)."""
+        extra = {"MessageAttributes": api_attributes(attributes)} if attributes else {}
+        self.client.send_message(QueueUrl=self.queue_url, MessageBody=body, **extra)
 
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        """A received post comes back after ``seconds`` (ChangeMessageVisibility: Lambda's
+        """A received message comes back after ``seconds`` (ChangeMessageVisibility: Lambda's
         event source mapping leaves a visibility the handler set)."""
         self.client.change_message_visibility(
             QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
         )
+
+
+class SqsIntakeQueue(SqsQueue):
+    """The intake queue: raw submissions kept for replay."""
+
+    def enqueue(self, message: dict[str, Any]) -> None:
+        try:
+            self.send(json.dumps(message))
+        except (ClientError, BotoCoreError) as error:
+            raise IntakeUnavailable(type(error).__name__) from error
+
+
+def api_attributes(record_attributes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A Lambda SQS record's ``messageAttributes`` as SendMessage takes them."""
+    sent: dict[str, dict[str, Any]] = {}
+    for name, value in record_attributes.items():
+        attribute = {"DataType": value["dataType"]}
+        if value.get("stringValue") is not None:
+            attribute["StringValue"] = value["stringValue"]
+        if value.get("binaryValue") is not None:
+            attribute["BinaryValue"] = value["binaryValue"]
+        sent[name] = attribute
+    return sent

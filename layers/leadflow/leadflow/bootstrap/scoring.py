@@ -8,10 +8,17 @@ from typing import TYPE_CHECKING
 
 from leadflow.bootstrap.clock import system_clock
 from leadflow.config.workspace import Workspace
-from leadflow.settings import FeedbackSettings, PageViewSettings, ScoringSettings, TrackingSettings
+from leadflow.settings import (
+    FeedbackQueueSettings,
+    FeedbackSettings,
+    PageViewSettings,
+    ScoringSettings,
+    TrackingSettings,
+)
 
 if TYPE_CHECKING:  # annotations only: each function's cold start loads the modules it builds
     from leadflow.adapters.dynamo import DynamoLeadStore
+    from leadflow.adapters.sqs import SqsQueue
     from leadflow.ports.clock import Clock
     from leadflow.services.feedback import FeedbackService
     from leadflow.services.scoring import ScoringService
@@ -78,3 +85,13 @@ def feedback_service() -> FeedbackService:
     store = DynamoLeadStore(settings.leads_table)
     confirmations = DynamoNurtureStore(settings.leads_table)
     return FeedbackService(store, system_clock(), hasher, confirmations)
+
+
+@cache
+def feedback_queues() -> tuple[SqsQueue, SqsQueue]:
+    """The SES events queue (backed off on in a table outage) and its DLQ (a malformed message
+    goes straight there)."""
+    from leadflow.adapters.sqs import SqsQueue
+
+    settings = FeedbackQueueSettings.from_env()
+    return SqsQueue(settings.ses_events_queue_url), SqsQueue(settings.ses_events_dlq_url)
