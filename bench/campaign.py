@@ -63,6 +63,9 @@ class Phase:
 
 
 class Campaign:
+    SCHEDULES: tuple[str, ...] = ("NurtureTickStateMachine",)
+    """The schedules that run: the meter prices the campaign's nurture tick only."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.meter = Meter()
@@ -224,8 +227,11 @@ class Campaign:
         for thread in stack._threads:
             if thread.name == "leadflow-pump":
                 thread.join(timeout=10)
-        # Only the nurture tick's schedule runs (the daily decay sweep is no part of a campaign).
-        stack.schedules = [s for s in stack.schedules if s.target == "NurtureTickStateMachine"]
+        # Only the schedules the campaign needs run (the daily decay sweep is no part of it).
+        stack.schedules = [s for s in stack.schedules if s.target in self.SCHEDULES]
+        missing = set(self.SCHEDULES) - {s.target for s in stack.schedules}
+        if missing:  # a name the template no longer schedules: the run would quietly go without it
+            raise SystemExit(f"no schedule of the template targets {sorted(missing)}")
         self.meter.tap_queue = stack._tap_url
         wrap_runner(stack, self.invocations)
         watch_retries(self.invocations)

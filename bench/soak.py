@@ -15,6 +15,10 @@ broadcast, the example's reaction rates, every wait run out) with, while the bro
   EventBridge out for N s, SES throttling, the CRM answering 503. The clock then moves past the
   queues' visibility timeouts until no queue holds a message.
 
+The nurture tick and the 6-hourly dead-letter redrive run on their schedules (the stack's clock), as
+deployed; ``--verbose`` prints each phase, then the dead-letter queues holding messages, the SES
+events function's failed invocations and the redrive's runs so far.
+
 Then it checks: every email sent exactly once (SES messages by their ``X-Leadflow-Message`` id:
 no id twice, and one per send in the mail logs), every enrollment ended (none active), no
 message in any dead-letter queue and none left in any other, the broadcast execution succeeded,
@@ -147,8 +151,29 @@ class SoakCampaign(Campaign):
     """The cost meter's campaign, its broadcast run under faults (and, with ``--tick-outage-seconds``,
     every tick after it)."""
 
+    SCHEDULES = ("NurtureTickStateMachine", "DeadLetterRedriveFunction")
+    """The nurture tick, and the 6-hourly redrive: what a fault dead-letters comes back as it would in
+    AWS (before this, the soak ran the tick alone, and dead letters it left were never redriven)."""
+
     broadcast_done = False
     tick_faults = 0  # ticks run under faults so far
+
+    def phase(self, name: str, action: Any) -> Any:
+        """A phase; with ``--verbose``, then the dead-letter queues holding messages and the
+        failures and redrives so far (where a dead letter came from, and whether a redrive ran)."""
+        result = super().phase(name, action)
+        if self.args.verbose:
+            with Harness():
+                dead = {k: v for k, v in self.stack.queue_depths().items() if "DLQ" in k and any(v.values())}
+            counts = self.invocations.count
+            print(
+                f"    dead letters: {dead or 'none'}; SesEventsFunction failed "
+                f"{self.invocations.failed['SesEventsFunction']} time(s); redrive runs "
+                f"{counts['DeadLetterRedriveFunction']}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return result
 
     def broadcast(self) -> Any:
         faults = threading.Thread(target=self._inject, name="soak-faults", daemon=True)
