@@ -3,6 +3,7 @@ replay when the table cannot take them) and the SES events queue (with its DLQ).
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -52,7 +53,7 @@ def api_attributes(record_attributes: dict[str, Any]) -> dict[str, dict[str, Any
         attribute = {"DataType": value["dataType"]}
         if value.get("stringValue") is not None:
             attribute["StringValue"] = value["stringValue"]
-        if value.get("binaryValue") is not None:
-            attribute["BinaryValue"] = value["binaryValue"]
+        if value.get("binaryValue") is not None:  # base64 in the record, bytes to SendMessage
+            attribute["BinaryValue"] = base64.b64decode(value["binaryValue"])
         sent[name] = attribute
     return sent
