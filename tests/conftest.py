@@ -194,15 +194,20 @@ def copy_of_leads_table(local_stack: Any, name: str) -> Any:
 
 
 def replay_intake(local_stack: Any, client: Any) -> None:
-    """Tick until the intake queue is empty, moving the dev clock past a replay's backoff.
+    """Tick until the intake queue is empty, moving the dev clock past a replay's backoff."""
+    wait_out_backoff(local_stack, client, "IntakeQueue")
 
-    The stack's pump may take a queued post while the fault is still on: that replay fails and
-    the post waits ``outage_retry_delay`` on the dev clock (as in AWS), so each round moves the
-    clock past the longest wait the posts can have made so far.
+
+def wait_out_backoff(local_stack: Any, client: Any, queue: str) -> None:
+    """Tick until ``queue`` is empty, moving the dev clock past the outage backoff.
+
+    The stack's pump may take a queued message while the fault is still on: that try fails and
+    the message waits ``outage_retry_delay`` on the dev clock (as in AWS), so each round moves the
+    clock past the longest wait the messages can have made so far.
     """
     for receives in range(1, 6):
         client.tick()
-        if local_stack.queue_depths()["IntakeQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}:
+        if local_stack.queue_depths()[queue] == {"visible": 0, "in_flight": 0, "delayed": 0}:
             return
         client.http.post(
             client.url + "/_dev/clock", json={"advance_seconds": outage_retry_delay(receives) + 1}, timeout=10

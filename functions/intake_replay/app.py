@@ -27,7 +27,6 @@ from leadflow.bootstrap.intake import intake_queue, replay_capture_service
 from leadflow.bootstrap.nurture import nurture_admin_service, publish_nurture_counts
 from leadflow.bootstrap.scoring import replay_tracking_service
 from leadflow.domain.errors import FormNotFound, IdempotencyConflict, InvalidSubmission, StorageUnavailable
-from leadflow.domain.outage_backoff import outage_retry_delay
 from leadflow.services.nurture.preferences import is_parked_preference
 from leadflow.services.tracking import is_parked_hit
 
@@ -57,8 +56,7 @@ def record_handler(record: SQSRecord) -> None:
     except StorageUnavailable:
         # Still down: back off (1, 2, 4 ... minutes, at most an hour) instead of the queue's
         # 60 s, so an outage of a day is waited out before the message is dead-lettered.
-        receives = int(record.attributes.approximate_receive_count or 1)
-        intake_queue().retry_later(record.receipt_handle, outage_retry_delay(receives))
+        intake_queue().retry_after_outage(record.receipt_handle, record.attributes.approximate_receive_count)
         metrics.add_metric(name="IntakeRetryLater", unit=MetricUnit.Count, value=1)
         raise
     except (InvalidSubmission, FormNotFound, IdempotencyConflict) as error:

@@ -26,7 +26,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadflow.bootstrap.scoring import feedback_queues, feedback_service
 from leadflow.domain.errors import StorageUnavailable
-from leadflow.domain.outage_backoff import outage_retry_delay
 from leadflow.domain.ses import MalformedFeedback, NotFeedback
 from leadflow.domain.ses_parsing import parse_message
 
@@ -51,8 +50,7 @@ def record_handler(record: SQSRecord) -> None:
             applied = feedback_service().handle(item)
         except StorageUnavailable:
             queue, _ = feedback_queues()
-            receives = int(record.attributes.approximate_receive_count or 1)
-            queue.retry_later(record.receipt_handle, outage_retry_delay(receives))
+            queue.retry_after_outage(record.receipt_handle, record.attributes.approximate_receive_count)
             metrics.add_metric(name="SesFeedbackRetryLater", unit=MetricUnit.Count, value=1)
             raise
         # Kinds and ids only: never the address.

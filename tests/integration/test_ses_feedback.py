@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXTERNAL, dynamodb_outage, suppression_key, unique_email
+from tests.conftest import EXTERNAL, dynamodb_outage, suppression_key, unique_email, wait_out_backoff
 
 pytestmark = pytest.mark.integration
 
@@ -314,8 +314,6 @@ FEEDBACK_CALLS = ("GetItem", "PutItem", "UpdateItem", "Query", "TransactWriteIte
 
 
 def test_an_event_in_a_table_outage_backs_off_and_is_applied_after_it(local_stack, client):
-    from leadflow.domain.outage_backoff import outage_retry_delay
-
     # GIVEN a sign-up whose welcome email went out
     email = unique_email("outagebounce")
     lead_id = client.capture("demo-signup", {"email": email, "consent": True})
@@ -333,13 +331,7 @@ def test_an_event_in_a_table_outage_backs_off_and_is_applied_after_it(local_stac
         assert local_stack.queue_depths()["SesEventsDLQ"] == dead_before
     assert suppression(local_stack, email) is None  # (read once the table answers again)
     # WHEN the outage is over and the clock passes the backoff
-    for receives in range(1, 4):
-        client.http.post(
-            client.url + "/_dev/clock", json={"advance_seconds": outage_retry_delay(receives) + 1}, timeout=10
-        ).raise_for_status()
-        drain(local_stack, client)
-        if local_stack.queue_depths()["SesEventsQueue"] == EMPTY:
-            break
+    wait_out_backoff(local_stack, client, "SesEventsQueue")
     # THEN the bounce is applied: the address suppressed, its activity recorded, nothing dead-lettered
     assert local_stack.queue_depths()["SesEventsQueue"] == EMPTY
     assert local_stack.queue_depths()["SesEventsDLQ"] == dead_before

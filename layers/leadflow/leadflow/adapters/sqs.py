@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from leadflow.adapters.aws import LazyClient
 from leadflow.domain.errors import IntakeUnavailable
+from leadflow.domain.outage_backoff import outage_retry_delay
 
 
 class SqsQueue(LazyClient):
@@ -28,11 +29,14 @@ class SqsQueue(LazyClient):
         extra = {"MessageAttributes": api_attributes(attributes)} if attributes else {}
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=body, **extra)
 
-    def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        """A received message comes back after ``seconds`` (ChangeMessageVisibility: Lambda's
-        event source mapping leaves a visibility the handler set)."""
+    def retry_after_outage(self, receipt_handle: str, receive_count: str | None) -> None:
+        """A message received ``receive_count`` times, failed because the table is down, comes back
+        after the outage backoff (``outage_retry_delay``: ChangeMessageVisibility; Lambda's event
+        source mapping leaves a visibility the handler set)."""
         self.client.change_message_visibility(
-            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            QueueUrl=self.queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=outage_retry_delay(int(receive_count or 1)),
         )
 
 
