@@ -6,12 +6,16 @@ fixed pools (``POOLS``) and thinned through the funnel at fixed rates (``build_c
 keys and fields ``leadflow.domain.reporting`` writes, drawn per day and value); the counters are
 kept sorted by key as DynamoDB keeps a partition (moto's Query scans its whole
 table, seconds per call at this size: no use for timing). A push sequence (12 steps, two
-variants on two of them) adds its daily counters; hand-offs their owners' and teams'. Then each
-report is read ``--runs`` times through ``ReportingService``, as the API reads it: the items
-read, the Query pages and read units (from the items' sizes, eventually consistent: what
-DynamoDB bills), the CPU time of the report here (p50/p95, process CPU time: the machine is
-shared), and a modelled latency: that plus
-an assumed 10 ms per Query page (``ASSUMED_QUERY_PAGE_MS``; not measured).
+variants on two of them) adds its daily counters; hand-offs their owners' and teams'; the forms
+report's items (``form_and_page_counters``): the capture transaction's day counters per form
+(LeadsTable ``STATS#<day>``) and the page counters. Then each report is read ``--runs`` times
+through ``ReportingService``, as the API reads it: the items read, the Query pages, the round
+trips one after another (the Queries a report runs at once, ``READ_WORKERS`` at a time, as
+``adapters.reports.concurrently`` runs them, count as one trip a wave), the read units (from the items' sizes,
+eventually consistent: what DynamoDB bills), the CPU time of the report here (p50/p95, process
+CPU time: the machine is shared), and a modelled latency in Lambda: that CPU time scaled to the
+API function's share of a vCPU (``metering.LAMBDA_CPU_SCALE``, 512 MB) plus an assumed 10 ms a
+round trip (``ASSUMED_QUERY_PAGE_MS``; not measured).
 
     .venv/bin/python bench/report_latency.py [--leads 1000000] [--days 90] [--runs 20] [--json]
 """
@@ -30,6 +34,8 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from metering import LAMBDA_CPU_SCALE  # bench/, beside this script: the API function's share of a vCPU
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = {"source": 20, "medium": 8, "campaign": 40, "form": 6, "channel": 5, "ref": 60}
@@ -103,6 +109,40 @@ def sequence_and_handoff_counters(days: int) -> dict[tuple[str, str], dict[str, 
     return counters
 
 
+def form_and_page_counters(leads: int, days: int, seed: int) -> dict[tuple[str, str], dict[str, int]]:
+    """The forms report's items ``leads`` leads leave: the capture transaction's day counters per
+    form (LeadsTable ``STATS#<day>`` / ``FORM#<id>``: submissions, new leads, spam) and the page
+    counters (``PAGES``: tracked views, submissions, new leads; ``FORMPAGES#<form>``: the form's
+    submissions per page). Every form is on ``PAGES_PER_FORM`` pages of its own and the site has
+    ``OTHER_PAGES`` more that only get views; a returning lead's post is a submission, not a new lead.
+    """
+    rng = random.Random(seed + 1)
+    forms = POOLS["form"]
+    counters: dict[tuple[str, str], dict[str, int]] = {}
+    first = date(2026, 9, 1)
+    per_day = leads / days
+    for d in range(days):
+        day = (first + timedelta(days=d)).isoformat()
+        for f in range(forms):
+            form_id = f"form-{f}"
+            new_leads = round(per_day / forms * rng.uniform(0.5, 1.5))
+            submissions = round(new_leads * 1.25)
+            counters[(f"STATS#{day}", f"FORM#{form_id}")] = {
+                "submissions": submissions,
+                "new_leads": new_leads,
+                "spam": round(submissions * 0.03),
+            }
+            for p in range(PAGES_PER_FORM):
+                page = f"www.example.com/{form_id}/page-{p}"
+                share = round(submissions / PAGES_PER_FORM)
+                fields = {"views": share * 20, "submissions": share, "new_leads": round(new_leads / PAGES_PER_FORM)}
+                counters[("PAGES", f"{day}#{page}")] = fields
+                counters[(f"FORMPAGES#{form_id}", f"{day}#{page}")] = {"submissions": share}
+        for p in range(OTHER_PAGES):
+            counters[("PAGES", f"{day}#www.example.com/article-{p}")] = {"views": rng.randrange(50, 5000)}
+    return counters
+
+
 def _add(into: dict[tuple[str, str], dict[str, int]], more: dict[tuple[str, str], dict[str, int]]) -> None:
     for key, fields in more.items():
         target = into.setdefault(key, {})
@@ -110,6 +150,8 @@ def _add(into: dict[tuple[str, str], dict[str, int]], more: dict[tuple[str, str]
             target[name] = target.get(name, 0) + n
 
 
+PAGES_PER_FORM = 3
+OTHER_PAGES = 40
 PAGE_BYTES = 1024 * 1024  # a Query page returns at most 1 MB
 ASSUMED_QUERY_PAGE_MS = 10.0
 """Assumed in-region latency of one DynamoDB Query page from Lambda (not measured here)."""
@@ -135,7 +177,7 @@ class SortedReportStore:
         self.reset()
 
     def reset(self) -> None:
-        self.items = self.pages = 0
+        self.items = self.pages = self.round_trips = 0
         self.rru = 0.0
 
     def query(self, pk: str, sk_from: str, sk_to: str) -> list[dict[str, Any]]:
@@ -144,9 +186,33 @@ class SortedReportStore:
         found = items[bisect.bisect_left(keys, sk_from) : bisect.bisect_right(keys, sk_to)]
         size = sum(s for _, _, s in found)
         self.items += len(found)
-        self.pages += max(1, -(-size // PAGE_BYTES))
+        pages = max(1, -(-size // PAGE_BYTES))
+        self.pages += pages
+        self.round_trips += pages
         self.rru += max(1, -(-size // 4096)) * 0.5  # eventually consistent reads
         return [dict(item) for _, item, _ in found]
+
+    def form_stats(self, days: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The capture transaction's counters of these days, per form: a Query a day, at once, as
+        ``DynamoLeadFacts.form_stats`` reads them."""
+        answers = self._concurrently([(f"STATS#{day}", "FORM#", "FORM#\uffff") for day in days])
+        return [(str(i["SK"]).removeprefix("FORM#"), i) for items in answers for i in items]
+
+    def query_many(self, ranges: list[tuple[str, str, str]]) -> list[list[dict[str, Any]]]:
+        return self._concurrently(ranges)
+
+    def _concurrently(self, ranges: list[tuple[str, str, str]]) -> list[list[dict[str, Any]]]:
+        """Queries run ``READ_WORKERS`` at a time (``adapters.reports.concurrently``): a wave of them
+        waits as long as its longest, counted here as the most pages any one of them read."""
+        from leadflow.adapters.reports import READ_WORKERS
+
+        trips, answers, longest = self.round_trips, [], 0
+        for pk, sk_from, sk_to in ranges:
+            before = self.pages
+            answers.append(self.query(pk, sk_from, sk_to))
+            longest = max(longest, self.pages - before)
+        self.round_trips = trips + -(-len(ranges) // READ_WORKERS) * longest
+        return answers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,19 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     counters = build_counters(args.leads, args.days, args.seed)
     counters.update(sequence_and_handoff_counters(args.days))
+    counters.update(form_and_page_counters(args.leads, args.days, args.seed))
     built_s = time.perf_counter() - started
     store = SortedReportStore(counters)
-    service = ReportingService(Workspace(ROOT / "workspace"), store, None, Exception)  # type: ignore[arg-type]
+    service = ReportingService(Workspace(ROOT / "workspace"), store, store, Exception)  # type: ignore[arg-type]
     last = (date(2026, 9, 1) + timedelta(days=args.days - 1)).isoformat()
     month = (date.fromisoformat(last) - timedelta(days=29)).isoformat()
     quarter = date(2026, 9, 1).isoformat()
     cases = {
         "funnel by source, 30 days, events": lambda: service.funnel(month, last, "source", "events"),
         f"funnel by campaign, {args.days} days, cohort": lambda: service.funnel(quarter, last, "campaign", "cohort"),
-        f"reps (funnel by ref), {args.days} days": lambda: service.funnel(quarter, last, "ref", "cohort"),
+        f"reps (funnel by ref), {args.days} days": lambda: service.reps(quarter, last, "cohort"),
         "sequence, 30 days (12 steps, 2 A/B tests)": lambda: service.sequence("push", month, last),
         f"sequence, {args.days} days": lambda: service.sequence("push", quarter, last),
         "hand-offs, 30 days (30 owners, 4 teams)": lambda: service.handoffs(month, last),
+        f"forms and pages, 30 days ({POOLS['form']} forms)": lambda: service.forms(month, last),
+        f"forms and pages, {args.days} days": lambda: service.forms(quarter, last),
     }
     results = {}
     for name, run in cases.items():
@@ -190,15 +259,17 @@ def main(argv: list[str] | None = None) -> int:
             run()
             times.append((time.process_time() - t0) * 1000)
         times.sort()
-        network = store.pages * ASSUMED_QUERY_PAGE_MS
+        network = store.round_trips * ASSUMED_QUERY_PAGE_MS
+        p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
         results[name] = {
             "items_read": store.items,
             "query_pages": store.pages,
+            "round_trips": store.round_trips,
             "read_units": store.rru,
             "cpu_p50_ms": round(statistics.median(times), 1),
-            "cpu_p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 1),
-            "modelled_p50_ms": round(statistics.median(times) + network, 1),
-            "modelled_p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))] + network, 1),
+            "cpu_p95_ms": round(p95, 1),
+            "modelled_p50_ms": round(statistics.median(times) * LAMBDA_CPU_SCALE + network, 1),
+            "modelled_p95_ms": round(p95 * LAMBDA_CPU_SCALE + network, 1),
         }
     kinds = Counter(pk.split("#", 1)[0] for pk, _ in counters)
     out = {
@@ -210,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": args.runs,
         "machine": f"{os.cpu_count()} CPUs (shared), Python {sys.version.split()[0]}",
         "assumed_query_page_ms": ASSUMED_QUERY_PAGE_MS,
+        "lambda_cpu_scale": round(LAMBDA_CPU_SCALE, 3),
         "at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "reports": results,
     }
@@ -217,12 +289,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{args.leads:,} leads over {args.days} days: {len(counters):,} counter items {dict(kinds)}")
-    print(f"{'report':<44} {'items':>7} {'pages':>5} {'RRU':>6} {'CPU p50/p95 ms':>15} {'modelled p50/p95 ms':>20}")
+    header = f"{'report':<44} {'items':>7} {'pages':>5} {'trips':>5} {'RRU':>6}"
+    print(f"{header} {'CPU p50/p95 ms':>15} {'modelled p50/p95 ms':>20}")
     for name, r in results.items():
         cpu = f"{r['cpu_p50_ms']}/{r['cpu_p95_ms']}"
         modelled = f"{r['modelled_p50_ms']}/{r['modelled_p95_ms']}"
-        print(f"{name:<44} {r['items_read']:>7} {r['query_pages']:>5} {r['read_units']:>6.1f} {cpu:>15} {modelled:>20}")
-    print(f"modelled = CPU here + {ASSUMED_QUERY_PAGE_MS:g} ms per Query page (assumed in-region latency)")
+        line = f"{name:<44} {r['items_read']:>7} {r['query_pages']:>5} {r['round_trips']:>5} {r['read_units']:>6.1f}"
+        print(f"{line} {cpu:>15} {modelled:>20}")
+    print(
+        f"trips: round trips one after another (Query pages; Queries run at once count one a wave);"
+        f" modelled = CPU here x {LAMBDA_CPU_SCALE:.2f} (LeadApiFunction's 512 MB: 0.29 of a vCPU)"
+        f" + {ASSUMED_QUERY_PAGE_MS:g} ms per round trip (assumed in-region latency)"
+    )
     print(out["machine"], out["at"])
     return 0
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from leadflow.adapters.reports import DynamoLeadFacts, DynamoReportStore
+from leadflow.domain.report_views import days_between
 from leadflow.services.report_drift import VerifyResult
 from leadflow.services.report_verify import compare, expected_funnel
 from tests.conftest import EVENTS, unique_email
@@ -297,6 +298,37 @@ def test_forms_and_pages_count_tracked_views_and_the_posts_from_them(client):
     form = next(f for f in answer["forms"] if f["form_id"] == "demo-signup")
     assert path in form["pages"]
     assert form["views"] >= 3 and form["submissions"] >= 1
+
+
+def test_a_quarters_forms_report_adds_up_every_days_counters(local_stack, client):
+    # GIVEN the capture transaction's day counters of a form on 90 days of a quarter no other test writes
+    outputs = local_stack.stack_info()["outputs"]
+    dynamodb = local_stack.client("dynamodb")
+    form_id = f"rpt-form-{uuid.uuid4().hex[:8]}"
+    days = days_between("2031-01-01", "2031-03-31")
+    assert len(days) == 90
+    for n, day in enumerate(days):
+        dynamodb.put_item(
+            TableName=outputs["LeadsTableName"],
+            Item={
+                "PK": {"S": f"STATS#{day}"},
+                "SK": {"S": f"FORM#{form_id}"},
+                "submissions": {"N": str(n + 2)},
+                "new_leads": {"N": str(n + 1)},
+                "spam": {"N": str(n % 3)},
+            },
+        )
+    # WHEN the days are read (READ_WORKERS at a time) and the report asked for the quarter
+    rows = DynamoLeadFacts(outputs["LeadsTableName"], client=dynamodb).form_stats(days)
+    answer = report(client, "forms", **{"from": days[0], "to": days[-1]})
+    # THEN every day is read once, in the order asked, and the report adds them all up
+    assert [int(stats["submissions"]) for found, stats in rows if found == form_id] == [n + 2 for n in range(len(days))]
+    (row,) = [f for f in answer["forms"] if f["form_id"] == form_id]
+    assert (row["submissions"], row["new_leads"], row["spam"]) == (
+        sum(n + 2 for n in range(len(days))),
+        sum(n + 1 for n in range(len(days))),
+        sum(n % 3 for n in range(len(days))),
+    )
 
 
 def test_reps_get_the_leads_their_share_code_brought(client):

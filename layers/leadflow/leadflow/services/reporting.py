@@ -249,11 +249,12 @@ class ReportingService:
             BadPeriod: the period is not valid.
         """
         start, end = period(start, end)
-        stats = [row for day in days_between(start, end) for row in self.leads.form_stats(day)]
-        pages = _period_items(self.reports, "PAGES", start, end)
+        stats = self.leads.form_stats(days_between(start, end))
         form_ids = sorted({form_id for form_id, _ in stats} | set(self.form_ids))
-        form_pages = {f: _period_items(self.reports, f"FORMPAGES#{f}", start, end) for f in form_ids}
-        return forms_report(stats, pages, form_pages, start=start, end=end)
+        pages, *of_forms = self.reports.query_many(
+            [_period("PAGES", start, end), *(_period(f"FORMPAGES#{f}", start, end) for f in form_ids)]
+        )
+        return forms_report(stats, pages, dict(zip(form_ids, of_forms, strict=True)), start=start, end=end)
 
     def reps(self, start: str, end: str, view: str = "cohort") -> dict[str, Any]:
         """Leads, MQL, SQL and won per share code (the funnel by ``ref``, with the referrers' names).
@@ -271,13 +272,15 @@ class ReportingService:
             BadPeriod: the period is not valid.
         """
         start, end = period(start, end)
-        owners = _period_items(self.reports, "HANDOFFS#owner", start, end)
-        teams = _period_items(self.reports, "HANDOFFS#team", start, end)
+        owners, teams = self.reports.query_many(
+            [_period("HANDOFFS#owner", start, end), _period("HANDOFFS#team", start, end)]
+        )
         return handoff_report(owners, teams, start=start, end=end)
 
 
-def _period_items(reports: ReportWriter, pk: str, start: str, end: str) -> list[dict[str, Any]]:
-    return reports.query(pk, f"{start}#", f"{end}#\uffff")
+def _period(pk: str, start: str, end: str) -> tuple[str, str, str]:
+    """The Query of a partition's day counters over a period (sort keys ``<day>#...``)."""
+    return pk, f"{start}#", f"{end}#\uffff"
 
 
 def _is_feedback(event: BusEvent) -> bool:
