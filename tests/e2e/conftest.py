@@ -106,3 +106,15 @@ def dev_server() -> Iterator[DevServer]:
 @pytest.fixture(scope="session")
 def dev(dev_server: DevServer) -> StackClient:
     return StackClient(dev_server.url)
+
+
+def api_csv(dev: StackClient, path: str, **params: str) -> str:
+    """A report as the API answers it to ``Accept: text/csv``."""
+    answer = dev.http.get(
+        f"{dev.url}/api/v1{path}",
+        params=params,
+        headers={"Authorization": f"Bearer {dev.token}", "Accept": "text/csv"},
+        timeout=30,
+    )
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv"), answer.text
+    return answer.text

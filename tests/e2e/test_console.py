@@ -273,6 +273,18 @@ def test_the_reports_page_shows_the_funnel_and_each_sequence(dev: StackClient):
     page = viewer.get(f"{dev.url}/console/reports", params={"by": "campaign"}, timeout=60)
     assert page.status_code == 200 and 'id="reports"' in page.text and "<svg" in page.text
     assert "Sequence welcome" in page.text and "<option selected>campaign</option>" in page.text
+    # AND either view of the funnel draws the API's figures for it
+    for view in ("events", "cohort"):
+        page = viewer.get(f"{dev.url}/console/reports", params={"by": "campaign", "view": view}, timeout=60)
+        assert page.status_code == 200 and f"<option selected>{view}</option>" in page.text
+        start, end = re.search(r'name="from" value="([^"]+)".*?name="to" value="([^"]+)"', page.text, re.S).groups()  # type: ignore[union-attr]
+        funnel = dev.api("/reports/funnel", by="campaign", view=view, **{"from": start, "to": end}).json()
+        chart = page.text[page.text.index('data-chart="Funnel"') :]
+        chart = chart[: chart.index("</svg>")]
+        drawn = dict(re.findall(r'<rect [^>]*data-row="([^"]+)" data-value="([0-9.]+)"', chart))
+        assert float(drawn["created"]) == funnel["totals"]["created"] >= 1
+        for stage in ("lead", "mql", "sql"):
+            assert float(drawn[stage]) == funnel["totals"]["reached"][stage]
     bad = viewer.get(f"{dev.url}/console/reports", params={"from": "2026-13-40"}, timeout=60)
     assert bad.status_code == 400
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, StackClient, unique_email
-from tests.e2e.conftest import run_leadflow
+from tests.e2e.conftest import api_csv, run_leadflow
 from tests.e2e.test_browser import browser_without_js  # noqa: F401 - the fixture is used by name
 from tests.e2e.test_console import _sign_in_in, signed_in
 
@@ -112,6 +112,11 @@ def test_the_reports_page_shows_forms_reps_and_handoffs_with_the_apis_numbers(de
         done = run_leadflow("report", report, "--dev", dev.url, "--from", start, "--to", end)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == dev.api(f"/reports/{report}", **{"from": start, "to": end}).json()
+        as_csv = run_leadflow("report", report, "--dev", dev.url, "--from", start, "--to", end, "--csv")
+        assert as_csv.returncode == 0, as_csv.stderr
+        rows = api_csv(dev, f"/reports/{report}", **{"from": start, "to": end}).splitlines()
+        assert as_csv.stdout.splitlines() == rows  # the same lines (their ends are the pipe's)
+        assert len(rows) >= (1 if report == "handoffs" else 2)  # a header, and rows (no hand-off in this test)
         out = tmp_path / f"{report}.html"
         written = run_leadflow("report", report, "--dev", dev.url, "--from", start, "--to", end, "--html", str(out))
         assert written.returncode == 0, written.stderr

@@ -5,6 +5,7 @@ The charts must be there, not blank (bars with a width), and show the numbers th
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import StackClient, unique_email
-from tests.e2e.conftest import run_leadflow
+from tests.e2e.conftest import api_csv, run_leadflow
 from tests.e2e.test_browser import browser  # noqa: F401 - the fixture is used by name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -76,6 +77,22 @@ def test_the_reports_page_draws_the_apis_numbers(dev: StackClient, browser: Any,
             assert flow[(step["step"], "unique opens")]["value"] == step["counts"]["unique_opens"]
             assert flow[(step["step"], "unique clicks")]["value"] == step["counts"]["unique_clicks"]
     assert flow[("welcome", "unique opens")]["value"] >= 1
+    flow_values = {key: bar["value"] for key, bar in flow.items()}
+
+    # AND `leadflow report sequence welcome` answers as the API does: JSON, CSV, and one HTML page
+    # that Chromium draws with the same step-by-step figures
+    cli = ("report", "sequence", "welcome", "--dev", dev.url, "--from", day, "--to", day)
+    done = run_leadflow(*cli)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == sequence
+    as_csv = run_leadflow(*cli, "--csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert as_csv.stdout.splitlines() == api_csv(dev, "/reports/sequences/welcome", **period).splitlines()
+    sequence_page = tmp_path / "welcome.html"
+    assert run_leadflow(*cli, "--html", str(sequence_page)).returncode == 0
+    browser.get(sequence_page.as_uri())
+    drawn = {(b["row"], b["series"]): b["value"] for b in bars(browser, "Sequence welcome: step by step")}
+    assert drawn == flow_values
 
     # WHEN the same funnel is written by the command line as one HTML file
     out = tmp_path / "funnel.html"

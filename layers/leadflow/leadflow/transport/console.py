@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from leadflow.domain.emails import InvalidEmail
 from leadflow.domain.errors import LeadNotFound
+from leadflow.domain.reporting import DIMENSIONS, VIEWS
 from leadflow.domain.roles import Action, Person, person_from_claims
 from leadflow.transport.console_actions import (
     CHANGES,
@@ -57,7 +58,6 @@ from leadflow.transport.console_sign_in import finish_sign_in, sign_out, signed_
 log = logging.getLogger("leadflow.console")
 COOKIE = "lf_console"
 PAGES = Path(__file__).parent / "console_pages"
-DIMENSIONS = ("source", "medium", "campaign", "form", "channel", "ref")
 STAGES = ("subscriber", "lead", "mql", "sql", "opportunity", "customer", "recycled", "disqualified")
 _LEAD_ID = r"(?P<lead_id>[0-9A-Za-z_-]{1,64})"
 _IMPORT_ID = r"(?P<import_id>[A-Za-z0-9_-]{1,64})"
@@ -251,10 +251,12 @@ class Console:
         self.require(request, Action.READ)
         by = request.query.get("by", "source")
         by = by if by in DIMENSIONS else "source"
+        view = request.query.get("view", "events")
+        view = view if view in VIEWS else "events"
         start, end = default_period(request.query.get("from"), request.query.get("to"), self.parts.now().date())
         service = self.parts.reports()
         try:
-            funnel = FunnelReport.model_validate(service.funnel(start, end, by, "events")).model_dump(by_alias=True)
+            funnel = FunnelReport.model_validate(service.funnel(start, end, by, view)).model_dump(by_alias=True)
             sections = [funnel_section(funnel)]
             for sequence_id in sorted(service.workspace.sequences):
                 report = SequenceReport.model_validate(service.sequence(sequence_id, start, end))
@@ -273,6 +275,8 @@ class Console:
             end=end,
             by=by,
             dimensions=DIMENSIONS,
+            view=view,
+            views=VIEWS,
         )
 
     def audit(self, request: Request) -> str:
