@@ -5,9 +5,11 @@ broadcast, the example's reaction rates, every wait run out) with, while the bro
 (``dev/faults.py``, moto answering as AWS would fail):
 
 - **SES throttling**: ``SendEmail`` answers ``TooManyRequestsException`` ``--throttled`` times;
-- **a hop crashing mid-run**: the broadcast's ``Scan`` fails three times in a row (every SDK
-  attempt), so a hop that has already enrolled and sent pages dies; the state machine retries it
-  from its cursor;
+- **a hop dying at its scan**: the broadcast's ``Scan`` fails three times in a row (every SDK
+  attempt), armed as the broadcast starts; the state machine retries the hop from its cursor;
+- **hops dying mid-page** (``LambdaCrash``, twice): the ``SendEmail`` of an email goes out and the
+  invocation that made it dies there, in the middle of its page, with an error its code cannot
+  catch; the state machine retries the hop, which redoes the page;
 - **a table outage**: every DynamoDB operation answers ``InternalServerError`` for
   ``--outage-seconds`` (60 by default);
 - with ``--tick-outage-seconds N``, **every tick after the broadcast** too (the product email, the
@@ -22,7 +24,8 @@ events function's failed invocations and the redrive's runs so far.
 Then it checks: every email sent exactly once (SES messages by their ``X-Leadflow-Message`` id:
 no id twice, and one per send in the mail logs), every enrollment ended (none active), no
 message in any dead-letter queue and none left in any other, the broadcast execution succeeded,
-every requested hand-off delivered to the CRM, and the campaign's reports (its sequence's, with the
+every requested hand-off delivered to the CRM, every fault asked for applied (the injector's count),
+and the campaign's reports (its sequence's, with the
 A/B variants', and the hand-offs') recomputed from the raw records by ``leadflow report verify``:
 0 drift, and every day's and step's ``sent`` equal to the mail logs' sends. The stack process's memory
 (RSS) is sampled every few seconds; with ``--trace-memory``, ``tracemalloc`` tells where the growth
@@ -48,7 +51,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from campaign import Campaign  # bench/, beside this script
+from campaign import SEQUENCE, Campaign  # bench/, beside this script
 from campaign_stack import Harness, Outbox  # bench/, beside this script
 from metering import ACCOUNT, REGION  # bench/, beside this script
 
@@ -184,25 +187,30 @@ class SoakCampaign(Campaign):
         return started
 
     def _inject(self) -> None:
-        from leadflow.dev.faults import Fault
+        from leadflow.dev.faults import CRASH, Fault
 
         injector = self.stack.faults
         log: list[str] = []
         self.injected = log
+        # Armed before the parts start: a part's scan is one page of up to 1 MB, so a small run
+        # scans only as its parts begin (a Scan fault armed later never fired: the faults applied
+        # are checked at the end).
+        injector.add(Fault("dynamodb", "Scan", "InternalServerError", 3, 500))
+        log.append("broadcast Scan failing 3x (a hop dying at its scan)")
         while not self.stack.running_executions():  # the broadcast's parts are under way
             time.sleep(0.05)
         time.sleep(1)
         injector.add(Fault("sesv2", "SendEmail", "TooManyRequestsException", self.args.throttled, 429))
         log.append(f"SES throttling x{self.args.throttled}")
-        time.sleep(2)
-        injector.add(Fault("dynamodb", "Scan", "InternalServerError", 3, 500))
-        log.append("broadcast Scan failing 3x (a hop crashing mid-run)")
-        time.sleep(2)
+        for _ in range(CRASHES):  # one after the other: the second counts its emails after the first
+            injector.add(Fault("sesv2", "SendEmail", CRASH, 1, 500, skip=CRASH_EVERY))
+        log.append(f"{CRASHES} hops dying mid-page (after {CRASH_EVERY} emails each)")
+        time.sleep(4)
         for operation in DYNAMODB_OPERATIONS:
             injector.add(Fault("dynamodb", operation, "InternalServerError", -1, 500))
         log.append(f"DynamoDB outage {self.args.outage_seconds} s")
         time.sleep(self.args.outage_seconds)
-        injector.clear()
+        injector.clear("dynamodb")  # the outage is over; the crashes asked for may be still to come
 
     def tick(self) -> int:
         """A tick (and its follow-ups). With ``--tick-outage-seconds``, each tick after the broadcast
@@ -230,7 +238,8 @@ class SoakCampaign(Campaign):
         injector.add(Fault("events", "PutEvents", "InternalException", -1, 500))
         crm.set_mode({"status": 503})
         time.sleep(self.args.tick_outage_seconds)
-        injector.clear()
+        injector.clear("dynamodb")
+        injector.clear("events")
         crm.set_mode({"status": 200})
         self.tick_faults += 1
         if self.tick_faults == 1:
@@ -262,6 +271,10 @@ class SoakCampaign(Campaign):
 
 TICK_FAULT_AFTER = 0.5
 """Seconds into a tick when its faults begin (``--tick-outage-seconds``): its work is under way."""
+CRASHES = 2
+CRASH_EVERY = 150
+"""Emails let through before each ``LambdaCrash`` (after the throttling): mid-page, as a scan page of
+the broadcast holds up to 1 MB of items."""
 DRAIN_STEP_SECONDS = 400
 """How far ``drain`` moves the clock a round: past the longest visibility timeout (360 s)."""
 DRAIN_ROUNDS = 20
@@ -288,6 +301,8 @@ def handoffs_delivered(stack: Any) -> Counter[str]:
 def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
     """Exactly-once sends, enrollments ended, empty dead-letter queues, the broadcast succeeded."""
     from moto.ses.models import ses_backends
+
+    from leadflow.dev.faults import CRASH
 
     messages = ses_backends[ACCOUNT][REGION].sent_messages
     ids: Counter[str] = Counter()
@@ -324,6 +339,8 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
         "handoffs_delivered": len(delivered),
         "handoffs_posted_again": sum(n - 1 for n in delivered.values()),
         "report_drift": drift,
+        "faults_fired": dict(stack.faults.fired),
+        "enrolled_reported": enrolled_reported(stack),
     }
     result["ok"] = (
         result["sent_twice"] == 0
@@ -336,6 +353,9 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
         and result["handoffs_delivered"] == result["handoffs_requested"]
         and drift["drift"] == 0
         and not drift["sends_unlike_sent"]
+        and result["enrolled_reported"] == data["leads"]
+        and result["faults_fired"].get(f"sesv2:SendEmail:{CRASH}") == CRASHES
+        and result["faults_fired"].get("dynamodb:Scan:InternalServerError", 0) >= 3
     )
     return result
 
@@ -361,6 +381,19 @@ def report_drift(stack: Any) -> dict[str, Any]:
 
 
 CAMPAIGN_REPORTS = ("sequences", "ab", "handoffs")
+FIRST_STEP = "discount"  # the push sequence's broadcast step
+
+
+def enrolled_reported(stack: Any) -> int:
+    """The push sequence report's ``enrolled`` at its first step, every day: what the campaign's
+    broadcast enrolled, as the reports counted it (every lead once, hops that died included)."""
+    from leadflow.adapters.reports import DynamoReportStore
+
+    with Harness():
+        items = DynamoReportStore(stack.physical["ReportsTable"], stack.client("dynamodb")).query(
+            f"SEQRPT#{SEQUENCE}", "0", "9"
+        )
+    return sum(int(i.get("enrolled", 0)) for i in items if str(i["SK"]).split("#")[2] == FIRST_STEP)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,6 +471,7 @@ def report(result: dict[str, Any]) -> str:
             f"days and steps whose sent differs from the mail logs {len(d['sends_unlike_sent'])}"
             + (f"; drifted {d['drifted'][:5]}" if d["drifted"] else "")
             + (f"; sends {d['sends_unlike_sent'][:5]}" if d["sends_unlike_sent"] else ""),
+            f"  faults applied: {c['faults_fired']}; enrolled in the sequence report {c['enrolled_reported']}",
             f"  memory: RSS {m['rss_mb']} MB; traced growth by owner (MB): {m['traced_growth_mb_by_owner']}",
             *(
                 [f"  traced growth by site (MB, the 15 largest): {m['traced_growth_mb_by_site']}"]

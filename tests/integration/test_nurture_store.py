@@ -359,6 +359,35 @@ def test_a_hop_run_again_sends_nothing_twice(nurture):
     assert not rest["more"] and len(nurture.sender.sent) == 12
 
 
+def test_a_hop_that_dies_mid_page_is_redone_each_email_once_and_counted_once(nurture):
+    from collections import Counter
+
+    from leadflow.dev.faults import LambdaCrash
+
+    # GIVEN a part's hop that dies in the middle of its page, just after its 5th email went out
+    nurture.add_leads(12)
+
+    def crash_after_five(lead: str) -> None:
+        if len(nurture.sender.sent) == 5:
+            nurture.sender.before_send = None
+            nurture.sender.sent.append(("sent before the crash", lead))
+            raise LambdaCrash("the execution environment died")
+
+    nurture.sender.before_send = crash_after_five
+    with pytest.raises(LambdaCrash):
+        nurture.service.broadcast_hop(part("run-crash"), lambda: False)
+    counted = Counter({tuple(c[2:5]): c[5] for c in nurture.service.counts.take()})  # published as it ended
+    # WHEN the state machine runs the hop again from the same cursor
+    again = nurture.service.broadcast_hop(part("run-crash"), lambda: False)
+    for c in nurture.service.counts.take():
+        counted[tuple(c[2:5])] += c[5]
+    # THEN every lead got its email once, and the report's counts add up to every lead once
+    assert not again["more"] and len(nurture.sender.sent) == 12
+    assert len({message for _, message in nurture.sender.sent}) == 12
+    assert counted[("discount", "-", "sent")] == 12, counted
+    assert counted[("discount", "-", "enrolled")] == 12, counted
+
+
 def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
     # GIVEN a lead whose local time is night (quiet hours 21:00-08:00) when its part runs
     nurture.clock.current = NOW.replace(hour=23)

@@ -98,14 +98,20 @@ class ControlRoutes:
         return json_response({"token": token, "url": self.stack.url + path + token})
 
     def on_faults(self, request: Request) -> Response:
+        """``GET``: the faults armed (``?fired=1``: how many times each was applied, cleared ones too);
+        ``POST``: arm one (``dev.faults.Fault``); ``DELETE``: clear them (``?service=dynamodb``: that
+        service's only)."""
+        if request.method == "GET" and request.args.get("fired"):
+            return json_response(dict(self.stack.faults.fired))
         if request.method == "DELETE":
-            self.stack.faults.clear()
+            self.stack.faults.clear(request.args.get("service") or None)
         elif request.method == "POST":
             body = request.get_json(force=True, silent=True) or {}
             try:
                 self.stack.faults.add(Fault(**body))
             except TypeError:
-                return json_response({"message": "send service, operation, error and optionally count, status"}, 400)
+                fields = "service, operation, error and optionally count, status, after, skip"
+                return json_response({"message": f"send {fields}"}, 400)
         return json_response(self.stack.faults.listing())
 
     # ------------------------------------------------------------------ fake CRM (hand-off destination)

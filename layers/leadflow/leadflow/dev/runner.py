@@ -21,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from leadflow.dev.faults import LambdaCrash
+
 log = logging.getLogger("leadflow.dev")
 
 # Variables read when a handler module is imported (so they may differ per function), each with the
@@ -159,7 +161,7 @@ class LambdaRunner:
             self.invocations[function.logical_id] += 1
             try:
                 result = handler(payload, LambdaContext(function))
-            except Exception as error:
+            except (Exception, LambdaCrash) as error:
                 raise HandlerError(function.logical_id, error) from error
             finally:
                 self.durations_ms[function.logical_id] += int((time.perf_counter() - started) * 1000)

@@ -31,10 +31,11 @@ from leadflow.services.nurture.base import (
     StepFailed,
     _personal,
     _recent_sends,
+    broadcast_parts,
 )
 from leadflow.services.nurture.links import EmailLinks, TokenIssuer
 from leadflow.services.nurture.service import NurtureService
-from leadflow.services.nurture.stepping import ERROR_RETRY, SUPPRESSION_LAG, broadcast_parts, slot_block
+from leadflow.services.nurture.stepping import ERROR_RETRY, SUPPRESSION_LAG, slot_block
 
 __all__ = [
     "ERROR_RETRY",

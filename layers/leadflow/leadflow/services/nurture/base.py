@@ -4,6 +4,7 @@ the pure engine sees it."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -58,6 +59,16 @@ state machine (the template's ``BroadcastHopSeconds``): within the function's 90
 spare; a round's start-up (~seconds) is then under 1% of it."""
 
 
+def broadcast_parts(rate: float, items: int | None = None) -> int:
+    """Parts (parallel Scan segments) a broadcast runs as at an SES rate of ``rate`` emails a
+    second: one per ``PART_RATE`` of it, at least one, at most ``MAX_PARTS``, and, when the table's
+    size is known (``items``), no more than one per ``ITEMS_PER_PART`` items."""
+    parts = max(1, min(MAX_PARTS, math.ceil(rate / PART_RATE)))
+    if items is not None:
+        parts = min(parts, max(1, math.ceil(items / ITEMS_PER_PART)))
+    return parts
+
+
 @dataclass
 class BatchResult:
     """What one batch did, counted (the step function returns it; tests and the bench read it)."""
@@ -92,13 +103,17 @@ class _Job:
 
     A broadcast's enrollment is ``fresh``: not stored yet, it must be written whatever its first
     step does; ``new`` when the lead had no enrollment in the sequence (the write then requires
-    that none exists), else it replaces the ended one read at ``rev`` (a re-entry)."""
+    that none exists), else it replaces the ended one read at ``rev`` (a re-entry). ``enrolls``:
+    its first write is the lead's enrollment, counted ``enrolled`` as it is written (a broadcast's);
+    counted per page after the fact, an invocation that died mid-page lost the count of the leads
+    it had enrolled, whom its retry found enrolled already."""
 
     enrollment: Enrollment
     rev: int
     new: bool
     profile: dict[str, Any]
     fresh: bool = False
+    enrolls: bool = False
 
 
 class NurtureBase:

@@ -17,8 +17,7 @@ from leadflow.domain.definitions.sequences import Sequence
 from leadflow.domain.errors import StorageUnavailable
 from leadflow.domain.nurture import Enrollment, LeadView, enroll, in_segment
 from leadflow.ports.nurture import BroadcastRunner, ScannedPage
-from leadflow.services.nurture.base import HOP_SECONDS, NurtureBase, _Job
-from leadflow.services.nurture.stepping import broadcast_parts
+from leadflow.services.nurture.base import HOP_SECONDS, NurtureBase, _Job, broadcast_parts
 
 
 class Broadcasts(NurtureBase):
@@ -145,14 +144,12 @@ class Broadcasts(NurtureBase):
                 self.counts.add(sequence_id, wave.version, fresh[0][0].step_id, None, "enrolled", written)
             counts["taken"] += len(fresh) - written
             return
-        jobs = [_Job(e, rev or 0, rev is None, profiles[e.lead_id], fresh=True) for e, rev in fresh]
+        jobs = [_Job(e, rev or 0, rev is None, profiles[e.lead_id], fresh=True, enrolls=True) for e, rev in fresh]
         done = self._work(jobs, logs, wave.now)
         taken = done.outcomes.pop("conflict", 0)
         skipped = done.outcomes.pop("not_enrolled", 0)  # skipped at the first email: not written
         started = len(jobs) - taken - skipped - done.outcomes["error"]
-        counts["enrolled"] += started
-        if jobs:
-            self.counts.add(sequence_id, wave.version, jobs[0].enrollment.step_id, None, "enrolled", started)
+        counts["enrolled"] += started  # the run's progress; the report's count is taken per write
         counts["taken"] += taken
         counts["sent"] += done.sent
         counts.update(done.outcomes)

@@ -25,20 +25,18 @@ from leadflow.domain.nurture import EmailToSend, Enrollment, LeadView, Outcome, 
 from leadflow.domain.nurture.mail_log import UNCERTAIN_MARK_WITHIN, MailLog
 from leadflow.domain.rendering import LinkSigner, RenderedEmail, TemplateProblem, sender_of
 from leadflow.ports.messaging import SendRejected, SendThrottled, SendUncertain
-from leadflow.ports.nurture import NurtureStore
 from leadflow.services.nurture.actions import Actions
 from leadflow.services.nurture.base import (
-    ITEMS_PER_PART,
-    MAX_PARTS,
-    PART_RATE,
     SLOT_BLOCK,
     SLOT_WAITS,
     BatchResult,
     _Job,
     _personal,
+    broadcast_parts,
 )
 from leadflow.services.nurture.counts import DEFERRALS_REPORTED, SKIPS
 from leadflow.services.nurture.links import UntrackedLinks
+from leadflow.services.nurture.progress import Progress
 
 MAX_ADVANCES_PER_ENROLLMENT = 4
 THROTTLE_RETRY = timedelta(minutes=1)
@@ -103,8 +101,8 @@ class Stepping(Actions):
                     # The account's send rate is used up: the rest of the batch is left as it is
                     # (no write per lead to put it off), except new enrollments, which are stored.
                     part.outcomes["left_due"] += 1
-                    if job.fresh:
-                        self.store.put_enrollment(job.enrollment, job.rev, new=job.new)
+                    if job.fresh and self.store.put_enrollment(job.enrollment, job.rev, new=job.new):
+                        self._written_first(job)
                     continue
                 part.processed += 1
                 is_suppressed = hashed.get(str(job.profile.get("email", "")).casefold()) in suppressed
@@ -189,7 +187,8 @@ class Stepping(Actions):
         try:
             current = self.store.enrollment(job.enrollment.lead_id, job.enrollment.sequence_id)
             if job.fresh and (current is None or current[1] == job.rev):
-                self.store.put_enrollment(replace(job.enrollment, due_at=now + ERROR_RETRY), job.rev, new=job.new)
+                if self.store.put_enrollment(replace(job.enrollment, due_at=now + ERROR_RETRY), job.rev, new=job.new):
+                    self._written_first(job)
             elif current is not None and current[0].status == "active":
                 self.store.put_enrollment(replace(current[0], due_at=now + ERROR_RETRY), current[1])
         except Exception:  # noqa: BLE001 - the store itself is failing
@@ -197,13 +196,13 @@ class Stepping(Actions):
         return True
 
     # Complexity C (13), kept: the loop of one enrollment's steps in one call, each exit of the loop
-    # a written state; the email's outcomes are in ``_send_step``, the writes in ``_Progress``.
+    # a written state; the email's outcomes are in ``_send_step``, the writes in ``Progress``.
     def _advance_one(self, job: _Job, suppressed: bool, log: MailLog, now: datetime, result: BatchResult) -> MailLog:
         """Move one enrollment as far as it goes now; returns the lead's mail log as it now is.
 
         Every write of the enrollment is conditional on the ``rev`` read (a new one: on there
         being none), so whoever changed it meanwhile (an unsubscribe, another worker) wins."""
-        step = _Progress(self.store, job, log, now, result)
+        step = Progress(self.store, job, log, now, result, self._written_first if job.enrolls else None)
         found = self.definition(job.enrollment)
         if found is None:
             step.store(
@@ -236,7 +235,13 @@ class Stepping(Actions):
             lead = replace(lead, recent_sends=(*lead.recent_sends, now))  # the next step's caps count it
         return step.log
 
-    def _skipped_new(self, outcome: Outcome, enrollment: Enrollment, step: _Progress) -> bool:
+    def _written_first(self, job: _Job) -> None:
+        """A broadcast's new enrollment is written (stored, or held by its email's claim): counted
+        ``enrolled`` now, at its first step, so that an invocation dying later loses no count."""
+        enrollment = job.enrollment
+        self.counts.add(enrollment.sequence_id, enrollment.version, enrollment.step_id, None, "enrolled")
+
+    def _skipped_new(self, outcome: Outcome, enrollment: Enrollment, step: Progress) -> bool:
         """Count a lead without consent in the batch's result (``no_consent``, beside ``exited``); True for
         a broadcast's new enrollment an email's gate skipped (no consent, suppressed...) before anything
         was sent: it is not written at all (the next broadcast looks at the lead again), only counted
@@ -251,7 +256,7 @@ class Stepping(Actions):
         return True
 
     def _send_step(
-        self, sequence: Sequence, enrollment: Enrollment, outcome: Outcome, lead: LeadView, step: _Progress
+        self, sequence: Sequence, enrollment: Enrollment, outcome: Outcome, lead: LeadView, step: Progress
     ) -> bool:
         """Send the email the outcome asks for; True when the enrollment's turn ends here (written as
         it must be: failed, left due, put off, or held by the mail log), False when it goes on."""
@@ -260,7 +265,7 @@ class Stepping(Actions):
         # the lead's mail log hold it (no enrollment item, no due-index entry, no write to end).
         held = outcome.enrollment if step.fresh and holdable(sequence, outcome) else None
         try:
-            sent, step.log = self._send(sequence, outcome, lead, step.log, now, result, held)
+            sent, step.log = self._send(sequence, outcome, lead, step.log, now, result, held, step)
         except TemplateProblem as problem:
             # This lead fails visibly, nothing is sent; the rest of the batch goes on.
             failed = outcome.enrollment
@@ -326,9 +331,16 @@ class Stepping(Actions):
         now: datetime,
         result: BatchResult,
         held: Enrollment | None = None,
+        step: Progress | None = None,
     ) -> tuple[str, MailLog]:
         """Render, claim, send one email. Returns ("sent" | "taken" | "retry" | "saturated", the mail log)
         ("saturated": no send slot of the account's rate came free within ~2 s).
+
+        The email is counted ``sent`` as it is claimed, and the count taken back when the send turns
+        out not to have gone (throttled, refused, uncertain): the claim is what the mail log and
+        ``leadflow report verify`` hold as sent, and an invocation that dies between the claim and
+        the answer must not leave it uncounted. A ``held`` enrollment (``step``'s) is written by
+        the claim: counted as enrolled then (``Progress.written``).
 
         Raises:
             TemplateProblem: the email cannot be rendered for this lead (nothing was claimed or sent).
@@ -355,31 +367,41 @@ class Stepping(Actions):
         if claim == "unconfirmed":  # an ambiguous send waiting for SES's Send event
             result.outcomes["awaiting_confirmation"] += 1
             return "retry", log
+        if held is not None and step is not None:
+            step.written()
+        self.counts.add(sequence.id, version, email.step_id, email.variant, "sent")
         tags = {"lead": lead_id, "sequence": sequence.id, "step": email.step_id}
         began = monotonic()
         try:
             self.sender.send(rendered, str(lead.profile["email"]), email.message_id, tags)
         except SendThrottled:
+            self._not_sent(sequence, version, email)
             self.store.release_send(lead_id, email.message_id)
             result.outcomes["throttled"] += 1
             return "retry", self.store.mail_log(lead_id)
         except SendRejected as error:
+            self._not_sent(sequence, version, email)
             result.outcomes["rejected"] += 1
             result.failures.append({"lead_id": lead_id, "sequence_id": sequence.id, "error": f"rejected {error}"})
-            return "taken", log  # counted as this step's email: never retried
+            return "taken", log  # this step's email: never retried
         except SendUncertain:
             # It may have gone out: the claim stays, and the step waits for SES's Send event
-            # (sent again only if none comes within the store's CONFIRM_WINDOW). Marked only
-            # within UNCERTAIN_MARK_WITHIN of the call's start, which a Send event relies on to
-            # leave a send it finds unmarked as it is; later, the claim stands as sent.
+            # (sent again only if none comes within the store's CONFIRM_WINDOW; counted when it is
+            # confirmed or sent again). Marked only within UNCERTAIN_MARK_WITHIN of the call's
+            # start, which a Send event relies on to leave a send it finds unmarked as it is; later,
+            # the claim stands as sent (and stays counted).
             if self.store.mark_uncertain(lead_id, email.message_id, now, began + UNCERTAIN_MARK_WITHIN):
+                self._not_sent(sequence, version, email)
                 result.outcomes["uncertain"] += 1
             else:
                 result.outcomes["uncertain_unmarked"] += 1
             return "retry", self.store.mail_log(lead_id)
         result.sent += 1
-        self.counts.add(sequence.id, version, email.step_id, email.variant, "sent")
         return "sent", log
+
+    def _not_sent(self, sequence: Sequence, version: int, email: EmailToSend) -> None:
+        """Take back the ``sent`` counted as the email was claimed: it did not go out (or may not have)."""
+        self.counts.add(sequence.id, version, email.step_id, email.variant, "sent", -1)
 
     def _render(self, sequence: Sequence, email: EmailToSend, lead: LeadView, now: datetime) -> RenderedEmail:
         """The email for this lead, with its signed links and the send time as its Date.
@@ -465,33 +487,3 @@ def slot_block(rate: int) -> int:
     unused while other parts wait for the next second (the rate not reached), a smaller one costs
     more counter writes."""
     return min(rate, max(SLOT_BLOCK, math.ceil(rate / broadcast_parts(rate))))
-
-
-def broadcast_parts(rate: float, items: int | None = None) -> int:
-    """Parts (parallel Scan segments) a broadcast runs as at an SES rate of ``rate`` emails a
-    second: one per ``PART_RATE`` of it, at least one, at most ``MAX_PARTS``, and, when the table's
-    size is known (``items``), no more than one per ``ITEMS_PER_PART`` items."""
-    parts = max(1, min(MAX_PARTS, math.ceil(rate / PART_RATE)))
-    if items is not None:
-        parts = min(parts, max(1, math.ceil(items / ITEMS_PER_PART)))
-    return parts
-
-
-class _Progress:
-    """One enrollment being advanced: the write it is at (``rev``; ``new``: there must be no item;
-    ``fresh``: not stored yet, written whatever its step does), the lead's mail log as it now is,
-    and the batch's result it counts into."""
-
-    __slots__ = ("fresh", "log", "new", "now", "result", "rev", "write")
-
-    def __init__(self, store: NurtureStore, job: _Job, log: MailLog, now: datetime, result: BatchResult) -> None:
-        self.write = store.put_enrollment
-        self.rev, self.new, self.fresh = job.rev, job.new, job.fresh
-        self.log, self.now, self.result = log, now, result
-
-    def store(self, state: Enrollment) -> bool:
-        """Write the enrollment over the one read; once written, the next write is over it."""
-        if not self.write(state, self.rev, new=self.new):
-            return False
-        self.rev, self.new, self.fresh = self.rev + 1, False, False
-        return True
