@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -381,16 +381,33 @@ def test_push_campaign_reaches_exactly_the_leads_who_react(stack, capsys):
             print(f"  ({stack.extra_ticks} extra ticks took up enrollments a failed shard page left due)")
 
 
-def run_campaign(stack: CampaignStack) -> None:
+@dataclass
+class Reacted:
+    """Who the campaign reached and how they reacted (lead ids), and the days it ran over."""
+
+    ids: list[str]
+    openers: list[str]
+    clickers: list[str]
+    redeemers: list[str]
+    first_day: str
+    last_day: str
+
+
+Seeder = Callable[[CampaignStack, int, random.Random], dict[str, str]]
+
+
+def run_campaign(stack: CampaignStack, leads: int = LEADS, seeder: Seeder = seed) -> Reacted:
+    """The push campaign over ``leads`` leads that ``seeder`` puts in the stack (lead id -> address),
+    every step checked; returns who reacted."""
     rng = random.Random(20261123)
     client = stack.client
 
     # GIVEN a database of subscribed leads, in daytime
-    with stack.timed(f"seed {LEADS} lead profiles"):
-        address_of = seed(stack, LEADS, rng)
+    with stack.timed(f"seed {leads} leads"):
+        address_of = seeder(stack, leads, rng)
     addresses = set(address_of.values())
     ids = sorted(address_of)
-    openers = sorted(rng.sample(ids, round(LEADS * OPEN_RATE)))
+    openers = sorted(rng.sample(ids, round(leads * OPEN_RATE)))
     clickers = sorted(rng.sample(openers, round(len(openers) * CLICK_RATE)))
     redeemers = sorted(rng.sample(clickers, round(len(clickers) * REDEEM_RATE)))
 
@@ -407,8 +424,8 @@ def run_campaign(stack: CampaignStack) -> None:
             check=False,
         )
     assert broadcast.returncode == 0, broadcast.stderr
-    assert f"{LEADS} enrolled of {LEADS} leads" in broadcast.stdout
-    with stack.timed(f"next tick: {LEADS} discount emails"):
+    assert f"{leads} enrolled of {leads} leads" in broadcast.stdout
+    with stack.timed(f"next tick: {leads} discount emails"):
         next_tick(stack)
     # THEN every lead got the discount email, once
     with stack.timed("read the outbox"):
@@ -463,7 +480,7 @@ def run_campaign(stack: CampaignStack) -> None:
     # THEN every enrollment has ended, with exactly the emails and reactions of its lead
     enrollments = enrollments_of(stack, ids)
     assert set(enrollments) == set(ids)
-    assert Counter(e["status"] for e in enrollments.values()) == Counter({"completed": LEADS})
+    assert Counter(e["status"] for e in enrollments.values()) == Counter({"completed": leads})
     expected_steps = {lead: ["discount"] for lead in ids}
     for lead in openers:
         expected_steps[lead].append("product")
@@ -483,11 +500,12 @@ def run_campaign(stack: CampaignStack) -> None:
         expected[address_of[lead]].append(COUPON)
     assert {a: outbox.subjects(a) for a in addresses} == expected
     message_ids = outbox.message_ids()
-    assert len(message_ids) == len(set(message_ids)) == LEADS + len(openers) + len(clickers)
+    assert len(message_ids) == len(set(message_ids)) == leads + len(openers) + len(clickers)
     # AND the sequence report shows exactly these counts, also after every event it counted came twice more
     last_day = (dev_now(client) + timedelta(days=1)).date().isoformat()
     with stack.timed("reports, then every counted event redelivered and replayed"):
-        check_reports(stack, recorder, first_day, last_day, LEADS, len(openers), len(clickers), len(redeemers))
+        check_reports(stack, recorder, first_day, last_day, leads, len(openers), len(clickers), len(redeemers))
+    return Reacted(ids, openers, clickers, redeemers, first_day, last_day)
 
 
 def test_the_broadcast_route_answers_at_once_however_large_the_segment(stack):
