@@ -388,6 +388,53 @@ def test_a_hop_that_dies_mid_page_is_redone_each_email_once_and_counted_once(nur
     assert counted[("discount", "-", "enrolled")] == 12, counted
 
 
+def test_every_skip_an_unsubscribe_and_its_exit_reach_the_sequence_report(nurture):
+    from leadflow.domain.reporting import merge_increments
+    from leadflow.domain.sequence_reports import nurture_counted, sequence_report
+
+    # GIVEN seven leads in the push sequence's segment: three as they are, one without consent, one
+    # whose address bounced before, one where it is night (quiet hours), one who will unsubscribe
+    leads = nurture.add_leads(7)
+    plain, no_consent, suppressed, at_night, leaving = leads[:3], leads[3], leads[4], leads[5], leads[6]
+    table, client = nurture.store.table, nurture.store.client
+    for lead, name, value in (
+        (no_consent, "consent_marketing_email", {"M": {"granted": {"BOOL": False}}}),
+        (at_night, "country", {"S": "NZ"}),
+    ):
+        client.update_item(
+            TableName=table,
+            Key={"PK": {"S": f"LEAD#{lead}"}, "SK": {"S": "PROFILE"}},
+            UpdateExpression="SET #f = :v",
+            ExpressionAttributeNames={"#f": name},
+            ExpressionAttributeValues={":v": value},
+        )
+    nurture.store.suppress(nurture.service.address_key(f"{suppressed.lower()}@example.com"), "bounced", NOW.isoformat())
+    # WHEN the push is broadcast (a part's hop, as the state machine runs it), and one lead then
+    # unsubscribes with one click
+    assert not nurture.service.broadcast_hop(part("run-figures"), lambda: False)["more"]
+    assert nurture.service.unsubscribe(leaving, None, "one-click")["exited"] == 1
+    # THEN what the nurture functions publish, counted by the reports, gives the discount step exactly
+    # its figures: five enrolled (the two skipped at the gate are not), four sent, one of each skip,
+    # and the unsubscribe (on the step of the last email); the exit is on the step it left from
+    fact = nurture_counted("counted-once", NOW, nurture.service.counts.take())
+    items = [{"PK": pk, "SK": sk, **fields} for (pk, sk), fields in merge_increments([fact]).items()]
+    day = NOW.date().isoformat()
+    steps = ["discount", "wait-discount"]
+    report = sequence_report(items, sequence_id=SEQUENCE, start=day, end=day, step_order=steps)
+    flow = {row["step"]: {k: v for k, v in row["counts"].items() if v} for row in report["flow"]}
+    assert flow["discount"] == {
+        "enrolled": 5,
+        "sent": 4,
+        "delivered": 4,  # sent less bounces: none bounced
+        "skipped_no_consent": 1,
+        "skipped_suppressed": 1,
+        "skipped_quiet_hours": 1,
+        "unsubscribes": 1,
+    }, flow
+    assert flow["wait-discount"] == {"exits": 1}, flow
+    assert len(nurture.sender.sent) == len(plain) + 1
+
+
 def test_a_broadcast_lead_in_quiet_hours_is_left_due_for_the_ticks(nurture):
     # GIVEN a lead whose local time is night (quiet hours 21:00-08:00) when its part runs
     nurture.clock.current = NOW.replace(hour=23)

@@ -270,6 +270,34 @@ def test_delivered_is_sent_less_bounces_and_a_delivery_event_changes_nothing(loc
     assert local_stack.queue_depths()["SesEventsQueue"] == {"visible": 0, "in_flight": 0, "delayed": 0}
 
 
+def test_a_complaint_about_a_sequence_email_reaches_its_step_in_the_report(local_stack, client):
+    from tests.integration.test_reports import delta, sequence_cell
+
+    # GIVEN a sign-up whose welcome email went out
+    now = client.tick()["now"]
+    day = now[:10]
+    before = sequence_cell(client, "welcome", "welcome", day)
+    email = unique_email("complained")
+    lead_id = client.capture("demo-signup", {"email": email, "consent": True})
+    client.tick()
+    send = next(s for s in mail_log(local_stack, lead_id)["sends"] if s.get("s") == "welcome")
+    # WHEN its recipient marks it as spam (SES's Complaint event, delivered twice)
+    complained_at = client.tick()["now"]
+    complaint = leadflow_email(SES / "awsdocs_eventpublishing_Complaint.json", email, lead_id, send["m"], complained_at)
+    for _ in range(2):
+        publish(local_stack, json.dumps(complaint))
+        drain(local_stack, client)
+    settle_reports(local_stack, client)
+    # THEN the welcome step counts one complaint beside its send (once), and the address is suppressed
+    assert delta(sequence_cell(client, "welcome", "welcome", day), before) == {
+        "enrolled": 1,
+        "sent": 1,
+        "delivered": 1,
+        "complaints": 1,
+    }
+    assert suppression(local_stack, email)["reason"]["S"] == "complained"
+
+
 def settle_reports(local_stack, client, seconds: float = 15) -> None:
     """Tick until the reporting queue is empty (the bounce's activity counted)."""
     deadline = time.monotonic() + seconds
