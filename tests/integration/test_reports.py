@@ -375,6 +375,28 @@ def test_handoffs_per_owner_and_team_with_acceptance(client):
     )
     assert csv_answer.text.splitlines()[0].startswith("kind,name,assigned,accepted,rejected")
 
+    # WHEN two more are handed off: sales rejects one (no budget), and accepts and wins the other
+    rejected_lead, won_lead = new_lead(client, country="US"), new_lead(client, country="US")
+    rejected = hand_off(client, rejected_lead, "asked for pricing").json()
+    won = hand_off(client, won_lead, "asked for a quote").json()
+    client.tick()
+    for lead, handoff, outcome, reason in (
+        (rejected_lead, rejected, "rejected", "no budget this year"),
+        (won_lead, won, "accepted", None),
+        (won_lead, won, "won", None),
+    ):
+        body = {"lead_id": lead, "handoff_id": handoff["handoff_id"], "outcome": outcome, "owner": "x"}
+        answer = post_generic(client, {**body, "reason": reason} if reason else body)
+        assert answer.status_code == 200, answer.text
+        client.tick()
+    # THEN the team counts the three hand-offs: two accepted, one rejected with its reason, one won
+    after = {t["name"]: t for t in report(client, "handoffs", **{"from": day, "to": day})["teams"]}["inbound"]
+    base = before.get("inbound", {})
+    changed = {k: after[k] - base.get(k, 0) for k in ("assigned", "accepted", "rejected", "won", "lost")}
+    assert changed == {"assigned": 3, "accepted": 2, "rejected": 1, "won": 1, "lost": 0}
+    reasons = {k: n - (base.get("rejection_reasons") or {}).get(k, 0) for k, n in after["rejection_reasons"].items()}
+    assert {k: n for k, n in reasons.items() if n} == {"no-budget-this-year": 1}, after["rejection_reasons"]  # as a key
+
 
 def test_an_erasures_kept_counts_are_added_once_however_often_it_resumes(local_stack):
     from leadflow.adapters.gdpr import DynamoReportMarkers
