@@ -28,7 +28,7 @@ from leadflow.config.workspace import Workspace
 from leadflow.domain.gdpr import AddressHasher
 from leadflow.domain.rendering import RenderedEmail
 from leadflow.ports.nurture import ProfileChange
-from leadflow.services.nurture import NurtureService, TokenIssuer
+from leadflow.services.nurture import NurtureService, StepFailed, TokenIssuer
 from leadflow.services.nurture.publishing import publish_counts
 from tests.conftest import WORKSPACE, copy_of_leads_table
 
@@ -551,6 +551,30 @@ def test_a_broadcast_holds_its_leads_in_their_mail_logs_and_they_complete_withou
     # AND the lead's enrollments (API, console) list it
     listed = nurture.service.lead_enrollments(leads[0])
     assert [(e.sequence_id, e.status) for e, _ in listed] == [(SEQUENCE, "completed")]
+
+
+def test_a_woken_lead_whose_next_email_fails_is_not_counted_enrolled_again(nurture):
+    from collections import Counter
+
+    # GIVEN a broadcast's held lead (counted enrolled once, as its enrollment was written)
+    (lead,) = nurture.add_leads(1)
+    nurture.service.broadcast_part(SEQUENCE, 0, 1, first_step=True)
+    enrolled = Counter({tuple(c[2:5]): c[5] for c in nurture.service.counts.take()})
+    assert enrolled[("discount", "-", "enrolled")] == 1
+    # WHEN it opens the discount email, and the product email it wakes fails unexpectedly
+    nurture.clock.current = NOW + timedelta(hours=2)
+
+    def fails(_: str) -> None:
+        raise RuntimeError("SES client broken")
+
+    nurture.sender.before_send = fails
+    with pytest.raises(StepFailed):
+        opened(nurture, lead)
+    # THEN its enrollment is stored to be tried again, and nobody is counted enrolled a second time
+    assert nurture.status(lead) == ("active", "wait-discount", None)
+    # (its product email, claimed when the sender failed, stands as sent in the mail log, and is counted so)
+    counted = {tuple(c[2:5]): c[5] for c in nurture.service.counts.take()}
+    assert counted == {("product", "-", "sent"): 1}, counted
 
 
 def test_an_open_moves_a_held_lead_on_at_once_and_the_product_email_holds_it_again(nurture):

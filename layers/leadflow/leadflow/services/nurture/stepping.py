@@ -101,7 +101,7 @@ class Stepping(Actions):
                     # The account's send rate is used up: the rest of the batch is left as it is
                     # (no write per lead to put it off), except new enrollments, which are stored.
                     part.outcomes["left_due"] += 1
-                    if job.fresh and self.store.put_enrollment(job.enrollment, job.rev, new=job.new):
+                    if job.fresh and self.store.put_enrollment(job.enrollment, job.rev, new=job.new) and job.enrolls:
                         self._written_first(job)
                     continue
                 part.processed += 1
@@ -187,7 +187,8 @@ class Stepping(Actions):
         try:
             current = self.store.enrollment(job.enrollment.lead_id, job.enrollment.sequence_id)
             if job.fresh and (current is None or current[1] == job.rev):
-                if self.store.put_enrollment(replace(job.enrollment, due_at=now + ERROR_RETRY), job.rev, new=job.new):
+                put_off = replace(job.enrollment, due_at=now + ERROR_RETRY)
+                if self.store.put_enrollment(put_off, job.rev, new=job.new) and job.enrolls:
                     self._written_first(job)
             elif current is not None and current[0].status == "active":
                 self.store.put_enrollment(replace(current[0], due_at=now + ERROR_RETRY), current[1])
