@@ -5,8 +5,8 @@
 calls fail as AWS would fail them (``count`` -1: until cleared with ``DELETE``). With
 ``"after": true`` the call is carried out first and then answered with the error: a
 timeout whose write landed anyway, the case idempotency exists for. ``"skip": N`` lets the next N
-matching calls through first. The error ``LambdaCrash`` crashes the function that made the call
-instead, after the call is carried out (``LambdaCrash``): ``{"service": "sesv2", "operation":
+matching calls through first. The error ``LambdaCrash`` is no AWS error: the call is carried out,
+then the invocation that made it dies (``LambdaCrash``). ``{"service": "sesv2", "operation":
 "SendEmail", "error": "LambdaCrash", "count": 1, "skip": 40}`` lets 40 emails go out, sends the 41st
 and kills the invocation that sent it, in the middle of its page.
 """
