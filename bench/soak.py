@@ -356,6 +356,7 @@ def checks(data: dict[str, Any], campaign: SoakCampaign) -> dict[str, Any]:
         and result["enrolled_reported"] == data["leads"]
         and result["faults_fired"].get(f"sesv2:SendEmail:{CRASH}") == CRASHES
         and result["faults_fired"].get("dynamodb:Scan:InternalServerError", 0) >= 3
+        and result["faults_fired"].get("sesv2:SendEmail:TooManyRequestsException", 0) >= campaign.args.throttled
     )
     return result
 
