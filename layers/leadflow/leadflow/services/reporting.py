@@ -216,7 +216,7 @@ class ReportingService:
             BadPeriod: the period is not valid.
         """
         start, end = period(start, end)
-        items = self.reports.query(f"FUNNEL#{view}#{by}", f"{start}#", f"{end}#\uffff")
+        items = self.reports.query(*_period(f"FUNNEL#{view}#{by}", start, end))
         return funnel_report(_day_items(items), start=start, end=end, by=by, view=view)
 
     def sequence(self, sequence_id: str, start: str, end: str) -> dict[str, Any]:
@@ -227,7 +227,7 @@ class ReportingService:
             KeyError: no such sequence in the workspace, and nothing counted for it.
         """
         start, end = period(start, end)
-        items = self.reports.query(f"SEQRPT#{sequence_id}", f"{start}#", f"{end}#\uffff")
+        items = self.reports.query(*_period(f"SEQRPT#{sequence_id}", start, end))
         sequence = self.workspace.sequences.get(sequence_id)
         if sequence is None and not items:
             raise KeyError(sequence_id)

@@ -101,7 +101,7 @@ class Stepping(Actions):
                     # The account's send rate is used up: the rest of the batch is left as it is
                     # (no write per lead to put it off), except new enrollments, which are stored.
                     part.outcomes["left_due"] += 1
-                    if job.fresh and self.store.put_enrollment(job.enrollment, job.rev, new=job.new) and job.enrolls:
+                    if job.fresh and self.store.put_enrollment(job.enrollment, job.rev, new=job.new):
                         self._written_first(job)
                     continue
                 part.processed += 1
@@ -188,7 +188,7 @@ class Stepping(Actions):
             current = self.store.enrollment(job.enrollment.lead_id, job.enrollment.sequence_id)
             if job.fresh and (current is None or current[1] == job.rev):
                 put_off = replace(job.enrollment, due_at=now + ERROR_RETRY)
-                if self.store.put_enrollment(put_off, job.rev, new=job.new) and job.enrolls:
+                if self.store.put_enrollment(put_off, job.rev, new=job.new):
                     self._written_first(job)
             elif current is not None and current[0].status == "active":
                 self.store.put_enrollment(replace(current[0], due_at=now + ERROR_RETRY), current[1])
@@ -203,7 +203,7 @@ class Stepping(Actions):
 
         Every write of the enrollment is conditional on the ``rev`` read (a new one: on there
         being none), so whoever changed it meanwhile (an unsubscribe, another worker) wins."""
-        step = Progress(self.store, job, log, now, result, self._written_first if job.enrolls else None)
+        step = Progress(self.store, job, log, now, result, self._written_first)
         found = self.definition(job.enrollment)
         if found is None:
             step.store(
@@ -237,8 +237,11 @@ class Stepping(Actions):
         return step.log
 
     def _written_first(self, job: _Job) -> None:
-        """A broadcast's new enrollment is written (stored, or held by its email's claim): counted
-        ``enrolled`` now, at its first step, so that an invocation dying later loses no count."""
+        """A job's enrollment is written for the first time (stored, or held by its email's claim): a
+        broadcast's new one (``enrolls``) is counted ``enrolled`` now, at its first step, so that an
+        invocation dying later loses no count; others were counted where they were made."""
+        if not job.enrolls:
+            return
         enrollment = job.enrollment
         self.counts.add(enrollment.sequence_id, enrollment.version, enrollment.step_id, None, "enrolled")
 
